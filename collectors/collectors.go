@@ -1,0 +1,153 @@
+// Package collectors defines what every product collector implements and
+// emits: the Collector interface, the Observation type and the registry that
+// product packages (one folder each below this one) add themselves to.
+//
+// A collector knows nothing of PostgreSQL or SMTP: it reads a product's state
+// and returns observations; the scheduler stores them through internal/store.
+package collectors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/config"
+)
+
+// Metric names used by the collectors and the report. METERING.md says what
+// each is billed on.
+const (
+	MetricVMVRAM        = "vm.vram"      // capped billed vRAM of a powered-on VM, MB
+	MetricHostCores     = "host.cores"   // physical cores of a host running a powered-on VM
+	MetricVSANUsedGB    = "vsan.used_gb" // used capacity of a vSAN cluster, GB
+	MetricTanzuVRAM     = "tanzu.vram"   // capped billed vRAM of a Tanzu VM, MB
+	MetricTanzuCores    = "tanzu.cores"  // cores of a host running a Tanzu VM
+	MetricVMManaged     = "vm.managed"   // a VM under management (VCD, vRA): quantity 1, vram in dims
+	MetricNSXVRAM       = "nsx.vram"     // capped billed vRAM of a VM using NSX, MB, edition set
+	MetricVMProtected   = "vm.protected" // a protected VM (SRM, VCDA)
+	MetricVMMigrated    = "vm.migrated"  // a migrated VM (VCDA)
+	MetricConnections   = "connections"  // concurrent connections (Horizon)
+	MetricMonitoredVM   = "vm.monitored" // a VM monitored by Aria Operations (for Networks)
+	UnitMB              = "MB"
+	UnitGB              = "GB"
+	UnitCores           = "cores"
+	UnitCount           = "count"
+	VRAMCapMB           = 24 * 1024
+	DimNotReportableKey = "not_reportable" // set to "true" when a VM's host licence is perpetual or demo
+)
+
+// CappedBilledMB is the billed vRAM of one powered-on VM (METERING.md):
+// max(reservation, half the configured memory), capped at 24 GB.
+func CappedBilledMB(configuredMB, reservationMB float64) float64 {
+	billed := configuredMB / 2
+	if reservationMB > billed {
+		billed = reservationMB
+	}
+	if billed > VRAMCapMB {
+		billed = VRAMCapMB
+	}
+	return billed
+}
+
+// Observation is one metered object in one collection hour.
+type Observation struct {
+	Metric    string            // one of the Metric constants
+	ObjectKey string            // stable identity (METERING.md, "Identity"); never a name
+	Quantity  float64           // in Unit
+	Unit      string            // MB, GB, cores, count
+	Edition   string            // licence edition, "" when the product has none
+	Dims      map[string]string // names and placement, for customer rules; hashed in reports
+}
+
+// Collector reads a product's usage now.
+type Collector interface {
+	// Collect reads the product's state. It must return promptly when ctx is
+	// cancelled. hour is the collection hour the observations are stored as.
+	Collect(ctx context.Context, hour time.Time) ([]Observation, error)
+}
+
+// Closer is implemented by collectors that hold a session to release.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Identity is what a product says it is.
+type Identity struct {
+	InstanceID string // e.g. vCenter about.instanceUuid: the same product added twice has one
+	Version    string
+	Build      string
+	Name       string // product's own name for itself
+}
+
+// Identifier is implemented by collectors that can tell which instance they
+// talk to (used by `product add` to refuse duplicates).
+type Identifier interface {
+	Identify(ctx context.Context) (Identity, error)
+}
+
+// Target is what a collector needs to reach its product.
+type Target struct {
+	ProductID  int64
+	Kind       string
+	Endpoint   string        // https://host[:port][/path]
+	Username   string        // may be empty for token-based products
+	Password   config.Secret // password or token
+	Thumbprint string        // accepted SHA-256 certificate thumbprint, when the system does not trust it
+	Options    json.RawMessage
+	Timeout    time.Duration // deadline of one remote call
+	Logger     *slog.Logger
+	// Paired is the product (usually a vCenter) this one is paired with, nil if none.
+	Paired *Target
+}
+
+// Factory builds a Collector for one product. It validates Target.Options and
+// returns an error naming the bad option; it does not contact the product.
+type Factory func(t Target) (Collector, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register adds a product kind. It panics on a duplicate, as it runs from init.
+func Register(kind string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[kind]; dup {
+		panic("collectors: kind registered twice: " + kind)
+	}
+	factories[kind] = f
+}
+
+// New builds the collector for t.Kind.
+func New(t Target) (Collector, error) {
+	mu.RLock()
+	f, ok := factories[t.Kind]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown product kind %q (known: %v)", t.Kind, Kinds())
+	}
+	if t.Logger == nil {
+		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = 60 * time.Second
+	}
+	return f(t)
+}
+
+// Kinds lists the registered product kinds, sorted.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	ks := make([]string, 0, len(factories))
+	for k := range factories {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
