@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usagemeter/usagemeter/internal/config"
+)
+
+// Product is a registered product. Password is unsealed only when read
+// through Product/Products with a key.
+type Product struct {
+	ID            int64
+	Kind          string
+	Endpoint      string
+	Username      string
+	Password      config.Secret
+	Thumbprint    string
+	InstanceID    string
+	PairedID      int64 // 0 = none
+	Options       json.RawMessage
+	Active        bool
+	DeactivatedAt *time.Time
+	CreatedAt     time.Time
+}
+
+func additional(id int64) []byte { return []byte("product:" + strconv.FormatInt(id, 10)) }
+
+// AddProduct registers a product and returns its id. The password is sealed
+// bound to the product id, so sealed bytes cannot be moved between rows.
+func (s *Store) AddProduct(ctx context.Context, p Product) (int64, error) {
+	if p.Password.IsSet() && s.box == nil {
+		return 0, errors.New("store has no credentials key")
+	}
+	if len(p.Options) == 0 {
+		p.Options = json.RawMessage(`{}`)
+	}
+	var paired *int64
+	if p.PairedID != 0 {
+		paired = &p.PairedID
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	var id int64
+	err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options)).Scan(&id)
+	if isUniqueViolation(err) {
+		return 0, fmt.Errorf("%s product %s: %w (the same instance may be registered under another address)", p.Kind, p.Endpoint, ErrDuplicate)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("adding product: %w", err)
+	}
+	if p.Password.IsSet() {
+		sealed, err := s.box.Seal([]byte(p.Password.Reveal()), additional(id))
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE products SET credentials = $2 WHERE id = $1`, id, sealed); err != nil {
+			return 0, err
+		}
+	}
+	return id, tx.Commit(ctx)
+}
+
+const productCols = `id, kind, endpoint, username, credentials, thumbprint, instance_id, coalesce(paired_id, 0), options, active, deactivated_at, created_at`
+
+func (s *Store) scanProduct(row pgx.Row) (Product, error) {
+	var p Product
+	var sealed []byte
+	var opts string
+	if err := row.Scan(&p.ID, &p.Kind, &p.Endpoint, &p.Username, &sealed, &p.Thumbprint, &p.InstanceID, &p.PairedID, &opts, &p.Active, &p.DeactivatedAt, &p.CreatedAt); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return p, ErrNotFound
+		}
+		return p, err
+	}
+	p.Options = json.RawMessage(opts)
+	if sealed != nil {
+		if s.box == nil {
+			return p, errors.New("store has no credentials key")
+		}
+		pt, err := s.box.Open(sealed, additional(p.ID))
+		if err != nil {
+			return p, fmt.Errorf("product %d: %w", p.ID, err)
+		}
+		p.Password = config.Secret(pt)
+	}
+	return p, nil
+}
+
+// Product returns one product with its password unsealed.
+func (s *Store) Product(ctx context.Context, id int64) (Product, error) {
+	p, err := s.scanProduct(s.pool.QueryRow(ctx, `SELECT `+productCols+` FROM products WHERE id = $1`, id))
+	if errors.Is(err, ErrNotFound) {
+		return p, fmt.Errorf("product %d: %w", id, ErrNotFound)
+	}
+	return p, err
+}
+
+// Products lists products, active ones only when activeOnly.
+func (s *Store) Products(ctx context.Context, activeOnly bool) ([]Product, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+productCols+` FROM products WHERE active OR NOT $1 ORDER BY id`, activeOnly)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Product
+	for rows.Next() {
+		p, err := s.scanProduct(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// RemoveProduct deletes a product that has no usage recorded; one with usage
+// is deactivated instead, so that billed history is never lost.
+func (s *Store) RemoveProduct(ctx context.Context, id int64, at time.Time) (deleted bool, err error) {
+	var used bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1)`, id).Scan(&used); err != nil {
+		return false, err
+	}
+	if used {
+		tag, err := s.pool.Exec(ctx, `UPDATE products SET active = false, deactivated_at = coalesce(deactivated_at, $2) WHERE id = $1`, id, at)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = fmt.Errorf("product %d: %w", id, ErrNotFound)
+		}
+		return false, err
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM products WHERE id = $1`, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("product %d: %w", id, ErrNotFound)
+	}
+	return err == nil, err
+}
+
+// SetProductActive activates or deactivates a product.
+func (s *Store) SetProductActive(ctx context.Context, id int64, active bool, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE products SET active = $2, deactivated_at = CASE WHEN $2 THEN NULL ELSE $3::timestamptz END WHERE id = $1`, id, active, at)
+	return err
+}
+
+// SetProductIdentity records the instance id a product reports.
+func (s *Store) SetProductIdentity(ctx context.Context, id int64, instanceID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE products SET instance_id = $2 WHERE id = $1`, id, instanceID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("instance %s is already registered as another product: %w", instanceID, ErrDuplicate)
+	}
+	return err
+}
+
+// SetProductThumbprint records a newly accepted certificate thumbprint.
+func (s *Store) SetProductThumbprint(ctx context.Context, id int64, thumbprint string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE products SET thumbprint = $2 WHERE id = $1`, id, thumbprint)
+	return err
+}

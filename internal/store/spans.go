@@ -1,0 +1,271 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/usagemeter/usagemeter/collectors"
+)
+
+// Run states.
+const (
+	RunRunning = "running"
+	RunDone    = "done"
+	RunFailed  = "failed"
+)
+
+// ErrNotClaimed is returned when committing or failing an hour the caller
+// does not hold (another daemon took it over, or it is already committed).
+var ErrNotClaimed = errors.New("hour not claimed by this owner")
+
+// ErrCommitted is returned when an hour is already committed.
+var ErrCommitted = errors.New("hour already committed")
+
+// Claim is the outcome of ClaimHour.
+type Claim struct {
+	Claimed  bool
+	Attempts int    // attempts so far, including this one when claimed
+	State    string // the run's state when not claimed (running: leased elsewhere; done)
+}
+
+// ClaimHour claims (product, hour) for owner with a lease. It succeeds for a
+// new hour, a failed one, or a running one whose lease expired; a committed
+// hour or one leased by someone else is not claimed. Leases use the
+// database's clock, so daemons on several machines agree.
+func (s *Store) ClaimHour(ctx context.Context, productID int64, hour time.Time, owner string, lease time.Duration) (Claim, error) {
+	hour = hour.UTC().Truncate(time.Hour)
+	var c Claim
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO collection_runs AS r (product_id, hour, state, attempts, lease_until, owner, started_at)
+		VALUES ($1, $2, 'running', 1, clock_timestamp() + $3::interval, $4, clock_timestamp())
+		ON CONFLICT (product_id, hour) DO UPDATE
+		   SET state = 'running', attempts = r.attempts + 1, lease_until = EXCLUDED.lease_until,
+		       owner = EXCLUDED.owner, started_at = EXCLUDED.started_at, finished_at = NULL
+		 WHERE r.state = 'failed' OR (r.state = 'running' AND r.lease_until < clock_timestamp())
+		RETURNING attempts`, productID, hour, lease, owner).Scan(&c.Attempts)
+	if err == nil {
+		c.Claimed = true
+		return c, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("claiming hour %s of product %d: %w", hour.Format(time.RFC3339), productID, err)
+	}
+	err = s.pool.QueryRow(ctx, `SELECT state, attempts FROM collection_runs WHERE product_id = $1 AND hour = $2`, productID, hour).Scan(&c.State, &c.Attempts)
+	return c, err
+}
+
+// FailHour records a failed attempt; the hour can be claimed again.
+func (s *Store) FailHour(ctx context.Context, productID int64, hour time.Time, owner, errText string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE collection_runs SET state = 'failed', lease_until = NULL, finished_at = clock_timestamp(), error = $4
+		WHERE product_id = $1 AND hour = $2 AND state = 'running' AND owner = $3`, productID, hour.UTC().Truncate(time.Hour), owner, errText)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotClaimed
+	}
+	return nil
+}
+
+// Run is one collection_runs row.
+type Run struct {
+	ProductID  int64
+	Hour       time.Time
+	State      string
+	Attempts   int
+	Error      string
+	Objects    int
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+// Run returns the run of (product, hour).
+func (s *Store) Run(ctx context.Context, productID int64, hour time.Time) (Run, error) {
+	r := Run{ProductID: productID}
+	var errText *string
+	var objects *int
+	err := s.pool.QueryRow(ctx, `SELECT hour, state, attempts, error, objects, started_at, finished_at FROM collection_runs WHERE product_id = $1 AND hour = $2`,
+		productID, hour.UTC().Truncate(time.Hour)).Scan(&r.Hour, &r.State, &r.Attempts, &errText, &objects, &r.StartedAt, &r.FinishedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if errText != nil {
+		r.Error = *errText
+	}
+	if objects != nil {
+		r.Objects = *objects
+	}
+	return r, err
+}
+
+// MergeResult counts what a commit did.
+type MergeResult struct {
+	Observations int // distinct observations stored
+	Duplicates   int // observations dropped because (metric, object) repeated in the hour
+	Extended     int // spans ending at H-1 extended to H
+	Inserted     int // new spans [H, H]
+	Joined       int // spans starting at H+1 joined (an hour filled in late)
+}
+
+// StateHash is the hash under which consecutive hours of an object share a
+// span: quantity, unit, edition and dims.
+func StateHash(o collectors.Observation) ([]byte, []byte) {
+	dims, _ := json.Marshal(o.Dims) // map keys are sorted by encoding/json
+	if o.Dims == nil {
+		dims = []byte("{}")
+	}
+	h := sha256.New()
+	h.Write([]byte(strconv.FormatFloat(o.Quantity, 'g', -1, 64)))
+	h.Write([]byte{0})
+	h.Write([]byte(o.Unit))
+	h.Write([]byte{0})
+	h.Write([]byte(o.Edition))
+	h.Write([]byte{0})
+	h.Write(dims)
+	return h.Sum(nil), dims
+}
+
+// CommitHour stores the observations of (product, hour) and marks the run
+// done, in one transaction: COPY into a temp table, extend every span of the
+// product ending at H-1 with an equal state hash, insert the rest as [H, H],
+// join spans starting at H+1 (a late hour), mark the run. The caller must
+// hold the claim; a committed hour is never written twice (ErrCommitted).
+func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time, owner string, obs []collectors.Observation) (MergeResult, error) {
+	hour = hour.UTC().Truncate(time.Hour)
+	var res MergeResult
+
+	// Rows to copy, deduplicated by (metric, object_key): the first wins.
+	seen := make(map[[2]string]struct{}, len(obs))
+	rows := make([][]any, 0, len(obs))
+	for _, o := range obs {
+		k := [2]string{o.Metric, o.ObjectKey}
+		if _, dup := seen[k]; dup {
+			res.Duplicates++
+			continue
+		}
+		seen[k] = struct{}{}
+		hash, dims := StateHash(o)
+		rows = append(rows, []any{o.Metric, o.ObjectKey, o.Quantity, o.Unit, o.Edition, hash, string(dims)})
+	}
+	res.Observations = len(rows)
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer tx.Rollback(ctx)
+
+	// Lock the run row: a concurrent commit of the same hour waits here.
+	var state, runOwner string
+	err = tx.QueryRow(ctx, `SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).Scan(&state, &runOwner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return res, ErrNotClaimed
+	}
+	if err != nil {
+		return res, err
+	}
+	if state == RunDone {
+		return res, ErrCommitted
+	}
+	if state != RunRunning || runOwner != owner {
+		return res, ErrNotClaimed
+	}
+
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE obs (
+		metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
+	) ON COMMIT DROP`); err != nil {
+		return res, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"obs"},
+		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
+		return res, fmt.Errorf("copying observations: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `ANALYZE obs`); err != nil {
+		return res, err
+	}
+	prev := hour.Add(-time.Hour)
+	err = tx.QueryRow(ctx, `
+		WITH ext AS (
+			UPDATE usage_spans s SET last_hour = $2
+			  FROM obs o
+			 WHERE s.product_id = $1 AND s.last_hour = $3
+			   AND s.metric = o.metric AND s.object_key = o.object_key AND s.dims_hash = o.dims_hash
+			RETURNING s.metric, s.object_key
+		), ins AS (
+			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
+			  FROM obs o
+			 WHERE NOT EXISTS (SELECT 1 FROM ext e WHERE e.metric = o.metric AND e.object_key = o.object_key)
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`, productID, hour, prev).Scan(&res.Extended, &res.Inserted)
+	if err != nil {
+		return res, fmt.Errorf("merging spans: %w", err)
+	}
+
+	// A late hour: join the span now ending at H with an equal one starting at H+1.
+	next := hour.Add(time.Hour)
+	var later bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1 AND first_hour = $2)`, productID, next).Scan(&later); err != nil {
+		return res, err
+	}
+	if later {
+		tag, err := tx.Exec(ctx, `
+			WITH nxt AS (
+				DELETE FROM usage_spans n
+				 USING usage_spans c
+				 WHERE n.product_id = $1 AND n.first_hour = $3
+				   AND c.product_id = $1 AND c.last_hour = $2
+				   AND c.metric = n.metric AND c.object_key = n.object_key AND c.dims_hash = n.dims_hash
+				RETURNING n.metric, n.object_key, n.dims_hash, n.last_hour
+			)
+			UPDATE usage_spans c SET last_hour = nxt.last_hour
+			  FROM nxt
+			 WHERE c.product_id = $1 AND c.last_hour = $2
+			   AND c.metric = nxt.metric AND c.object_key = nxt.object_key AND c.dims_hash = nxt.dims_hash`, productID, hour, next)
+		if err != nil {
+			return res, fmt.Errorf("joining late hour: %w", err)
+		}
+		res.Joined = int(tag.RowsAffected())
+	}
+
+	if _, err := tx.Exec(ctx, `UPDATE collection_runs SET state = 'done', lease_until = NULL, finished_at = clock_timestamp(), error = NULL, objects = $3
+		WHERE product_id = $1 AND hour = $2`, productID, hour, res.Observations); err != nil {
+		return res, err
+	}
+	return res, tx.Commit(ctx)
+}
+
+// Span is one usage_spans row.
+type Span struct {
+	ProductID int64
+	Metric    string
+	ObjectKey string
+	FirstHour time.Time
+	LastHour  time.Time
+	Quantity  float64
+	Unit      string
+	Edition   string
+	Dims      map[string]string
+}
+
+// Spans lists a product's spans, ordered by metric, object and time (tests, reports of one object).
+func (s *Store) Spans(ctx context.Context, productID int64) ([]Span, error) {
+	rows, err := s.pool.Query(ctx, `SELECT product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims
+		FROM usage_spans WHERE product_id = $1 ORDER BY metric, object_key, first_hour`, productID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Span, error) {
+		var sp Span
+		err := r.Scan(&sp.ProductID, &sp.Metric, &sp.ObjectKey, &sp.FirstHour, &sp.LastHour, &sp.Quantity, &sp.Unit, &sp.Edition, &sp.Dims)
+		return sp, err
+	})
+}

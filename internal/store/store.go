@@ -1,0 +1,184 @@
+// Package store holds every SQL statement of usagemeter: the appliance row,
+// products with sealed credentials, collection runs (journal and lock), the
+// usage span merge, the mail outbox, alerts, reports, customer rules,
+// licences and the anonymisation map. Other packages never touch tables.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/usagemeter/usagemeter/internal/seal"
+	"github.com/usagemeter/usagemeter/migrations"
+)
+
+// Common errors.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("already exists")
+)
+
+// Store is the PostgreSQL store.
+type Store struct {
+	pool *pgxpool.Pool
+	box  *seal.Box
+}
+
+// New wraps an open pool. box seals credentials; it may be nil for read-only
+// uses that never touch credentials.
+func New(pool *pgxpool.Pool, box *seal.Box) *Store { return &Store{pool: pool, box: box} }
+
+// Connect opens a pool on url and checks that the server answers.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database.url: %w", redactErr(err))
+	}
+	cfg.MaxConns = 16
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the database: %w", redactErr(err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to the database at %s: %w", describe(cfg.ConnConfig), redactErr(err))
+	}
+	return pool, nil
+}
+
+// describe names a database without its password.
+func describe(c *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s:%d/%s as %s", c.Host, c.Port, c.Database, c.User)
+}
+
+// redactErr strips a connection string that pgx may quote in its error.
+func redactErr(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse the connection URL (check its syntax; the value is not shown because it may hold a password)")
+	}
+	return err
+}
+
+// Pool exposes the pool (for health checks and tests).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Migrate applies the embedded migrations.
+func (s *Store) Migrate(ctx context.Context) (from, to int32, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	return migrations.Apply(ctx, conn.Conn())
+}
+
+// SchemaVersion returns the applied migration version.
+func (s *Store) SchemaVersion(ctx context.Context) (int32, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	return migrations.Current(ctx, conn.Conn())
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+const keyCheckPlain = "usagemeter-key-check"
+
+// Appliance is the appliance's own row.
+type Appliance struct {
+	ID           string
+	Created      time.Time
+	ContractID   string
+	Program      string
+	RegisteredAt *time.Time
+}
+
+// EnsureAppliance creates the appliance row on first start, and checks that
+// the credentials key matches the one the database was set up with. keyNew
+// says whether the key file was just created: a new key while sealed
+// credentials exist means the key file was lost, and start-up is refused.
+func (s *Store) EnsureAppliance(ctx context.Context, keyNew bool) (Appliance, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return Appliance{}, err
+	}
+	id[6] = (id[6] & 0x0f) | 0x40
+	id[8] = (id[8] & 0x3f) | 0x80
+	if _, err := s.pool.Exec(ctx, `INSERT INTO appliance (id) VALUES ($1) ON CONFLICT (singleton) DO NOTHING`, id); err != nil {
+		return Appliance{}, fmt.Errorf("creating appliance row: %w", err)
+	}
+	var a Appliance
+	var check []byte
+	var contract, program *string
+	err := s.pool.QueryRow(ctx, `SELECT id::text, created, key_check, contract_id, program, registered_at FROM appliance`).
+		Scan(&a.ID, &a.Created, &check, &contract, &program, &a.RegisteredAt)
+	if err != nil {
+		return Appliance{}, err
+	}
+	if contract != nil {
+		a.ContractID = *contract
+	}
+	if program != nil {
+		a.Program = *program
+	}
+	if s.box == nil {
+		return a, nil
+	}
+	var sealedCount int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM products WHERE credentials IS NOT NULL`).Scan(&sealedCount); err != nil {
+		return a, err
+	}
+	if check != nil {
+		if _, err := s.box.Open(check, []byte("key-check")); err != nil {
+			return a, fmt.Errorf("the credentials key %s is not the one this database was set up with (%d products have sealed credentials): restore the original key file; it is never replaced automatically", s.box.Path(), sealedCount)
+		}
+		return a, nil
+	}
+	if keyNew && sealedCount > 0 {
+		return a, fmt.Errorf("the credentials key %s was missing and has been created anew, but %d products have credentials sealed with the old key: restore the original key file", s.box.Path(), sealedCount)
+	}
+	sealed, err := s.box.Seal([]byte(keyCheckPlain), []byte("key-check"))
+	if err != nil {
+		return a, err
+	}
+	_, err = s.pool.Exec(ctx, `UPDATE appliance SET key_check = $1 WHERE key_check IS NULL`, sealed)
+	return a, err
+}
+
+// SealedCredentials counts products with sealed credentials.
+func (s *Store) SealedCredentials(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM products WHERE credentials IS NOT NULL`).Scan(&n)
+	return n, err
+}
+
+// Register records the provider's contract and programme.
+func (s *Store) Register(ctx context.Context, contractID, program string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE appliance SET contract_id = $1, program = $2, registered_at = $3`, contractID, program, at)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errors.New("appliance row missing: run `usagemeter migrate` first")
+	}
+	return nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
