@@ -1,0 +1,317 @@
+// Package vcenter is the vCenter Server collector (product kind "vcenter").
+//
+// Every collection it reads, over one SOAP session kept between hours, the
+// whole inventory in one paged property-collector retrieve (one ContainerView
+// per object type, RetrievePropertiesEx/ContinueRetrievePropertiesEx with
+// explicit property paths, never a call per VM), the licence assigned to every
+// host (one QueryAssignedLicenses call), and for each vSAN cluster its
+// configuration and used capacity from the vSAN health service. From these it
+// emits, per METERING.md:
+//
+//   - vm.vram for every powered-on, non-template VM (capped billed vRAM, MB),
+//     with the host's licence key and edition;
+//   - host.cores for every host running a powered-on VM, when the vCenter is
+//     flagged VMware Cloud Foundation (Options.VCFEdition);
+//   - vsan.used_gb for every vSAN-enabled cluster, with the edition its
+//     features in use require;
+//   - tanzu.vram (or tanzu.cores) for the vSphere with Tanzu namespace VMs.
+//
+// The session is re-established when vCenter answers NotAuthenticated; a
+// wrong password is ErrLogin and is tried once per Collect. TLS is verified by
+// the system roots or the accepted thumbprint (internal/tlsutil); a
+// *tlsutil.CertError is returned wrapped so errors.As finds it.
+//
+// README.md next to this file lists the privileges the metering user needs.
+package vcenter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+// Kind is the product kind this package registers.
+const Kind = "vcenter"
+
+func init() { collectors.Register(Kind, New) }
+
+// ErrLogin is wrapped by the error returned when vCenter rejects the user name
+// or password. The login is not retried within the same Collect.
+var ErrLogin = errors.New("incorrect user name or password")
+
+// Collector collects one vCenter. It is safe for concurrent use; calls are
+// serialised because they share one session.
+type Collector struct {
+	t      collectors.Target
+	opts   Options
+	u      *url.URL // endpoint without user information
+	host   string   // host name as given in the endpoint, for dims and messages
+	log    *slog.Logger
+	dialer net.Dialer
+
+	mu sync.Mutex
+	s  *sessionState // nil when logged out
+}
+
+// sessionState is what one login holds: the client and the objects created
+// for it (views are per session and die with it).
+type sessionState struct {
+	vc    *vim25.Client
+	about types.AboutInfo
+	views []types.ManagedObjectReference
+	lam   *types.ManagedObjectReference // LicenseAssignmentManager, nil on ESXi
+}
+
+// New builds a vcenter collector for t. It validates the endpoint and the
+// options and does not contact vCenter.
+func New(t collectors.Target) (collectors.Collector, error) {
+	return newCollector(t)
+}
+
+func newCollector(t collectors.Target) (*Collector, error) {
+	opts, err := ParseOptions(t.Options)
+	if err != nil {
+		return nil, err
+	}
+	u, err := sdkURL(t.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if t.Username == "" {
+		return nil, fmt.Errorf("vcenter %s: a user name is required", u.Hostname())
+	}
+	if t.Logger == nil {
+		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = 60 * time.Second
+	}
+	return &Collector{
+		t:    t,
+		opts: opts,
+		u:    u,
+		host: u.Hostname(),
+		log:  t.Logger.With("collector", Kind, "vcenter", u.Hostname()),
+	}, nil
+}
+
+// sdkURL turns "host", "host:port" or "https://host[:port][/sdk]" into the
+// SOAP endpoint URL.
+func sdkURL(endpoint string) (*url.URL, error) {
+	e := strings.TrimSpace(endpoint)
+	if !strings.Contains(e, "://") {
+		e = "https://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("vcenter endpoint %q: not a URL or host name", endpoint)
+	}
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("vcenter endpoint %q: scheme must be https", endpoint)
+	}
+	u.User = nil
+	if u.Path == "" || u.Path == "/" {
+		u.Path = vim25.Path
+	}
+	return u, nil
+}
+
+// call runs f under its own deadline of Target.Timeout.
+func (c *Collector) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
+	defer cancel()
+	err := f(ctx)
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+		// The HTTP client may report the deadline as a bare I/O error: say
+		// what happened.
+		err = fmt.Errorf("%w (no answer within the %s deadline)", err, c.t.Timeout)
+	}
+	return err
+}
+
+// Collect reads the vCenter's state and returns its observations.
+func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	fresh := false
+	if c.s == nil {
+		if err := c.login(ctx); err != nil {
+			return nil, err
+		}
+		fresh = true
+	}
+	obs, err := c.collect(ctx)
+	if err != nil && !fresh && isNotAuthenticated(err) {
+		c.log.Info("vCenter session expired, logging in again")
+		c.s = nil // the old session is gone on the server; nothing to log out
+		if err := c.login(ctx); err != nil {
+			return nil, err
+		}
+		obs, err = c.collect(ctx)
+	}
+	if err != nil && isNotAuthenticated(err) {
+		c.s = nil
+	}
+	return obs, err
+}
+
+// Identify returns the vCenter's about.instanceUuid, version, build and name.
+func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.s == nil {
+		if err := c.login(ctx); err != nil {
+			return collectors.Identity{}, err
+		}
+	}
+	a := c.s.about
+	return collectors.Identity{InstanceID: a.InstanceUuid, Version: a.Version, Build: a.Build, Name: a.Name}, nil
+}
+
+// Close logs out. The collector logs in again on its next Collect.
+func (c *Collector) Close(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.s == nil {
+		return nil
+	}
+	s := c.s
+	c.s = nil
+	err := c.call(ctx, func(ctx context.Context) error {
+		return session.NewManager(s.vc).Logout(ctx)
+	})
+	if err != nil && !isNotAuthenticated(err) {
+		return fmt.Errorf("logging out of %s: %w", c.host, err)
+	}
+	return nil
+}
+
+// login opens a session: one attempt, no retry.
+func (c *Collector) login(ctx context.Context) error {
+	sc := soap.NewClient(c.u, false)
+	sc.UserAgent = "usagemeter"
+	tr := sc.DefaultTransport()
+	cfg := tlsutil.Config(c.host, c.t.Thumbprint, nil)
+	tr.TLSClientConfig = cfg
+	// Replace govmomi's TLS dialer, which dials without the context and has
+	// its own thumbprint rules: verification is tlsutil's alone.
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := tls.Dialer{NetDialer: &c.dialer, Config: cfg}
+		return d.DialContext(ctx, network, addr)
+	}
+
+	var vc *vim25.Client
+	err := c.call(ctx, func(ctx context.Context) error {
+		var err error
+		vc, err = vim25.NewClient(ctx, sc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to vCenter %s: %w", c.host, err)
+	}
+	err = c.call(ctx, func(ctx context.Context) error {
+		return session.NewManager(vc).Login(ctx, url.UserPassword(c.t.Username, c.t.Password.Reveal()))
+	})
+	if err != nil {
+		if fault.Is(err, &types.InvalidLogin{}) {
+			return fmt.Errorf("logging in to %s as %s: %w", c.host, c.t.Username, ErrLogin)
+		}
+		return fmt.Errorf("logging in to %s as %s: %w", c.host, c.t.Username, err)
+	}
+	s := &sessionState{vc: vc, about: vc.ServiceContent.About}
+	if err := c.prepare(ctx, s); err != nil {
+		c.logout(ctx, s)
+		return err
+	}
+	c.s = s
+	return nil
+}
+
+// logout ends s, best effort (used when a half-prepared session is dropped).
+func (c *Collector) logout(ctx context.Context, s *sessionState) {
+	_ = c.call(ctx, func(ctx context.Context) error { return session.NewManager(s.vc).Logout(ctx) })
+}
+
+// viewTypes are the object types of the inventory, one ContainerView each
+// (a view lists only the exact types it was created with).
+var viewTypes = [][]string{
+	{"VirtualMachine"},
+	{"HostSystem"},
+	{"ClusterComputeResource", "ComputeResource"},
+	{"ResourcePool", "VirtualApp"},
+	{"Folder", "Datacenter"},
+}
+
+// prepare creates the session's container views and finds the licence
+// assignment manager. Both live as long as the session.
+func (c *Collector) prepare(ctx context.Context, s *sessionState) error {
+	m := view.NewManager(s.vc)
+	for _, kinds := range viewTypes {
+		err := c.call(ctx, func(ctx context.Context) error {
+			v, err := m.CreateContainerView(ctx, s.vc.ServiceContent.RootFolder, kinds, true)
+			if err == nil {
+				s.views = append(s.views, v.Reference())
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("creating the %s view on %s: %w", strings.Join(kinds, "/"), c.host, err)
+		}
+	}
+	if lm := s.vc.ServiceContent.LicenseManager; lm != nil {
+		var l mo.LicenseManager
+		err := c.call(ctx, func(ctx context.Context) error {
+			return retrieveOne(ctx, s.vc, *lm, []string{"licenseAssignmentManager"}, &l)
+		})
+		if err != nil {
+			return fmt.Errorf("reading the licence manager of %s: %w", c.host, err)
+		}
+		s.lam = l.LicenseAssignmentManager
+	}
+	return nil
+}
+
+// retrieveOne reads properties of one object.
+func retrieveOne(ctx context.Context, vc *vim25.Client, obj types.ManagedObjectReference, props []string, dst any) error {
+	req := types.RetrievePropertiesEx{
+		This: vc.ServiceContent.PropertyCollector,
+		SpecSet: []types.PropertyFilterSpec{{
+			ObjectSet: []types.ObjectSpec{{Obj: obj}},
+			PropSet:   []types.PropertySpec{{Type: obj.Type, PathSet: props}},
+		}},
+	}
+	res, err := methods.RetrievePropertiesEx(ctx, vc, &req)
+	if err != nil {
+		return err
+	}
+	if res.Returnval == nil {
+		return nil
+	}
+	return mo.LoadObjectContent(res.Returnval.Objects, dst)
+}
+
+// isNotAuthenticated reports whether err is vCenter saying the session is
+// not (or no longer) valid.
+func isNotAuthenticated(err error) bool {
+	return fault.Is(err, &types.NotAuthenticated{})
+}
