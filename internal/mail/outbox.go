@@ -1,0 +1,179 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// OutboxItem is one queued e-mail.
+type OutboxItem struct {
+	ID   int64
+	Kind string // what the mail is, e.g. "alert" or "report", for logs
+	// Message is what is sent; its MessageID should be MessageID(ID, domain)
+	// so that it stays the same across attempts.
+	Message Message
+	// Attempts is how many times sending was tried before this claim.
+	Attempts  int
+	CreatedAt time.Time
+}
+
+// Outbox is the queue the Worker drains. internal/store implements it on
+// PostgreSQL.
+type Outbox interface {
+	// ClaimDue returns up to limit items that are neither sent, nor failed
+	// permanently, nor leased, and whose next attempt is due at now; it
+	// leases them until now+lease so that no other worker claims them
+	// meanwhile.
+	ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]OutboxItem, error)
+	// MarkSent records delivery and releases the lease.
+	MarkSent(ctx context.Context, id int64, at time.Time) error
+	// MarkFailed records a failed attempt: it increments the attempts,
+	// stores errText, and either schedules the next attempt at nextAttempt
+	// or, when permanent, stops trying. It releases the lease.
+	MarkFailed(ctx context.Context, id int64, errText string, nextAttempt time.Time, permanent bool) error
+}
+
+// Default Worker settings.
+const (
+	DefaultBatch      = 20
+	DefaultLease      = 10 * time.Minute
+	DefaultRetryFirst = time.Minute
+	DefaultRetryMax   = 6 * time.Hour
+)
+
+// Worker sends what is due in the outbox. RunOnce is meant to be called
+// every minute by the scheduler; one RunOnce at a time per Worker.
+type Worker struct {
+	Outbox Outbox
+	Sender interface {
+		Send(context.Context, Message) error
+	}
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Backoff is the wait after the attempts-th failed attempt (1 for the
+	// first failure); nil means DefaultBackoff.
+	Backoff func(attempts int) time.Duration
+
+	// Batch is how many items one RunOnce claims; 0 means DefaultBatch.
+	Batch int
+	// Lease is how long claimed items stay reserved to this worker; 0 means
+	// DefaultLease. RunOnce stops starting new sends shortly before the
+	// lease ends; items it did not try are claimed again after it.
+	Lease time.Duration
+}
+
+// DefaultBackoff waits 1 minute after the first failure and doubles with
+// every further one, up to 6 hours.
+func DefaultBackoff(attempts int) time.Duration {
+	if attempts < 1 {
+		attempts = 1
+	}
+	d := DefaultRetryFirst
+	for i := 1; i < attempts; i++ {
+		d *= 2
+		if d >= DefaultRetryMax {
+			return DefaultRetryMax
+		}
+	}
+	return d
+}
+
+// MessageID returns the stable Message-ID of outbox item outboxID:
+// "<outbox-ID@domain>". An empty domain becomes "usagemeter.invalid".
+func MessageID(outboxID int64, domain string) string {
+	if domain == "" {
+		domain = "usagemeter.invalid"
+	}
+	return fmt.Sprintf("<outbox-%d@%s>", outboxID, domain)
+}
+
+// markTimeout bounds recording a result. Recording uses a context that is
+// not cancelled with RunOnce's: a message that went out must be marked sent,
+// or it would be sent again.
+const markTimeout = 30 * time.Second
+
+// RunOnce claims the due items and tries to send each once. It returns how
+// many were sent and how many failed (temporarily or permanently). err is
+// set when the outbox could not be read or a result could not be recorded;
+// send failures are recorded in the outbox, logged, and counted in failed,
+// not returned.
+//
+// Delivery is at least once: should recording a sent message fail, it will
+// be sent again after its lease, with the same Message-ID.
+func (w *Worker) RunOnce(ctx context.Context) (sent, failed int, err error) {
+	now := w.now()
+	lease := w.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	batch := w.Batch
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	log := w.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	items, err := w.Outbox.ClaimDue(ctx, now, batch, lease)
+	if err != nil {
+		return 0, 0, fmt.Errorf("claiming due outbox items: %w", err)
+	}
+	// Stop starting sends when a fifth of the lease is left, so that an
+	// item is never sent by this worker after another one may have claimed
+	// it. The clock used is the real one: the lease is real time.
+	stopAt := time.Now().Add(lease - lease/5)
+
+	var errs []error
+	for _, it := range items {
+		if ctx.Err() != nil || time.Now().After(stopAt) {
+			break
+		}
+		sendCtx, cancel := context.WithDeadline(ctx, stopAt.Add(lease/10))
+		sendErr := w.Sender.Send(sendCtx, it.Message)
+		cancel()
+		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+		attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "attempt", it.Attempts + 1}
+		if sendErr == nil {
+			sent++
+			if err := w.Outbox.MarkSent(markCtx, it.ID, w.now()); err != nil {
+				errs = append(errs, fmt.Errorf("marking outbox item %d sent: %w", it.ID, err))
+			}
+			cancel()
+			log.Info("mail sent", attrs...)
+			continue
+		}
+		failed++
+		permanent := IsPermanent(sendErr)
+		next := w.now().Add(w.backoff(it.Attempts + 1))
+		if err := w.Outbox.MarkFailed(markCtx, it.ID, sendErr.Error(), next, permanent); err != nil {
+			errs = append(errs, fmt.Errorf("marking outbox item %d failed: %w", it.ID, err))
+		}
+		cancel()
+		if permanent {
+			log.Error("mail refused, not retrying", append(attrs, "error", sendErr.Error())...)
+		} else {
+			log.Warn("mail not sent, will retry", append(attrs, "error", sendErr.Error(), "next_attempt", next)...)
+		}
+	}
+	return sent, failed, errors.Join(errs...)
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+func (w *Worker) backoff(attempts int) time.Duration {
+	if w.Backoff != nil {
+		return w.Backoff(attempts)
+	}
+	return DefaultBackoff(attempts)
+}
