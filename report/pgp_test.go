@@ -528,3 +528,52 @@ func TestDecryptAndVerifyRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A message made by gpg itself (as an aggregator testing its set-up might)
+// passes DecryptAndVerify: the reader is not tied to go-crypto's output.
+func TestDecryptAndVerifyReadsGPGOutput(t *testing.T) {
+	g := newGPGHome(t)
+	signer := mustKey(t, "usagemeter appliance")
+	recipient := mustKey(t, "Aggregator")
+	g.importKey(armoredPrivate(t, signer))
+	g.importKey(mustPublic(t, recipient))
+	payload := []byte(strings.Repeat("vm\tcafe\t4096\n", 1000))
+	in := filepath.Join(g.dir, "payload")
+	out := filepath.Join(g.dir, "payload.asc")
+	if err := os.WriteFile(in, payload, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.run(nil, "--armor", "--sign", "--encrypt", "--local-user", fingerprint(signer),
+		"--recipient", fingerprint(recipient), "--output", out, in); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, fpr, err := DecryptAndVerify(bytes.NewReader(msg), openpgp.EntityList{recipient}, openpgp.EntityList{publicOnly(t, signer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain, payload) || fpr != fingerprint(signer) {
+		t.Errorf("DecryptAndVerify: %d bytes signed by %s", len(plain), fpr)
+	}
+}
+
+func TestExportPublicHasNoPrivateKey(t *testing.T) {
+	e := mustKey(t, "usagemeter appliance")
+	pub := mustPublic(t, e)
+	if !bytes.HasPrefix(pub, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
+		t.Fatalf("not an armored public key:\n%.80s", pub)
+	}
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(el) != 1 || el[0].PrivateKey != nil || el[0].Subkeys[0].PrivateKey != nil {
+		t.Error("exported public key carries private key material")
+	}
+	if fingerprint(el[0]) != fingerprint(e) {
+		t.Error("exported another key")
+	}
+}
