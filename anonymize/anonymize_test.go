@@ -263,3 +263,40 @@ func TestLoadSecretFormats(t *testing.T) {
 		})
 	}
 }
+
+// Several processes starting at once agree on one secret.
+func TestLoadOrCreateSecretConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "anonymize.key")
+	const n = 8
+	secrets := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secrets[i], errs[i] = LoadOrCreateSecret(path)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || !bytes.Equal(secrets[i], secrets[0]) {
+			t.Fatalf("caller %d: %x, %v; caller 0: %x", i, secrets[i], errs[i], secrets[0])
+		}
+	}
+}
+
+func BenchmarkNameHashed(b *testing.B) {
+	a, err := New(ModeHashed, testSecret(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, 50000) // a large provider's VMs
+	for i := range names {
+		names[i] = fmt.Sprintf("customer-%03d-vm-%05d", i%300, i)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		a.Name(KindVM, names[i%len(names)])
+	}
+}
