@@ -61,11 +61,14 @@ CREATE TABLE usage_spans (
     dims       jsonb NOT NULL DEFAULT '{}',
     CHECK (last_hour >= first_hour)
 );
--- The merge looks up spans of a product ending at H-1 (extend) or starting at H+1 (join).
-CREATE INDEX usage_spans_last ON usage_spans (product_id, last_hour, metric, object_key);
-CREATE INDEX usage_spans_first ON usage_spans (product_id, first_hour, metric, object_key);
--- The monthly aggregation selects spans overlapping a period, per metric.
-CREATE INDEX usage_spans_period ON usage_spans (metric, last_hour, first_hour);
+-- Extending a span only changes last_hour, which no index covers: the hourly
+-- extension of every unchanged object is then a HOT update (no index writes),
+-- and fillfactor leaves room on each page for the new row versions.
+ALTER TABLE usage_spans SET (fillfactor = 70);
+-- The merge finds an object's latest span starting at or before H-1.
+CREATE INDEX usage_spans_object ON usage_spans (product_id, metric, object_key, first_hour);
+-- A late hour joins spans starting at H+1.
+CREATE INDEX usage_spans_first ON usage_spans (product_id, first_hour);
 
 CREATE TABLE outbox (
     id           bigserial PRIMARY KEY,

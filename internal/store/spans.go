@@ -195,8 +195,10 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		WITH ext AS (
 			UPDATE usage_spans s SET last_hour = $2
 			  FROM obs o
-			 WHERE s.product_id = $1 AND s.last_hour = $3
-			   AND s.metric = o.metric AND s.object_key = o.object_key AND s.dims_hash = o.dims_hash
+			 CROSS JOIN LATERAL (SELECT x.id FROM usage_spans x
+			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $3
+			                      ORDER BY x.first_hour DESC LIMIT 1) latest
+			 WHERE s.id = latest.id AND s.last_hour = $3 AND s.dims_hash = o.dims_hash
 			RETURNING s.metric, s.object_key
 		), ins AS (
 			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
