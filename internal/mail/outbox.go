@@ -138,7 +138,7 @@ func (w *Worker) RunOnce(ctx context.Context) (sent, failed int, err error) {
 		sendErr := w.Sender.Send(sendCtx, it.Message)
 		cancel()
 		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
-		attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "attempt", it.Attempts + 1}
+		attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "message_id", it.Message.MessageID, "attempt", it.Attempts + 1}
 		if sendErr == nil {
 			sent++
 			if err := w.Outbox.MarkSent(markCtx, it.ID, w.now()); err != nil {

@@ -1,8 +1,10 @@
 package mail_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -150,6 +152,16 @@ func TestWorkerDeliversAfterOutage(t *testing.T) {
 		ids = append(ids, m.MessageID)
 	}
 	w := newWorker(t, srv, ob, clk)
+	var logs bytes.Buffer
+	w.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	defer func() {
+		if strings.Contains(logs.String(), password) {
+			t.Errorf("password in the log:\n%s", logs.String())
+		}
+		if !strings.Contains(logs.String(), "will retry") || !strings.Contains(logs.String(), "mail sent") {
+			t.Errorf("log lacks the retries or the deliveries:\n%s", logs.String())
+		}
+	}()
 
 	// Run 1: SMTP down.
 	runOnce(t, w, 0, 3)
