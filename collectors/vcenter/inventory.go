@@ -123,6 +123,7 @@ func (c *Collector) retrieveInventory(ctx context.Context, s *sessionState) (*in
 	if err != nil {
 		return nil, fmt.Errorf("retrieving the inventory of %s (page 1): %w", c.host, err)
 	}
+	c.pages = 1
 	for page := 2; res != nil; page++ {
 		inv.add(res.Objects)
 		if res.Token == "" {
@@ -134,6 +135,7 @@ func (c *Collector) retrieveInventory(ctx context.Context, s *sessionState) (*in
 			r, err := methods.ContinueRetrievePropertiesEx(ctx, s.vc, &types.ContinueRetrievePropertiesEx{This: pc, Token: token})
 			if err == nil {
 				res = &r.Returnval
+				c.pages++
 			}
 			return err
 		})

@@ -3,6 +3,8 @@ package vcenter
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log/slog"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -278,3 +280,8 @@ func (v *vcsim) enableVSAN(cl *simulator.ClusterComputeResource, cfg vsantypes.V
 
 // entity returns the managed object reference of a simulator object.
 func entity(e mo.Reference) types.ManagedObjectReference { return e.Reference() }
+
+// newTextLogger logs to w as text, for tests that read the log.
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
+}

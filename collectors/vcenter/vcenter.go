@@ -68,8 +68,9 @@ type Collector struct {
 	log    *slog.Logger
 	dialer net.Dialer
 
-	mu sync.Mutex
-	s  *sessionState // nil when logged out
+	mu    sync.Mutex
+	s     *sessionState // nil when logged out
+	pages int           // property-collector pages read by the last collection
 }
 
 // sessionState is what one login holds: the client and the objects created
