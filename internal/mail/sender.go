@@ -271,7 +271,9 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return s.classifySetup(ctx, err, auth)
 	}
 	if err := client.SendWithSMTPClient(sc, msg); err != nil {
-		_ = sc.Close()
+		if client.CloseWithSMTPClient(sc) != nil {
+			_ = sc.Close()
+		}
 		return s.classifySend(ctx, err)
 	}
 	// Delivered. A failing QUIT changes nothing about that; reporting it

@@ -351,6 +351,29 @@ func TestMultipartAndAttachments(t *testing.T) {
 	}
 }
 
+func TestSingleBodies(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	s := newSender(t, configFor(srv, mail.TLSNone, mail.AuthNone))
+	for i, tc := range []struct {
+		text, html, wantType, wantBody string
+	}{
+		{"only text\n", "", "text/plain", "only text"},
+		{"", "<p>only html</p>", "text/html", "<p>only html</p>"},
+	} {
+		m := testMessage(int64(i))
+		m.Text, m.HTML = tc.text, tc.html
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		msg := parse(t, srv.Messages()[i].Data)
+		mt, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+		body, _ := io.ReadAll(msg.Body)
+		if mt != tc.wantType || !strings.EqualFold(params["charset"], "utf-8") || !strings.Contains(string(body), tc.wantBody) {
+			t.Errorf("Content-Type %q %v, body %q", mt, params, body)
+		}
+	}
+}
+
 func parse(t *testing.T, data []byte) *netmail.Message {
 	t.Helper()
 	msg, err := netmail.ReadMessage(bytes.NewReader(data))
