@@ -1,0 +1,418 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	DataDir    string     `yaml:"data_dir"`
+	Database   Database   `yaml:"database"`
+	HTTP       HTTP       `yaml:"http"`
+	Collection Collection `yaml:"collection"`
+	SMTP       SMTP       `yaml:"smtp"`
+	Alerts     Alerts     `yaml:"alerts"`
+	Report     Report     `yaml:"report"`
+	Log        Log        `yaml:"log"`
+}
+
+// Database says where PostgreSQL is.
+type Database struct {
+	// URL of an existing server; empty means a managed local PostgreSQL in data_dir/postgres.
+	URL Secret `yaml:"url"`
+}
+
+// HTTP is the health, metrics and admin endpoint.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Collection shapes the hourly collection.
+type Collection struct {
+	Minute      int      `yaml:"minute"`       // minute of the hour the collection starts
+	Concurrency int      `yaml:"concurrency"`  // products collected at once
+	Timeout     Duration `yaml:"timeout"`      // one product's whole collection
+	CallTimeout Duration `yaml:"call_timeout"` // one remote call
+	Retries     int      `yaml:"retries"`      // retries inside the hour after a failure
+}
+
+// SMTP is the mail server used for alerts and reports.
+type SMTP struct {
+	Host              string   `yaml:"host"`
+	Port              int      `yaml:"port"`
+	TLS               string   `yaml:"tls"`  // starttls | tls | none
+	Auth              string   `yaml:"auth"` // plain | login | cram-md5 | none
+	Username          string   `yaml:"username"`
+	Password          Secret   `yaml:"password"`
+	PasswordFile      string   `yaml:"password_file"`
+	From              string   `yaml:"from"`
+	Timeout           Duration `yaml:"timeout"`
+	AllowInsecureAuth bool     `yaml:"allow_insecure_auth"` // permit auth with tls: none
+}
+
+// Alerts says who is told when something fails.
+type Alerts struct {
+	To               []string `yaml:"to"`
+	ReminderInterval Duration `yaml:"reminder_interval"`
+	FailureThreshold int      `yaml:"failure_threshold"` // failed hours before the first mail
+	DeactivateAfter  int      `yaml:"deactivate_after"`  // consecutive failed hours before a product is deactivated
+}
+
+// Report is the monthly usage report.
+type Report struct {
+	To             []string `yaml:"to"`
+	RecipientKeys  []string `yaml:"recipient_keys"`   // armored PGP public key files
+	SigningKeyFile string   `yaml:"signing_key_file"` // appliance key; created in data_dir when empty
+	Anonymization  string   `yaml:"anonymization"`    // hashed | redacted | none
+	SecretFile     string   `yaml:"secret_file"`      // anonymisation secret; created in data_dir when empty
+	Timezone       string   `yaml:"timezone"`
+	Schedule       string   `yaml:"schedule"` // cron spec (minute hour day-of-month month day-of-week), in UTC
+	UploadURL      string   `yaml:"upload_url"`
+	UploadToken    Secret   `yaml:"upload_token"`
+	UploadProxy    string   `yaml:"upload_proxy"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Default returns the defaults; every default lives here.
+func Default() Config {
+	return Config{
+		DataDir:    "/var/lib/usagemeter",
+		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
+		Collection: Collection{Minute: 5, Concurrency: 8, Timeout: Duration(10 * time.Minute), CallTimeout: Duration(60 * time.Second), Retries: 3},
+		SMTP:       SMTP{Port: 587, TLS: "starttls", Auth: "plain", Timeout: Duration(30 * time.Second)},
+		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720},
+		Report:     Report{Anonymization: "hashed", Timezone: "UTC", Schedule: "0 2 1 * *"},
+		Log:        Log{Level: "info", Format: "text"},
+	}
+}
+
+// Duration is a time.Duration written as "90s", "10m", "24h".
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: not a duration (use e.g. 30s, 10m, 24h): %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Load reads, parses and validates a configuration file over the defaults.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse parses YAML over the defaults and validates it. Relative file paths
+// in the config are resolved against baseDir.
+func Parse(b []byte, baseDir string) (*Config, error) {
+	cfg := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", cleanYAMLError(err))
+	}
+	if len(root.Content) > 0 {
+		if errs := checkKeys(root.Content[0], reflect.TypeOf(cfg), ""); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return nil, cleanYAMLError(err)
+		}
+	}
+	cfg.resolve(baseDir)
+	if err := cfg.readFiles(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func cleanYAMLError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	return errors.New(msg)
+}
+
+// checkKeys walks the YAML mapping against the struct's yaml tags and reports
+// every unknown key with its full dotted name, its line, and a suggestion.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = t.Field(i).Type
+		names = append(names, name)
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		full := prefix + k.Value
+		ft, ok := fields[k.Value]
+		if !ok {
+			msg := fmt.Sprintf("%s: unknown key (line %d)", full, k.Line)
+			if s := suggest(k.Value, names); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", prefix+s)
+			}
+			errs = append(errs, errors.New(msg))
+			continue
+		}
+		errs = append(errs, checkKeys(v, ft, full+".")...)
+	}
+	return errs
+}
+
+// suggest returns the known name closest to s, if it is close.
+func suggest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := distance(strings.ToLower(s), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func (c *Config) resolve(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && base != "" {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.SMTP.PasswordFile)
+	abs(&c.Report.SigningKeyFile)
+	abs(&c.Report.SecretFile)
+	for i := range c.Report.RecipientKeys {
+		abs(&c.Report.RecipientKeys[i])
+	}
+}
+
+func (c *Config) readFiles() error {
+	if c.SMTP.PasswordFile != "" {
+		if c.SMTP.Password.IsSet() {
+			return errors.New("smtp.password_file: set either smtp.password or smtp.password_file, not both")
+		}
+		b, err := os.ReadFile(c.SMTP.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("smtp.password_file: %w", err)
+		}
+		c.SMTP.Password = Secret(strings.TrimRight(string(b), "\r\n"))
+	}
+	return nil
+}
+
+// Validate checks every field and the rules between fields. The error lists
+// every problem, one per line, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...)) }
+
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			bad("http.listen", "must be host:port, e.g. 127.0.0.1:8080 (%v)", strings.TrimPrefix(err.Error(), "address "+c.HTTP.Listen+": "))
+		}
+	}
+
+	col := c.Collection
+	if col.Minute < 0 || col.Minute > 59 {
+		bad("collection.minute", "must be between 0 and 59")
+	}
+	if col.Concurrency < 1 || col.Concurrency > 256 {
+		bad("collection.concurrency", "must be between 1 and 256")
+	}
+	if col.Retries < 0 || col.Retries > 10 {
+		bad("collection.retries", "must be between 0 and 10")
+	}
+	if col.Timeout.D() <= 0 {
+		bad("collection.timeout", "must be positive")
+	} else if col.Timeout.D() >= 50*time.Minute {
+		bad("collection.timeout", "must be shorter than 50m so that a collection and its retries end within its hour (got %s)", col.Timeout.D())
+	}
+	if col.CallTimeout.D() <= 0 {
+		bad("collection.call_timeout", "must be positive")
+	} else if col.Timeout.D() > 0 && col.CallTimeout.D() > col.Timeout.D() {
+		bad("collection.call_timeout", "must not be longer than collection.timeout (%s)", col.Timeout.D())
+	}
+
+	s := c.SMTP
+	if s.Host == "" {
+		bad("smtp.host", "must be set: alerts are sent by e-mail")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		bad("smtp.port", "must be between 1 and 65535")
+	}
+	if !oneOf(s.TLS, "starttls", "tls", "none") {
+		bad("smtp.tls", "must be starttls, tls or none (got %q)", s.TLS)
+	}
+	if !oneOf(s.Auth, "plain", "login", "cram-md5", "none") {
+		bad("smtp.auth", "must be plain, login, cram-md5 or none (got %q)", s.Auth)
+	}
+	if s.Auth != "none" && s.Auth != "" {
+		if s.Username == "" {
+			bad("smtp.username", "must be set when smtp.auth is %s", s.Auth)
+		}
+		if !s.Password.IsSet() {
+			bad("smtp.password", "must be set (or smtp.password_file) when smtp.auth is %s", s.Auth)
+		}
+		if s.TLS == "none" && !s.AllowInsecureAuth {
+			bad("smtp.tls", "is none but smtp.auth is %s: the password would cross the network in clear; use starttls or tls, or set smtp.allow_insecure_auth: true", s.Auth)
+		}
+	}
+	if s.From == "" {
+		bad("smtp.from", "must be set")
+	} else if _, err := mail.ParseAddress(s.From); err != nil {
+		bad("smtp.from", "not an e-mail address: %q", s.From)
+	}
+	if s.Timeout.D() <= 0 {
+		bad("smtp.timeout", "must be positive")
+	}
+
+	if len(c.Alerts.To) == 0 {
+		bad("alerts.to", "must list at least one recipient: nobody would be told when collection fails")
+	}
+	for i, a := range c.Alerts.To {
+		if _, err := mail.ParseAddress(a); err != nil {
+			bad(fmt.Sprintf("alerts.to[%d]", i), "not an e-mail address: %q", a)
+		}
+	}
+	if c.Alerts.ReminderInterval.D() < time.Hour {
+		bad("alerts.reminder_interval", "must be at least 1h")
+	}
+	if c.Alerts.FailureThreshold < 1 {
+		bad("alerts.failure_threshold", "must be at least 1")
+	}
+	if c.Alerts.DeactivateAfter < 1 {
+		bad("alerts.deactivate_after", "must be at least 1 (hours)")
+	}
+
+	r := c.Report
+	for i, a := range r.To {
+		if _, err := mail.ParseAddress(a); err != nil {
+			bad(fmt.Sprintf("report.to[%d]", i), "not an e-mail address: %q", a)
+		}
+	}
+	if len(r.To) > 0 && len(r.RecipientKeys) == 0 {
+		bad("report.recipient_keys", "must list at least one PGP public key file when report.to is set: reports are only sent encrypted")
+	}
+	for i, p := range r.RecipientKeys {
+		if _, err := os.Stat(p); err != nil {
+			bad(fmt.Sprintf("report.recipient_keys[%d]", i), "%v", err)
+		}
+	}
+	if !oneOf(r.Anonymization, "hashed", "redacted", "none") {
+		bad("report.anonymization", "must be hashed, redacted or none (got %q)", r.Anonymization)
+	}
+	if _, err := time.LoadLocation(r.Timezone); err != nil || r.Timezone == "" {
+		bad("report.timezone", "unknown time zone %q (use an IANA name such as UTC or Europe/Berlin)", r.Timezone)
+	}
+	if _, err := cron.ParseStandard(r.Schedule); err != nil {
+		bad("report.schedule", "not a cron schedule (minute hour day month weekday): %v", err)
+	}
+	if r.UploadURL != "" && !strings.HasPrefix(r.UploadURL, "https://") {
+		bad("report.upload_url", "must be an https:// URL")
+	}
+	if r.UploadURL != "" && !r.UploadToken.IsSet() {
+		bad("report.upload_token", "must be set when report.upload_url is set")
+	}
+
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Show renders the effective configuration as YAML, secrets as <secret>.
+func (c *Config) Show() ([]byte, error) { return yaml.Marshal(c) }
+
+// Location returns the report time zone.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Report.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}

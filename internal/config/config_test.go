@@ -1,0 +1,123 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+data_dir: /var/lib/usagemeter
+alerts:
+  to: [ops@example.com]
+smtp:
+  host: smtp.example.com
+  username: meter
+  password: Sup3rSecret
+  from: meter@example.com
+`
+
+func TestGoodConfigAndDefaults(t *testing.T) {
+	c, err := Parse([]byte(good), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Collection.Minute != 5 || c.SMTP.Port != 587 || c.SMTP.TLS != "starttls" || c.Report.Anonymization != "hashed" ||
+		c.Alerts.ReminderInterval.D() != 24*time.Hour || c.Alerts.DeactivateAfter != 720 || c.Report.Schedule != "0 2 1 * *" {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+// TestBadConfigs is the table of bad files and the exact message a user sees.
+func TestBadConfigs(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key with suggestion", good + "\ncollection:\n  minutes: 5\n", `collection.minutes: unknown key (line 11); did you mean "collection.minute"?`},
+		{"unknown top-level key", good + "\nsmpt:\n  host: x\n", `smpt: unknown key (line 11); did you mean "smtp"?`},
+		{"port out of range", good + "  port: 70000\n", "smtp.port: must be between 1 and 65535"},
+		{"bad tls", good + "  tls: ssl\n", `smtp.tls: must be starttls, tls or none (got "ssl")`},
+		{"bad auth", good + "  auth: ntlm\n", `smtp.auth: must be plain, login, cram-md5 or none (got "ntlm")`},
+		{"auth without tls", good + "  tls: none\n", "smtp.tls: is none but smtp.auth is plain: the password would cross the network in clear; use starttls or tls, or set smtp.allow_insecure_auth: true"},
+		{"timeout too long", good + "collection:\n  timeout: 2h\n", "collection.timeout: must be shorter than 50m so that a collection and its retries end within its hour (got 2h0m0s)"},
+		{"not a duration", good + "collection:\n  timeout: soon\n", `line 11: not a duration (use e.g. 30s, 10m, 24h): "soon"`},
+		{"minute", good + "collection:\n  minute: 60\n", "collection.minute: must be between 0 and 59"},
+		{"no alert recipients", strings.Replace(good, "  to: [ops@example.com]\n", "  to: []\n", 1), "alerts.to: must list at least one recipient: nobody would be told when collection fails"},
+		{"bad alert address", strings.Replace(good, "ops@example.com", "not-an-address", 1), `alerts.to[0]: not an e-mail address: "not-an-address"`},
+		{"anonymization", good + "report:\n  anonymization: plain\n", `report.anonymization: must be hashed, redacted or none (got "plain")`},
+		{"timezone", good + "report:\n  timezone: Mars/Olympus\n", `report.timezone: unknown time zone "Mars/Olympus" (use an IANA name such as UTC or Europe/Berlin)`},
+		{"schedule", good + "report:\n  schedule: monthly\n", "report.schedule: not a cron schedule"},
+		{"report to without keys", good + "report:\n  to: [usage@aggregator.example]\n", "report.recipient_keys: must list at least one PGP public key file when report.to is set: reports are only sent encrypted"},
+		{"missing key file", good + "report:\n  recipient_keys: [/nonexistent/key.asc]\n", "report.recipient_keys[0]: stat /nonexistent/key.asc: no such file or directory"},
+		{"upload http", good + "report:\n  upload_url: http://x\n  upload_token: t\n", "report.upload_url: must be an https:// URL"},
+		{"log level", good + "log:\n  level: verbose\n", `log.level: must be debug, info, warn or error (got "verbose")`},
+		{"listen", good + "http:\n  listen: 8080\n", "http.listen: must be host:port"},
+		{"both passwords", good + "  password_file: /etc/pw\n", "smtp.password_file: set either smtp.password or smtp.password_file, not both"},
+		{"wrong type", good + "collection:\n  concurrency: many\n", "line 11: cannot unmarshal !!str `many` into int"},
+		{"not yaml", "smtp: [", "not valid YAML"},
+		{"no smtp host", strings.Replace(good, "  host: smtp.example.com\n", "", 1), "smtp.host: must be set: alerts are sent by e-mail"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "")
+			if err == nil {
+				t.Fatalf("accepted; want error %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "Sup3rSecret") {
+				t.Fatal("error leaks the password")
+			}
+		})
+	}
+}
+
+func TestAllErrorsReportedAtOnce(t *testing.T) {
+	_, err := Parse([]byte(good+"  port: 0\ncollection:\n  minute: 99\n"), "")
+	if err == nil || !strings.Contains(err.Error(), "smtp.port") || !strings.Contains(err.Error(), "collection.minute") {
+		t.Fatalf("want both errors, got %v", err)
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "smtp.pw"), []byte("FromFile99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(good, "  password: Sup3rSecret\n", "  password_file: smtp.pw\n", 1)
+	c, err := Parse([]byte(y), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.Password.Reveal() != "FromFile99" {
+		t.Fatalf("password from file: %q", c.SMTP.Password.Reveal())
+	}
+	_, err = Parse([]byte(strings.Replace(y, "smtp.pw", "missing.pw", 1)), dir)
+	if err == nil || !strings.HasPrefix(err.Error(), "smtp.password_file: ") {
+		t.Fatalf("missing password file: %v", err)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := Parse([]byte(good+"database:\n  url: postgres://u:DbPassw0rd@db/x\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{string(out), fmt.Sprintf("%v %+v %#v", c, c, c), fmt.Sprint(c.SMTP.Password)} {
+		if strings.Contains(s, "Sup3rSecret") || strings.Contains(s, "DbPassw0rd") {
+			t.Fatalf("secret leaked in:\n%s", s)
+		}
+	}
+	if !strings.Contains(string(out), "password: <secret>") {
+		t.Fatalf("config show should mark secrets:\n%s", out)
+	}
+	if c.SMTP.Password.Reveal() != "Sup3rSecret" {
+		t.Fatal("Reveal")
+	}
+}
