@@ -34,7 +34,7 @@ func TestGoodConfigAndDefaults(t *testing.T) {
 // TestBadConfigs is the table of bad files and the exact message a user sees.
 func TestBadConfigs(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
-		{"unknown key with suggestion", good + "\ncollection:\n  minutes: 5\n", `collection.minutes: unknown key (line 11); did you mean "collection.minute"?`},
+		{"unknown key with suggestion", good + "\ncollection:\n  minutes: 5\n", `collection.minutes: unknown key (line 12); did you mean "collection.minute"?`},
 		{"unknown top-level key", good + "\nsmpt:\n  host: x\n", `smpt: unknown key (line 11); did you mean "smtp"?`},
 		{"port out of range", good + "  port: 70000\n", "smtp.port: must be between 1 and 65535"},
 		{"bad tls", good + "  tls: ssl\n", `smtp.tls: must be starttls, tls or none (got "ssl")`},
