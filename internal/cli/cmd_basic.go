@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/migrations"
+)
+
+func init() {
+	register(&command{name: "version", summary: "print the version", run: runVersion})
+	register(&command{name: "config check", summary: "validate a configuration file", run: runConfigCheck})
+	register(&command{name: "config show", summary: "print the effective configuration (secrets as <secret>)", run: runConfigShow})
+	register(&command{name: "migrate", summary: "apply database migrations", run: runMigrate})
+}
+
+func runVersion(_ context.Context, e *Env, args []string) error {
+	fmt.Fprintf(e.Stdout, "usagemeter %s (%s, schema %d)\n", Version, runtime.Version(), migrations.Latest())
+	return nil
+}
+
+func runConfigCheck(_ context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "config check")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if _, err := loadConfig(*cfgPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "%s: OK\n", *cfgPath)
+	return nil
+}
+
+func runConfigShow(_ context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "config show")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	out, err := cfg.Show()
+	if err != nil {
+		return err
+	}
+	_, err = e.Stdout.Write(out)
+	return err
+}
+
+func runMigrate(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "migrate")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	v, err := app.Store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "database schema at version %d (appliance %s)\n", v, app.Appliance.ID)
+	return nil
+}
+
+// loadConfig loads the file and the checks that need other packages
+// (recipient keys are parsed by the report package).
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, check := range configChecks {
+		if err := check(cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return cfg, nil
+}
+
+// configChecks are validations beyond the config package (added by other files).
+var configChecks []func(*config.Config) error

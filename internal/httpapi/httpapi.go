@@ -1,0 +1,81 @@
+// Package httpapi serves the appliance's HTTP endpoints: /healthz (database
+// reachable, schema version), /metrics (Prometheus) and, as later issues add
+// them, the admin JSON API.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Health is what /healthz needs to know.
+type Health interface {
+	Ping(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (int32, error)
+}
+
+// Server is the HTTP handler set.
+type Server struct {
+	mux      *http.ServeMux
+	registry *prometheus.Registry
+	health   Health
+	latest   int32
+	dbUp     prometheus.Gauge
+}
+
+// New builds the handlers. latest is the schema version the binary expects.
+func New(h Health, registry *prometheus.Registry, version string, latest int32) *Server {
+	s := &Server{mux: http.NewServeMux(), registry: registry, health: h, latest: latest}
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_build_info", Help: "Build information; always 1.", ConstLabels: prometheus.Labels{"version": version}})
+	info.Set(1)
+	s.dbUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_database_up", Help: "1 when the database answered the last health check."})
+	registry.MustRegister(info, s.dbUp)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+	return s
+}
+
+// Handle adds a handler (for admin pages registered by other packages).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type healthBody struct {
+	Status        string `json:"status"`
+	Database      string `json:"database"`
+	SchemaVersion int32  `json:"schema_version"`
+	Expected      int32  `json:"expected_schema_version"`
+	Error         string `json:"error,omitempty"`
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	body := healthBody{Status: "ok", Database: "up", Expected: s.latest}
+	code := http.StatusOK
+	if err := s.health.Ping(ctx); err != nil {
+		body.Status, body.Database, body.Error = "unavailable", "down", "database unreachable"
+		code = http.StatusServiceUnavailable
+		s.dbUp.Set(0)
+	} else {
+		s.dbUp.Set(1)
+		v, err := s.health.SchemaVersion(ctx)
+		body.SchemaVersion = v
+		if err != nil || v != s.latest {
+			body.Status = "unavailable"
+			body.Error = "schema version differs from this binary's"
+			code = http.StatusServiceUnavailable
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}
