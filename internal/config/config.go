@@ -274,7 +274,9 @@ func (c *Config) readFiles() error {
 // every problem, one per line, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...)) }
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...))
+	}
 
 	if c.DataDir == "" {
 		bad("data_dir", "must be set")
