@@ -97,6 +97,7 @@ type Target struct {
 	Username   string        // may be empty for token-based products
 	Password   config.Secret // password or token
 	Thumbprint string        // accepted SHA-256 certificate thumbprint, when the system does not trust it
+	InstanceID string        // identity recorded at `product add` (vCenter: about.instanceUuid), "" if unknown
 	Options    json.RawMessage
 	Timeout    time.Duration // deadline of one remote call
 	Logger     *slog.Logger
