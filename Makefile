@@ -1,0 +1,29 @@
+# usagemeter: build, test, benchmark, demo.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/usagemeter/usagemeter/internal/cli.Version=$(VERSION)
+
+.PHONY: build test bench demo fmt vet clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/usagemeter ./cmd/usagemeter
+
+# The test suite: vet, then every test with the race detector, on a real
+# PostgreSQL (started by the tests), real SMTP, gpg and govmomi's simulator.
+test:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+# Benchmarks at provider scale (minutes).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./...
+
+# A simulated provider's month, end to end.
+demo:
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/usagemeter demo
+
+clean:
+	rm -rf bin
+
+-include deploy/ova/ova.mk

@@ -1,0 +1,273 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/usagemeter once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "usagemeter-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "usagemeter")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/usagemeter").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// writeConfig writes a minimal valid config with an empty database.url.
+func writeConfig(t *testing.T, dataDir, extra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := fmt.Sprintf(`data_dir: %s
+http:
+  listen: 127.0.0.1:0
+collection:
+  minute: 5
+smtp:
+  host: 127.0.0.1
+  port: 2525
+  username: meter
+  password: SmtpPassw0rd
+  from: meter@example.com
+alerts:
+  to: [ops@example.com]
+%s`, dataDir, extra)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type daemonProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	logs   *bytes.Buffer
+	mu     *sync.Mutex
+	exited chan error
+}
+
+func (d *daemonProc) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+var servingRE = regexp.MustCompile(`usagemeter serving.*http=(\S+)`)
+
+func startServe(t *testing.T, cfgPath string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(binary(t), "serve", "--config", cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemonProc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan error, 1)}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.mu.Lock()
+			d.logs.WriteString(line + "\n")
+			d.mu.Unlock()
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				addrCh <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { d.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		}
+	})
+	select {
+	case d.addr = <-addrCh:
+	case err := <-d.exited:
+		t.Fatalf("serve exited early: %v\n%s", err, d.log())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("serve did not come up in 90s:\n%s", d.log())
+	}
+	return d
+}
+
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, d.log())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not stop within 60s of SIGTERM:\n%s", d.log())
+	}
+}
+
+func healthz(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz %d: %v", resp.StatusCode, body)
+	}
+	return body
+}
+
+// TestServeManagedDatabase: with an empty database.url, serve starts its own
+// PostgreSQL, migrates, answers /healthz and /metrics, stops cleanly on
+// SIGTERM, and a second start reuses the cluster.
+func TestServeManagedDatabase(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, dataDir, "")
+
+	d := startServe(t, cfg)
+	h := healthz(t, d.addr)
+	if h["database"] != "up" || h["schema_version"].(float64) < 1 {
+		t.Fatalf("healthz: %v", h)
+	}
+	resp, err := http.Get("http://" + d.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"usagemeter_build_info", "usagemeter_database_up 1"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Fatalf("/metrics lacks %q", m)
+		}
+	}
+	if !strings.Contains(d.log(), "new_cluster=true") || !strings.Contains(d.log(), "database migrated") {
+		t.Fatalf("first start should initialise and migrate:\n%s", d.log())
+	}
+	fi, err := os.Stat(filepath.Join(dataDir, "credentials.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials key: %v %v", fi, err)
+	}
+	d.stop(t)
+	if _, err := os.Stat(filepath.Join(dataDir, "postgres", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("PostgreSQL still running after serve stopped (postmaster.pid: %v)", err)
+	}
+
+	d2 := startServe(t, cfg)
+	healthz(t, d2.addr)
+	if !strings.Contains(d2.log(), "new_cluster=false") || strings.Contains(d2.log(), "database migrated") {
+		t.Fatalf("second start should reuse the cluster without migrating:\n%s", d2.log())
+	}
+	for _, log := range []string{d.log(), d2.log()} {
+		if strings.Contains(log, "SmtpPassw0rd") {
+			t.Fatal("log leaks the SMTP password")
+		}
+	}
+	d2.stop(t)
+}
+
+func TestServeBadInput(t *testing.T) {
+	bin := binary(t)
+	run := func(args ...string) (int, string) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+
+	t.Run("unknown key", func(t *testing.T) {
+		cfg := writeConfig(t, t.TempDir(), "colection:\n  minute: 5\n")
+		code, out := run("serve", "--config", cfg)
+		if code != 1 || !strings.Contains(out, `colection: unknown key`) || !strings.Contains(out, `did you mean "collection"?`) {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("data dir not writable", func(t *testing.T) {
+		cfg := writeConfig(t, "/proc/usagemeter", "")
+		code, out := run("serve", "--config", cfg)
+		if code != 1 || !strings.Contains(out, "data_dir /proc/usagemeter") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("corrupt key file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "credentials.key"), []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out := run("migrate", "--config", writeConfig(t, dir, "database:\n  url: postgres://nobody@127.0.0.1:1/x\n"))
+		if code != 1 || !strings.Contains(out, "is corrupt") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "credentials.key"))
+		if string(b) != "garbage" {
+			t.Fatal("corrupt key file overwritten")
+		}
+	})
+	t.Run("unreachable database", func(t *testing.T) {
+		code, out := run("migrate", "--config", writeConfig(t, t.TempDir(), "database:\n  url: postgres://meter:DbPassw0rd@127.0.0.1:1/usagemeter?connect_timeout=2\n"))
+		if code != 1 || !strings.Contains(out, "connecting to the database at 127.0.0.1:1/usagemeter as meter") || strings.Contains(out, "DbPassw0rd") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("config show hides secrets", func(t *testing.T) {
+		code, out := run("config", "show", "--config", writeConfig(t, t.TempDir(), "database:\n  url: postgres://meter:DbPassw0rd@db/usagemeter\n"))
+		if code != 0 || strings.Contains(out, "SmtpPassw0rd") || strings.Contains(out, "DbPassw0rd") || !strings.Contains(out, "password: <secret>") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("unknown command", func(t *testing.T) {
+		code, out := run("frobnicate")
+		if code != 2 || !strings.Contains(out, `unknown command "frobnicate"`) {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+}
