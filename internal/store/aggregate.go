@@ -1,0 +1,354 @@
+package store
+
+// Monthly aggregation over usage spans (METERING.md, DESIGN.md "Reports").
+//
+// Every query below starts from monthSpans: the spans overlapping the month
+// [Start, End), clipped to it, each with the number of its hours inside the
+// month, its customer label (customer rules, see customers.go) and whether
+// it is reportable. A span is not reportable when its dims say
+// not_reportable = "true" (the collector saw an evaluation licence) or when
+// its dims' license_key has the category perpetual or demo in the licenses
+// table: such usage is metered and counted in the manifest, but not billed.
+//
+// The month is given as two instants; hours in month is End-Start in hours,
+// computed by the caller in the report's time zone (672 to 744, 743 or 745
+// across a daylight-saving change). Collection hours are UTC instants, so
+// the overlap of a span [first_hour, last_hour] with the month is
+//
+//	hours = (least(last_hour, End - 1h) - greatest(first_hour, Start)) / 1h + 1
+//
+// The SQL does the work; Go receives one row per figure, or streams the
+// history files row by row.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Month is a report month: the instants [Start, End) in the report's time zone.
+type Month struct {
+	Start, End time.Time
+}
+
+// MonthIn returns the month of t in loc (t's year and month as seen in loc).
+func MonthIn(t time.Time, loc *time.Location) Month {
+	t = t.In(loc)
+	start := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+	return Month{Start: start, End: start.AddDate(0, 1, 0)}
+}
+
+// Hours is the number of hours in the month.
+func (m Month) Hours() int { return int(m.End.Sub(m.Start) / time.Hour) }
+
+// String is YYYY-MM.
+func (m Month) String() string { return m.Start.Format("2006-01") }
+
+// Figure is one aggregated figure: a metric of a product instance for an
+// edition and a customer, split by reportability.
+type Figure struct {
+	ProductID  int64
+	Metric     string
+	Edition    string
+	Customer   string // "" when no customer rule matches
+	Reportable bool
+	Unit       string  // unit of Value
+	Value      float64 // the monthly figure (average, count, maximum or unique count)
+	Objects    int64   // distinct objects behind the figure
+	Hours      float64 // object-hours behind the figure
+}
+
+// monthSpans is the common CTE "s": $1 month start, $2 month end (exclusive),
+// $3 metrics. withCustomer adds the label of the customer rules (the
+// lateral match costs a little per span; the hourly totals do without).
+func monthSpans(withCustomer bool) string {
+	customer, join := `''`, ``
+	if withCustomer {
+		customer, join = `coalesce(c.label, '')`, customerMatchSQL
+	}
+	return `
+WITH s AS (
+	SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition, s.dims,
+	       greatest(s.first_hour, $1::timestamptz) AS h0,
+	       least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
+	       extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
+	       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
+	            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
+	       ` + customer + ` AS customer
+	  FROM usage_spans s
+	  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + join + `
+	 WHERE s.metric = ANY($3::text[])
+	   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz
+)`
+}
+
+func (s *Store) figures(ctx context.Context, sql string, args ...any) ([]Figure, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Figure, error) {
+		var f Figure
+		err := r.Scan(&f.ProductID, &f.Metric, &f.Edition, &f.Customer, &f.Reportable, &f.Unit, &f.Value, &f.Objects, &f.Hours)
+		return f, err
+	})
+}
+
+// AverageFigures: the monthly average of an hourly quantity (METERING.md
+// "Monthly average"): sum(quantity x hours) / hours in month. Quantities in
+// MB are reported in GB (/ 1024): average capped billed vRAM (GB) =
+// sum(capped_billed_mb over VM-hours) / 1024 / hours in month. Cores and GB
+// are averaged as they are. Missing hours lower the average (assumed rule).
+func (s *Store) AverageFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
+	f, err := s.figures(ctx, monthSpans(true)+`
+	SELECT product_id, metric, edition, customer, reportable,
+	       CASE unit WHEN 'MB' THEN 'GB' ELSE unit END,
+	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $4::float8,
+	       count(DISTINCT object_key), sum(hours)
+	  FROM s
+	 GROUP BY product_id, metric, edition, customer, reportable, unit
+	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics, float64(m.Hours()))
+	if err != nil {
+		return nil, fmt.Errorf("averaging %v over %s: %w", metrics, m, err)
+	}
+	return f, nil
+}
+
+// CountFigures: the non-unique object count (METERING.md "Non-unique VM
+// count"): the objects present in each hour, summed over the month and
+// divided by hours in month. A VM present all month counts 1.
+func (s *Store) CountFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
+	f, err := s.figures(ctx, monthSpans(true)+`
+	SELECT product_id, metric, edition, customer, reportable, 'count',
+	       sum(hours) / $4::float8,
+	       count(DISTINCT object_key), sum(hours)
+	  FROM s
+	 GROUP BY product_id, metric, edition, customer, reportable
+	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics, float64(m.Hours()))
+	if err != nil {
+		return nil, fmt.Errorf("counting %v over %s: %w", metrics, m, err)
+	}
+	return f, nil
+}
+
+// MaximumFigures: the monthly maximum (METERING.md "Monthly maximum"): the
+// largest hourly total of the group in the month. The hourly total only
+// changes where a span starts or ends, so it is a running sum over those
+// events (+quantity at h0, -quantity after h1), and its maximum is the
+// maximum over the event hours.
+func (s *Store) MaximumFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
+	f, err := s.figures(ctx, monthSpans(true)+`,
+	ev AS (
+		SELECT product_id, metric, edition, customer, reportable, unit, h0 AS h, quantity AS dq FROM s
+		UNION ALL
+		SELECT product_id, metric, edition, customer, reportable, unit, h1 + interval '1 hour', -quantity FROM s
+	), at_hour AS (
+		SELECT product_id, metric, edition, customer, reportable, unit, h,
+		       sum(sum(dq)) OVER (PARTITION BY product_id, metric, edition, customer, reportable, unit ORDER BY h) AS total
+		  FROM ev
+		 GROUP BY product_id, metric, edition, customer, reportable, unit, h
+	), objs AS (
+		SELECT product_id, metric, edition, customer, reportable, unit, count(DISTINCT object_key) AS objects, sum(hours) AS hours
+		  FROM s GROUP BY product_id, metric, edition, customer, reportable, unit
+	)
+	SELECT a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit,
+	       max(round(a.total::numeric, 6))::float8, o.objects, o.hours
+	  FROM at_hour a
+	  JOIN objs o USING (product_id, metric, edition, customer, reportable, unit)
+	 GROUP BY a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit, o.objects, o.hours
+	 ORDER BY 1, 2, 3, 4, 5`, m.Start, m.End, metrics)
+	if err != nil {
+		return nil, fmt.Errorf("maximum of %v over %s: %w", metrics, m, err)
+	}
+	return f, nil
+}
+
+// UniqueFigures: the unique count (METERING.md "Unique count"): the distinct
+// objects seen at least once in the month. An object whose spans fall under
+// two customers (it moved) counts once for each.
+func (s *Store) UniqueFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
+	f, err := s.figures(ctx, monthSpans(true)+`
+	SELECT product_id, metric, edition, customer, reportable, 'count',
+	       count(DISTINCT object_key)::float8,
+	       count(DISTINCT object_key), sum(hours)
+	  FROM s
+	 GROUP BY product_id, metric, edition, customer, reportable
+	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics)
+	if err != nil {
+		return nil, fmt.Errorf("unique count of %v over %s: %w", metrics, m, err)
+	}
+	return f, nil
+}
+
+// ProductGap is the collection record of one product over a month.
+type ProductGap struct {
+	ProductID int64
+	Expected  int // hours of the month in which the product was registered and active
+	Collected int // of those, hours with a done collection run
+	Missing   int // Expected - Collected
+}
+
+// MonthGaps counts, per product, the hours of the month with no done
+// collection run. A product is expected from the earlier of its creation and
+// its first run, until its deactivation, and never after now (runs in the
+// future cannot exist yet).
+func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]ProductGap, error) {
+	rows, err := s.pool.Query(ctx, `
+	SELECT p.id, count(*)::int, count(r.hour)::int
+	  FROM products p
+	 CROSS JOIN LATERAL generate_series(
+	         greatest($1::timestamptz, date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))),
+	         least($2::timestamptz, date_trunc('hour', $3::timestamptz), coalesce(p.deactivated_at, $2::timestamptz)) - interval '1 hour',
+	         interval '1 hour') AS h(hour)
+	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour AND r.state = 'done'
+	 GROUP BY p.id
+	 ORDER BY p.id`, m.Start, m.End, now)
+	if err != nil {
+		return nil, fmt.Errorf("counting missing hours of %s: %w", m, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProductGap, error) {
+		var g ProductGap
+		err := r.Scan(&g.ProductID, &g.Expected, &g.Collected)
+		g.Missing = g.Expected - g.Collected
+		return g, err
+	})
+}
+
+// HourlyTotal is the total of a metric of a product instance and edition in
+// one hour of the month (reportable usage only).
+type HourlyTotal struct {
+	ProductID int64
+	Metric    string
+	Edition   string
+	Unit      string
+	Hour      time.Time
+	Quantity  float64
+	Objects   int64
+	Collected bool // a done collection run exists for the product and hour
+}
+
+// HourlyTotals streams, for every (product, metric, edition) with reportable
+// usage in the month, one row per hour of the month, in order: running sums
+// over span start and end events, filled onto the month's hours.
+func (s *Store) HourlyTotals(ctx context.Context, m Month, metrics []string, fn func(HourlyTotal) error) error {
+	rows, err := s.pool.Query(ctx, monthSpans(false)+`,
+	ev AS (
+		SELECT product_id, metric, edition, unit, h0 AS h, quantity AS dq, 1 AS dn FROM s WHERE reportable
+		UNION ALL
+		SELECT product_id, metric, edition, unit, h1 + interval '1 hour', -quantity, -1 FROM s WHERE reportable AND h1 + interval '1 hour' < $2::timestamptz
+	), d AS (
+		SELECT product_id, metric, edition, unit, h, sum(dq) AS dq, sum(dn) AS dn FROM ev GROUP BY 1, 2, 3, 4, 5
+	), g AS (
+		SELECT DISTINCT product_id, metric, edition, unit FROM d
+	), grid AS (
+		SELECT g.product_id, g.metric, g.edition, g.unit, h.h
+		  FROM g CROSS JOIN generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') AS h(h)
+	)
+	SELECT grid.product_id, grid.metric, grid.edition, grid.unit, grid.h,
+	       round((sum(coalesce(d.dq, 0)) OVER w)::numeric, 6)::float8,
+	       (sum(coalesce(d.dn, 0)) OVER w)::int8,
+	       r.hour IS NOT NULL
+	  FROM grid
+	  LEFT JOIN d USING (product_id, metric, edition, unit, h)
+	  LEFT JOIN collection_runs r ON r.product_id = grid.product_id AND r.hour = grid.h AND r.state = 'done'
+	WINDOW w AS (PARTITION BY grid.product_id, grid.metric, grid.edition, grid.unit ORDER BY grid.h)
+	 ORDER BY grid.product_id, grid.metric, grid.edition, grid.unit, grid.h`, m.Start, m.End, metrics)
+	if err != nil {
+		return fmt.Errorf("hourly totals of %s: %w", m, err)
+	}
+	defer rows.Close()
+	var t HourlyTotal
+	for rows.Next() {
+		if err := rows.Scan(&t.ProductID, &t.Metric, &t.Edition, &t.Unit, &t.Hour, &t.Quantity, &t.Objects, &t.Collected); err != nil {
+			return err
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// HistoryRow is one span clipped to the month, with its placement names.
+type HistoryRow struct {
+	ProductID  int64
+	Metric     string
+	ObjectKey  string
+	Edition    string
+	Customer   string
+	Reportable bool
+	First      time.Time // first hour in the month
+	Last       time.Time // last hour in the month
+	Hours      float64
+	Quantity   float64
+	Unit       string
+	// Names from dims; "" when absent.
+	VM, Host, Cluster, Datacenter, Folder, ResourcePool, VCenter, VCD, Org string
+}
+
+// History streams the month's spans of metrics, clipped to the month, in
+// (product, metric, object, first hour) order.
+func (s *Store) History(ctx context.Context, m Month, metrics []string, fn func(*HistoryRow) error) error {
+	rows, err := s.pool.Query(ctx, monthSpans(true)+`
+	SELECT product_id, metric, object_key, edition, customer, reportable, h0, h1, hours, quantity, unit,
+	       coalesce(dims ->> 'vm', ''), coalesce(dims ->> 'host', ''), coalesce(dims ->> 'cluster', ''),
+	       coalesce(dims ->> 'datacenter', ''), coalesce(dims ->> 'folder', ''), coalesce(dims ->> 'resource_pool', ''),
+	       coalesce(dims ->> 'vcenter', ''), coalesce(dims ->> 'vcd', ''), coalesce(dims ->> 'org', '')
+	  FROM s
+	 ORDER BY product_id, metric, object_key, h0`, m.Start, m.End, metrics)
+	if err != nil {
+		return fmt.Errorf("history of %s: %w", m, err)
+	}
+	defer rows.Close()
+	var h HistoryRow
+	for rows.Next() {
+		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
+			&h.VM, &h.Host, &h.Cluster, &h.Datacenter, &h.Folder, &h.ResourcePool, &h.VCenter, &h.VCD, &h.Org); err != nil {
+			return err
+		}
+		if err := fn(&h); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// HasUsage reports whether any span overlaps the month.
+func (s *Store) HasUsage(ctx context.Context, m Month) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE first_hour < $2 AND last_hour >= $1)`, m.Start, m.End).Scan(&ok)
+	return ok, err
+}
+
+// ProductInfo is what a report says about a product instance.
+type ProductInfo struct {
+	ID         int64
+	Kind       string
+	Endpoint   string
+	InstanceID string
+	Version    string // options.version, "" when the collector did not record one
+}
+
+// ProductInfos returns every product (active or not) by id, without
+// touching credentials.
+func (s *Store) ProductInfos(ctx context.Context) (map[int64]ProductInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, endpoint, instance_id, coalesce(options ->> 'version', '') FROM products`)
+	if err != nil {
+		return nil, err
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProductInfo, error) {
+		var p ProductInfo
+		err := r.Scan(&p.ID, &p.Kind, &p.Endpoint, &p.InstanceID, &p.Version)
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int64]ProductInfo, len(list))
+	for _, p := range list {
+		m[p.ID] = p
+	}
+	return m, nil
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Delivery states of a report channel.
+const (
+	ChannelPending = "pending" // not attempted yet
+	ChannelQueued  = "queued"  // handed over (e-mail: in the outbox)
+	ChannelSent    = "sent"    // delivered (upload: the server accepted it)
+	ChannelFailed  = "failed"  // last attempt failed; `report send` retries
+)
+
+// ChannelStatus is the delivery status of a report on one channel.
+type ChannelStatus struct {
+	State    string    `json:"state"`
+	At       time.Time `json:"at"`
+	Attempts int       `json:"attempts,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Detail   string    `json:"detail,omitempty"` // e.g. "outbox 12", "HTTP 201"
+}
+
+// Done reports whether the channel needs no further attempt.
+func (c ChannelStatus) Done() bool { return c.State == ChannelQueued || c.State == ChannelSent }
+
+// Report is one stored version of a monthly report.
+type Report struct {
+	ID            int64
+	Month         time.Time // first day, as a date (midnight UTC)
+	Version       int
+	CreatedAt     time.Time
+	RulesVersion  string
+	FiguresSHA256 string // over the figures: unchanged data gives the same value
+	BundleSHA256  string // of the file at Path
+	Path          string
+	Channels      map[string]ChannelStatus
+}
+
+// monthDate is the reports.month value of a month starting at start (in any zone).
+func monthDate(start time.Time) time.Time {
+	return time.Date(start.Year(), start.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+const reportCols = `id, month, version, created_at, rules_version, figures_sha256, bundle_sha256, path, channels`
+
+func scanReport(r pgx.Row) (Report, error) {
+	var rep Report
+	var ch []byte
+	err := r.Scan(&rep.ID, &rep.Month, &rep.Version, &rep.CreatedAt, &rep.RulesVersion, &rep.FiguresSHA256, &rep.BundleSHA256, &rep.Path, &ch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return rep, ErrNotFound
+	}
+	if err != nil {
+		return rep, err
+	}
+	rep.Channels = map[string]ChannelStatus{}
+	if len(ch) > 0 {
+		if err := json.Unmarshal(ch, &rep.Channels); err != nil {
+			return rep, fmt.Errorf("report %d channels: %w", rep.ID, err)
+		}
+	}
+	return rep, nil
+}
+
+// LatestReport returns the newest version of the report of the month
+// starting at start (its year and month are used), or ErrNotFound.
+func (s *Store) LatestReport(ctx context.Context, start time.Time) (Report, error) {
+	return scanReport(s.pool.QueryRow(ctx, `SELECT `+reportCols+` FROM reports WHERE month = $1 ORDER BY version DESC LIMIT 1`, monthDate(start)))
+}
+
+// ReportByID returns one report.
+func (s *Store) ReportByID(ctx context.Context, id int64) (Report, error) {
+	return scanReport(s.pool.QueryRow(ctx, `SELECT `+reportCols+` FROM reports WHERE id = $1`, id))
+}
+
+// Reports lists every stored report, newest month and version first.
+func (s *Store) Reports(ctx context.Context) ([]Report, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+reportCols+` FROM reports ORDER BY month DESC, version DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Report
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// InsertReport stores a new version. r.Version must be the next version of
+// the month (LatestReport + 1); a concurrent insert of the same version is
+// ErrDuplicate. Older versions are kept.
+func (s *Store) InsertReport(ctx context.Context, r Report) (Report, error) {
+	if r.Channels == nil {
+		r.Channels = map[string]ChannelStatus{}
+	}
+	ch, err := json.Marshal(r.Channels)
+	if err != nil {
+		return r, err
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	r.Month = monthDate(r.Month)
+	err = s.pool.QueryRow(ctx, `INSERT INTO reports (month, version, created_at, rules_version, figures_sha256, bundle_sha256, path, channels)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		r.Month, r.Version, r.CreatedAt, r.RulesVersion, r.FiguresSHA256, r.BundleSHA256, r.Path, ch).Scan(&r.ID)
+	if isUniqueViolation(err) {
+		return r, fmt.Errorf("report %s version %d: %w", r.Month.Format("2006-01"), r.Version, ErrDuplicate)
+	}
+	if err != nil {
+		return r, fmt.Errorf("storing report: %w", err)
+	}
+	return r, nil
+}
+
+// SetReportChannel records the delivery status of report id on channel.
+func (s *Store) SetReportChannel(ctx context.Context, id int64, channel string, st ChannelStatus) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE reports SET channels = jsonb_set(channels, ARRAY[$2::text], $3::jsonb) WHERE id = $1`, id, channel, b)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = fmt.Errorf("report %d: %w", id, ErrNotFound)
+	}
+	return err
+}
+
+// ReadAppliance returns the appliance row without creating it or checking
+// the credentials key (EnsureAppliance does both at start-up).
+func (s *Store) ReadAppliance(ctx context.Context) (Appliance, error) {
+	var a Appliance
+	var contract, program *string
+	err := s.pool.QueryRow(ctx, `SELECT id::text, created, contract_id, program, registered_at FROM appliance`).
+		Scan(&a.ID, &a.Created, &contract, &program, &a.RegisteredAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fmt.Errorf("appliance row: %w (run `usagemeter migrate` first)", ErrNotFound)
+	}
+	if contract != nil {
+		a.ContractID = *contract
+	}
+	if program != nil {
+		a.Program = *program
+	}
+	return a, err
+}
