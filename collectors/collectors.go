@@ -9,6 +9,7 @@ package collectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -52,6 +53,11 @@ func CappedBilledMB(configuredMB, reservationMB float64) float64 {
 	}
 	return billed
 }
+
+// ErrAuth is wrapped by collector errors that say the product refused the
+// credentials. The scheduler does not retry them within the hour (a retry
+// storm could lock the metering account out).
+var ErrAuth = errors.New("authentication failed")
 
 // Observation is one metered object in one collection hour.
 type Observation struct {

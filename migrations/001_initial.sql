@@ -21,7 +21,8 @@ CREATE TABLE products (
     paired_id      bigint REFERENCES products (id),
     options        jsonb NOT NULL DEFAULT '{}',
     active         boolean NOT NULL DEFAULT true,
-    deactivated_at timestamptz,
+    deactivated_at timestamptz,                 -- set when deactivated after failing too long; retried daily
+    removed_at     timestamptz,                 -- removed by the admin; kept for its billed history
     created_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (kind, endpoint)
 );

@@ -2,19 +2,226 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/usagemeter/usagemeter/internal/alert"
+	"github.com/usagemeter/usagemeter/internal/config"
+	umail "github.com/usagemeter/usagemeter/internal/mail"
+	"github.com/usagemeter/usagemeter/internal/scheduler"
+	"github.com/usagemeter/usagemeter/internal/store"
 )
 
-// daemon is the long-running part of serve: scheduler and workers.
+// reportJob, when set (by the report command's file), builds the monthly
+// report job for the daemon.
+var reportJob func(a *App, engine *alert.Engine) func(ctx context.Context)
+
+// outboxStuckAfter is how old the oldest unsent mail may get before an alert.
+const outboxStuckAfter = time.Hour
+
+// daemon is the long-running part of serve: scheduler, alert engine, outbox worker.
 type daemon struct {
-	app *App
+	app      *App
+	sched    *scheduler.Scheduler
+	engine   *alert.Engine
+	worker   *umail.Worker
+	fallback *alert.Fallback
+	now      func() time.Time
+
+	outboxQueued prometheus.Gauge
+	outboxAge    prometheus.Gauge
+	outboxFailed prometheus.Gauge
+	alertsOpen   prometheus.Gauge
+	dbDownSince  time.Time
 }
 
-func newDaemon(app *App, reg *prometheus.Registry) (*daemon, error) { return &daemon{app: app}, nil }
+// mailConfig converts the smtp section for the sender.
+func mailConfig(c config.SMTP) umail.Config {
+	return umail.Config{
+		Host: c.Host, Port: c.Port, TLS: umail.TLSMode(c.TLS), Auth: umail.AuthMode(c.Auth),
+		Username: c.Username, Password: c.Password, From: c.From, Timeout: c.Timeout.D(),
+		AllowPlainAuthWithoutTLS: c.AllowInsecureAuth,
+	}
+}
 
-// Start launches the scheduler.
-func (d *daemon) Start(ctx context.Context) {}
+// mailDomain is the domain of the sender address, for stable Message-IDs.
+func mailDomain(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		if _, d, ok := strings.Cut(a.Address, "@"); ok {
+			return d
+		}
+	}
+	return "usagemeter.invalid"
+}
+
+type daemonOptions struct {
+	now     func() time.Time
+	factory scheduler.Factory
+	sender  interface {
+		Send(ctx context.Context, m umail.Message) error
+	}
+}
+
+func newDaemon(app *App, reg *prometheus.Registry) (*daemon, error) {
+	return newDaemonWith(app, reg, daemonOptions{})
+}
+
+func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon, error) {
+	cfg := app.Config
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.sender == nil {
+		s, err := umail.NewSender(mailConfig(cfg.SMTP), app.Log)
+		if err != nil {
+			return nil, fmt.Errorf("smtp: %w", err)
+		}
+		o.sender = s
+	}
+	domain := mailDomain(cfg.SMTP.From)
+	d := &daemon{app: app, now: o.now}
+	d.fallback = &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: o.sender, Domain: domain, Log: app.Log, Now: o.now}
+	d.engine = &alert.Engine{
+		Store: app.Store, Log: app.Log, Now: o.now, Appliance: app.Appliance.ID, Fallback: d.fallback,
+		Rules: alert.Rules{To: cfg.Alerts.To, FailureThreshold: cfg.Alerts.FailureThreshold, Reminder: cfg.Alerts.ReminderInterval.D(), DeactivateAfter: cfg.Alerts.DeactivateAfter},
+	}
+	opts := []scheduler.Option{scheduler.WithClock(o.now), scheduler.WithObserver(d.engine)}
+	if reg != nil {
+		opts = append(opts, scheduler.WithObserver(scheduler.NewMetrics(reg)))
+	}
+	if o.factory != nil {
+		opts = append(opts, scheduler.WithFactory(o.factory))
+	}
+	d.sched = scheduler.New(scheduler.Config{
+		Minute: cfg.Collection.Minute, Concurrency: cfg.Collection.Concurrency, Timeout: cfg.Collection.Timeout.D(),
+		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries,
+	}, app.Store, app.Log, opts...)
+	d.worker = &umail.Worker{Outbox: storeOutbox{st: app.Store, domain: domain}, Sender: o.sender, Now: o.now, Logger: app.Log}
+
+	d.outboxQueued = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_queued", Help: "Mails waiting in the outbox."})
+	d.outboxAge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_oldest_age_seconds", Help: "Age of the oldest unsent mail (0 when none)."})
+	d.outboxFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_failed", Help: "Mails given up after a permanent error."})
+	d.alertsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_alerts_open", Help: "Open alerts."})
+	if reg != nil {
+		reg.MustRegister(d.outboxQueued, d.outboxAge, d.outboxFailed, d.alertsOpen)
+	}
+
+	if err := d.sched.AddJob("* * * * *", "outbox", d.outboxJob); err != nil {
+		return nil, err
+	}
+	if err := d.sched.AddJob("* * * * *", "database watch", d.databaseJob); err != nil {
+		return nil, err
+	}
+	if reportJob != nil {
+		if err := d.sched.AddJob(cfg.Report.Schedule, "monthly report", reportJob(app, d.engine)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Start launches the scheduler (which collects the current hour if missing).
+func (d *daemon) Start(ctx context.Context) {
+	if err := d.sched.Start(ctx); err != nil {
+		d.app.Log.Error("starting scheduler", "err", err)
+	}
+}
 
 // Stop stops the scheduler and waits for running jobs.
-func (d *daemon) Stop() {}
+func (d *daemon) Stop() { d.sched.Stop(20 * time.Second) }
+
+// outboxJob sends what is due and watches for a stuck outbox.
+func (d *daemon) outboxJob(ctx context.Context) {
+	sent, failed, err := d.worker.RunOnce(ctx)
+	if err != nil {
+		d.app.Log.Error("outbox", "err", err)
+	} else if sent+failed > 0 {
+		d.app.Log.Info("outbox run", "sent", sent, "failed", failed)
+	}
+	st, err := d.app.Store.OutboxStats(ctx)
+	if err != nil {
+		return
+	}
+	d.outboxQueued.Set(float64(st.Queued))
+	d.outboxFailed.Set(float64(st.Failed))
+	age := time.Duration(0)
+	if st.Oldest != nil {
+		age = d.now().Sub(*st.Oldest)
+	}
+	d.outboxAge.Set(age.Seconds())
+	if age > outboxStuckAfter {
+		_ = d.engine.Raise(ctx, alert.KindOutboxStuck, 0, "mail outbox stuck",
+			fmt.Sprintf("%d mails are waiting in the outbox; the oldest since %s (%d attempts). Alerts and reports are not reaching anyone.", st.Queued, st.Oldest.Format(time.RFC1123), st.MaxTries),
+			"Check the SMTP server and the smtp section of the configuration; the outbox keeps retrying and loses nothing.", "")
+	} else {
+		_ = d.engine.Resolve(ctx, alert.KindOutboxStuck, 0, "mail outbox flowing again", "The mail outbox is delivering again; every queued mail has been sent.")
+	}
+	if open, err := d.app.Store.OpenAlerts(ctx); err == nil {
+		d.alertsOpen.Set(float64(len(open)))
+	}
+}
+
+// databaseJob watches the database: after 5 minutes down, the admins are
+// told directly (the outbox lives in the database); when it is back, the
+// spilled alerts are recorded.
+func (d *daemon) databaseJob(ctx context.Context) {
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := d.app.Store.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		if d.dbDownSince.IsZero() {
+			d.dbDownSince = d.now()
+		}
+		if d.now().Sub(d.dbDownSince) >= 5*time.Minute {
+			d.fallback.Raise(ctx, store.Mail{
+				Kind: "alert:" + alert.KindDatabaseDown, To: d.app.Config.Alerts.To,
+				Subject: "[usagemeter] database unreachable: collection and reports stopped",
+				Text: fmt.Sprintf("usagemeter appliance %s cannot reach its database since %s: %v\n\nNo hour can be stored while it is down. Check the PostgreSQL service (or database.url).\n",
+					d.app.Appliance.ID, d.dbDownSince.Format(time.RFC1123), err),
+			}, "database unreachable")
+		}
+		return
+	}
+	d.dbDownSince = time.Time{}
+	if n, err := d.fallback.Flush(ctx, d.app.Store); err != nil {
+		d.app.Log.Error("recording spilled alerts", "err", err)
+	} else if n > 0 {
+		d.app.Log.Info("recorded alerts spilled while the database was down", "count", n)
+	}
+}
+
+// storeOutbox adapts the store's outbox to the mail worker.
+type storeOutbox struct {
+	st     *store.Store
+	domain string
+}
+
+func (o storeOutbox) ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]umail.OutboxItem, error) {
+	mails, err := o.st.ClaimMail(ctx, now, limit, lease)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]umail.OutboxItem, len(mails))
+	for i, m := range mails {
+		msg := umail.Message{MessageID: umail.MessageID(m.ID, o.domain), To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Date: m.CreatedAt}
+		for _, a := range m.Attachments {
+			msg.Attachments = append(msg.Attachments, umail.Attachment{Name: a.Name, ContentType: a.ContentType, Data: a.Data})
+		}
+		// The store counts the claim as an attempt; the worker wants attempts before it.
+		items[i] = umail.OutboxItem{ID: m.ID, Kind: m.Kind, Message: msg, Attempts: m.Attempts - 1, CreatedAt: m.CreatedAt}
+	}
+	return items, nil
+}
+
+func (o storeOutbox) MarkSent(ctx context.Context, id int64, at time.Time) error {
+	return o.st.MarkMailSent(ctx, id, at)
+}
+
+func (o storeOutbox) MarkFailed(ctx context.Context, id int64, errText string, next time.Time, permanent bool) error {
+	return o.st.MarkMailFailed(ctx, id, errText, next, permanent)
+}

@@ -34,20 +34,29 @@ type Attachment struct {
 
 // EnqueueMail writes a mail to the outbox; the outbox worker sends it.
 func (s *Store) EnqueueMail(ctx context.Context, m Mail) (int64, error) {
-	if len(m.To) == 0 {
-		return 0, errors.New("mail has no recipients")
-	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
+	id, err := enqueueTx(ctx, tx, m)
+	if err != nil {
+		return 0, err
+	}
+	return id, tx.Commit(ctx)
+}
+
+// enqueueTx queues a mail inside a transaction (with the alert or report it belongs to).
+func enqueueTx(ctx context.Context, tx pgx.Tx, m Mail) (int64, error) {
+	if len(m.To) == 0 {
+		return 0, errors.New("mail has no recipients")
+	}
 	var id int64
 	created := m.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO outbox (kind, recipients, subject, body_text, body_html, created_at, next_attempt)
+	err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, recipients, subject, body_text, body_html, created_at, next_attempt)
 		VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`, m.Kind, m.To, m.Subject, m.Text, m.HTML, created).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("queueing mail: %w", err)
@@ -58,7 +67,7 @@ func (s *Store) EnqueueMail(ctx context.Context, m Mail) (int64, error) {
 			return 0, fmt.Errorf("queueing attachment %s: %w", a.Name, err)
 		}
 	}
-	return id, tx.Commit(ctx)
+	return id, nil
 }
 
 // ClaimMail leases up to limit mails that are due at now (queued, or whose

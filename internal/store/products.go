@@ -107,9 +107,24 @@ func (s *Store) Product(ctx context.Context, id int64) (Product, error) {
 	return p, err
 }
 
-// Products lists products, active ones only when activeOnly.
+// Products lists products that are not removed, active ones only when activeOnly.
 func (s *Store) Products(ctx context.Context, activeOnly bool) ([]Product, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+productCols+` FROM products WHERE active OR NOT $1 ORDER BY id`, activeOnly)
+	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products WHERE removed_at IS NULL AND (active OR NOT $1) ORDER BY id`, activeOnly)
+}
+
+// ProductsDue lists the products to collect at hour: the active ones, and the
+// deactivated ones once a day (at the hour of day they were deactivated).
+func (s *Store) ProductsDue(ctx context.Context, hour time.Time) ([]Product, error) {
+	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products
+		WHERE removed_at IS NULL
+		  AND (active OR (deactivated_at IS NOT NULL
+		                  AND extract(hour FROM deactivated_at AT TIME ZONE 'UTC') = extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')
+		                  AND $1::timestamptz > deactivated_at))
+		ORDER BY id`, hour)
+}
+
+func (s *Store) queryProducts(ctx context.Context, sql string, args ...any) ([]Product, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +148,7 @@ func (s *Store) RemoveProduct(ctx context.Context, id int64, at time.Time) (dele
 		return false, err
 	}
 	if used {
-		tag, err := s.pool.Exec(ctx, `UPDATE products SET active = false, deactivated_at = coalesce(deactivated_at, $2) WHERE id = $1`, id, at)
+		tag, err := s.pool.Exec(ctx, `UPDATE products SET active = false, removed_at = $2 WHERE id = $1 AND removed_at IS NULL`, id, at)
 		if err == nil && tag.RowsAffected() == 0 {
 			err = fmt.Errorf("product %d: %w", id, ErrNotFound)
 		}

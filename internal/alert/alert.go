@@ -1,0 +1,308 @@
+// Package alert turns failures into e-mails an admin can act on: collection
+// failed (after a threshold of failed hours), a reminder every interval while
+// it lasts, resolved when it recovers; deactivation after too many failed
+// hours, and reactivation when the daily retry succeeds; certificate changed
+// or expiring; clock skew; report failures; a stuck outbox. Every alert is
+// deduplicated by key (collection_failed:<product>) in the store, and its mail
+// is queued in the same transaction that opens or resolves it.
+//
+// When the database itself is down, alerts cannot be queued: they go to a
+// spill file in data_dir and straight to SMTP, and are recorded in the
+// database when it returns (see Fallback).
+package alert
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/scheduler"
+	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+// Kinds of alert.
+const (
+	KindCollectionFailed   = "collection_failed"
+	KindDeactivated        = "product_deactivated"
+	KindCertificateChanged = "certificate_changed"
+	KindCertificateExpiry  = "certificate_expiring"
+	KindClockSkew          = "clock_skew"
+	KindReportFailed       = "report_failed"
+	KindOutboxStuck        = "outbox_stuck"
+	KindDatabaseDown       = "database_down"
+)
+
+// Key is an alert's deduplication key.
+func Key(kind string, productID int64) string {
+	if productID == 0 {
+		return kind
+	}
+	return fmt.Sprintf("%s:%d", kind, productID)
+}
+
+// Rules are the thresholds of METERING.md and the config.
+type Rules struct {
+	To               []string
+	FailureThreshold int           // failed hours before the first mail (default 1)
+	Reminder         time.Duration // between reminders (default 24h)
+	DeactivateAfter  int           // consecutive failed hours (default 720)
+}
+
+// Engine applies the rules. It implements scheduler.Observer.
+type Engine struct {
+	Store    *store.Store
+	Rules    Rules
+	Log      *slog.Logger
+	Now      func() time.Time
+	Appliance string // appliance id or host name, named in every mail
+	Fallback *Fallback // used when the database is unreachable; may be nil
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Observe implements scheduler.Observer.
+func (e *Engine) Observe(ctx context.Context, r scheduler.Result) {
+	if r.Skipped != "" {
+		return
+	}
+	var err error
+	if r.Err == nil {
+		err = e.succeeded(ctx, r)
+	} else {
+		err = e.failed(ctx, r)
+	}
+	if err != nil {
+		e.Log.Error("alert bookkeeping failed", "product", r.Product.ID, "err", err)
+		if r.Err != nil && e.Fallback != nil {
+			e.Fallback.Raise(ctx, e.collectionMail(r.Product, r.Err.Error(), r.Hour, 0, "opened"), "collection failed and the database is unreachable")
+		}
+	}
+}
+
+func (e *Engine) succeeded(ctx context.Context, r scheduler.Result) error {
+	p := r.Product
+	now := e.now()
+	_, err := e.Store.ResolveAlert(ctx, Key(KindCollectionFailed, p.ID), now, func(a store.Alert) *store.Mail {
+		m := e.resolvedMail(p, a, now)
+		return &m
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, err = e.Store.ResolveAlert(ctx, Key(KindCertificateChanged, p.ID), now, func(a store.Alert) *store.Mail { return nil })
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if !p.Active && p.DeactivatedAt != nil {
+		if err := e.Store.SetProductActive(ctx, p.ID, true, now); err != nil {
+			return err
+		}
+		e.Log.Info("product reactivated", "product", p.ID)
+		_, err := e.Store.ResolveAlert(ctx, Key(KindDeactivated, p.ID), now, func(a store.Alert) *store.Mail {
+			m := e.mail(KindDeactivated, fmt.Sprintf("[usagemeter] %s reactivated: collection succeeds again", productName(p)), mailData{
+				Product: productName(p), Since: a.OpenedAt, Now: now, State: "reactivated",
+				What: fmt.Sprintf("%s was deactivated on %s after failing for too long. The daily retry at %s succeeded; it is metered every hour again.", productName(p), a.OpenedAt.Format(time.RFC1123), now.Format(time.RFC1123)),
+				Action: "Nothing. Check the monthly report's gap count for the hours it was down.",
+			})
+			return &m
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) failed(ctx context.Context, r scheduler.Result) error {
+	p := r.Product
+	now := e.now()
+	streak, err := e.Store.FailureStreak(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	since := r.Hour
+	if streak.Since != nil {
+		since = *streak.Since
+	}
+
+	var ce *tlsutil.CertError
+	if errors.As(r.Err, &ce) && errors.Is(ce, tlsutil.ErrChanged) {
+		m := e.mail(KindCertificateChanged, fmt.Sprintf("[usagemeter] %s: certificate changed, collection stopped", productName(p)), mailData{
+			Product: productName(p), Since: since, Now: now, Error: r.Err.Error(), State: "opened",
+			What:   fmt.Sprintf("%s presents a certificate whose SHA-256 thumbprint is %s; the accepted one is %s. Collection stops until an admin accepts the new certificate.", productName(p), ce.Seen, ce.Accepted),
+			Action: fmt.Sprintf("Check that the certificate change on %s is expected (a renewal, not an interception), then accept it: usagemeter product test %d, and usagemeter product set-thumbprint %d %s.", p.Endpoint, p.ID, p.ID, ce.Seen),
+		})
+		if _, err := e.Store.RaiseAlert(ctx, store.Alert{Key: Key(KindCertificateChanged, p.ID), Kind: KindCertificateChanged, ProductID: p.ID, OpenedAt: now, LastError: r.Err.Error()}, &m); err != nil {
+			return err
+		}
+	}
+
+	key := Key(KindCollectionFailed, p.ID)
+	if streak.Hours >= max(1, e.Rules.FailureThreshold) {
+		m := e.collectionMail(p, r.Err.Error(), since, streak.Hours, "opened")
+		opened, err := e.Store.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindCollectionFailed, ProductID: p.ID, OpenedAt: now, LastError: r.Err.Error(), Failures: streak.Hours}, &m)
+		if err != nil {
+			return err
+		}
+		if opened {
+			e.Log.Warn("alert opened", "key", key, "failed_hours", streak.Hours)
+		} else if e.Rules.Reminder > 0 {
+			rm := e.collectionMail(p, r.Err.Error(), since, streak.Hours, "reminder")
+			if sent, err := e.Store.RemindAlert(ctx, key, now.Add(-e.Rules.Reminder), now, rm); err != nil {
+				return err
+			} else if sent {
+				e.Log.Warn("alert reminder", "key", key, "failed_hours", streak.Hours)
+			}
+		}
+	}
+
+	if e.Rules.DeactivateAfter > 0 && streak.Hours >= e.Rules.DeactivateAfter && p.Active {
+		if err := e.Store.SetProductActive(ctx, p.ID, false, now); err != nil {
+			return err
+		}
+		e.Log.Warn("product deactivated", "product", p.ID, "failed_hours", streak.Hours)
+		m := e.mail(KindDeactivated, fmt.Sprintf("[usagemeter] %s deactivated after %d failed hours", productName(p), streak.Hours), mailData{
+			Product: productName(p), Since: since, Now: now, Error: r.Err.Error(), Hours: streak.Hours, State: "opened",
+			What:   fmt.Sprintf("Collection from %s has failed for %d consecutive hours since %s, so it is deactivated. It is retried once a day and reactivated as soon as a collection succeeds.", productName(p), streak.Hours, since.Format(time.RFC1123)),
+			Action: "Fix the cause (the last error is below), then run usagemeter collect --product " + fmt.Sprint(p.ID) + " to reactivate it now. Every hour it is down is missing from the monthly report.",
+		})
+		if _, err := e.Store.RaiseAlert(ctx, store.Alert{Key: Key(KindDeactivated, p.ID), Kind: KindDeactivated, ProductID: p.ID, OpenedAt: now, LastError: r.Err.Error(), Failures: streak.Hours}, &m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) collectionMail(p store.Product, lastErr string, since time.Time, hours int, state string) store.Mail {
+	subject := fmt.Sprintf("[usagemeter] collection from %s failing", productName(p))
+	if state == "reminder" {
+		subject = fmt.Sprintf("[usagemeter] reminder: collection from %s still failing (%d hours)", productName(p), hours)
+	}
+	return e.mail(KindCollectionFailed, subject, mailData{
+		Product: productName(p), Since: since, Now: e.now(), Error: lastErr, Hours: hours, State: state,
+		What:   fmt.Sprintf("usagemeter cannot collect usage from %s since %s (%d failed hours so far). Each failed hour is a gap in the monthly report.", productName(p), since.Format(time.RFC1123), hours),
+		Action: actionFor(p, lastErr),
+	})
+}
+
+func (e *Engine) resolvedMail(p store.Product, a store.Alert, now time.Time) store.Mail {
+	return e.mail(KindCollectionFailed, fmt.Sprintf("[usagemeter] resolved: collection from %s works again", productName(p)), mailData{
+		Product: productName(p), Since: a.OpenedAt, Now: now, Error: a.LastError, Hours: a.Failures, State: "resolved",
+		What:   fmt.Sprintf("Collection from %s succeeded at %s, after failing since %s.", productName(p), now.Format(time.RFC1123), a.OpenedAt.Format(time.RFC1123)),
+		Action: "Nothing. The hours that failed are counted as gaps in the monthly report.",
+	})
+}
+
+func actionFor(p store.Product, errText string) string {
+	low := strings.ToLower(errText)
+	switch {
+	case strings.Contains(low, "password") || strings.Contains(low, "authentication") || strings.Contains(low, "login"):
+		return fmt.Sprintf("Check the metering account on %s (password expired or changed, account locked), then update it with usagemeter product add/remove.", p.Endpoint)
+	case strings.Contains(low, "certificate"):
+		return fmt.Sprintf("Check the certificate of %s with usagemeter product test %d.", p.Endpoint, p.ID)
+	case strings.Contains(low, "timeout") || strings.Contains(low, "deadline") || strings.Contains(low, "within"):
+		return fmt.Sprintf("%s answers too slowly: check its load and the network, or raise collection.timeout.", p.Endpoint)
+	default:
+		return fmt.Sprintf("Check that %s is up and reachable from the appliance, then run usagemeter collect --product %d to test.", p.Endpoint, p.ID)
+	}
+}
+
+func productName(p store.Product) string { return fmt.Sprintf("%s %s (product %d)", p.Kind, p.Endpoint, p.ID) }
+
+type mailData struct {
+	Product   string
+	Appliance string
+	What      string
+	Action    string
+	Error     string
+	Since     time.Time
+	Now       time.Time
+	Hours     int
+	State     string
+}
+
+var textTmpl = texttemplate.Must(texttemplate.New("text").Parse(`{{.What}}
+
+Product:    {{.Product}}
+Since:      {{.Since.Format "2006-01-02 15:04 MST"}}
+{{- if .Hours}}
+Failed hours: {{.Hours}}{{end}}
+{{- if .Error}}
+Last error: {{.Error}}{{end}}
+
+What to do: {{.Action}}
+
+-- 
+usagemeter appliance {{.Appliance}}, {{.Now.Format "2006-01-02 15:04 MST"}}
+`))
+
+var htmlTmpl = template.Must(template.New("html").Parse(`<!DOCTYPE html>
+<html><body style="font-family: sans-serif">
+<p>{{.What}}</p>
+<table>
+<tr><th align="left">Product</th><td>{{.Product}}</td></tr>
+<tr><th align="left">Since</th><td>{{.Since.Format "2006-01-02 15:04 MST"}}</td></tr>
+{{- if .Hours}}<tr><th align="left">Failed hours</th><td>{{.Hours}}</td></tr>{{end}}
+{{- if .Error}}<tr><th align="left">Last error</th><td><code>{{.Error}}</code></td></tr>{{end}}
+</table>
+<p><b>What to do:</b> {{.Action}}</p>
+<p style="color: #666">usagemeter appliance {{.Appliance}}, {{.Now.Format "2006-01-02 15:04 MST"}}</p>
+</body></html>
+`))
+
+func (e *Engine) mail(kind, subject string, d mailData) store.Mail {
+	d.Appliance = e.Appliance
+	var t, h bytes.Buffer
+	_ = textTmpl.Execute(&t, d)
+	_ = htmlTmpl.Execute(&h, d)
+	return store.Mail{Kind: "alert:" + kind, To: e.Rules.To, Subject: subject, Text: t.String(), HTML: h.String(), CreatedAt: e.now()}
+}
+
+// Raise opens a non-product alert (report failed, outbox stuck, clock skew,
+// certificate expiring) with a mail; a repeat while open sends a reminder
+// after the reminder interval.
+func (e *Engine) Raise(ctx context.Context, kind string, productID int64, subject, what, action, errText string) error {
+	now := e.now()
+	key := Key(kind, productID)
+	m := e.mail(kind, "[usagemeter] "+subject, mailData{Product: fmt.Sprint(productID), Since: now, Now: now, Error: errText, What: what, Action: action, State: "opened"})
+	if productID == 0 {
+		m = e.mail(kind, "[usagemeter] "+subject, mailData{Product: "appliance", Since: now, Now: now, Error: errText, What: what, Action: action, State: "opened"})
+	}
+	opened, err := e.Store.RaiseAlert(ctx, store.Alert{Key: key, Kind: kind, ProductID: productID, OpenedAt: now, LastError: errText}, &m)
+	if err != nil {
+		if e.Fallback != nil {
+			e.Fallback.Raise(ctx, m, what)
+		}
+		return err
+	}
+	if !opened && e.Rules.Reminder > 0 {
+		m.Subject = "[usagemeter] reminder: " + subject
+		_, err = e.Store.RemindAlert(ctx, key, now.Add(-e.Rules.Reminder), now, m)
+	}
+	return err
+}
+
+// Resolve closes a non-product alert with a mail saying so.
+func (e *Engine) Resolve(ctx context.Context, kind string, productID int64, subject, what string) error {
+	now := e.now()
+	_, err := e.Store.ResolveAlert(ctx, Key(kind, productID), now, func(a store.Alert) *store.Mail {
+		m := e.mail(kind, "[usagemeter] resolved: "+subject, mailData{Product: "appliance", Since: a.OpenedAt, Now: now, Error: a.LastError, What: what, Action: "Nothing.", State: "resolved"})
+		return &m
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}

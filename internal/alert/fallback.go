@@ -1,0 +1,136 @@
+package alert
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/mail"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// Fallback delivers alerts while the database is down: each alert is
+// appended to a spill file in data_dir (so a restart loses nothing) and sent
+// straight through SMTP; Flush records the spilled alerts in the database
+// once it answers again.
+type Fallback struct {
+	Path   string // spill file, e.g. data_dir/alerts-spill.jsonl
+	Sender interface {
+		Send(ctx context.Context, m mail.Message) error
+	}
+	Domain string
+	Log    *slog.Logger
+	Now    func() time.Time
+
+	mu     sync.Mutex
+	recent map[string]time.Time // subject -> last sent, to avoid a mail per hour per product
+}
+
+// spilled is one line of the spill file.
+type spilled struct {
+	At      time.Time  `json:"at"`
+	Reason  string     `json:"reason"`
+	Mail    store.Mail `json:"mail"`
+	Sent    bool       `json:"sent"`
+	SendErr string     `json:"send_error,omitempty"`
+}
+
+// Raise spills the alert and sends it directly (at most once per 24h per subject).
+func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
+	now := time.Now()
+	if f.Now != nil {
+		now = f.Now()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recent == nil {
+		f.recent = map[string]time.Time{}
+	}
+	if last, ok := f.recent[m.Subject]; ok && now.Sub(last) < 24*time.Hour {
+		return
+	}
+	rec := spilled{At: now, Reason: reason, Mail: m}
+	if f.Sender != nil {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := f.Sender.Send(ctx, mail.Message{
+			MessageID: fmt.Sprintf("<spill-%d@%s>", now.UnixNano(), f.domain()),
+			To:        m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Date: now,
+		})
+		cancel()
+		rec.Sent = err == nil
+		if err != nil {
+			rec.SendErr = err.Error()
+		}
+	}
+	if rec.Sent {
+		f.recent[m.Subject] = now
+	}
+	if err := f.append(rec); err != nil && f.Log != nil {
+		f.Log.Error("spilling alert to file", "path", f.Path, "err", err)
+	}
+}
+
+func (f *Fallback) domain() string {
+	if f.Domain == "" {
+		return "usagemeter.invalid"
+	}
+	return f.Domain
+}
+
+func (f *Fallback) append(r spilled) error {
+	fh, err := os.OpenFile(f.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	b, _ := json.Marshal(r)
+	if _, err := fh.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return fh.Sync()
+}
+
+// Flush records spilled alerts in the database: those not sent directly are
+// queued in the outbox; all are kept as resolved alert history. The file is
+// removed once everything is recorded.
+func (f *Fallback) Flush(ctx context.Context, st *store.Store) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fh, err := os.Open(f.Path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var recs []spilled
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r spilled
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			recs = append(recs, r)
+		}
+	}
+	fh.Close()
+	for i, r := range recs {
+		key := fmt.Sprintf("%s:spilled:%d", KindDatabaseDown, r.At.UnixNano())
+		var m *store.Mail
+		if !r.Sent {
+			mm := r.Mail
+			m = &mm
+		}
+		if _, err := st.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindDatabaseDown, OpenedAt: r.At, LastError: r.Reason + ": " + r.Mail.Subject}, m); err != nil {
+			return i, err
+		}
+		if _, err := st.ResolveAlert(ctx, key, r.At, func(store.Alert) *store.Mail { return nil }); err != nil {
+			return i, err
+		}
+	}
+	return len(recs), os.Remove(f.Path)
+}
