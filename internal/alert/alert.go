@@ -57,12 +57,12 @@ type Rules struct {
 
 // Engine applies the rules. It implements scheduler.Observer.
 type Engine struct {
-	Store    *store.Store
-	Rules    Rules
-	Log      *slog.Logger
-	Now      func() time.Time
-	Appliance string // appliance id or host name, named in every mail
-	Fallback *Fallback // used when the database is unreachable; may be nil
+	Store     *store.Store
+	Rules     Rules
+	Log       *slog.Logger
+	Now       func() time.Time
+	Appliance string    // appliance id or host name, named in every mail
+	Fallback  *Fallback // used when the database is unreachable; may be nil
 }
 
 func (e *Engine) now() time.Time {
@@ -113,7 +113,7 @@ func (e *Engine) succeeded(ctx context.Context, r scheduler.Result) error {
 		_, err := e.Store.ResolveAlert(ctx, Key(KindDeactivated, p.ID), now, func(a store.Alert) *store.Mail {
 			m := e.mail(KindDeactivated, fmt.Sprintf("[usagemeter] %s reactivated: collection succeeds again", productName(p)), mailData{
 				Product: productName(p), Since: a.OpenedAt, Now: now, State: "reactivated",
-				What: fmt.Sprintf("%s was deactivated on %s after failing for too long. The daily retry at %s succeeded; it is metered every hour again.", productName(p), a.OpenedAt.Format(time.RFC1123), now.Format(time.RFC1123)),
+				What:   fmt.Sprintf("%s was deactivated on %s after failing for too long. The daily retry at %s succeeded; it is metered every hour again.", productName(p), a.OpenedAt.Format(time.RFC1123), now.Format(time.RFC1123)),
 				Action: "Nothing. Check the monthly report's gap count for the hours it was down.",
 			})
 			return &m
@@ -219,7 +219,9 @@ func actionFor(p store.Product, errText string) string {
 	}
 }
 
-func productName(p store.Product) string { return fmt.Sprintf("%s %s (product %d)", p.Kind, p.Endpoint, p.ID) }
+func productName(p store.Product) string {
+	return fmt.Sprintf("%s %s (product %d)", p.Kind, p.Endpoint, p.ID)
+}
 
 type mailData struct {
 	Product   string

@@ -95,7 +95,9 @@ func WithFactory(f Factory) Option { return func(s *Scheduler) { s.factory = f }
 func WithOwner(owner string) Option { return func(s *Scheduler) { s.owner = owner } }
 
 // WithObserver adds an observer of results.
-func WithObserver(o Observer) Option { return func(s *Scheduler) { s.observer = append(s.observer, o) } }
+func WithObserver(o Observer) Option {
+	return func(s *Scheduler) { s.observer = append(s.observer, o) }
+}
 
 // WithSleep replaces the wait between retries (tests).
 func WithSleep(f func(ctx context.Context, d time.Duration) error) Option {
