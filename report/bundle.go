@@ -1,0 +1,509 @@
+package report
+
+// The report bundle: the files of DESIGN.md "Reports", anonymised, in a
+// deterministic .tar.gz (entries sorted by name, fixed modification times,
+// no owner names, a gzip header without name or time), so that the same
+// figures give the same bytes.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// Bundle file names.
+const (
+	FileMonthly  = "Monthly_Usage.tsv"
+	FileVMs      = "VM_History.tsv"
+	FileClusters = "Cluster_History.tsv"
+	FileHourly   = "Hourly_Usage.tsv"
+	FileManifest = "manifest.json"
+	CustomersDir = "customers/"
+	customerFile = "_Monthly_Usage.tsv"
+	// ManifestFormat identifies the layout of the bundle.
+	ManifestFormat = "usagemeter-report/1"
+)
+
+var monthlyHeader = []string{"Product", "Edition", "Metric", "Unit", "Quantity", "Product Host", "Product Version", "Customer"}
+
+// File is one file of the bundle.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Manifest is manifest.json.
+type Manifest struct {
+	Format        string            `json:"format"`
+	ApplianceID   string            `json:"appliance_id"`
+	ContractID    string            `json:"contract_id"`
+	Program       string            `json:"program"`
+	Month         string            `json:"month"`
+	TimeZone      string            `json:"time_zone"`
+	PeriodStart   string            `json:"period_start"`
+	PeriodEnd     string            `json:"period_end"`
+	HoursInMonth  int               `json:"hours_in_month"`
+	Version       int               `json:"version"`
+	RulesVersion  string            `json:"rules_version"`
+	Assumptions   []string          `json:"assumptions"`
+	Anonymization string            `json:"anonymization"`
+	Products      []ProductGaps     `json:"products"`
+	Excluded      []ExcludedFigure  `json:"excluded"`
+	Customers     int               `json:"customers"`
+	FiguresSHA256 string            `json:"figures_sha256"`
+	Files         []ManifestFile    `json:"files"`
+	Extra         map[string]string `json:"extra,omitempty"`
+}
+
+// ProductGaps are the collection hours of one product instance in the month.
+type ProductGaps struct {
+	Product        string `json:"product"`
+	Kind           string `json:"kind"`
+	Host           string `json:"host"`
+	ExpectedHours  int    `json:"expected_hours"`
+	CollectedHours int    `json:"collected_hours"`
+	MissingHours   int    `json:"missing_hours"`
+}
+
+// ExcludedFigure is usage metered but not reported (not_reportable, or a
+// perpetual or demo licence).
+type ExcludedFigure struct {
+	Product     string  `json:"product"`
+	Host        string  `json:"host"`
+	Metric      string  `json:"metric"`
+	Edition     string  `json:"edition"`
+	Unit        string  `json:"unit"`
+	Quantity    float64 `json:"quantity"`
+	Objects     int64   `json:"objects"`
+	ObjectHours float64 `json:"object_hours"`
+}
+
+// ManifestFile is the checksum of one file of the bundle.
+type ManifestFile struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int    `json:"size"`
+}
+
+// Bundle is a built report before it is versioned and stored.
+type Bundle struct {
+	Month         store.Month
+	Files         []File // data files, sorted by name; the manifest is added by TarGz
+	Manifest      Manifest
+	FiguresSHA256 string
+	// Rows of Monthly_Usage.tsv (reported figures only), for summaries.
+	Figures int
+	anonMap map[string]anonymize.Entry
+}
+
+// namer anonymises names, remembering each answer (a month repeats the same
+// few thousand names over hundreds of thousands of rows).
+type namer struct {
+	a     *anonymize.Anonymizer
+	cache map[string]string
+}
+
+func (n *namer) name(kind, v string) string {
+	if v == "" {
+		return ""
+	}
+	if h, ok := n.cache[v]; ok {
+		return h
+	}
+	h := n.a.Name(kind, v)
+	n.cache[v] = h
+	return h
+}
+
+func (n *namer) customer(label string) string {
+	if label == "" {
+		return store.NoCustomer
+	}
+	return n.name(anonymize.KindCustomer, label)
+}
+
+// hostOf is the host part of a product endpoint URL.
+func hostOf(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return endpoint
+}
+
+// num formats a quantity with three decimals (never "-0.000").
+func num(v float64) string {
+	r := math.Round(v*1000) / 1000
+	if r == 0 {
+		r = 0
+	}
+	return strconv.FormatFloat(r, 'f', 3, 64)
+}
+
+// tsv writes tab-separated rows; tabs and newlines inside fields become spaces.
+type tsv struct{ bytes.Buffer }
+
+var tsvClean = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
+
+func (t *tsv) row(fields ...string) {
+	for i, f := range fields {
+		if i > 0 {
+			t.WriteByte('\t')
+		}
+		t.WriteString(tsvClean.Replace(f))
+	}
+	t.WriteByte('\n')
+}
+
+type monthlyRow struct {
+	fields   []string
+	customer string // anonymised
+}
+
+// build aggregates the month and writes the data files.
+func (g *Generator) build(ctx context.Context, m store.Month, app store.Appliance, now time.Time) (*Bundle, error) {
+	an, err := anonymize.New(g.mode, g.secret)
+	if err != nil {
+		return nil, err
+	}
+	nm := &namer{a: an, cache: map[string]string{}}
+	products, err := g.store.ProductInfos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prodHost := func(id int64) string { return nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint)) }
+	tz := g.loc.String()
+	b := &Bundle{Month: m}
+	b.Manifest = Manifest{
+		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
+		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
+		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
+		Products: []ProductGaps{}, Excluded: []ExcludedFigure{},
+	}
+
+	// Monthly figures: one query per aggregation kind.
+	type query func(context.Context, store.Month, []string) ([]store.Figure, error)
+	kinds := []struct {
+		kind string
+		q    query
+	}{{Average, g.store.AverageFigures}, {Count, g.store.CountFigures}, {Maximum, g.store.MaximumFigures}, {Unique, g.store.UniqueFigures}}
+	var rows []monthlyRow
+	for _, k := range kinds {
+		figs, err := k.q(ctx, m, metricsOf(k.kind))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range figs {
+			p := products[f.ProductID]
+			r := ruleFor(k.kind, f.Metric, p.Kind, f.Edition)
+			if r == nil {
+				continue
+			}
+			prod := r.Product
+			if prod == "" {
+				prod = productName(p.Kind)
+			}
+			if !f.Reportable {
+				b.Manifest.Excluded = append(b.Manifest.Excluded, ExcludedFigure{
+					Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: f.Edition, Unit: f.Unit,
+					Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
+				})
+				continue
+			}
+			cust := nm.customer(f.Customer)
+			rows = append(rows, monthlyRow{customer: cust, fields: []string{
+				prod, f.Edition, r.Name, f.Unit, num(f.Value), prodHost(f.ProductID), p.Version, cust,
+			}})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return lessFields(rows[i].fields, rows[j].fields) })
+	sort.Slice(b.Manifest.Excluded, func(i, j int) bool {
+		a, c := b.Manifest.Excluded[i], b.Manifest.Excluded[j]
+		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
+	})
+	b.Figures = len(rows)
+	var monthly tsv
+	monthly.row(monthlyHeader...)
+	perCustomer := map[string]*tsv{}
+	for _, r := range rows {
+		monthly.row(r.fields...)
+		c := perCustomer[r.customer]
+		if c == nil {
+			c = &tsv{}
+			c.row(monthlyHeader...)
+			perCustomer[r.customer] = c
+		}
+		c.row(r.fields...)
+	}
+	b.Files = append(b.Files, File{FileMonthly, monthly.Bytes()})
+	for cust, c := range perCustomer {
+		b.Files = append(b.Files, File{CustomersDir + fileSafe(cust) + customerFile, c.Bytes()})
+	}
+	b.Manifest.Customers = len(perCustomer)
+
+	// Gaps per product.
+	gaps, err := g.store.MonthGaps(ctx, m, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, gp := range gaps {
+		p := products[gp.ProductID]
+		b.Manifest.Products = append(b.Manifest.Products, ProductGaps{
+			Product: productName(p.Kind), Kind: p.Kind, Host: prodHost(gp.ProductID),
+			ExpectedHours: gp.Expected, CollectedHours: gp.Collected, MissingHours: gp.Missing,
+		})
+	}
+	sort.SliceStable(b.Manifest.Products, func(i, j int) bool {
+		a, c := b.Manifest.Products[i], b.Manifest.Products[j]
+		return lessFields([]string{a.Product, a.Host}, []string{c.Product, c.Host})
+	})
+
+	hourFmt := func(t time.Time) string { return t.In(g.loc).Format(time.RFC3339) }
+	yesNo := func(v bool) string {
+		if v {
+			return "yes"
+		}
+		return "no"
+	}
+
+	// VM history.
+	var vms tsv
+	vms.row("Product", "Product Host", "Metric", "VM ID", "VM", "vCenter", "Datacenter", "Cluster", "Host", "Folder", "Resource Pool", "Org",
+		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
+	err = g.store.History(ctx, m, vmMetrics, func(h *store.HistoryRow) error {
+		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("vm_id", h.ObjectKey),
+			nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
+			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
+			nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
+			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Files = append(b.Files, File{FileVMs, vms.Bytes()})
+
+	// Cluster and host history.
+	var cl tsv
+	cl.row("Product", "Product Host", "Metric", "Object ID", "vCenter", "Datacenter", "Cluster", "Host",
+		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
+	err = g.store.History(ctx, m, clusterMetrics, func(h *store.HistoryRow) error {
+		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("object_id", h.ObjectKey),
+			nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
+			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
+			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Files = append(b.Files, File{FileClusters, cl.Bytes()})
+
+	// Hourly totals.
+	var hr tsv
+	hr.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
+	err = g.store.HourlyTotals(ctx, m, allMetrics, func(h store.HourlyTotal) error {
+		hr.row(hourFmt(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
+			num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.Files = append(b.Files, File{FileHourly, hr.Bytes()})
+
+	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
+	b.FiguresSHA256 = figuresHash(b.Files)
+	b.Manifest.FiguresSHA256 = b.FiguresSHA256
+	b.anonMap = an.Map()
+	return b, nil
+}
+
+func lessFields(a, b []string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// fileSafe makes an (anonymised) customer label usable as a file name.
+func fileSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return strings.TrimLeft(b.String(), ".")
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// figuresHash is the SHA-256 over the names and checksums of the data files:
+// the identity of the figures, whatever version or time they are stored at.
+func figuresHash(files []File) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %s\n", sha(f.Data), f.Name)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TarGz returns the bundle as version: the data files and manifest.json,
+// as a deterministic .tar.gz.
+func (b *Bundle) TarGz(version int) ([]byte, error) {
+	man := b.Manifest
+	man.Version = version
+	man.Files = nil
+	for _, f := range b.Files {
+		man.Files = append(man.Files, ManifestFile{Name: f.Name, SHA256: sha(f.Data), Size: len(f.Data)})
+	}
+	mj, err := json.MarshalIndent(man, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	mj = append(mj, '\n')
+	files := append(append([]File{}, b.Files...), File{FileManifest, mj})
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	return writeTarGz(files, b.Month.Start.UTC())
+}
+
+func writeTarGz(files []File, mtime time.Time) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(zw)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if d := path.Dir(f.Name); d != "." && !dirs[d] {
+			dirs[d] = true
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+				return nil, err
+			}
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Name, Mode: 0o644, Size: int64(len(f.Data)), ModTime: mtime, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ReadTarGz returns the regular files of a bundle, in archive order.
+func ReadTarGz(r io.Reader) ([]File, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a report bundle (.tar.gz): %w", err)
+	}
+	tr := tar.NewReader(zr)
+	var files []File
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading bundle: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, 1<<30))
+		if err != nil {
+			return nil, fmt.Errorf("reading bundle file %s: %w", h.Name, err)
+		}
+		files = append(files, File{h.Name, data})
+	}
+}
+
+// VerifyBundle checks a plain bundle against its manifest: every file listed
+// with the right SHA-256 and size, no file unlisted, the figures hash
+// consistent. It returns the manifest.
+func VerifyBundle(tgz []byte) (*Manifest, error) {
+	files, err := ReadTarGz(bytes.NewReader(tgz))
+	if err != nil {
+		return nil, err
+	}
+	var man *Manifest
+	data := map[string][]byte{}
+	var dataFiles []File
+	for _, f := range files {
+		if f.Name == FileManifest {
+			man = &Manifest{}
+			if err := json.Unmarshal(f.Data, man); err != nil {
+				return nil, fmt.Errorf("manifest.json: %w", err)
+			}
+			continue
+		}
+		data[f.Name] = f.Data
+		dataFiles = append(dataFiles, f)
+	}
+	if man == nil {
+		return nil, fmt.Errorf("bundle has no %s", FileManifest)
+	}
+	if man.Format != ManifestFormat {
+		return man, fmt.Errorf("manifest format %q, want %q", man.Format, ManifestFormat)
+	}
+	var problems []string
+	listed := map[string]bool{}
+	for _, mf := range man.Files {
+		listed[mf.Name] = true
+		d, ok := data[mf.Name]
+		switch {
+		case !ok:
+			problems = append(problems, mf.Name+": listed in the manifest but missing")
+		case sha(d) != mf.SHA256 || len(d) != mf.Size:
+			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s (%d bytes), manifest says %s (%d bytes)", mf.Name, sha(d), len(d), mf.SHA256, mf.Size))
+		}
+	}
+	for name := range data {
+		if !listed[name] {
+			problems = append(problems, name+": not listed in the manifest")
+		}
+	}
+	sort.Slice(dataFiles, func(i, j int) bool { return dataFiles[i].Name < dataFiles[j].Name })
+	if len(problems) == 0 && figuresHash(dataFiles) != man.FiguresSHA256 {
+		problems = append(problems, "figures_sha256 does not match the files")
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return man, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return man, nil
+}

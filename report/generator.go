@@ -1,0 +1,420 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// Errors of report generation that are the user's to fix; the messages say how.
+var (
+	ErrNotRegistered = errors.New("the appliance is not registered: run `usagemeter register --contract ID --program rental|sovereign-cloud` before reports can be generated")
+	ErrNoData        = errors.New("no usage was collected in this month: no report is generated or sent")
+	ErrMonthNotOver  = errors.New("month is not over yet")
+	ErrNoRecipients  = errors.New("report.recipient_keys is empty: reports are only sent encrypted (use --plain to write the unencrypted bundle)")
+)
+
+// Default file names under data_dir.
+const (
+	DefaultSecretFile  = "anonymization.key"
+	DefaultSigningKey  = "appliance-signing.asc"
+	ReportsDir         = "reports"
+	encryptedExtension = ".gpg"
+)
+
+// Options build a Generator; see NewFromConfig for the usual wiring.
+type Options struct {
+	Store      *store.Store
+	Location   *time.Location // report time zone; nil = UTC
+	Mode       anonymize.Mode
+	Secret     []byte             // anonymisation secret (hashed mode)
+	Recipients openpgp.EntityList // aggregator keys; none = plain bundles only
+	Signer     *openpgp.Entity    // appliance signing key (required with Recipients)
+	Dir        string             // where bundles are kept (data_dir/reports)
+	Channels   []Channel          // delivery channels, in order
+	Now        func() time.Time   // nil = time.Now
+	Log        *slog.Logger       // nil = discard
+}
+
+// Generator builds, stores and delivers monthly reports.
+type Generator struct {
+	store      *store.Store
+	loc        *time.Location
+	mode       anonymize.Mode
+	secret     []byte
+	recipients openpgp.EntityList
+	signer     *openpgp.Entity
+	dir        string
+	channels   []Channel
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// New returns a Generator.
+func New(o Options) (*Generator, error) {
+	if o.Store == nil {
+		return nil, errors.New("report: no store")
+	}
+	if o.Dir == "" {
+		return nil, errors.New("report: no directory for bundles")
+	}
+	if o.Mode == "" {
+		o.Mode = anonymize.ModeHashed
+	}
+	if _, err := anonymize.New(o.Mode, o.Secret); err != nil {
+		return nil, err
+	}
+	if len(o.Recipients) > 0 && o.Signer == nil {
+		return nil, errors.New("report: recipients given without a signing key")
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Generator{store: o.Store, loc: o.Location, mode: o.Mode, secret: o.Secret, recipients: o.Recipients, signer: o.Signer,
+		dir: o.Dir, channels: o.Channels, now: o.Now, log: o.Log}, nil
+}
+
+// NewFromConfig wires a Generator from the configuration:
+//
+//   - report.timezone: the month's time zone;
+//   - report.anonymization and report.secret_file (default
+//     data_dir/anonymization.key, created at first use);
+//   - report.recipient_keys: the aggregator's public keys;
+//   - report.signing_key_file (default data_dir/appliance-signing.asc,
+//     created at first use): the appliance key that signs;
+//   - channels: e-mail through the outbox when report.to is set, HTTPS
+//     upload when report.upload_url is set (report.upload_token,
+//     report.upload_proxy).
+//
+// Bundles are kept in data_dir/reports.
+func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Generator, error) {
+	r := cfg.Report
+	mode, err := anonymize.ParseMode(r.Anonymization)
+	if err != nil {
+		return nil, fmt.Errorf("report.anonymization: %w", err)
+	}
+	var secret []byte
+	if mode == anonymize.ModeHashed {
+		secret, err = anonymize.LoadOrCreateSecret(SecretPath(cfg))
+		if err != nil {
+			return nil, err
+		}
+	}
+	signer, err := LoadSigningKey(ctx, cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	var recipients openpgp.EntityList
+	if len(r.RecipientKeys) > 0 {
+		recipients, err = ReadRecipients(r.RecipientKeys...)
+		if err != nil {
+			var rke *RecipientKeyError
+			if errors.As(err, &rke) {
+				return nil, fmt.Errorf("report.recipient_keys[%d] %s: %w", rke.Index, rke.Path, rke.Err)
+			}
+			return nil, err
+		}
+	}
+	var channels []Channel
+	if len(r.To) > 0 {
+		channels = append(channels, &MailChannel{Store: st, To: r.To})
+	}
+	if r.UploadURL != "" {
+		up, err := NewUploadChannel(r.UploadURL, r.UploadToken, r.UploadProxy)
+		if err != nil {
+			return nil, err
+		}
+		channels = append(channels, up)
+	}
+	return New(Options{Store: st, Location: cfg.Location(), Mode: mode, Secret: secret, Recipients: recipients, Signer: signer,
+		Dir: filepath.Join(cfg.DataDir, ReportsDir), Channels: channels, Log: log})
+}
+
+// SecretPath is the anonymisation secret file of cfg.
+func SecretPath(cfg *config.Config) string {
+	if cfg.Report.SecretFile != "" {
+		return cfg.Report.SecretFile
+	}
+	return filepath.Join(cfg.DataDir, DefaultSecretFile)
+}
+
+// SigningKeyPath is the appliance signing key file of cfg.
+func SigningKeyPath(cfg *config.Config) string {
+	if cfg.Report.SigningKeyFile != "" {
+		return cfg.Report.SigningKeyFile
+	}
+	return filepath.Join(cfg.DataDir, DefaultSigningKey)
+}
+
+// LoadSigningKey loads the appliance signing key, creating it (named after
+// the appliance id) at first use.
+func LoadSigningKey(ctx context.Context, cfg *config.Config, st *store.Store) (*openpgp.Entity, error) {
+	name := "usagemeter appliance"
+	if st != nil {
+		if a, err := st.ReadAppliance(ctx); err == nil {
+			name += " " + a.ID
+		}
+	}
+	return LoadOrCreateKey(SigningKeyPath(cfg), name, "usagemeter@appliance.invalid")
+}
+
+// ParseMonth reads YYYY-MM as a month in loc.
+func ParseMonth(s string, loc *time.Location) (store.Month, error) {
+	t, err := time.ParseInLocation("2006-01", s, loc)
+	if err != nil {
+		return store.Month{}, fmt.Errorf("month %q: want YYYY-MM", s)
+	}
+	return store.MonthIn(t, loc), nil
+}
+
+// Location is the report time zone.
+func (g *Generator) Location() *time.Location { return g.loc }
+
+// Result is a stored report version.
+type Result struct {
+	Report    store.Report
+	PlainPath string // the unencrypted (anonymised) bundle, kept for `anonymize reverse`
+	Path      string // the bundle as delivered: encrypted when recipients are set
+	Manifest  Manifest
+	Unchanged bool // the figures equal the latest stored version, which is returned
+}
+
+// Build aggregates month into a Bundle without storing anything. It refuses
+// an unregistered appliance, a month that is not over and a month without
+// data.
+func (g *Generator) Build(ctx context.Context, m store.Month) (*Bundle, store.Appliance, error) {
+	app, err := g.store.ReadAppliance(ctx)
+	if err != nil {
+		return nil, app, err
+	}
+	if app.ContractID == "" || app.Program == "" {
+		return nil, app, ErrNotRegistered
+	}
+	now := g.now()
+	if m.End.After(now) {
+		if m.Start.After(now) {
+			return nil, app, fmt.Errorf("%s is in the future: %w", m, ErrMonthNotOver)
+		}
+		return nil, app, fmt.Errorf("%s ends at %s (%s): %w", m, m.End.Format(time.RFC3339), g.loc, ErrMonthNotOver)
+	}
+	ok, err := g.store.HasUsage(ctx, m)
+	if err != nil {
+		return nil, app, err
+	}
+	if !ok {
+		return nil, app, fmt.Errorf("%s: %w", m, ErrNoData)
+	}
+	b, err := g.build(ctx, m, app, now)
+	return b, app, err
+}
+
+// Generate builds month and stores it as a new version on disk and in the
+// reports table, unless the figures equal those of the latest version: then
+// that version is returned (Unchanged), so regenerating a month whose data
+// did not change gives the same report. Older versions are never removed.
+func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error) {
+	b, _, err := g.Build(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := g.store.LatestReport(ctx, m.Start)
+	switch {
+	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && fileExists(latest.Path):
+		return g.existing(latest, b)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	version := latest.Version + 1 // 1 when none
+
+	tgz, err := b.TarGz(version)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(g.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", g.dir, err)
+	}
+	base := filepath.Join(g.dir, fmt.Sprintf("usage-%s-v%d.tar.gz", m, version))
+	res := &Result{PlainPath: base, Path: base}
+	if err := writeNew(base, tgz); err != nil {
+		return nil, err
+	}
+	delivered := tgz
+	if len(g.recipients) > 0 {
+		var enc bytes.Buffer
+		if err := EncryptAndSign(&enc, bytes.NewReader(tgz), filepath.Base(base), g.recipients, g.signer, false); err != nil {
+			return nil, err
+		}
+		res.Path = base + encryptedExtension
+		if err := writeNew(res.Path, enc.Bytes()); err != nil {
+			return nil, err
+		}
+		delivered = enc.Bytes()
+	}
+	if err := g.saveAnonMap(ctx, b); err != nil {
+		return nil, err
+	}
+	channels := map[string]store.ChannelStatus{}
+	for _, c := range g.channels {
+		channels[c.Name()] = store.ChannelStatus{State: store.ChannelPending, At: g.now()}
+	}
+	rep, err := g.store.InsertReport(ctx, store.Report{Month: m.Start, Version: version, CreatedAt: g.now(), RulesVersion: RulesVersion,
+		FiguresSHA256: b.FiguresSHA256, BundleSHA256: sha(delivered), Path: res.Path, Channels: channels})
+	if err != nil {
+		return nil, err
+	}
+	res.Report = rep
+	res.Manifest = b.Manifest
+	res.Manifest.Version = version
+	g.log.Info("report generated", "month", m.String(), "version", version, "path", res.Path, "figures", b.Figures,
+		"excluded", len(b.Manifest.Excluded), "encrypted", len(g.recipients) > 0)
+	return res, nil
+}
+
+func (g *Generator) existing(rep store.Report, b *Bundle) (*Result, error) {
+	if err := g.saveAnonMap(context.Background(), b); err != nil {
+		return nil, err
+	}
+	res := &Result{Report: rep, Path: rep.Path, PlainPath: strings.TrimSuffix(rep.Path, encryptedExtension), Manifest: b.Manifest, Unchanged: true}
+	res.Manifest.Version = rep.Version
+	return res, nil
+}
+
+func (g *Generator) saveAnonMap(ctx context.Context, b *Bundle) error {
+	if len(b.anonMap) == 0 {
+		return nil
+	}
+	entries := make([]store.AnonEntry, 0, len(b.anonMap))
+	for h, e := range b.anonMap {
+		entries = append(entries, store.AnonEntry{Hash: h, Kind: e.Kind, Value: e.Value})
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Hash < entries[j].Hash })
+	for len(entries) > 0 { // batches keep each statement's arrays small
+		n := min(len(entries), 20000)
+		if _, err := g.store.SaveAnonMap(ctx, entries[:n], g.now()); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// Deliver sends rep on every configured channel on which it is not yet
+// delivered (queued in the outbox, or accepted by the upload server), and
+// records the status of each in the reports table. It returns the failures
+// joined, naming each channel.
+func (g *Generator) Deliver(ctx context.Context, rep store.Report) error {
+	if len(g.channels) == 0 {
+		return nil
+	}
+	if !strings.HasSuffix(rep.Path, encryptedExtension) {
+		return fmt.Errorf("report %s version %d: %w", rep.Month.Format("2006-01"), rep.Version, ErrNoRecipients)
+	}
+	data, err := os.ReadFile(rep.Path)
+	if err != nil {
+		return fmt.Errorf("reading report bundle: %w", err)
+	}
+	if sha(data) != rep.BundleSHA256 {
+		return fmt.Errorf("report bundle %s was changed on disk (SHA-256 differs from the reports table): regenerate it", rep.Path)
+	}
+	app, err := g.store.ReadAppliance(ctx)
+	if err != nil {
+		return err
+	}
+	d := Delivery{ApplianceID: app.ID, ContractID: app.ContractID, Month: rep.Month.Format("2006-01"), Version: rep.Version,
+		FileName: filepath.Base(rep.Path), Data: data, SHA256: rep.BundleSHA256}
+	var errs []error
+	for _, c := range g.channels {
+		st := rep.Channels[c.Name()]
+		if st.Done() {
+			continue
+		}
+		detail, attempts, err := c.Deliver(ctx, d)
+		st = store.ChannelStatus{State: store.ChannelSent, At: g.now(), Attempts: st.Attempts + attempts, Detail: detail}
+		if c.Name() == ChannelEmail {
+			st.State = store.ChannelQueued
+		}
+		if err != nil {
+			st.State, st.Error = store.ChannelFailed, err.Error()
+			errs = append(errs, fmt.Errorf("delivering report %s version %d by %s: %w", d.Month, d.Version, c.Name(), err))
+			g.log.Error("report delivery failed", "channel", c.Name(), "month", d.Month, "version", d.Version, "err", err)
+		} else {
+			g.log.Info("report delivered", "channel", c.Name(), "month", d.Month, "version", d.Version, "detail", detail)
+		}
+		if err := g.store.SetReportChannel(ctx, rep.ID, c.Name(), st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Send generates month (a new version only if its figures changed) and
+// delivers it on every channel not yet done.
+func (g *Generator) Send(ctx context.Context, m store.Month) (*Result, error) {
+	res, err := g.Generate(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Deliver(ctx, res.Report); err != nil {
+		return res, err
+	}
+	res.Report, err = g.store.ReportByID(ctx, res.Report.ID)
+	return res, err
+}
+
+// PreviousMonth is the month before the one now falls in, in loc.
+func PreviousMonth(now time.Time, loc *time.Location) store.Month {
+	cur := store.MonthIn(now, loc)
+	return store.MonthIn(cur.Start.Add(-time.Hour), loc)
+}
+
+// RunMonthly is the monthly cron job: it generates the previous month (in
+// the report time zone) and delivers it on every configured channel. It is
+// idempotent: run again (a restart, a retry) it reuses the stored version
+// when the data did not change and only retries the channels that failed.
+// A month without data returns an error wrapping ErrNoData and sends nothing.
+func (g *Generator) RunMonthly(ctx context.Context, now time.Time) error {
+	m := PreviousMonth(now, g.loc)
+	g.log.Info("monthly report", "month", m.String())
+	_, err := g.Send(ctx, m)
+	if err != nil {
+		return fmt.Errorf("monthly report %s: %w", m, err)
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// writeNew writes a new file with mode 0600; an existing file (a version
+// stored before) is never overwritten.
+func writeNew(path string, data []byte) error {
+	if err := createExclusive(path, data); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s exists already: a report version is never overwritten (remove the stray file if no row of `usagemeter report list` names it)", path)
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

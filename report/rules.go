@@ -1,0 +1,119 @@
+package report
+
+import "github.com/usagemeter/usagemeter/collectors"
+
+// RulesVersion names the metering rules this package implements; it goes in
+// every manifest. Change it whenever a rule or an assumption below changes.
+const RulesVersion = "usagemeter-rules/2026.1"
+
+// Assumptions are the rules marked "assumed" in METERING.md, written into
+// the manifest so that the aggregator knows them.
+var Assumptions = []string{
+	"a missing collection hour counts as zero usage: it lowers monthly averages and counts; missing hours are reported per product",
+	"vSAN edition from features in use: Standard = base; Advanced = deduplication/compression or RAID-5/6; Enterprise = encryption or stretched cluster",
+	"NSX-T edition per VM from features used: Professional = segments/routing; Advanced = distributed firewall with a non-default rule, load balancer, VPN; Enterprise Plus = IDS/IPS, federation",
+	"Site Recovery Manager is billed on the non-unique protected VM count",
+	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
+}
+
+// Aggregation kinds (METERING.md "Terms"); each is one SQL query in
+// internal/store/aggregate.go.
+const (
+	Average = "average" // sum over collected hours / hours in month (MB reported as GB)
+	Count   = "count"   // non-unique object count: object-hours / hours in month
+	Maximum = "maximum" // largest hourly total
+	Unique  = "unique"  // distinct objects seen in the month
+)
+
+// Rule says how a stored metric becomes a line of Monthly_Usage.tsv.
+type Rule struct {
+	Metric       string   // stored metric (collectors.Metric*)
+	ProductKinds []string // product kinds the rule applies to; nil = any
+	Editions     []string // editions the rule applies to; nil = any
+	Kind         string   // Average, Count, Maximum or Unique
+	Product      string   // product column; "" = from the product kind (productNames)
+	Name         string   // metric column
+}
+
+// Rules is METERING.md as a table: one line per monthly figure.
+var Rules = []Rule{
+	{Metric: collectors.MetricVMVRAM, Kind: Average, Product: "vCenter Server", Name: "Average Capped Billed vRAM"},
+	{Metric: collectors.MetricHostCores, Kind: Average, Product: "VMware Cloud Foundation", Name: "Average Cores"},
+	{Metric: collectors.MetricVSANUsedGB, Kind: Average, Product: "vSAN", Name: "Average Used Capacity"},
+	{Metric: collectors.MetricTanzuVRAM, Kind: Average, Product: "Tanzu Basic", Name: "Average Capped Billed vRAM"},
+	{Metric: collectors.MetricTanzuCores, Kind: Average, Product: "Tanzu Basic", Name: "Average Cores"},
+	{Metric: collectors.MetricNSXVRAM, Kind: Average, Name: "Average Capped Billed vRAM"},
+	{Metric: collectors.MetricNSXVRAM, Kind: Count, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
+	{Metric: collectors.MetricVMManaged, Kind: Count, Name: "Non-unique VM Count"},
+	{Metric: collectors.MetricMonitoredVM, Kind: Count, Name: "Non-unique VM Count"},
+	{Metric: collectors.MetricVMProtected, Kind: Count, ProductKinds: []string{"srm"}, Name: "Non-unique Protected VM Count"},
+	{Metric: collectors.MetricVMProtected, Kind: Unique, ProductKinds: []string{"vcda"}, Name: "Unique Protected VMs"},
+	{Metric: collectors.MetricVMMigrated, Kind: Unique, Name: "Unique Migrated VMs"},
+	{Metric: collectors.MetricConnections, Kind: Maximum, Name: "Maximum Concurrent Connections"},
+}
+
+// productNames are the product column for rules without Product.
+var productNames = map[string]string{
+	"vcenter":      "vCenter Server",
+	"vcd":          "Cloud Director",
+	"vcda":         "Cloud Director Availability",
+	"srm":          "Site Recovery Manager",
+	"nsxt":         "NSX-T",
+	"nsxv":         "NSX-V",
+	"horizon":      "Horizon",
+	"horizon-daas": "Horizon DaaS",
+	"vrops":        "Aria Operations",
+	"vrni":         "Aria Operations for Networks",
+	"vra7":         "Aria Automation 7",
+	"vra8":         "Aria Automation 8",
+	"tkgm":         "Tanzu Standard",
+}
+
+func productName(kind string) string {
+	if n, ok := productNames[kind]; ok {
+		return n
+	}
+	return kind
+}
+
+// metricsOf returns the distinct metrics of the rules of an aggregation kind.
+func metricsOf(kind string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range Rules {
+		if r.Kind == kind && !seen[r.Metric] {
+			seen[r.Metric] = true
+			out = append(out, r.Metric)
+		}
+	}
+	return out
+}
+
+// ruleFor finds the rule of kind for a figure of metric from a product of
+// productKind with edition, or nil.
+func ruleFor(kind, metric, productKind, edition string) *Rule {
+	for i := range Rules {
+		r := &Rules[i]
+		if r.Kind == kind && r.Metric == metric && (r.ProductKinds == nil || contains(r.ProductKinds, productKind)) && (r.Editions == nil || contains(r.Editions, edition)) {
+			return r
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Metrics written to VM_History.tsv and Cluster_History.tsv.
+var (
+	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricVMManaged,
+		collectors.MetricMonitoredVM, collectors.MetricVMProtected, collectors.MetricVMMigrated}
+	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB}
+	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections)
+)
