@@ -29,6 +29,7 @@ const (
 	MetricTanzuCores    = "tanzu.cores"  // cores of a host running a Tanzu VM
 	MetricVMManaged     = "vm.managed"   // a VM under management (VCD, vRA): quantity 1, vram in dims
 	MetricNSXVRAM       = "nsx.vram"     // capped billed vRAM of a VM using NSX, MB, edition set
+	MetricNSXVM         = "nsx.vm"       // a VM reached by NSX features: quantity 1, edition set; vRAM joined from the vCenter
 	MetricVMProtected   = "vm.protected" // a protected VM (SRM, VCDA)
 	MetricVMMigrated    = "vm.migrated"  // a migrated VM (VCDA)
 	MetricConnections   = "connections"  // concurrent connections (Horizon)
