@@ -1,0 +1,94 @@
+package vcenter
+
+import (
+	"testing"
+
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/usagemeter/usagemeter/collectors"
+)
+
+// TestBilledVRAMRules is the billing table of METERING.md applied to single
+// VMs: what is billed, and what is not.
+func TestBilledVRAMRules(t *testing.T) {
+	on, off, susp := types.VirtualMachinePowerStatePoweredOn, types.VirtualMachinePowerStatePoweredOff, types.VirtualMachinePowerStateSuspended
+	for _, tc := range []struct {
+		name     string
+		vm       vmRec
+		hostConn types.HostSystemConnectionState
+		want     float64 // -1: not billed
+	}{
+		{"1 GB, no reservation", vmRec{memoryMB: 1024, power: on}, "connected", 512},
+		{"4 GB, reservation below half", vmRec{memoryMB: 4096, reserveMB: 1024, power: on}, "connected", 2048},
+		{"4 GB, reservation at half", vmRec{memoryMB: 4096, reserveMB: 2048, power: on}, "connected", 2048},
+		{"4 GB, reservation above half", vmRec{memoryMB: 4096, reserveMB: 3000, power: on}, "connected", 3000},
+		{"4 GB, fully reserved", vmRec{memoryMB: 4096, reserveMB: 4096, power: on}, "connected", 4096},
+		{"47 GB: under the cap", vmRec{memoryMB: 48128, power: on}, "connected", 24064},
+		{"48 GB: at the cap", vmRec{memoryMB: 49152, power: on}, "connected", 24576},
+		{"128 GB: capped", vmRec{memoryMB: 131072, power: on}, "connected", 24576},
+		{"8 GB, 30 GB reservation: capped", vmRec{memoryMB: 8192, reserveMB: 30720, power: on}, "connected", 24576},
+		{"odd size", vmRec{memoryMB: 1500, power: on}, "connected", 750},
+		{"powered off", vmRec{memoryMB: 4096, reserveMB: 4096, power: off}, "connected", -1},
+		{"suspended", vmRec{memoryMB: 4096, power: susp}, "connected", -1},
+		{"template (reported powered on)", vmRec{memoryMB: 4096, power: on, template: true}, "connected", -1},
+		{"on a disconnected host", vmRec{memoryMB: 4096, power: on, conn: "disconnected"}, "disconnected", 2048},
+		{"on a host not responding", vmRec{memoryMB: 4096, power: on}, "notResponding", 2048},
+		{"orphaned", vmRec{memoryMB: 4096, power: on, conn: "orphaned"}, "connected", -1},
+		{"inaccessible", vmRec{memoryMB: 4096, power: on, conn: "inaccessible"}, "connected", -1},
+		{"no config", vmRec{memoryMB: 4096, power: on, hasConfig: false}, "connected", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := newInventory()
+			inv.hosts["host-1"] = &hostRec{ref: "host-1", name: "esx01", cores: 32, packages: 2, conn: tc.hostConn}
+			vm := tc.vm
+			vm.ref, vm.name, vm.uuid, vm.host = "vm-1", "web01", "5003c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c", "host-1"
+			vm.hasRuntime = true
+			if tc.name != "no config" {
+				vm.hasConfig = true
+			}
+			inv.vms = append(inv.vms, vm)
+			obs, _ := build("vc-uuid", "vc01", Options{TanzuMetric: TanzuVRAM, VCFEdition: "standard"}, inv, nil, nil)
+			var got []collectors.Observation
+			for _, o := range obs {
+				if o.Metric == collectors.MetricVMVRAM {
+					got = append(got, o)
+				}
+			}
+			if tc.want < 0 {
+				if len(got) != 0 {
+					t.Fatalf("billed %v MB, want nothing", got[0].Quantity)
+				}
+				if len(obs) != 0 {
+					t.Errorf("host cores metered for a host with no billable VM: %+v", obs)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Quantity != tc.want || got[0].ObjectKey != "vc-uuid/vm/5003c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c" {
+				t.Fatalf("got %+v, want %v MB", got, tc.want)
+			}
+			if len(obs) != 2 || obs[1].Metric != collectors.MetricHostCores || obs[1].Quantity != 32 {
+				t.Errorf("host cores: %+v", obs)
+			}
+		})
+	}
+}
+
+// TestVSANEdition is the assumed vSAN feature-to-edition map.
+func TestVSANEdition(t *testing.T) {
+	for _, tc := range []struct {
+		v    vsanCluster
+		want string
+	}{
+		{vsanCluster{}, VSANStandard},
+		{vsanCluster{dedup: true}, VSANAdvanced},
+		{vsanCluster{compression: true}, VSANAdvanced},
+		{vsanCluster{dedup: true, compression: true}, VSANAdvanced},
+		{vsanCluster{encryption: true}, VSANEnterprise},
+		{vsanCluster{stretched: true}, VSANEnterprise},
+		{vsanCluster{dedup: true, stretched: true}, VSANEnterprise},
+	} {
+		if got := tc.v.edition(); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.v, got, tc.want)
+		}
+	}
+}
