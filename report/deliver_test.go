@@ -1,0 +1,248 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"mime"
+	"mime/multipart"
+	netmail "net/mail"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/mail"
+	"github.com/usagemeter/usagemeter/internal/smtptest"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// attachments returns the attachments of a raw MIME message by file name.
+func attachments(t *testing.T, raw []byte) map[string][]byte {
+	t.Helper()
+	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	var walk func(ct string, cte string, disp string, body io.Reader)
+	walk = func(ct, cte, disp string, body io.Reader) {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			t.Fatalf("content type %q: %v", ct, err)
+		}
+		if strings.HasPrefix(mt, "multipart/") {
+			mr := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := mr.NextRawPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p.Header.Get("Content-Disposition"), p)
+			}
+		}
+		_, dp, _ := mime.ParseMediaType(disp)
+		name := dp["filename"]
+		if name == "" {
+			name = params["name"]
+		}
+		if name == "" {
+			return
+		}
+		if strings.EqualFold(cte, "base64") {
+			body = base64.NewDecoder(base64.StdEncoding, body)
+		}
+		data, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = data
+	}
+	walk(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Header.Get("Content-Disposition"), msg.Body)
+	return out
+}
+
+// TestMailDeliveryDecryptsWithGPG: the monthly job queues the encrypted
+// bundle in the outbox; sent through the real SMTP server, the captured
+// attachment is decrypted and its signature verified by gpg, and its
+// manifest checks.
+func TestMailDeliveryDecryptsWithGPG(t *testing.T) {
+	g := newGPGHome(t)
+	recipient := mustKey(t, "Aggregator Billing")
+	g.importKey(armoredPrivate(t, recipient))
+	g.importKey(mustPublic(t, testSigner(t)))
+
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	f.keys = openpgp.EntityList{publicOnly(t, recipient)}
+	ctx := context.Background()
+	gen := f.generator(t, anonymize.ModeHashed, secretA, &MailChannel{Store: f.st, To: []string{"billing@aggregator.example"}, Now: func() time.Time { return fixedAt }})
+	if err := gen.RunMonthly(ctx, fixedAt); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.st.LatestReport(ctx, march.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := rep.Channels[ChannelEmail]; st.State != store.ChannelQueued || !strings.HasPrefix(st.Detail, "outbox ") {
+		t.Fatalf("email channel: %+v", st)
+	}
+	// A second run (a restart) neither makes a version nor queues again.
+	if err := gen.RunMonthly(ctx, fixedAt.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mails, err := f.st.ClaimMail(ctx, fixedAt.Add(time.Hour), 10, time.Minute)
+	if err != nil || len(mails) != 1 {
+		t.Fatalf("outbox: %d mails, %v", len(mails), err)
+	}
+	m := mails[0]
+	if m.Kind != "report" || len(m.Attachments) != 1 || m.To[0] != "billing@aggregator.example" || !strings.Contains(m.Subject, "2026-03") {
+		t.Fatalf("mail: %+v", m)
+	}
+	if IsPlainBundle(m.Attachments[0].Data) {
+		t.Fatal("the attachment is the plain bundle")
+	}
+
+	srv := smtptest.Start(t, smtptest.Options{STARTTLS: true})
+	sender, err := mail.NewSender(mail.Config{Host: srv.Host(), Port: srv.Port(), TLS: mail.TLSStartTLS, Auth: mail.AuthNone,
+		From: "usagemeter <meter@provider.example>", RootCAs: srv.CertPool(), HeloName: "meter.provider.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := mail.Message{MessageID: mail.MessageID(m.ID, "provider.example"), To: m.To, Subject: m.Subject, Text: m.Text}
+	for _, a := range m.Attachments {
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: a.Name, ContentType: a.ContentType, Data: a.Data})
+	}
+	if err := sender.Send(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := srv.WaitFor(1, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := attachments(t, got[0].Data)
+	enc := att["usage-2026-03-v1.tar.gz.gpg"]
+	if enc == nil {
+		t.Fatalf("no report attachment in %v", mapKeys(att))
+	}
+	plain, status := g.decrypt(enc)
+	for _, want := range []string{"DECRYPTION_OKAY", "GOODSIG", "VALIDSIG " + fingerprint(testSigner(t))} {
+		if !strings.Contains(status, want) {
+			t.Errorf("gpg status lacks %q:\n%s", want, status)
+		}
+	}
+	man, err := VerifyBundle(plain)
+	if err != nil || man.Month != "2026-03" || man.Version != 1 || man.ContractID != "C-1234" {
+		t.Fatalf("manifest: %+v %v", man, err)
+	}
+	// The plain bundle kept on disk is the one that was encrypted.
+	if !bytes.Equal(plain, mustRead(t, strings.TrimSuffix(rep.Path, ".gpg"))) {
+		t.Error("the decrypted bundle differs from the plain one kept on disk")
+	}
+	// report verify, as the aggregator runs it.
+	v, err := VerifyFile(rep.Path, openpgp.EntityList{recipient}, openpgp.EntityList{publicOnly(t, testSigner(t))})
+	if err != nil || !v.Encrypted || v.Signer != fingerprint(testSigner(t)) {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	if _, err := VerifyFile(rep.Path, nil, nil); err == nil || !strings.Contains(err.Error(), "--key") {
+		t.Fatalf("verify without a key: %v", err)
+	}
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestUploadSurvivesRefusals: the HTTPS upload checks the bearer token,
+// is refused twice with 503, succeeds on the third attempt; a wrong token
+// fails at once without printing the token.
+func TestUploadSurvivesRefusals(t *testing.T) {
+	var mu sync.Mutex
+	var calls int
+	var body []byte
+	var hdr http.Header
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer tok-123" {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		calls++
+		if calls <= 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ = io.ReadAll(r.Body)
+		hdr = r.Header.Clone()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+
+	recipient := mustKey(t, "Aggregator Upload")
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	f.keys = openpgp.EntityList{publicOnly(t, recipient)}
+	ctx := context.Background()
+	up := &UploadChannel{URL: srv.URL + "/reports", Token: config.Secret("tok-123"), Client: srv.Client(), Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
+	gen := f.generator(t, anonymize.ModeHashed, secretA, up)
+	res, err := gen.Send(ctx, march)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Report.Channels[ChannelUpload]
+	if st.State != store.ChannelSent || st.Attempts != 3 || st.Detail != "HTTP 201" || calls != 3 {
+		t.Fatalf("upload status %+v after %d calls", st, calls)
+	}
+	if !bytes.Equal(body, mustRead(t, res.Path)) || hdr.Get("X-Usagemeter-Month") != "2026-03" || hdr.Get("X-Usagemeter-Appliance") != applianceID {
+		t.Fatalf("uploaded %d bytes, headers %v", len(body), hdr)
+	}
+	// Done channels are not retried.
+	if _, err := gen.Send(ctx, march); err != nil || calls != 3 {
+		t.Fatalf("second send: %v, %d calls", err, calls)
+	}
+
+	// A wrong token: final at the first answer.
+	f2 := newFixture(t)
+	f2.register(t)
+	f2.seed(t)
+	f2.keys = f.keys
+	bad := &UploadChannel{URL: srv.URL, Token: config.Secret("wrong-secret-token"), Client: srv.Client(), Backoff: func(int) time.Duration { return time.Millisecond }}
+	_, err = f2.generator(t, anonymize.ModeHashed, secretA, bad).Send(ctx, march)
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "report.upload_token") || strings.Contains(err.Error(), "wrong-secret-token") {
+		t.Fatalf("bad token: %v", err)
+	}
+	rep, _ := f2.st.LatestReport(ctx, march.Start)
+	if st := rep.Channels[ChannelUpload]; st.State != store.ChannelFailed || st.Attempts != 1 {
+		t.Fatalf("bad token status: %+v", st)
+	}
+}
+
+// TestPlainOnlyWithoutRecipients: with no recipient keys a report is kept
+// plain and no channel can send it.
+func TestPlainOnlyWithoutRecipients(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	gen := f.generator(t, anonymize.ModeHashed, secretA, &MailChannel{Store: f.st, To: []string{"a@example.com"}})
+	_, err := gen.Send(context.Background(), march)
+	if err == nil || !strings.Contains(err.Error(), "recipient_keys") {
+		t.Fatalf("send without recipients: %v", err)
+	}
+}
