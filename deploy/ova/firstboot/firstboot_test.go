@@ -1,0 +1,489 @@
+package firstboot_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/deploy/ova"
+	"github.com/usagemeter/usagemeter/deploy/ova/firstboot"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/report"
+)
+
+const (
+	adminPassword = "Adm1n-s3cret-%&<"
+	smtpPassword  = "smtp-s3cret-\"quoted\" 'x'"
+)
+
+// envXML renders an OVF environment document the way vSphere writes it.
+func envXML(props map[string]string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<Environment
+     xmlns="http://schemas.dmtf.org/ovf/environment/1"
+     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+     xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"
+     xmlns:ve="http://www.vmware.com/schema/ovfenv"
+     oe:id=""
+     ve:vCenterId="vm-42">
+   <PlatformSection>
+      <Kind>VMware ESXi</Kind>
+      <Version>8.0.2</Version>
+      <Vendor>VMware, Inc.</Vendor>
+      <Locale>en</Locale>
+   </PlatformSection>
+   <PropertySection>
+`)
+	for k, v := range props {
+		b.WriteString(`         <Property oe:key="`)
+		xmlAttr(&b, k)
+		b.WriteString(`" oe:value="`)
+		xmlAttr(&b, v)
+		b.WriteString("\"/>\n")
+	}
+	b.WriteString(`   </PropertySection>
+   <ve:EthernetAdapterSection>
+      <ve:Adapter ve:mac="00:50:56:aa:bb:cc" ve:network="VM Network" ve:unitNumber="7"/>
+   </ve:EthernetAdapterSection>
+</Environment>
+`)
+	return b.Bytes()
+}
+
+func xmlAttr(b *bytes.Buffer, s string) {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "\n", "&#xA;")
+	b.WriteString(r.Replace(s))
+}
+
+func publicKey(t *testing.T) string {
+	t.Helper()
+	e, err := report.GenerateKey("Aggregator", "usage@aggregator.example", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := report.ExportPublic(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func goodProps(t *testing.T) map[string]string {
+	return map[string]string{
+		ova.KeyHostname:      "Meter01.example.com",
+		ova.KeyIP:            "192.0.2.10/24",
+		ova.KeyGateway:       "192.0.2.1",
+		ova.KeyDNS:           "192.0.2.53, 2001:db8::53",
+		ova.KeyAdminPassword: adminPassword,
+		ova.KeySMTPHost:      "smtp.example.com",
+		ova.KeySMTPPort:      "465",
+		ova.KeySMTPTLS:       "tls",
+		ova.KeySMTPUsername:  "meter",
+		ova.KeySMTPPassword:  smtpPassword,
+		ova.KeySMTPFrom:      "",
+		ova.KeyAlertTo:       "ops@example.com, noc@example.com",
+		ova.KeyReportTo:      "usage@aggregator.example",
+		// pasted into a one-line field: line breaks became spaces
+		ova.KeyRecipientKey: strings.Join(strings.Fields(publicKey(t)), " "),
+		ova.KeyTimezone:     "Europe/Berlin",
+	}
+}
+
+func TestParseEnv(t *testing.T) {
+	props, err := firstboot.ParseEnv(envXML(map[string]string{"net.ip": "192.0.2.10/24", "smtp.password": `a"b<c&d`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if props["net.ip"] != "192.0.2.10/24" || props["smtp.password"] != `a"b<c&d` || len(props) != 2 {
+		t.Fatalf("props = %v", props)
+	}
+}
+
+func TestParseEnvErrors(t *testing.T) {
+	for name, doc := range map[string]string{
+		"not XML":          "this is not xml",
+		"wrong root":       `<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"/>`,
+		"property w/o key": `<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"><PropertySection><Property oe:value="x"/></PropertySection></Environment>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := firstboot.ParseEnv([]byte(doc)); err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}
+
+func TestParseSettings(t *testing.T) {
+	s, probs := firstboot.Parse(goodProps(t))
+	if len(probs) != 0 {
+		t.Fatalf("problems with good properties: %v", probs)
+	}
+	if s.DHCP() || s.Address.String() != "192.0.2.10/24" || s.Gateway.String() != "192.0.2.1" || len(s.DNS) != 2 {
+		t.Errorf("network = %+v", s)
+	}
+	if s.Hostname != "meter01.example.com" || s.SMTPFrom != "usagemeter@meter01.example.com" || s.SMTPPort != 465 {
+		t.Errorf("settings = %+v", s)
+	}
+}
+
+// TestBadProperties is the table of bad input: each case names the property
+// that the console message must name, and what is used instead.
+func TestBadProperties(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     map[string]string
+		problem string // key the problem names
+		check   func(*testing.T, firstboot.Settings)
+	}{
+		{"invalid IP falls back to DHCP", map[string]string{ova.KeyIP: "192.0.2.300/24"}, ova.KeyIP,
+			func(t *testing.T, s firstboot.Settings) { mustDHCP(t, s) }},
+		{"IP without prefix falls back to DHCP", map[string]string{ova.KeyIP: "192.0.2.10"}, ova.KeyIP,
+			func(t *testing.T, s firstboot.Settings) { mustDHCP(t, s) }},
+		{"network address /32 is fine but 0.0.0.0 is not", map[string]string{ova.KeyIP: "0.0.0.0/0"}, ova.KeyIP,
+			func(t *testing.T, s firstboot.Settings) { mustDHCP(t, s) }},
+		{"gateway not an address", map[string]string{ova.KeyGateway: "gw.example.com"}, ova.KeyGateway,
+			func(t *testing.T, s firstboot.Settings) { mustDHCP(t, s) }},
+		{"gateway outside the network", map[string]string{ova.KeyGateway: "198.51.100.1"}, ova.KeyGateway,
+			func(t *testing.T, s firstboot.Settings) { mustDHCP(t, s) }},
+		{"bad DNS entry is dropped", map[string]string{ova.KeyDNS: "192.0.2.53,dns.example"}, ova.KeyDNS,
+			func(t *testing.T, s firstboot.Settings) {
+				if len(s.DNS) != 1 || s.DHCP() {
+					t.Errorf("DNS = %v, DHCP = %v", s.DNS, s.DHCP())
+				}
+			}},
+		{"bad host name", map[string]string{ova.KeyHostname: "meter_01!"}, ova.KeyHostname,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Hostname != "usagemeter" {
+					t.Errorf("hostname = %q", s.Hostname)
+				}
+			}},
+		{"short admin password", map[string]string{ova.KeyAdminPassword: "short"}, ova.KeyAdminPassword,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.AdminPassword != "" {
+					t.Error("short password kept")
+				}
+			}},
+		{"no admin password", map[string]string{ova.KeyAdminPassword: ""}, ova.KeyAdminPassword, nil},
+		{"bad port", map[string]string{ova.KeySMTPPort: "70000"}, ova.KeySMTPPort,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.SMTPPort != 587 {
+					t.Errorf("port = %d", s.SMTPPort)
+				}
+			}},
+		{"bad TLS mode", map[string]string{ova.KeySMTPTLS: "ssl"}, ova.KeySMTPTLS, nil},
+		{"auth without TLS", map[string]string{ova.KeySMTPTLS: "none"}, ova.KeySMTPTLS,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.SMTPTLS != "starttls" {
+					t.Errorf("tls = %q", s.SMTPTLS)
+				}
+			}},
+		{"no SMTP host", map[string]string{ova.KeySMTPHost: ""}, ova.KeySMTPHost, nil},
+		{"bad alert address", map[string]string{ova.KeyAlertTo: "ops@example.com, not-an-address"}, ova.KeyAlertTo,
+			func(t *testing.T, s firstboot.Settings) {
+				if len(s.AlertTo) != 1 {
+					t.Errorf("alert to = %v", s.AlertTo)
+				}
+			}},
+		{"not a key", map[string]string{ova.KeyRecipientKey: "ssh-ed25519 AAAA"}, ova.KeyRecipientKey,
+			func(t *testing.T, s firstboot.Settings) {
+				if len(s.ReportTo) != 0 {
+					t.Error("report recipients kept without a key")
+				}
+			}},
+		{"bad time zone", map[string]string{ova.KeyTimezone: "Mars/Olympus"}, ova.KeyTimezone,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Timezone != "UTC" {
+					t.Errorf("timezone = %q", s.Timezone)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			props := goodProps(t)
+			for k, v := range c.set {
+				props[k] = v
+			}
+			s, probs := firstboot.Parse(props)
+			found := false
+			for _, p := range probs {
+				if p.Key == c.problem {
+					found = true
+				}
+				if strings.Contains(p.String(), adminPassword) || strings.Contains(p.String(), smtpPassword) || strings.Contains(p.Msg, `"short"`) {
+					t.Errorf("problem text holds a secret: %s", p)
+				}
+			}
+			if !found {
+				t.Errorf("no problem names %s; got %v", c.problem, probs)
+			}
+			if c.check != nil {
+				c.check(t, s)
+			}
+		})
+	}
+}
+
+func mustDHCP(t *testing.T, s firstboot.Settings) {
+	t.Helper()
+	if !s.DHCP() {
+		t.Errorf("want DHCP, got static %s", s.Address)
+	}
+	if unit := firstboot.NetworkUnit(s); !strings.Contains(unit, "DHCP=yes") || strings.Contains(unit, "Address=") {
+		t.Errorf("network unit is not DHCP:\n%s", unit)
+	}
+}
+
+func TestReflowArmor(t *testing.T) {
+	key := publicKey(t)
+	withHeader := strings.Replace(key, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment: pasted key\n", 1)
+	dir := t.TempDir()
+	for name, in := range map[string]string{
+		"as exported":    key,
+		"spaces":         strings.Join(strings.Fields(key), " "),
+		"header, spaces": strings.Join(strings.Fields(withHeader), " "),
+		"CRLF":           strings.ReplaceAll(key, "\n", "\r\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := firstboot.ReflowArmor(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".asc")
+			if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := report.ReadRecipients(p); err != nil {
+				t.Fatalf("reflowed key unusable: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// recorder is a System that records instead of acting.
+type recorder struct {
+	mu     sync.Mutex
+	calls  []string
+	stdins []string
+	chowns []string
+}
+
+func (r *recorder) Run(_ context.Context, stdin []byte, name string, args ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, strings.Join(append([]string{name}, args...), " "))
+	r.stdins = append(r.stdins, string(stdin))
+	return nil
+}
+
+func (r *recorder) Chown(path, user, group string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.chowns = append(r.chowns, path+" "+user+":"+group)
+	return nil
+}
+
+func (r *recorder) ran(prefix string) (int, string) {
+	for i, c := range r.calls {
+		if strings.HasPrefix(c, prefix) {
+			return i, r.stdins[i]
+		}
+	}
+	return -1, ""
+}
+
+func runFirstboot(t *testing.T, root string, props map[string]string, force bool) (*recorder, string, error) {
+	t.Helper()
+	envPath := filepath.Join(t.TempDir(), "ovf-env.xml")
+	if props != nil {
+		if err := os.WriteFile(envPath, envXML(props), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var console bytes.Buffer
+	rec := &recorder{}
+	err := firstboot.Run(context.Background(), firstboot.Options{
+		Root: root, Sources: []firstboot.Source{firstboot.FileSource(envPath)}, Force: force, Console: &console,
+	}, rec)
+	return rec, console.String(), err
+}
+
+// readConfig reads the written config and parses it as the daemon would,
+// with the recipient key path moved under the test root.
+func readConfig(t *testing.T, root string) (*config.Config, []byte) {
+	t.Helper()
+	p := filepath.Join(root, firstboot.ConfigPath)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v, want 0600", firstboot.ConfigPath, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := bytes.ReplaceAll(b, []byte(firstboot.RecipientKeyPath), []byte(filepath.Join(root, firstboot.RecipientKeyPath)))
+	cfg, err := config.Parse(moved, "")
+	if err != nil {
+		t.Fatalf("written config does not pass config.Parse: %v\n%s", err, b)
+	}
+	return cfg, b
+}
+
+func TestRun(t *testing.T) {
+	root := t.TempDir()
+	rec, console, err := runFirstboot(t, root, goodProps(t), false)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, console)
+	}
+	t.Log(console)
+
+	cfg, raw := readConfig(t, root)
+	if cfg.SMTP.Password.Reveal() != smtpPassword || cfg.SMTP.Username != "meter" || cfg.SMTP.Auth != "plain" ||
+		cfg.SMTP.TLS != "tls" || cfg.SMTP.Port != 465 || cfg.SMTP.Host != "smtp.example.com" {
+		t.Errorf("smtp = %+v", cfg.SMTP)
+	}
+	if cfg.Database.URL.Reveal() != firstboot.DatabaseURL || cfg.DataDir != "/var/lib/usagemeter" || cfg.HTTP.Listen != ":8080" {
+		t.Errorf("database/data_dir/http = %q %q %q", cfg.Database.URL.Reveal(), cfg.DataDir, cfg.HTTP.Listen)
+	}
+	if strings.Join(cfg.Alerts.To, ",") != "ops@example.com,noc@example.com" || strings.Join(cfg.Report.To, ",") != "usage@aggregator.example" ||
+		cfg.Report.Timezone != "Europe/Berlin" || len(cfg.Report.RecipientKeys) != 1 {
+		t.Errorf("alerts/report = %+v %+v", cfg.Alerts, cfg.Report)
+	}
+	if !bytes.Contains(raw, []byte(firstboot.RecipientKeyPath)) {
+		t.Errorf("config does not point at %s", firstboot.RecipientKeyPath)
+	}
+
+	net, _ := os.ReadFile(filepath.Join(root, firstboot.NetworkPath))
+	for _, want := range []string{"Address=192.0.2.10/24", "Gateway=192.0.2.1", "DNS=192.0.2.53", "DNS=2001:db8::53"} {
+		if !strings.Contains(string(net), want+"\n") {
+			t.Errorf("network file lacks %s:\n%s", want, net)
+		}
+	}
+	if h, _ := os.ReadFile(filepath.Join(root, "/etc/hostname")); string(h) != "meter01.example.com\n" {
+		t.Errorf("/etc/hostname = %q", h)
+	}
+	if h, _ := os.ReadFile(filepath.Join(root, "/etc/hosts")); !strings.Contains(string(h), "192.0.2.10\tmeter01.example.com meter01\n") {
+		t.Errorf("/etc/hosts = %q", h)
+	}
+
+	// The admin password went to chpasswd's stdin, nowhere else.
+	if i, stdin := rec.ran("chpasswd"); i < 0 || stdin != "admin:"+adminPassword+"\n" {
+		t.Errorf("chpasswd not run with the password on stdin (calls %v)", rec.calls)
+	}
+	if i, stdin := rec.ran("runuser -u postgres -- psql"); i < 0 || !strings.Contains(stdin, "CREATE DATABASE usagemeter OWNER usagemeter") {
+		t.Errorf("database not created (calls %v)", rec.calls)
+	}
+	if i, _ := rec.ran("systemctl restart systemd-networkd"); i < 0 {
+		t.Errorf("network not applied (calls %v)", rec.calls)
+	}
+	for _, c := range rec.calls {
+		if strings.Contains(c, adminPassword) || strings.Contains(c, smtpPassword) {
+			t.Errorf("a secret is on a command line: %s", c)
+		}
+	}
+	if len(rec.chowns) == 0 || !strings.Contains(strings.Join(rec.chowns, "\n"), firstboot.ConfigPath+" usagemeter:usagemeter") {
+		t.Errorf("config not given to usagemeter: %v", rec.chowns)
+	}
+	noSecretOutsideConfig(t, root, console)
+
+	// TLS certificate and key.
+	if st, err := os.Stat(filepath.Join(root, firstboot.TLSDir, "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("TLS key: %v %v", err, st)
+	}
+	if _, err := os.Stat(filepath.Join(root, firstboot.TLSDir, "cert.pem")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, firstboot.MarkerPath)); err != nil {
+		t.Errorf("marker not written: %v", err)
+	}
+
+	// A second boot does nothing; --force runs again.
+	rec2, _, err := runFirstboot(t, root, goodProps(t), false)
+	if !errors.Is(err, firstboot.ErrDone) || len(rec2.calls) != 0 {
+		t.Errorf("second run: err %v, calls %v", err, rec2.calls)
+	}
+	rec3, console3, err := runFirstboot(t, root, goodProps(t), true)
+	if err != nil || len(rec3.calls) == 0 {
+		t.Errorf("forced run: err %v, calls %v\n%s", err, rec3.calls, console3)
+	}
+}
+
+// noSecretOutsideConfig fails if a password is in the console output or in
+// any file written other than the config.
+func noSecretOutsideConfig(t *testing.T, root, console string) {
+	t.Helper()
+	for _, s := range []string{adminPassword, smtpPassword} {
+		if strings.Contains(console, s) {
+			t.Errorf("console output holds a secret:\n%s", console)
+		}
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(adminPassword)) {
+			t.Errorf("%s holds the admin password", p)
+		}
+		if bytes.Contains(b, []byte(smtpPassword)) && p != filepath.Join(root, firstboot.ConfigPath) {
+			t.Errorf("%s holds the SMTP password", p)
+		}
+		return nil
+	})
+}
+
+// TestRunBadIP: an invalid address is reported on the console and the
+// appliance comes up on DHCP; first boot still completes.
+func TestRunBadIP(t *testing.T) {
+	root := t.TempDir()
+	props := goodProps(t)
+	props[ova.KeyIP] = "192.0.2.999/24"
+	_, console, err := runFirstboot(t, root, props, false)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, console)
+	}
+	if !strings.Contains(console, "PROBLEM net.ip: \"192.0.2.999/24\" is not an address with prefix length") || !strings.Contains(console, "falling back to DHCP") {
+		t.Errorf("console does not explain the bad address:\n%s", console)
+	}
+	net, _ := os.ReadFile(filepath.Join(root, firstboot.NetworkPath))
+	if !strings.Contains(string(net), "DHCP=yes") {
+		t.Errorf("not DHCP:\n%s", net)
+	}
+	issue, _ := os.ReadFile(filepath.Join(root, "/etc/issue.d/usagemeter.issue"))
+	if !strings.Contains(string(issue), "net.ip") {
+		t.Errorf("login banner does not show the problem:\n%s", issue)
+	}
+	readConfig(t, root)
+	noSecretOutsideConfig(t, root, console)
+}
+
+// TestRunNoEnvironment: without any OVF environment the appliance still
+// comes up on DHCP and says what is missing.
+func TestRunNoEnvironment(t *testing.T) {
+	root := t.TempDir()
+	rec, console, err := runFirstboot(t, root, nil, false)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, console)
+	}
+	for _, want := range []string{"no OVF environment found", "smtp.host", "alerts.to", "will not start until"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("console lacks %q:\n%s", want, console)
+		}
+	}
+	if i, _ := rec.ran("chpasswd"); i >= 0 {
+		t.Error("chpasswd run without a password")
+	}
+	if _, err := os.Stat(filepath.Join(root, firstboot.ConfigPath)); err != nil {
+		t.Errorf("no config written for the admin to complete: %v", err)
+	}
+}
