@@ -46,7 +46,8 @@ type Result struct {
 	Attempts int           // attempts in this run
 	Duration time.Duration // of the successful or last attempt
 	Skipped  string        // non-empty when not collected: "committed", "leased"
-	Objects  map[string]int
+	Objects  map[string]int     // observations per metric
+	Totals   map[string]float64 // summed quantity per metric
 }
 
 // Observer is told every result (alerts, metrics).
@@ -263,7 +264,7 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 			r.Merge, err = s.store.CommitHour(ctx, p.ID, hour, s.owner, obs)
 			if err == nil {
 				r.Err = nil
-				r.Objects = countMetrics(obs)
+				r.Objects, r.Totals = countMetrics(obs)
 				log.Info("collected", "objects", r.Merge.Observations, "extended", r.Merge.Extended, "inserted", r.Merge.Inserted, "duration", r.Duration.Round(time.Millisecond).String())
 				break
 			}
@@ -323,12 +324,13 @@ func retryable(err error) bool {
 	return !errors.Is(err, collectors.ErrAuth) && !errors.As(err, &ce)
 }
 
-func countMetrics(obs []collectors.Observation) map[string]int {
-	m := map[string]int{}
+func countMetrics(obs []collectors.Observation) (map[string]int, map[string]float64) {
+	n, sum := map[string]int{}, map[string]float64{}
 	for _, o := range obs {
-		m[o.Metric]++
+		n[o.Metric]++
+		sum[o.Metric] += o.Quantity
 	}
-	return m
+	return n, sum
 }
 
 // Start runs the cron: collection at minute M, the jobs added with AddJob,

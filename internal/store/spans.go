@@ -187,8 +187,10 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `ANALYZE obs`); err != nil {
-		return res, err
+	if len(rows) > 1000 { // statistics steer the merge's plan for large hours; small ones skip the cost
+		if _, err := tx.Exec(ctx, `ANALYZE obs`); err != nil {
+			return res, err
+		}
 	}
 	prev := hour.Add(-time.Hour)
 	err = tx.QueryRow(ctx, `

@@ -1,0 +1,343 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/scheduler"
+	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+func init() {
+	register(&command{name: "product add", summary: "register a product to meter", run: runProductAdd})
+	register(&command{name: "product list", summary: "list registered products", run: runProductList})
+	register(&command{name: "product remove", summary: "remove a product (its billed history is kept)", run: runProductRemove})
+	register(&command{name: "product test", summary: "connect to a product: certificate, identity, login", run: runProductTest})
+	register(&command{name: "product set-thumbprint", summary: "accept a product's new certificate thumbprint", run: runProductSetThumbprint})
+}
+
+// productFlags are the flags of product add and product test.
+type productFlags struct {
+	kind, endpoint, username, passwordFile, thumbprint string
+	passwordStdin                                      bool
+	vcfEdition, tanzuMetric                            string
+	vcenter                                            int64
+	options                                            string
+}
+
+func (pf *productFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&pf.kind, "kind", "", "product kind: "+strings.Join(collectors.Kinds(), ", "))
+	fs.StringVar(&pf.endpoint, "endpoint", "", "product URL, e.g. https://vc01.example.com")
+	fs.StringVar(&pf.username, "username", "", "metering account")
+	fs.StringVar(&pf.passwordFile, "password-file", "", "file holding the account's password (never pass it on the command line)")
+	fs.BoolVar(&pf.passwordStdin, "password-stdin", false, "read the password from standard input")
+	fs.StringVar(&pf.thumbprint, "accept-thumbprint", "", "SHA-256 thumbprint of a certificate the system does not trust (see product test)")
+	fs.StringVar(&pf.vcfEdition, "vcf-edition", "", "vcenter: the VCF edition (standard, advanced, enterprise, with -vsan, or sddc-manager)")
+	fs.StringVar(&pf.tanzuMetric, "tanzu-metric", "", "vcenter: Tanzu metered by vram or cores")
+	fs.Int64Var(&pf.vcenter, "vcenter", 0, "id of the vCenter product this one is paired with")
+	fs.StringVar(&pf.options, "options", "", "kind-specific options as JSON")
+}
+
+func (pf *productFlags) password(stdin io.Reader) (config.Secret, error) {
+	switch {
+	case pf.passwordFile != "" && pf.passwordStdin:
+		return "", usagef("use --password-file or --password-stdin, not both")
+	case pf.passwordFile != "":
+		b, err := os.ReadFile(pf.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		return config.Secret(strings.TrimRight(string(b), "\r\n")), nil
+	case pf.passwordStdin:
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return config.Secret(strings.TrimRight(line, "\r\n")), nil
+	}
+	return "", nil
+}
+
+// optionsJSON merges --options with the convenience flags.
+func (pf *productFlags) optionsJSON() (json.RawMessage, error) {
+	opts := map[string]any{}
+	if pf.options != "" {
+		if err := json.Unmarshal([]byte(pf.options), &opts); err != nil {
+			return nil, usagef("--options: not a JSON object: %v", err)
+		}
+	}
+	if pf.vcfEdition != "" {
+		opts["vcf_edition"] = pf.vcfEdition
+	}
+	if pf.tanzuMetric != "" {
+		opts["tanzu_metric"] = pf.tanzuMetric
+	}
+	b, err := json.Marshal(opts)
+	return b, err
+}
+
+// stdin is where --password-stdin reads (tests replace it).
+var stdin io.Reader = os.Stdin
+
+func runProductAdd(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product add")
+	var pf productFlags
+	pf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if pf.kind == "" || pf.endpoint == "" {
+		return usagef("--kind and --endpoint are required")
+	}
+	pw, err := pf.password(stdin)
+	if err != nil {
+		return err
+	}
+	opts, err := pf.optionsJSON()
+	if err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	p := store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw, Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts, PairedID: pf.vcenter}
+	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
+	if pf.vcenter != 0 {
+		paired, err := app.Store.Product(ctx, pf.vcenter)
+		if err != nil {
+			return fmt.Errorf("--vcenter %d: %w", pf.vcenter, err)
+		}
+		if paired.Kind != "vcenter" {
+			return fmt.Errorf("--vcenter %d is a %s, not a vcenter", pf.vcenter, paired.Kind)
+		}
+		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
+		t.Paired = &pt
+	} else if needsVCenter[pf.kind] {
+		return fmt.Errorf("a %s product must be paired with its vCenter: add the vCenter first, then pass --vcenter ID (see product list)", pf.kind)
+	}
+	col, err := collectors.New(t)
+	if err != nil {
+		return err
+	}
+	if idf, ok := col.(collectors.Identifier); ok {
+		cctx, cancel := context.WithTimeout(ctx, 2*app.Config.Collection.CallTimeout.D())
+		id, err := idf.Identify(cctx)
+		cancel()
+		if cl, ok := col.(collectors.Closer); ok {
+			_ = cl.Close(ctx)
+		}
+		if err != nil {
+			var ce *tlsutil.CertError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("%w\nrun `usagemeter product test --kind %s --endpoint %s` to see the certificate", err, pf.kind, pf.endpoint)
+			}
+			return fmt.Errorf("checking %s: %w", pf.endpoint, err)
+		}
+		p.InstanceID = id.InstanceID
+		fmt.Fprintf(e.Stdout, "connected to %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
+	}
+	id, err := app.Store.AddProduct(ctx, p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "added product %d: %s %s\n", id, p.Kind, p.Endpoint)
+	return nil
+}
+
+// needsVCenter lists kinds that are metered through their vCenter's VMs.
+var needsVCenter = map[string]bool{"nsxt": true, "nsxv": true, "srm": true}
+
+func runProductList(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ps, err := app.Store.Products(ctx, false)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tENDPOINT\tUSER\tSTATE\tPAIRED\tINSTANCE")
+	for _, p := range ps {
+		state := "active"
+		if !p.Active {
+			state = "deactivated " + p.DeactivatedAt.Format("2006-01-02")
+		}
+		paired := "-"
+		if p.PairedID != 0 {
+			paired = strconv.FormatInt(p.PairedID, 10)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.Endpoint, p.Username, state, paired, p.InstanceID)
+	}
+	return tw.Flush()
+}
+
+func productID(fs *flag.FlagSet) (int64, error) {
+	if fs.NArg() != 1 {
+		return 0, usagef("want one product id (see product list)")
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil {
+		return 0, usagef("product id %q is not a number", fs.Arg(0))
+	}
+	return id, nil
+}
+
+func runProductRemove(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product remove")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	id, err := productID(fs)
+	if err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	deleted, err := app.Store.RemoveProduct(ctx, id, e.Now())
+	if err != nil {
+		return err
+	}
+	if deleted {
+		fmt.Fprintf(e.Stdout, "product %d removed\n", id)
+	} else {
+		fmt.Fprintf(e.Stdout, "product %d removed from collection; its usage history is kept for reports\n", id)
+	}
+	return nil
+}
+
+func runProductSetThumbprint(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product set-thumbprint")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 2 {
+		return usagef("usage: product set-thumbprint ID THUMBPRINT")
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil {
+		return usagef("product id %q is not a number", fs.Arg(0))
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if _, err := app.Store.Product(ctx, id); err != nil {
+		return err
+	}
+	tp := tlsutil.Normalize(fs.Arg(1))
+	if err := app.Store.SetProductThumbprint(ctx, id, tp); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "product %d: accepted certificate %s\n", id, tp)
+	return nil
+}
+
+// runProductTest shows the certificate a product presents and, with
+// credentials, whether the login works and which instance it is.
+func runProductTest(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product test")
+	var pf productFlags
+	pf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	var p store.Product
+	var app *App
+	if fs.NArg() == 1 {
+		id, err := productID(fs)
+		if err != nil {
+			return err
+		}
+		if app, err = openApp(ctx, e, *cfgPath, openOptions{}); err != nil {
+			return err
+		}
+		defer app.Close()
+		if p, err = app.Store.Product(ctx, id); err != nil {
+			return err
+		}
+	} else {
+		if pf.kind == "" || pf.endpoint == "" {
+			return usagef("give a product id, or --kind and --endpoint")
+		}
+		pw, err := pf.password(stdin)
+		if err != nil {
+			return err
+		}
+		opts, err := pf.optionsJSON()
+		if err != nil {
+			return err
+		}
+		p = store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw, Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts}
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	info, err := tlsutil.Probe(pctx, p.Endpoint)
+	cancel()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "certificate of %s\n  subject:    %s\n  issuer:     %s\n  valid:      %s to %s\n  SHA-256:    %s\n",
+		p.Endpoint, info.Subject, info.Issuer, info.NotBefore.Format(time.RFC3339), info.NotAfter.Format(time.RFC3339), info.Thumbprint)
+	if days := time.Until(info.NotAfter).Hours() / 24; days < 30 {
+		fmt.Fprintf(e.Stdout, "  WARNING:    expires in %.0f days\n", days)
+	}
+	switch {
+	case p.Thumbprint != "" && p.Thumbprint == info.Thumbprint:
+		fmt.Fprintln(e.Stdout, "  trust:      accepted thumbprint matches")
+	case p.Thumbprint != "":
+		fmt.Fprintf(e.Stdout, "  trust:      CHANGED: the accepted thumbprint is %s\n", p.Thumbprint)
+	}
+	if p.Username == "" && !p.Password.IsSet() {
+		return nil
+	}
+	timeout := time.Minute
+	logger := newLogger(config.Log{Level: "warn"}, e.Stderr)
+	if app != nil {
+		timeout, logger = app.Config.Collection.CallTimeout.D(), app.Log
+	}
+	col, err := collectors.New(scheduler.Target(p, timeout, logger))
+	if err != nil {
+		return err
+	}
+	idf, ok := col.(collectors.Identifier)
+	if !ok {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	id, err := idf.Identify(ictx)
+	if cl, ok := col.(collectors.Closer); ok {
+		_ = cl.Close(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	fmt.Fprintf(e.Stdout, "login OK: %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
+	return nil
+}

@@ -1,0 +1,119 @@
+package cli_test
+
+import (
+	"crypto/tls"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/usagemeter/usagemeter/internal/pgtest"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+// vcsim serves a simulated vCenter on loopback for the CLI tests.
+func vcsim(t *testing.T) (*simulator.Server, *simulator.Model) {
+	t.Helper()
+	m := simulator.VPX()
+	m.Host = 2
+	m.Machine = 3
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	m.Service.TLS = new(tls.Config)
+	m.Service.Listen = &url.URL{User: url.UserPassword("meter@vsphere.local", "VcPassw0rd!")}
+	sm := m.Map().Get(*m.ServiceContent.SessionManager).(*simulator.SessionManager)
+	sm.ValidLogin = func(req *types.Login) bool {
+		return req.UserName == "meter@vsphere.local" && req.Password == "VcPassw0rd!"
+	}
+	s := m.Service.NewServer()
+	t.Cleanup(func() { s.Close(); m.Remove() })
+	return s, m
+}
+
+// TestProductAddAndCollect drives the binary: product add refuses an
+// untrusted certificate and shows how to accept it, accepts the thumbprint,
+// refuses the same vCenter under another address, collects an hour, and
+// treats a second collection of the hour as a no-op.
+func TestProductAddAndCollect(t *testing.T) {
+	bin := binary(t)
+	s, _ := vcsim(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+pgtest.NewDatabase(t)+"\n")
+	pwFile := filepath.Join(dir, "vc.pw")
+	if err := os.WriteFile(pwFile, []byte("VcPassw0rd!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (int, string) {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	endpoint := "https://" + s.URL.Host + "/sdk"
+	thumb := tlsutil.Thumbprint(s.Certificate().Raw)
+
+	code, out := run("product", "add", "--kind", "vcenter", "--endpoint", endpoint, "--username", "meter@vsphere.local", "--password-file", pwFile)
+	if code == 0 || !strings.Contains(out, "certificate not trusted") || !strings.Contains(out, thumb) {
+		t.Fatalf("untrusted certificate accepted or unexplained (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "test", "--kind", "vcenter", "--endpoint", endpoint)
+	if code != 0 || !strings.Contains(out, "SHA-256:    "+thumb) || !strings.Contains(out, "subject:") {
+		t.Fatalf("product test (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "add", "--kind", "vcenter", "--endpoint", endpoint, "--username", "meter@vsphere.local", "--password-file", filepath.Join(dir, "missing.pw"))
+	if code == 0 || !strings.Contains(out, "--password-file") {
+		t.Fatalf("missing password file (exit %d):\n%s", code, out)
+	}
+	wrong := filepath.Join(dir, "wrong.pw")
+	_ = os.WriteFile(wrong, []byte("nope"), 0o600)
+	code, out = run("product", "add", "--kind", "vcenter", "--endpoint", endpoint, "--username", "meter@vsphere.local", "--password-file", wrong, "--accept-thumbprint", thumb)
+	if code == 0 || !strings.Contains(strings.ToLower(out), "password") || strings.Contains(out, "nope") {
+		t.Fatalf("wrong password (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "add", "--kind", "vcenter", "--endpoint", endpoint, "--username", "meter@vsphere.local", "--password-file", pwFile, "--accept-thumbprint", strings.ToLower(thumb), "--vcf-edition", "enterprise")
+	if code != 0 || !strings.Contains(out, "added product 1") {
+		t.Fatalf("product add (exit %d):\n%s", code, out)
+	}
+	// The same vCenter under another address is one product.
+	other := strings.Replace(endpoint, "127.0.0.1", "localhost", 1)
+	code, out = run("product", "add", "--kind", "vcenter", "--endpoint", other, "--username", "meter@vsphere.local", "--password-file", pwFile, "--accept-thumbprint", thumb)
+	if code == 0 || !strings.Contains(out, "already exists") {
+		t.Fatalf("duplicate vCenter (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "add", "--kind", "vcenter", "--endpoint", endpoint+"2", "--options", `{"vcf_edition":"platinum"}`, "--accept-thumbprint", thumb)
+	if code == 0 || !strings.Contains(out, "vcf_edition") {
+		t.Fatalf("bad option (exit %d):\n%s", code, out)
+	}
+
+	code, out = run("product", "list")
+	if code != 0 || !strings.Contains(out, endpoint) || !strings.Contains(out, "active") {
+		t.Fatalf("product list (exit %d):\n%s", code, out)
+	}
+	if strings.Contains(out, "VcPassw0rd") {
+		t.Fatal("product list shows the password")
+	}
+
+	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z")
+	if code != 0 || !regexp.MustCompile(`vm\.vram\s+\d+`).MatchString(out) || !strings.Contains(out, "host.cores") || !strings.Contains(out, "total capped billed vRAM") {
+		t.Fatalf("collect (exit %d):\n%s", code, out)
+	}
+	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z")
+	if code != 0 || !strings.Contains(out, "already collected") {
+		t.Fatalf("second collect of the hour (exit %d):\n%s", code, out)
+	}
+	code, out = run("collect", "--hour", "2999-01-01T00:00:00Z")
+	if code != 2 || !strings.Contains(out, "in the future") {
+		t.Fatalf("future hour (exit %d):\n%s", code, out)
+	}
+}
