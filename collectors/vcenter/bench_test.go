@@ -52,9 +52,10 @@ type benchTarget struct {
 }
 
 var (
-	benchOnce sync.Once
-	benchSrv  benchTarget
-	benchErr  error
+	benchOnce  sync.Once
+	benchSrv   benchTarget
+	benchErr   error
+	benchStdin io.WriteCloser
 )
 
 // TestMain serves the benchmark inventory when run as the child.
@@ -102,7 +103,9 @@ func benchServer(b *testing.B) benchTarget {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), benchChildEnv+"=1")
 		cmd.Stderr = io.Discard
-		if _, benchErr = cmd.StdinPipe(); benchErr != nil { // closed when this process exits
+		// Kept open (a package variable, or the garbage collector closes it)
+		// until this process exits: the child serves until then.
+		if benchStdin, benchErr = cmd.StdinPipe(); benchErr != nil {
 			return
 		}
 		out, err := cmd.StdoutPipe()

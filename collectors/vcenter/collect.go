@@ -58,6 +58,9 @@ func (c *Collector) collect(ctx context.Context) ([]collectors.Observation, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := c.markErasureCoding(ctx, s, inv, vsan); err != nil {
+		return nil, err
+	}
 	obs, skipped := build(s.about.InstanceUuid, c.host, c.opts, inv, lic, vsan)
 	if n := skipped.total(); n > 0 {
 		c.log.Warn("VMs skipped: properties missing or VM not usable",

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/pbm"
+	pbmmethods "github.com/vmware/govmomi/pbm/methods"
+	pbmsim "github.com/vmware/govmomi/pbm/simulator" // the storage policy endpoint (/pbm)
+	pbmtypes "github.com/vmware/govmomi/pbm/types"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -37,6 +41,7 @@ type vcsim struct {
 	s      *simulator.Server
 	logins atomic.Int32 // Login calls seen
 	vsan   *vsanHandlers
+	pbm    *profileManager
 }
 
 // newSim creates the model's inventory and serves it. shape (optional) edits
@@ -61,6 +66,7 @@ func newSim(t testing.TB, shape func(m *simulator.Model)) *vcsim {
 	}
 	v.s = m.Service.NewServer()
 	v.vsan = registerVSAN(m)
+	v.pbm = registerPBM(m)
 	t.Cleanup(func() {
 		v.s.Close()
 		m.Remove()
@@ -284,4 +290,80 @@ func entity(e mo.Reference) types.ManagedObjectReference { return e.Reference() 
 // newTextLogger logs to w as text, for tests that read the log.
 func newTextLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// profileManager is the simulator's storage policy manager plus the
+// association query it does not answer (PbmQueryAssociatedEntity), with the
+// VMs and disks a test associates with each policy.
+type profileManager struct {
+	*pbmsim.ProfileManager
+	assoc map[string]map[string][]pbmtypes.PbmServerObjectRef // policy id -> entity type -> entities
+}
+
+// PbmQueryAssociatedEntity lists the entities of a type that use a policy.
+func (m *profileManager) PbmQueryAssociatedEntity(req *pbmtypes.PbmQueryAssociatedEntity) soap.HasFault {
+	return &pbmmethods.PbmQueryAssociatedEntityBody{Res: &pbmtypes.PbmQueryAssociatedEntityResponse{
+		Returnval: m.assoc[req.Profile.UniqueId][req.EntityType],
+	}}
+}
+
+// registerPBM replaces the simulator's storage policy manager by one that
+// also answers association queries.
+func registerPBM(m *simulator.Model) *profileManager {
+	ref := types.ManagedObjectReference{Type: "PbmProfileProfileManager", Value: "ProfileManager"}
+	pm := &profileManager{
+		ProfileManager: pbmsim.New().Get(ref).(*pbmsim.ProfileManager),
+		assoc:          map[string]map[string][]pbmtypes.PbmServerObjectRef{},
+	}
+	r := simulator.NewRegistry()
+	r.Namespace = pbm.Namespace
+	r.Path = pbm.Path
+	r.Put(pm)
+	m.Service.RegisterSDK(r)
+	return pm
+}
+
+// vsanPolicy creates a vSAN storage policy tolerating one failure with the
+// given replica preference, and associates it with entities (VM morefs, or
+// "vm-N:2000" for a disk).
+func (v *vcsim) vsanPolicy(name, replica string, vms []string, disks []string) {
+	v.t.Helper()
+	ctx := context.Background()
+	pc, err := pbm.NewClient(ctx, v.client().Client)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	capability := func(id string, value any) pbmtypes.PbmCapabilityInstance {
+		return pbmtypes.PbmCapabilityInstance{
+			Id: pbmtypes.PbmCapabilityMetadataUniqueId{Namespace: "VSAN", Id: id},
+			Constraint: []pbmtypes.PbmCapabilityConstraintInstance{{
+				PropertyInstance: []pbmtypes.PbmCapabilityPropertyInstance{{Id: id, Value: value}},
+			}},
+		}
+	}
+	id, err := pc.CreateProfile(ctx, pbmtypes.PbmCapabilityProfileCreateSpec{
+		Name:         name,
+		Category:     string(pbmtypes.PbmProfileCategoryEnumREQUIREMENT),
+		ResourceType: pbmtypes.PbmProfileResourceType{ResourceType: string(pbmtypes.PbmProfileResourceTypeEnumSTORAGE)},
+		Constraints: &pbmtypes.PbmCapabilitySubProfileConstraints{SubProfiles: []pbmtypes.PbmCapabilitySubProfile{{
+			Name: "VSAN sub-profile",
+			Capability: []pbmtypes.PbmCapabilityInstance{
+				capability("hostFailuresToTolerate", int32(1)),
+				capability("replicaPreference", replica),
+			},
+		}}},
+	})
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	a := map[string][]pbmtypes.PbmServerObjectRef{}
+	for _, k := range vms {
+		a[string(pbmtypes.PbmObjectTypeVirtualMachine)] = append(a[string(pbmtypes.PbmObjectTypeVirtualMachine)],
+			pbmtypes.PbmServerObjectRef{ObjectType: string(pbmtypes.PbmObjectTypeVirtualMachine), Key: k})
+	}
+	for _, k := range disks {
+		a[string(pbmtypes.PbmObjectTypeVirtualDiskId)] = append(a[string(pbmtypes.PbmObjectTypeVirtualDiskId)],
+			pbmtypes.PbmServerObjectRef{ObjectType: string(pbmtypes.PbmObjectTypeVirtualDiskId), Key: k})
+	}
+	v.pbm.assoc[id.UniqueId] = a
 }

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/pbm"
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25"
@@ -80,6 +81,7 @@ type sessionState struct {
 	about types.AboutInfo
 	views []types.ManagedObjectReference
 	lam   *types.ManagedObjectReference // LicenseAssignmentManager, nil on ESXi
+	pbm   *pbm.Client                   // storage policy service, opened when a vSAN cluster is seen
 }
 
 // New builds a vcenter collector for t. It validates the endpoint and the

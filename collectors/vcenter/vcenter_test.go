@@ -329,7 +329,7 @@ func TestSameVCenterTwoAddresses(t *testing.T) {
 // its features require; a cluster without vSAN is not metered.
 func TestVSAN(t *testing.T) {
 	v := newSim(t, func(m *simulator.Model) {
-		m.Cluster = 5
+		m.Cluster = 6
 		m.ClusterHost = 2
 		m.Host = 0
 		m.Machine = 1
@@ -357,6 +357,12 @@ func TestVSAN(t *testing.T) {
 		Host:            &witness,
 	}}, 30*tib, 29*tib)
 
+	// DC0_C5: a disk of its VM has a RAID-5/6 policy; DC0_C1's VM has a
+	// RAID-1 policy.
+	v.enableVSAN(v.cluster("DC0_C5"), vsantypes.VsanConfigInfoEx{}, nil, 12*tib, 8*tib)
+	v.vsanPolicy("vSAN RAID-5 FTT=1", "RAID-5/6 (Erasure Coding) - Capacity", nil, []string{v.vm("DC0_C5_RP0_VM0").Self.Value + ":2000"})
+	v.vsanPolicy("vSAN RAID-1 FTT=1", "RAID-1 (Mirroring) - Performance", []string{v.vm("DC0_C1_RP0_VM0").Self.Value}, nil)
+
 	obs := collect(t, v.collector(v.target("", "")))
 	got := byMetric(obs, collectors.MetricVSANUsedGB, DimCluster)
 	uuid := v.m.ServiceContent.About.InstanceUuid
@@ -369,6 +375,7 @@ func TestVSAN(t *testing.T) {
 		"DC0_C2": {15360, VSANAdvanced, "deduplication,compression"},
 		"DC0_C3": {1536, VSANEnterprise, "compression,encryption"},
 		"DC0_C4": {1024, VSANEnterprise, "stretched"},
+		"DC0_C5": {4096, VSANAdvanced, "raid5/6"},
 	}
 	if len(got) != len(want) {
 		t.Errorf("vSAN clusters metered: %v, want %v", keys(got), keys(want))

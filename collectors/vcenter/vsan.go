@@ -22,6 +22,7 @@ type vsanCluster struct {
 	usedGB      float64
 	dedup       bool
 	compression bool
+	raid56      bool // a VM or disk on the cluster has a RAID-5/6 storage policy
 	encryption  bool // data-at-rest encryption
 	stretched   bool // a witness host is configured
 }
@@ -35,13 +36,13 @@ const (
 
 // edition maps the features in use to the vSAN edition that licenses them
 // (METERING.md, assumed map): Enterprise = data-at-rest encryption or a
-// stretched cluster; Advanced = deduplication/compression (or RAID-5/6, which
-// this collector cannot see: see README.md); Standard otherwise.
+// stretched cluster; Advanced = deduplication/compression or RAID-5/6
+// erasure coding; Standard otherwise.
 func (v vsanCluster) edition() string {
 	switch {
 	case v.encryption || v.stretched:
 		return VSANEnterprise
-	case v.dedup || v.compression:
+	case v.dedup || v.compression || v.raid56:
 		return VSANAdvanced
 	}
 	return VSANStandard
@@ -55,6 +56,9 @@ func (v vsanCluster) features() []string {
 	}
 	if v.compression {
 		f = append(f, "compression")
+	}
+	if v.raid56 {
+		f = append(f, "raid5/6")
 	}
 	if v.encryption {
 		f = append(f, "encryption")
