@@ -43,9 +43,9 @@ type Result struct {
 	Hour     time.Time
 	Err      error // nil on success
 	Merge    store.MergeResult
-	Attempts int           // attempts in this run
-	Duration time.Duration // of the successful or last attempt
-	Skipped  string        // non-empty when not collected: "committed", "leased"
+	Attempts int                // attempts in this run
+	Duration time.Duration      // of the successful or last attempt
+	Skipped  string             // non-empty when not collected: "committed", "leased"
 	Objects  map[string]int     // observations per metric
 	Totals   map[string]float64 // summed quantity per metric
 }

@@ -21,7 +21,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 // fixed is a collector returning n VMs, instantly.
 type fixed struct{ obs []collectors.Observation }
 
-func (f fixed) Collect(context.Context, time.Time) ([]collectors.Observation, error) { return f.obs, nil }
+func (f fixed) Collect(context.Context, time.Time) ([]collectors.Observation, error) {
+	return f.obs, nil
+}
 
 func newFixed(product int64, n int) fixed {
 	obs := make([]collectors.Observation, n)
