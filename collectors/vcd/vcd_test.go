@@ -192,7 +192,7 @@ func TestFaults(t *testing.T) {
 			want: []string{"field record.isVAppTemplate"}},
 		{name: "truncated body", faults: simvcd.Faults{Truncate: true},
 			want: []string{"virtualCenter query page 1", "malformed body"}},
-		{name: "slow product", faults: simvcd.Faults{Delay: 2 * time.Second}, timeout: 200 * time.Millisecond,
+		{name: "slow product", faults: simvcd.Faults{Delay: time.Second}, timeout: 200 * time.Millisecond,
 			want: []string{"deadline"}, is: context.DeadlineExceeded},
 		{name: "session refused after login", faults: simvcd.Faults{RejectTokens: true},
 			want: []string{"virtualCenter query page 1", "session refused right after logging in", "HTTP 401"}},

@@ -1,0 +1,451 @@
+package nsxt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/config"
+	simnsxt "github.com/usagemeter/usagemeter/internal/sim/nsxt"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*/expected.json from the collector's output")
+
+var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+
+const vcUUID = "564d1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b"
+
+func target(u, user, pass, thumb, opts string) collectors.Target {
+	return collectors.Target{
+		Kind: Kind, Endpoint: u, Username: user, Password: config.Secret(pass), Thumbprint: thumb,
+		Options: json.RawMessage(opts), Timeout: 5 * time.Second,
+		Paired: &collectors.Target{Kind: "vcenter", InstanceID: vcUUID},
+	}
+}
+
+func start(t testing.TB, st simnsxt.State, opts string) (*simnsxt.Server, *Collector) {
+	t.Helper()
+	s := simnsxt.New(st)
+	u, thumb := s.Start(t)
+	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func loadState(t testing.TB, path string) simnsxt.State {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := simnsxt.LoadState(b)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return st
+}
+
+// TestCases walks testdata/<case>/: state.json (simulator state), optional
+// options.json, expected.json (observations sorted by object key; -update
+// rewrites it).
+func TestCases(t *testing.T) {
+	paths, _ := filepath.Glob("testdata/*/state.json")
+	if len(paths) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, p := range paths {
+		dir := filepath.Dir(p)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			opts := ""
+			if b, err := os.ReadFile(filepath.Join(dir, "options.json")); err == nil {
+				opts = string(b)
+			}
+			s, c := start(t, loadState(t, p), opts)
+			obs, err := c.Collect(context.Background(), hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Slice(obs, func(i, j int) bool { return obs[i].ObjectKey < obs[j].ObjectKey })
+			got, _ := json.MarshalIndent(obs, "", "  ")
+			got = append(got, '\n')
+			exp := filepath.Join(dir, "expected.json")
+			if *update {
+				if err := os.WriteFile(exp, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(exp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("observations differ from %s (run with -update to accept):\n%s", exp, got)
+			}
+			if s.Logins() != 1 {
+				t.Errorf("logins = %d, want 1", s.Logins())
+			}
+		})
+	}
+}
+
+func editions(t *testing.T, dir string) map[string]collectors.Observation {
+	t.Helper()
+	_, c := start(t, loadState(t, "testdata/"+dir+"/state.json"), "")
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]collectors.Observation{}
+	for _, o := range obs {
+		if o.Metric != collectors.MetricNSXVM || o.Quantity != 1 || o.Unit != collectors.UnitCount || !strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") {
+			t.Errorf("bad observation %+v", o)
+		}
+		m[o.Dims[DimVM]] = o
+	}
+	return m
+}
+
+// TestEditionRules checks the edition map on the case states, independently
+// of the golden files.
+func TestEditionRules(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want map[string]string // vm -> edition, "" = not observed
+	}{
+		{"plain-portgroup-vs-segment", map[string]string{"on-portgroup": "", "on-segment": EditionProfessional, "both": EditionProfessional}},
+		{"dfw-non-default-rule", map[string]string{"web-1": EditionAdvanced, "db-1": EditionProfessional, "app-1": EditionProfessional, "portgroup-web": EditionAdvanced}},
+		{"template-and-powered-off", map[string]string{"running": EditionProfessional, "stopped": EditionProfessional, "edge-node-1": "", "no-instance-uuid": ""}},
+		{"lb-vpn-ids", map[string]string{"lb-member": EditionAdvanced, "behind-vpn": EditionAdvanced, "ids-watched": EditionEnterprisePlus, "plain": EditionProfessional}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			got := editions(t, tc.dir)
+			for vm, ed := range tc.want {
+				o, ok := got[vm]
+				if ed == "" && ok {
+					t.Errorf("%s observed (%s), want not", vm, o.Edition)
+				}
+				if ed != "" && o.Edition != ed {
+					t.Errorf("%s: edition %q, want %q (features %s)", vm, o.Edition, ed, o.Dims[DimFeatures])
+				}
+			}
+		})
+	}
+	if got := editions(t, "template-and-powered-off")["stopped"].Dims[DimPowerState]; got != "VM_STOPPED" {
+		t.Errorf("power_state %q", got)
+	}
+}
+
+func TestSessionKeptAndRenewed(t *testing.T) {
+	st := loadState(t, "testdata/several-pages/state.json")
+	s, c := start(t, st, `{"page_size": 2}`)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := c.Collect(ctx, hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Logins() != 1 {
+		t.Fatalf("logins = %d, want 1", s.Logins())
+	}
+	s.ExpireSessions()
+	if _, err := c.Collect(ctx, hour); err != nil {
+		t.Fatal(err)
+	}
+	if s.Logins() != 2 {
+		t.Fatalf("logins = %d after expiry, want 2", s.Logins())
+	}
+	s.SetFaults(simnsxt.Faults{ExpireAfter: 4})
+	obs, err := c.Collect(ctx, hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obs) != len(st.VMs) || s.Logins() < 4 {
+		t.Fatalf("%d observations, %d logins after mid-collection expiries", len(obs), s.Logins())
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBasicAuth(t *testing.T) {
+	st := loadState(t, "testdata/small-tenant/state.json")
+	s, c := start(t, st, `{"auth": "basic"}`)
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil || len(obs) != 3 || s.Logins() != 0 {
+		t.Fatalf("basic auth: %d observations, %d sessions, %v", len(obs), s.Logins(), err)
+	}
+	c.t.Password = "wrong"
+	_, err = c.Collect(context.Background(), hour)
+	if !errors.Is(err, ErrLogin) {
+		t.Fatalf("wrong password with basic auth: %v", err)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	st := loadState(t, "testdata/several-pages/state.json")
+	for _, tc := range []struct {
+		name    string
+		faults  simnsxt.Faults
+		timeout time.Duration
+		want    []string
+		is      error
+	}{
+		{"500 on page 2", simnsxt.Faults{FailPage: 2}, 0,
+			[]string{"/api/v1/fabric/virtual-machines page 2", "HTTP 500", "General error has occurred"}, nil},
+		{"malformed power_state", simnsxt.Faults{MalformField: "power_state"}, 0,
+			[]string{"/api/v1/fabric/virtual-machines page 1", "field results.power_state"}, nil},
+		{"malformed compute_ids", simnsxt.Faults{MalformField: "compute_ids"}, 0,
+			[]string{"field results.compute_ids"}, nil},
+		{"truncated", simnsxt.Faults{Truncate: true}, 0, []string{"malformed body: truncated JSON"}, nil},
+		{"slow", simnsxt.Faults{Delay: time.Second}, 200 * time.Millisecond, []string{"deadline"}, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c := start(t, st, `{"page_size": 2}`)
+			if tc.timeout > 0 {
+				c.t.Timeout = tc.timeout
+			}
+			s.SetFaults(tc.faults)
+			_, err := c.Collect(context.Background(), hour)
+			if err == nil {
+				t.Fatal("Collect succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v is not %v", err, tc.is)
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	st := loadState(t, "testdata/small-tenant/state.json")
+	t.Run("wrong password", func(t *testing.T) {
+		s := simnsxt.New(st)
+		u, thumb := s.Start(t)
+		c, err := newCollector(target(u, st.User, "nope", thumb, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Collect(context.Background(), hour)
+		if !errors.Is(err, ErrLogin) || !strings.Contains(err.Error(), "logging in as admin") || strings.Contains(err.Error(), "nope") {
+			t.Fatalf("error %v", err)
+		}
+		if s.Calls() != 1 {
+			t.Errorf("%d calls for a wrong password, want 1", s.Calls())
+		}
+	})
+	t.Run("not paired", func(t *testing.T) {
+		tg := target("nsx.example.net", "admin", "x", "", "")
+		tg.Paired = nil
+		if _, err := collectors.New(tg); !errors.Is(err, ErrNotPaired) {
+			t.Fatalf("unpaired: %v", err)
+		}
+		tg.Paired = &collectors.Target{Kind: "vcenter"}
+		if _, err := collectors.New(tg); !errors.Is(err, ErrNotPaired) {
+			t.Fatalf("paired with a vCenter of unknown identity: %v", err)
+		}
+	})
+	t.Run("session refused", func(t *testing.T) {
+		s, c := start(t, st, "")
+		if _, err := c.Collect(context.Background(), hour); err != nil {
+			t.Fatal(err)
+		}
+		s.SetFaults(simnsxt.Faults{RejectAll: true})
+		_, err := c.Collect(context.Background(), hour)
+		if !errors.Is(err, ErrLogin) {
+			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
+		}
+	})
+}
+
+func TestTLS(t *testing.T) {
+	st := loadState(t, "testdata/small-tenant/state.json")
+	s := simnsxt.New(st)
+	u, thumb := s.Start(t)
+	for _, tc := range []struct {
+		name, thumb string
+		want        error
+	}{
+		{"untrusted", "", tlsutil.ErrUntrusted},
+		{"changed", strings.Repeat("CD:", 31) + "CD", tlsutil.ErrChanged},
+		{"pinned", thumb, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := newCollector(target(u, st.User, st.Password, tc.thumb, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Collect(context.Background(), hour)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *tlsutil.CertError
+			if !errors.As(err, &ce) || !errors.Is(err, tc.want) {
+				t.Fatalf("error %v, want *tlsutil.CertError %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	st := loadState(t, "testdata/small-tenant/state.json")
+	_, c := start(t, st, "")
+	id, err := c.Identify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.InstanceID != st.ClusterID || id.Version == "" || id.Name != "nsxmgr-01" {
+		t.Fatalf("Identify = %+v", id)
+	}
+	var _ collectors.Identifier = c
+	var _ collectors.Closer = c
+}
+
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{``, ""},
+		{`{"auth": "basic", "page_size": 100}`, ""},
+		{`{"auth": "kerberos"}`, `auth "kerberos": must be`},
+		{`{"page_size": 5000}`, "page_size 5000: must be between 1 and 1000"},
+		{`{"cursor": "x"}`, `unknown option "cursor"`},
+		{`{"page_size": true}`, "option page_size: expected a int"},
+	} {
+		_, err := ParseOptions(json.RawMessage(tc.in))
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// simBody is what the simulator answers to GET path for st (Basic auth).
+func simBody(t testing.TB, st simnsxt.State, path string) []byte {
+	s := simnsxt.New(st)
+	req := httptest.NewRequest(http.MethodGet, "https://nsx.example.net"+path, nil)
+	req.SetBasicAuth(st.User, st.Password)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+	}
+	return rec.Body.Bytes()
+}
+
+func seedStates(f *testing.F) []simnsxt.State {
+	paths, _ := filepath.Glob("testdata/*/state.json")
+	var sts []simnsxt.State
+	for _, p := range paths {
+		sts = append(sts, loadState(f, p))
+	}
+	return sts
+}
+
+func FuzzParseVMList(f *testing.F) {
+	for _, st := range seedStates(f) {
+		f.Add(simBody(f, st, "/api/v1/fabric/virtual-machines?page_size=2"))
+	}
+	f.Add([]byte(`{"results":[{"compute_ids":"x"}],"result_count":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseList[vm](b)
+		if err != nil {
+			if !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
+				t.Fatalf("unhelpful error %v", err)
+			}
+			return
+		}
+		in := &inventory{vms: p.Results, reach: map[string]map[string]bool{}, segments: map[string][]string{}}
+		for _, v := range p.Results {
+			in.add(v.ExternalID, FeatureSegment)
+		}
+		obs, _ := build(vcUUID, "nsx", in)
+		for _, o := range obs {
+			if o.Edition != EditionProfessional || !strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") {
+				t.Fatalf("bad observation %+v", o)
+			}
+		}
+	})
+}
+
+func FuzzParsePolicyObjects(f *testing.F) {
+	for _, st := range seedStates(f) {
+		f.Add(simBody(f, st, "/policy/api/v1/infra/segments"))
+		f.Add(simBody(f, st, "/api/v1/fabric/vifs"))
+		f.Add(simBody(f, st, "/policy/api/v1/infra/domains/default/security-policies"))
+		for _, p := range st.Policies {
+			f.Add(simBody(f, st, "/policy/api/v1/infra/domains/default/security-policies/"+p.ID+"/rules"))
+		}
+		for _, g := range st.Segments {
+			f.Add(simBody(f, st, "/policy/api/v1/infra/segments/"+g.ID+"/ports"))
+		}
+		f.Add(simBody(f, st, "/policy/api/v1/search/query?query="+url.QueryEscape("resource_type:IPSecVpnService")))
+		f.Add(simBody(f, st, "/api/v1/licenses"))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseList[segment](b)
+		_, _ = parseList[segmentPort](b)
+		_, _ = parseList[vif](b)
+		_, _ = parseList[policy](b)
+		_, _ = parseList[rule](b)
+		_, _ = parseList[member](b)
+		_, _ = parseList[lbPool](b)
+		_, _ = parseList[searchHit](b)
+		_, _ = parseList[license](b)
+	})
+}
+
+func BenchmarkCollect10000VMs(b *testing.B) {
+	st := loadState(b, "testdata/dfw-non-default-rule/state.json")
+	st.VMs = nil
+	st.Segments = nil
+	for i := range 50 {
+		st.Segments = append(st.Segments, simnsxt.Segment{ID: fmt.Sprintf("seg-%02d", i), Name: fmt.Sprintf("seg-%02d", i), Connectivity: "/infra/tier-1s/t1-acme"})
+	}
+	st.Groups = []simnsxt.Group{{ID: "web"}, {ID: "db"}}
+	for i := range 10000 {
+		v := simnsxt.VM{ExternalID: fmt.Sprintf("5003a1b2-0000-4000-8000-%012d", i), Name: fmt.Sprintf("vm-%05d", i),
+			PowerState: "VM_RUNNING", InstanceUUID: fmt.Sprintf("5003c4d5-1111-4000-8000-%012d", i), Moref: fmt.Sprintf("vm-%d", 1000+i), HostID: "h1"}
+		if i%10 != 0 {
+			v.NICs = []simnsxt.NIC{{Segment: fmt.Sprintf("seg-%02d", i%50)}}
+		} else {
+			v.NICs = []simnsxt.NIC{{}}
+		}
+		if i%4 == 0 {
+			st.Groups[0].Members = append(st.Groups[0].Members, v.ExternalID)
+		}
+		st.VMs = append(st.VMs, v)
+	}
+	_, c := start(b, st, "")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		obs, err := c.Collect(ctx, hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(obs) < 9000 {
+			b.Fatalf("%d observations", len(obs))
+		}
+	}
+}

@@ -1,0 +1,660 @@
+// Package nsxt simulates the parts of the NSX-T (NSX Data Center) Manager and
+// Policy APIs that the usage meter reads.
+//
+// References followed (public):
+//   - NSX API reference, CreateAuthenticatedSession: POST /api/session/create
+//     with a form body j_username, j_password; the answer sets the JSESSIONID
+//     cookie and carries an X-XSRF-TOKEN header, both sent on later calls.
+//     HTTP Basic on every call is accepted as well.
+//   - vmware/go-vmware-nsxt manager/virtual_machine.go (VirtualMachine:
+//     external_id, display_name, host_id, local_id_on_host, power_state,
+//     compute_ids "instanceUuid:...", "moIdOnHost:...", "biosUuid:...",
+//     source, type, resource_type) and the list results (results,
+//     result_count, cursor) of GET /api/v1/fabric/virtual-machines;
+//     manager/virtual_network_interface.go for GET /api/v1/fabric/vifs
+//     (external_id, owner_vm_id, lport_attachment_id, device_name,
+//     mac_address, host_id).
+//   - ManageIQ/manageiq-providers-nsxt spec/vcr_cassettes (refresher.yml):
+//     recorded licence ("NSX Data Center Enterprise Plus", capacity_type CPU),
+//     Policy API objects with id, display_name, path, relative_path,
+//     parent_path, marked_for_delete, _revision, and the "Server: NSX" and
+//     JSON content-type headers.
+//   - Policy API: /policy/api/v1/infra/segments and .../segments/{id}/ports
+//     (SegmentPort.attachment.id is the VIF's lport_attachment_id),
+//     /policy/api/v1/infra/tier-1s (tier0_path),
+//     /policy/api/v1/infra/domains/default/security-policies and .../{id}/rules
+//     (is_default, scope, source_groups, destination_groups, disabled,
+//     sequence_number), .../intrusion-service-policies/{id}/rules (distributed
+//     IDS/IPS), .../groups/{id}/members/virtual-machines,
+//     /policy/api/v1/infra/lb-pools (member_group.group_path) and the search
+//     API /policy/api/v1/search/query?query=resource_type:... for VPN services
+//     (parent_path is the gateway's locale service).
+//   - Licences GET /api/v1/licenses (license_key, description, quantity,
+//     capacity_type, is_eval, is_expired, expiry); identity GET /api/v1/cluster
+//     (cluster_id) and GET /api/v1/node (product_version, hostname).
+//
+// Paging: cursor and page_size on every list (page_size at most 1000, the
+// default); the last page has no cursor. Errors are the NSX error body
+// {"httpStatus", "error_code", "module_name", "error_message"}.
+//
+// The simulator's choices where the references are silent: a wrong password
+// at /api/session/create is 403 Forbidden (as NSX answers); an expired or
+// unknown JSESSIONID, or a missing X-XSRF-TOKEN, is 401 Unauthorized. The
+// realized VM members of a group are listed with "id" = the VM's external_id.
+// APIS.md names only /api/v1/licenses and its usage; the reference's
+// per-feature usage (licenses-usage) is not simulated.
+package nsxt
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/sim"
+)
+
+// MaxPageSize is the largest and default page of a list.
+const MaxPageSize = 1000
+
+// State is what the simulated NSX Manager holds.
+type State struct {
+	User      string `json:"user"`
+	Password  string `json:"password"`
+	ClusterID string `json:"cluster_id"`
+	Version   string `json:"version"`
+	Hostname  string `json:"hostname"`
+
+	VMs         []VM      `json:"vms"`
+	Segments    []Segment `json:"segments"`
+	Tier1s      []Tier1   `json:"tier1s"`
+	Groups      []Group   `json:"groups"`
+	Policies    []Policy  `json:"security_policies"`
+	IDSPolicies []Policy  `json:"ids_policies"`
+	LBPools     []LBPool  `json:"lb_pools"`
+	VPNs        []VPN     `json:"vpns"`
+	Licenses    []License `json:"licenses"`
+}
+
+// VM is a VM in the fabric inventory; each NIC is on an NSX segment or on a
+// plain (non-NSX) port group.
+type VM struct {
+	ExternalID   string `json:"external_id"` // usually the BIOS UUID-derived id NSX uses
+	Name         string `json:"name"`
+	PowerState   string `json:"power_state"` // VM_RUNNING, VM_STOPPED, VM_SUSPENDED, UNKNOWN
+	InstanceUUID string `json:"instance_uuid"`
+	Moref        string `json:"moref"`
+	HostID       string `json:"host_id"`
+	Type         string `json:"type,omitempty"` // REGULAR (default), EDGE, SERVICE
+	NICs         []NIC  `json:"nics"`
+}
+
+// NIC is a VM network interface.
+type NIC struct {
+	Segment string `json:"segment,omitempty"` // Segment.ID; "" for a plain port group
+}
+
+// Segment is a Policy segment.
+type Segment struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Connectivity string `json:"connectivity_path,omitempty"` // /infra/tier-1s/<id> or /infra/tier-0s/<id>
+}
+
+// Tier1 is a Tier-1 gateway.
+type Tier1 struct {
+	ID    string `json:"id"`
+	Tier0 string `json:"tier0_path,omitempty"`
+}
+
+// Group is a Policy group with its realized VM members (external ids).
+type Group struct {
+	ID      string   `json:"id"`
+	Members []string `json:"members"`
+}
+
+// Policy is a DFW security policy or an IDS/IPS policy.
+type Policy struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Category  string   `json:"category,omitempty"`
+	IsDefault bool     `json:"is_default,omitempty"`
+	Scope     []string `json:"scope,omitempty"` // group paths; empty means ANY
+	Rules     []Rule   `json:"rules"`
+}
+
+// Rule is a DFW or IDS rule.
+type Rule struct {
+	ID           string   `json:"id"`
+	Action       string   `json:"action,omitempty"`
+	Scope        []string `json:"scope,omitempty"`
+	Sources      []string `json:"source_groups,omitempty"`
+	Destinations []string `json:"destination_groups,omitempty"`
+	Disabled     bool     `json:"disabled,omitempty"`
+	IsDefault    bool     `json:"is_default,omitempty"`
+}
+
+// LBPool is a load balancer pool; MemberGroup is a group path.
+type LBPool struct {
+	ID          string `json:"id"`
+	MemberGroup string `json:"member_group,omitempty"`
+}
+
+// VPN is an IPSec or L2 VPN service on a gateway.
+type VPN struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`    // IPSecVpnService or L2VPNService
+	Gateway string `json:"gateway"` // /infra/tier-1s/<id> or /infra/tier-0s/<id>
+}
+
+// License is an installed licence.
+type License struct {
+	Key          string `json:"key"`
+	Description  string `json:"description"`
+	Quantity     int    `json:"quantity"`
+	CapacityType string `json:"capacity_type"`
+	IsEval       bool   `json:"is_eval,omitempty"`
+}
+
+// Faults are error modes a test switches on.
+type Faults struct {
+	ExpireAfter  int           // a session dies after that many calls (0: never)
+	RejectAll    bool          // every session and Basic call is refused with 401
+	FailPage     int           // page FailPage (1-based) of the VM list answers 500
+	Delay        time.Duration // added before every answer
+	MalformField string        // that field of every VM record gets a wrong JSON type
+	Truncate     bool          // the VM list bodies are cut in half
+}
+
+// Server is a simulated NSX Manager. It is safe for concurrent use.
+type Server struct {
+	mu       sync.Mutex
+	st       State
+	faults   Faults
+	sessions map[string]session // JSESSIONID -> session
+	logins   int
+	calls    int
+}
+
+type session struct {
+	xsrf  string
+	calls int
+}
+
+// New returns a simulator holding st.
+func New(st State) *Server {
+	if st.ClusterID == "" {
+		st.ClusterID = "9f3b8d2e-6c1a-4e5f-8a7b-0c1d2e3f4a5b"
+	}
+	if st.Version == "" {
+		st.Version = "4.1.2.0.0.22589037"
+	}
+	if st.Hostname == "" {
+		st.Hostname = "nsxmgr-01"
+	}
+	return &Server{st: st, sessions: map[string]session{}}
+}
+
+// LoadState decodes a State from JSON, refusing unknown keys.
+func LoadState(b []byte) (State, error) {
+	var st State
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return State{}, fmt.Errorf("nsxt simulator state: %w", err)
+	}
+	return st, nil
+}
+
+// Start serves s on a TLS test server; it returns the URL and the
+// certificate thumbprint.
+func (s *Server) Start(t testing.TB) (url, thumbprint string) {
+	t.Helper()
+	return sim.StartTLS(t, s)
+}
+
+// SetFaults replaces the error modes.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// ExpireSessions ends every session.
+func (s *Server) ExpireSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions = map[string]session{}
+}
+
+// Logins is the number of sessions created.
+func (s *Server) Logins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins
+}
+
+// Calls is the number of requests served.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// nsxError writes the NSX error body.
+func nsxError(w http.ResponseWriter, status, code int, module, msg string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"httpStatus": strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_")),
+		"error_code": code, "module_name": module, "error_message": msg,
+	})
+}
+
+func token() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return strings.ToUpper(fmt.Sprintf("%x", b))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.calls++
+	f := s.faults
+	st := s.st
+	s.mu.Unlock()
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Server", "NSX")
+	if r.URL.Path == "/api/session/create" && r.Method == http.MethodPost {
+		s.createSession(w, r, st, f)
+		return
+	}
+	if !s.authorized(w, r, st, f) {
+		return
+	}
+	if r.Method != http.MethodGet {
+		if r.URL.Path == "/api/session/destroy" && r.Method == http.MethodPost {
+			if c, err := r.Cookie("JSESSIONID"); err == nil {
+				s.mu.Lock()
+				delete(s.sessions, c.Value)
+				s.mu.Unlock()
+			}
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		nsxError(w, http.StatusMethodNotAllowed, 99, "common-services", "Method not allowed")
+		return
+	}
+	p := r.URL.Path
+	switch {
+	case p == "/api/v1/cluster":
+		writeJSON(w, map[string]any{"cluster_id": st.ClusterID, "control_cluster_changes_allowed": true,
+			"mgmt_cluster_changes_allowed": true, "nodes": []any{}, "_revision": 3})
+	case p == "/api/v1/node":
+		writeJSON(w, map[string]any{"product_version": st.Version, "node_version": st.Version,
+			"hostname": st.Hostname, "fully_qualified_domain_name": st.Hostname + ".example.net",
+			"resource_type": "NodeProperties"})
+	case p == "/api/v1/licenses":
+		s.list(w, r, f, false, len(st.Licenses), func(i int) any {
+			l := st.Licenses[i]
+			return map[string]any{"license_key": l.Key, "description": l.Description, "quantity": l.Quantity,
+				"capacity_type": l.CapacityType, "is_eval": l.IsEval, "is_expired": false, "expiry": 0}
+		})
+	case p == "/api/v1/fabric/virtual-machines":
+		s.list(w, r, f, true, len(st.VMs), func(i int) any { return vmRecord(st.VMs[i]) })
+	case p == "/api/v1/fabric/vifs":
+		vifs := vifList(st)
+		s.list(w, r, f, false, len(vifs), func(i int) any { return vifs[i] })
+	case p == "/policy/api/v1/infra/segments":
+		s.list(w, r, f, false, len(st.Segments), func(i int) any {
+			g := st.Segments[i]
+			m := policyObject("Segment", g.ID, g.Name, "/infra/segments/"+g.ID, "/infra")
+			m["type"] = "ROUTED"
+			if g.Connectivity == "" {
+				m["type"] = "DISCONNECTED"
+			} else {
+				m["connectivity_path"] = g.Connectivity
+			}
+			m["transport_zone_path"] = "/infra/sites/default/enforcement-points/default/transport-zones/overlay-tz"
+			return m
+		})
+	case strings.HasPrefix(p, "/policy/api/v1/infra/segments/") && strings.HasSuffix(p, "/ports"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p, "/policy/api/v1/infra/segments/"), "/ports")
+		var ports []any
+		found := false
+		for _, g := range st.Segments {
+			found = found || g.ID == id
+		}
+		if !found {
+			nsxError(w, http.StatusNotFound, 500012, "Policy", fmt.Sprintf("Segment /infra/segments/%s not found", id))
+			return
+		}
+		for _, vm := range st.VMs {
+			for n, nic := range vm.NICs {
+				if nic.Segment != id {
+					continue
+				}
+				pid := portID(vm, n)
+				m := policyObject("SegmentPort", pid, vm.Name+"/"+vm.ExternalID+"-vif-"+strconv.Itoa(n),
+					"/infra/segments/"+id+"/ports/"+pid, "/infra/segments/"+id)
+				m["attachment"] = map[string]any{"id": attachmentID(vm, n), "type": "PARENT", "traffic_tag": 0,
+					"hyperbus_mode": "DISABLE"}
+				m["admin_state"] = "UP"
+				ports = append(ports, m)
+			}
+		}
+		s.list(w, r, f, false, len(ports), func(i int) any { return ports[i] })
+	case p == "/policy/api/v1/infra/tier-1s":
+		s.list(w, r, f, false, len(st.Tier1s), func(i int) any {
+			t := st.Tier1s[i]
+			m := policyObject("Tier1", t.ID, t.ID, "/infra/tier-1s/"+t.ID, "/infra")
+			if t.Tier0 != "" {
+				m["tier0_path"] = t.Tier0
+			}
+			return m
+		})
+	case p == "/policy/api/v1/infra/domains/default/security-policies":
+		s.policies(w, r, f, st.Policies, "SecurityPolicy", "security-policies")
+	case p == "/policy/api/v1/infra/domains/default/intrusion-service-policies":
+		s.policies(w, r, f, st.IDSPolicies, "IdsSecurityPolicy", "intrusion-service-policies")
+	case strings.HasPrefix(p, "/policy/api/v1/infra/domains/default/security-policies/") && strings.HasSuffix(p, "/rules"):
+		s.rules(w, r, f, st.Policies, "Rule", "security-policies", p)
+	case strings.HasPrefix(p, "/policy/api/v1/infra/domains/default/intrusion-service-policies/") && strings.HasSuffix(p, "/rules"):
+		s.rules(w, r, f, st.IDSPolicies, "IdsRule", "intrusion-service-policies", p)
+	case strings.HasPrefix(p, "/policy/api/v1/infra/domains/default/groups/") && strings.HasSuffix(p, "/members/virtual-machines"):
+		id := strings.TrimSuffix(strings.TrimPrefix(p, "/policy/api/v1/infra/domains/default/groups/"), "/members/virtual-machines")
+		var members []any
+		found := false
+		names := map[string]VM{}
+		for _, vm := range st.VMs {
+			names[vm.ExternalID] = vm
+		}
+		for _, g := range st.Groups {
+			if g.ID != id {
+				continue
+			}
+			found = true
+			for _, m := range g.Members {
+				members = append(members, map[string]any{"resource_type": "RealizedVirtualMachine", "id": m,
+					"display_name": names[m].Name, "host_id": names[m].HostID, "power_state": names[m].PowerState})
+			}
+		}
+		if !found {
+			nsxError(w, http.StatusNotFound, 500012, "Policy", fmt.Sprintf("Group /infra/domains/default/groups/%s not found", id))
+			return
+		}
+		s.list(w, r, f, false, len(members), func(i int) any { return members[i] })
+	case p == "/policy/api/v1/infra/lb-pools":
+		s.list(w, r, f, false, len(st.LBPools), func(i int) any {
+			l := st.LBPools[i]
+			m := policyObject("LBPool", l.ID, l.ID, "/infra/lb-pools/"+l.ID, "/infra")
+			if l.MemberGroup != "" {
+				m["member_group"] = map[string]any{"group_path": l.MemberGroup, "ip_revision_filter": "IPV4"}
+			}
+			m["algorithm"] = "ROUND_ROBIN"
+			return m
+		})
+	case p == "/policy/api/v1/search/query":
+		var hits []any
+		for _, term := range strings.Split(r.URL.Query().Get("query"), " OR ") {
+			typ, ok := strings.CutPrefix(strings.TrimSpace(term), "resource_type:")
+			if !ok {
+				nsxError(w, http.StatusBadRequest, 60508, "search", "Only resource_type: queries are simulated")
+				return
+			}
+			for _, v := range st.VPNs {
+				if v.Type == typ {
+					parent := v.Gateway + "/locale-services/default"
+					hits = append(hits, policyObject(v.Type, v.ID, v.ID, parent+"/"+vpnCollection(v.Type)+"/"+v.ID, parent))
+				}
+			}
+		}
+		s.list(w, r, f, false, len(hits), func(i int) any { return hits[i] })
+	default:
+		nsxError(w, http.StatusNotFound, 202, "common-services", "The requested URI: "+p+" could not be found.")
+	}
+}
+
+func vpnCollection(typ string) string {
+	if typ == "L2VPNService" {
+		return "l2vpn-services"
+	}
+	return "ipsec-vpn-services"
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request, st State, f Faults) {
+	if err := r.ParseForm(); err != nil {
+		nsxError(w, http.StatusBadRequest, 99, "common-services", "Malformed form")
+		return
+	}
+	if f.RejectAll || r.PostForm.Get("j_username") != st.User || r.PostForm.Get("j_password") != st.Password {
+		nsxError(w, http.StatusForbidden, 403, "common-services", "The credentials were incorrect or the account specified has been locked.")
+		return
+	}
+	id, xsrf := token(), token()
+	s.mu.Lock()
+	s.sessions[id] = session{xsrf: xsrf}
+	s.logins++
+	s.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: id, Path: "/", Secure: true, HttpOnly: true})
+	w.Header().Set("X-XSRF-TOKEN", xsrf)
+	w.WriteHeader(http.StatusOK)
+}
+
+// authorized checks the session cookie and XSRF header, or Basic.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, st State, f Faults) bool {
+	if u, p, ok := r.BasicAuth(); ok {
+		if !f.RejectAll && u == st.User && p == st.Password {
+			return true
+		}
+		nsxError(w, http.StatusForbidden, 403, "common-services", "The credentials were incorrect or the account specified has been locked.")
+		return false
+	}
+	c, err := r.Cookie("JSESSIONID")
+	verdict := http.StatusUnauthorized
+	if err == nil {
+		s.mu.Lock()
+		ss, ok := s.sessions[c.Value]
+		switch {
+		case !ok || f.RejectAll || f.ExpireAfter > 0 && ss.calls >= f.ExpireAfter:
+			delete(s.sessions, c.Value)
+		case r.Header.Get("X-XSRF-TOKEN") != ss.xsrf:
+			verdict = http.StatusForbidden
+		default:
+			ss.calls++
+			s.sessions[c.Value] = ss
+			verdict = http.StatusOK
+		}
+		s.mu.Unlock()
+	}
+	switch verdict {
+	case http.StatusOK:
+		return true
+	case http.StatusForbidden:
+		nsxError(w, http.StatusForbidden, 98, "common-services", "XSRF token missing or invalid")
+	default:
+		nsxError(w, http.StatusUnauthorized, 401, "common-services", "The session is not valid; authenticate again.")
+	}
+	return false
+}
+
+// policyObject is the common part of a Policy object.
+func policyObject(typ, id, name, path, parent string) map[string]any {
+	rel := path[strings.LastIndexByte(path, '/')+1:]
+	return map[string]any{"resource_type": typ, "id": id, "display_name": name, "path": path,
+		"relative_path": rel, "parent_path": parent, "marked_for_delete": false, "overridden": false,
+		"_create_user": "admin", "_create_time": 1700000000000, "_last_modified_user": "admin",
+		"_last_modified_time": 1700000000000, "_system_owned": false, "_protection": "NOT_PROTECTED", "_revision": 0}
+}
+
+func (s *Server) policies(w http.ResponseWriter, r *http.Request, f Faults, ps []Policy, typ, coll string) {
+	s.list(w, r, f, false, len(ps), func(i int) any {
+		p := ps[i]
+		m := policyObject(typ, p.ID, p.Name, "/infra/domains/default/"+coll+"/"+p.ID, "/infra/domains/default")
+		m["category"] = p.Category
+		m["is_default"] = p.IsDefault
+		m["scope"] = anyIfEmpty(p.Scope)
+		m["sequence_number"] = i * 10
+		m["stateful"] = true
+		m["rule_count"] = len(p.Rules)
+		return m
+	})
+}
+
+func (s *Server) rules(w http.ResponseWriter, r *http.Request, f Faults, ps []Policy, typ, coll, path string) {
+	id := strings.TrimSuffix(strings.TrimPrefix(path, "/policy/api/v1/infra/domains/default/"+coll+"/"), "/rules")
+	for _, p := range ps {
+		if p.ID != id {
+			continue
+		}
+		s.list(w, r, f, false, len(p.Rules), func(i int) any {
+			rl := p.Rules[i]
+			base := "/infra/domains/default/" + coll + "/" + p.ID
+			m := policyObject(typ, rl.ID, rl.ID, base+"/rules/"+rl.ID, base)
+			m["action"] = rl.Action
+			if m["action"] == "" {
+				m["action"] = "ALLOW"
+			}
+			m["scope"] = anyIfEmpty(rl.Scope)
+			m["source_groups"] = anyIfEmpty(rl.Sources)
+			m["destination_groups"] = anyIfEmpty(rl.Destinations)
+			m["services"] = []string{"ANY"}
+			m["disabled"] = rl.Disabled
+			m["is_default"] = rl.IsDefault
+			m["sequence_number"] = i * 10
+			m["direction"] = "IN_OUT"
+			m["logged"] = false
+			return m
+		})
+		return
+	}
+	nsxError(w, http.StatusNotFound, 500012, "Policy", fmt.Sprintf("%s /infra/domains/default/%s/%s not found", typ, coll, id))
+}
+
+func anyIfEmpty(l []string) []string {
+	if len(l) == 0 {
+		return []string{"ANY"}
+	}
+	return l
+}
+
+func portID(vm VM, nic int) string { return vm.ExternalID + "-port-" + strconv.Itoa(nic) }
+
+func attachmentID(vm VM, nic int) string { return vm.ExternalID + "-att-" + strconv.Itoa(nic) }
+
+func vmRecord(vm VM) map[string]any {
+	typ := vm.Type
+	if typ == "" {
+		typ = "REGULAR"
+	}
+	ids := []string{"moIdOnHost:" + strings.TrimPrefix(vm.Moref, "vm-"), "hostLocalId:" + strings.TrimPrefix(vm.Moref, "vm-"),
+		"locationId:" + vm.ExternalID, "externalId:" + vm.ExternalID}
+	if vm.InstanceUUID != "" {
+		ids = append(ids, "instanceUuid:"+vm.InstanceUUID)
+	}
+	ids = append(ids, "biosUuid:"+vm.ExternalID)
+	return map[string]any{
+		"resource_type": "VirtualMachine", "external_id": vm.ExternalID, "display_name": vm.Name,
+		"host_id": vm.HostID, "local_id_on_host": strings.TrimPrefix(vm.Moref, "vm-"), "power_state": vm.PowerState,
+		"compute_ids": ids, "type": typ,
+		"source":          map[string]any{"target_id": vm.HostID, "target_display_name": "esx-" + vm.HostID, "target_type": "HostNode", "is_valid": true},
+		"_last_sync_time": 1700000000000,
+	}
+}
+
+// vifList is the VIFs of every VM: those on a segment carry the attachment id
+// of their segment port; those on plain port groups carry none.
+func vifList(st State) []any {
+	var out []any
+	for _, vm := range st.VMs {
+		for n, nic := range vm.NICs {
+			m := map[string]any{"resource_type": "VirtualNetworkInterface", "external_id": vm.ExternalID + "-vif-" + strconv.Itoa(n),
+				"owner_vm_id": vm.ExternalID, "owner_vm_type": "REGULAR", "host_id": vm.HostID,
+				"device_key": strconv.Itoa(4000 + n), "device_name": "Network adapter " + strconv.Itoa(n+1),
+				"mac_address":         fmt.Sprintf("00:50:56:%02x:%02x:%02x", len(vm.Name)%256, n, len(out)%256),
+				"vm_local_id_on_host": strings.TrimPrefix(vm.Moref, "vm-"), "_last_sync_time": 1700000000000}
+			if nic.Segment != "" {
+				m["lport_attachment_id"] = attachmentID(vm, n)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// list writes one page of a cursor-paged list. vmList marks the VM list,
+// which the page faults apply to.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList bool, n int, item func(i int) any) {
+	q := r.URL.Query()
+	size := MaxPageSize
+	if v := q.Get("page_size"); v != "" {
+		k, err := strconv.Atoi(v)
+		if err != nil || k < 0 {
+			nsxError(w, http.StatusBadRequest, 255, "common-services", "Field level validation errors: {page_size must be a positive integer}")
+			return
+		}
+		if k > 0 {
+			size = min(k, MaxPageSize)
+		}
+	}
+	start := 0
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.StdEncoding.DecodeString(c)
+		k, err2 := strconv.Atoi(strings.TrimPrefix(string(b), "offset="))
+		if err != nil || err2 != nil || k < 0 || k > n {
+			nsxError(w, http.StatusBadRequest, 223, "common-services", "Invalid cursor "+c)
+			return
+		}
+		start = k
+	}
+	if vmList && f.FailPage > 0 && start/size+1 == f.FailPage {
+		nsxError(w, http.StatusInternalServerError, 100, "common-services", "General error has occurred.")
+		return
+	}
+	end := min(start+size, n)
+	res := make([]json.RawMessage, 0, end-start)
+	for i := start; i < end; i++ {
+		it := item(i)
+		if vmList && f.MalformField != "" {
+			if m, ok := it.(map[string]any); ok {
+				switch m[f.MalformField].(type) {
+				case string:
+					m[f.MalformField] = 7
+				default:
+					m[f.MalformField] = "seven"
+				}
+			}
+		}
+		b, _ := json.Marshal(it)
+		res = append(res, b)
+	}
+	page := map[string]any{"result_count": n, "results": res, "sort_by": "display_name", "sort_ascending": true}
+	if end < n {
+		page["cursor"] = base64.StdEncoding.EncodeToString([]byte("offset=" + strconv.Itoa(end)))
+	}
+	body, _ := json.Marshal(page)
+	if vmList && f.Truncate {
+		body = body[:len(body)/2]
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_, _ = w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_ = json.NewEncoder(w).Encode(v)
+}
