@@ -418,3 +418,18 @@ func writeNew(path string, data []byte) error {
 	}
 	return nil
 }
+
+// SetNow replaces the generator's clock (the CLI passes its own; tests).
+func (g *Generator) SetNow(now func() time.Time) { g.now = now }
+
+// HasRecipients reports whether reports are encrypted (recipient keys set).
+func (g *Generator) HasRecipients() bool { return len(g.recipients) > 0 }
+
+// Channels lists the names of the configured delivery channels.
+func (g *Generator) Channels() []string {
+	var out []string
+	for _, c := range g.channels {
+		out = append(out, c.Name())
+	}
+	return out
+}

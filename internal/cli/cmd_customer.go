@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+func init() {
+	register(&command{name: "customer add", summary: "label an object's usage with a customer (--label L --object-type T --object NAME)", run: runCustomerAdd})
+	register(&command{name: "customer list", summary: "list customer rules", run: runCustomerList})
+	register(&command{name: "customer remove", summary: "remove a customer rule (--id N, or --object-type T --object NAME)", run: runCustomerRemove})
+}
+
+const customerTypesHelp = "vcenter, datacenter, cluster, host, resource-pool, folder, vcd or vcd-org"
+
+func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "customer add")
+	label := fs.String("label", "", "customer label (hashed in reports)")
+	typ := fs.String("object-type", "", "object type: "+customerTypesHelp)
+	obj := fs.String("object", "", "object name; for folders and resource pools a path or a segment of it (children inherit)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *label == "" || *obj == "" {
+		return usagef("--label, --object-type and --object are required")
+	}
+	if !store.ValidCustomerObjectType(*typ) {
+		return usagef("--object-type must be one of %s (got %q)", customerTypesHelp, *typ)
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	id, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: *label, ObjectType: *typ, ObjectName: *obj})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "customer rule %d: %s %q -> %s\n", id, *typ, *obj, *label)
+	return nil
+}
+
+func runCustomerList(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "customer list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	rules, err := app.Store.CustomerRules(ctx)
+	if err != nil {
+		return err
+	}
+	if len(rules) == 0 {
+		fmt.Fprintf(e.Stdout, "no customer rules: all usage is reported as %q\n", store.NoCustomer)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tLABEL\tOBJECT TYPE\tOBJECT")
+	for _, r := range rules {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.ID, r.Label, r.ObjectType, r.ObjectName)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "\nWhen several rules match, the first type wins in this order: %s;\namong folders (or resource pools) the deepest match wins. The rest is %q.\n",
+		strings.Join(store.CustomerObjectTypes, " > "), store.NoCustomer)
+	return nil
+}
+
+func runCustomerRemove(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "customer remove")
+	id := fs.Int64("id", 0, "rule id (see customer list)")
+	typ := fs.String("object-type", "", "object type of the rule")
+	obj := fs.String("object", "", "object name of the rule")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*id == 0) == (*typ == "" && *obj == "") {
+		return usagef("give either --id or --object-type with --object")
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if *id != 0 {
+		err = app.Store.RemoveCustomerRule(ctx, *id)
+	} else {
+		err = app.Store.RemoveCustomerRuleFor(ctx, *typ, *obj)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.Stdout, "customer rule removed; reports generated from now on use the remaining rules")
+	return nil
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+func init() {
+	register(&command{name: "license list", summary: "list licence keys seen and their category", run: runLicenseList})
+	register(&command{name: "license set", summary: "set a licence key's category (--key K --category rental|perpetual|demo)", run: runLicenseSet})
+}
+
+func runLicenseList(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "license list")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ls, err := app.Store.Licenses(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ls) == 0 {
+		fmt.Fprintln(e.Stdout, "no licence keys recorded")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tEDITION\tCATEGORY")
+	for _, l := range ls {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Key, l.Edition, l.Category)
+	}
+	return tw.Flush()
+}
+
+func runLicenseSet(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "license set")
+	key := fs.String("key", "", "licence key")
+	category := fs.String("category", "", "rental (reported), perpetual or demo (metered, not reported)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch *category {
+	case store.LicenseRental, store.LicensePerpetual, store.LicenseDemo:
+	default:
+		return usagef("--category must be rental, perpetual or demo (got %q)", *category)
+	}
+	if *key == "" {
+		return usagef("--key is required")
+	}
+	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if err := app.Store.SetLicenseCategory(ctx, *key, *category); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "licence %s: %s\n", *key, *category)
+	return nil
+}
