@@ -117,6 +117,9 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	if err := d.sched.AddJob("* * * * *", "database watch", d.databaseJob); err != nil {
 		return nil, err
 	}
+	if err := d.sched.AddJob("17 4 * * *", "retention and endpoint checks", d.dailyJob); err != nil {
+		return nil, err
+	}
 	if reportJob != nil {
 		if err := d.sched.AddJob(cfg.Report.Schedule, "monthly report", reportJob(app, d.engine)); err != nil {
 			return nil, err
@@ -192,6 +195,27 @@ func (d *daemon) databaseJob(ctx context.Context) {
 		d.app.Log.Error("recording spilled alerts", "err", err)
 	} else if n > 0 {
 		d.app.Log.Info("recorded alerts spilled while the database was down", "count", n)
+	}
+}
+
+// dailyJob applies retention and checks every product's certificate and clock.
+func (d *daemon) dailyJob(ctx context.Context) {
+	now := d.now().UTC()
+	cfg := d.app.Config.Retention
+	before := time.Date(now.Year(), now.Month()-time.Month(cfg.Months), 1, 0, 0, 0, 0, time.UTC)
+	if r, err := d.app.Store.Retain(ctx, before, now.AddDate(0, 0, -cfg.SentMailDays)); err != nil {
+		d.app.Log.Error("retention", "err", err)
+	} else if r.Spans+r.Runs+r.Mails > 0 {
+		d.app.Log.Info("retention", "spans", r.Spans, "runs", r.Runs, "mails", r.Mails, "before", before.Format("2006-01"))
+	}
+	products, err := d.app.Store.Products(ctx, true)
+	if err != nil {
+		return
+	}
+	for _, p := range products {
+		if err := d.engine.CheckEndpoint(ctx, p); err != nil {
+			d.app.Log.Debug("endpoint check", "product", p.ID, "err", err)
+		}
 	}
 }
 

@@ -25,7 +25,14 @@ type Config struct {
 	SMTP       SMTP       `yaml:"smtp"`
 	Alerts     Alerts     `yaml:"alerts"`
 	Report     Report     `yaml:"report"`
+	Retention  Retention  `yaml:"retention"`
 	Log        Log        `yaml:"log"`
+}
+
+// Retention says how long data is kept.
+type Retention struct {
+	Months       int `yaml:"months"`         // usage spans and collection runs (the programme wants 24-36 months)
+	SentMailDays int `yaml:"sent_mail_days"` // delivered mails in the outbox
 }
 
 // Database says where PostgreSQL is.
@@ -99,6 +106,7 @@ func Default() Config {
 		SMTP:       SMTP{Port: 587, TLS: "starttls", Auth: "plain", Timeout: Duration(30 * time.Second)},
 		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720},
 		Report:     Report{Anonymization: "hashed", Timezone: "UTC", Schedule: "0 2 1 * *"},
+		Retention:  Retention{Months: 36, SentMailDays: 90},
 		Log:        Log{Level: "info", Format: "text"},
 	}
 }
@@ -389,6 +397,12 @@ func (c *Config) Validate() error {
 		bad("report.upload_token", "must be set when report.upload_url is set")
 	}
 
+	if c.Retention.Months < 13 {
+		bad("retention.months", "must be at least 13: a month's report must stay reproducible for a year")
+	}
+	if c.Retention.SentMailDays < 1 {
+		bad("retention.sent_mail_days", "must be at least 1")
+	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)
 	}

@@ -182,3 +182,26 @@ func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
+
+// Retained counts what Retain deleted.
+type Retained struct{ Spans, Runs, Mails int64 }
+
+// Retain deletes usage spans that ended and collection runs older than
+// before, and delivered mails sent before mailBefore.
+func (s *Store) Retain(ctx context.Context, before, mailBefore time.Time) (Retained, error) {
+	var r Retained
+	tag, err := s.pool.Exec(ctx, `DELETE FROM usage_spans WHERE last_hour < $1`, before)
+	if err != nil {
+		return r, err
+	}
+	r.Spans = tag.RowsAffected()
+	if tag, err = s.pool.Exec(ctx, `DELETE FROM collection_runs WHERE hour < $1`, before); err != nil {
+		return r, err
+	}
+	r.Runs = tag.RowsAffected()
+	if tag, err = s.pool.Exec(ctx, `DELETE FROM outbox WHERE state = 'sent' AND sent_at < $1`, mailBefore); err != nil {
+		return r, err
+	}
+	r.Mails = tag.RowsAffected()
+	return r, nil
+}
