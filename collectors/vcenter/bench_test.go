@@ -134,11 +134,11 @@ func benchServer(b *testing.B) benchTarget {
 		if benchSrv.url == nil && benchErr == nil {
 			benchErr = fmt.Errorf("simulator child exited: %v", cmd.Wait())
 		}
+		b.Logf("simulator (child process): %s", benchSrv.built)
 	})
 	if benchErr != nil {
 		b.Fatal(benchErr)
 	}
-	b.Logf("simulator (child process): %s", benchSrv.built)
 	return benchSrv
 }
 

@@ -541,7 +541,10 @@ func TestFaultMidPage(t *testing.T) {
 // collection; the collector logs in again and the collection succeeds.
 func TestSessionExpired(t *testing.T) {
 	v := newSim(t, nil)
-	c := v.collector(v.target("", `{"page_size": 2}`))
+	tg := v.target("", `{"page_size": 2}`)
+	var logs strings.Builder
+	tg.Logger = newTextLogger(&logs)
+	c := v.collector(tg)
 	first := collect(t, c)
 	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
 		MethodName: "ContinueRetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
@@ -554,6 +557,9 @@ func TestSessionExpired(t *testing.T) {
 	}
 	if n := v.logins.Load(); n != 2 {
 		t.Errorf("%d logins, want 2", n)
+	}
+	if !strings.Contains(logs.String(), "logging in again") || strings.Contains(logs.String(), simPassword) {
+		t.Errorf("log does not say it logged in again, or shows the password:\n%s", logs.String())
 	}
 }
 
@@ -628,6 +634,8 @@ func TestWrongPassword(t *testing.T) {
 	v := newSim(t, nil)
 	tg := v.target("", "")
 	tg.Password = config.Secret("Wr0ng-Passw0rd")
+	var logs strings.Builder
+	tg.Logger = newTextLogger(&logs)
 	c := v.collector(tg)
 	_, err := c.Collect(context.Background(), hour)
 	if !errors.Is(err, ErrLogin) {
@@ -640,8 +648,8 @@ func TestWrongPassword(t *testing.T) {
 	if n := v.logins.Load(); n != 1 {
 		t.Errorf("%d login attempts, want 1", n)
 	}
-	if strings.Contains(err.Error(), "Wr0ng-Passw0rd") {
-		t.Error("password in the error")
+	if strings.Contains(err.Error(), "Wr0ng-Passw0rd") || strings.Contains(logs.String(), "Wr0ng-Passw0rd") {
+		t.Error("password in the error or the log")
 	}
 	if _, err := c.Identify(context.Background()); !errors.Is(err, ErrLogin) {
 		t.Errorf("Identify: %v, want ErrLogin", err)
