@@ -1,0 +1,244 @@
+#!/bin/bash
+# Boots the built appliance (deploy/ova/out/usagemeter.ova) under qemu the way
+# vSphere would run it: EFI firmware, the disk on a paravirtual SCSI
+# controller, a vmxnet3 NIC, and the OVF environment on a CD (the ISO
+# transport). Checks that first boot runs, that usagemeter answers /healthz on
+# a forwarded port, that the admin can log in on the serial console with the
+# deploy-time password, that no secret is left on disk or in a log, and that a
+# reboot keeps the data and does not run first boot again.
+#
+# KVM when /dev/kvm exists, TCG otherwise (minutes). Runs niced. Serial
+# console logs and a timing report are kept in deploy/ova/out/.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-$HERE/out}
+WORK=${WORK:-/var/tmp/usagemeter-ova}/test
+OVA=${OVA:-$OUT/usagemeter.ova}
+PORT=${PORT:-18080}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
+REPORT=$OUT/ova-test-report.txt
+
+log() { printf '%s ova-test: %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$REPORT" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+[ -f "$OVA" ] || die "$OVA not found: run make ova first"
+for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xorriso:xorriso curl:curl python3:python3; do
+	command -v "${t%%:*}" >/dev/null || die "${t%%:*} missing (apt-get install ${t##*:})"
+done
+OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+[ -f "$OVMF_CODE" ] || die "no OVMF firmware (apt-get install ovmf)"
+
+if [ -w /dev/kvm ]; then ACCEL=kvm; CPU=host; else ACCEL=tcg; CPU=max; fi
+rm -rf "$WORK"
+mkdir -p "$WORK/env" "$OUT"
+: >"$REPORT"
+log "accelerator $ACCEL; OVA $OVA ($(($(stat -c %s "$OVA") / 1024 / 1024)) MiB)"
+
+# --- unpack and check the OVA like vSphere does ------------------------------
+tar -xf "$OVA" -C "$WORK"
+first=$(tar -tf "$OVA" | head -1)
+[ "${first##*.}" = ovf ] || die "first file in the OVA is $first, not the descriptor"
+while read -r line; do
+	f=${line#SHA256(}; f=${f%%)=*}; sum=${line##*= }
+	[ "$(sha256sum "$WORK/$f" | cut -d' ' -f1)" = "$sum" ] || die "manifest: $f does not match"
+done <"$WORK/usagemeter.mf"
+log "manifest checked"
+vmdk=$(ls "$WORK"/*.vmdk)
+nice -n 19 qemu-img convert -f vmdk -O qcow2 "$vmdk" "$WORK/disk.qcow2"
+rm -f "$vmdk"
+cp "$OVMF_VARS" "$WORK/vars.fd"
+
+# --- the OVF environment, as vSphere writes it, on a CD -----------------------
+secret() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
+ADMIN_PW="Adm-$(secret)"
+SMTP_PW="Smtp-$(secret)"
+env_xml() { # hostname
+	cat <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="">
+  <PlatformSection><Kind>qemu</Kind><Version>test</Version><Vendor>usagemeter</Vendor><Locale>en</Locale></PlatformSection>
+  <PropertySection>
+    <Property oe:key="net.hostname" oe:value="$1"/>
+    <Property oe:key="net.ip" oe:value=""/>
+    <Property oe:key="net.gateway" oe:value=""/>
+    <Property oe:key="net.dns" oe:value=""/>
+    <Property oe:key="admin.password" oe:value="$ADMIN_PW"/>
+    <Property oe:key="smtp.host" oe:value="smtp.example.invalid"/>
+    <Property oe:key="smtp.port" oe:value="587"/>
+    <Property oe:key="smtp.tls" oe:value="starttls"/>
+    <Property oe:key="smtp.username" oe:value="meter"/>
+    <Property oe:key="smtp.password" oe:value="$SMTP_PW"/>
+    <Property oe:key="smtp.from" oe:value=""/>
+    <Property oe:key="report.alert_to" oe:value="ops@example.invalid"/>
+    <Property oe:key="report.to" oe:value=""/>
+    <Property oe:key="report.recipient_key" oe:value=""/>
+    <Property oe:key="report.timezone" oe:value="Europe/Berlin"/>
+  </PropertySection>
+</Environment>
+XML
+}
+make_iso() { # hostname iso
+	env_xml "$1" >"$WORK/env/ovf-env.xml"
+	xorriso -as mkisofs -quiet -V "OVF ENV" -J -r -o "$2" "$WORK/env" 2>/dev/null
+	rm -f "$WORK/env/ovf-env.xml"
+}
+make_iso meter-test "$WORK/env1.iso"
+# The second boot gets another host name: first boot must not apply it.
+make_iso renamed-by-second-boot "$WORK/env2.iso"
+
+QEMU_PID=
+cleanup() {
+	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID"; fi
+}
+trap cleanup EXIT
+
+boot() { # n iso
+	local n=$1 iso=$2
+	rm -f "$WORK/serial.sock" "$WORK/mon.sock"
+	nice -n 19 qemu-system-x86_64 \
+		-name usagemeter-test -machine q35,accel=$ACCEL -cpu $CPU -smp 2 -m 4096 \
+		-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" \
+		-drive if=pflash,format=raw,file="$WORK/vars.fd" \
+		-device pvscsi,id=scsi0 \
+		-drive if=none,id=disk0,file="$WORK/disk.qcow2",format=qcow2 \
+		-device scsi-hd,drive=disk0,bus=scsi0.0 \
+		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080 \
+		-device vmxnet3,netdev=net0 \
+		-drive file="$iso",media=cdrom,if=ide,readonly=on \
+		-chardev socket,id=ser0,path="$WORK/serial.sock",server=on,wait=off,logfile="$OUT/serial-boot$n.log",logappend=off \
+		-serial chardev:ser0 \
+		-monitor unix:"$WORK/mon.sock",server=on,wait=off \
+		-display none -no-reboot &
+	QEMU_PID=$!
+	BOOT_START=$(date +%s)
+}
+
+wait_healthz() { # n
+	local deadline=$(($(date +%s) + BOOT_TIMEOUT)) body
+	while :; do
+		if body=$(curl -fsS --max-time 5 "http://127.0.0.1:$PORT/healthz" 2>/dev/null); then
+			HEALTHZ_SECS=$(($(date +%s) - BOOT_START))
+			log "boot $1: /healthz answered after ${HEALTHZ_SECS}s: $body"
+			return 0
+		fi
+		kill -0 "$QEMU_PID" 2>/dev/null || die "boot $1: qemu exited; see $OUT/serial-boot$1.log"
+		[ "$(date +%s)" -lt "$deadline" ] || die "boot $1: no /healthz after ${BOOT_TIMEOUT}s; see $OUT/serial-boot$1.log"
+		sleep 3
+	done
+}
+
+# console runs commands as admin on the serial console and prints their
+# output. Passwords are typed at prompts that do not echo; the secret checked
+# for on disk is typed with echo off, so none reaches the serial log.
+console() { # script (one command per line)
+	ADMIN_PW="$ADMIN_PW" SMTP_PW="$SMTP_PW" SOCK="$WORK/serial.sock" python3 - "$1" <<'PY'
+import os, re, socket, sys, time
+pw = os.environ["ADMIN_PW"]
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["SOCK"])
+s.settimeout(1)
+buf = b""
+def expect(pat, timeout=300):
+    global buf
+    end = time.time() + timeout
+    while time.time() < end:
+        m = re.search(pat, buf)
+        if m:
+            out = buf[:m.end()]
+            buf = buf[m.end():]
+            return out
+        try:
+            d = s.recv(4096)
+            if d:
+                buf += d
+        except socket.timeout:
+            pass
+    sys.exit("console: timed out waiting for %r; got %r" % (pat, buf[-500:]))
+def send(t):
+    s.sendall(t.encode() + b"\r")
+send("")
+expect(rb"login: $|login: ")
+send("admin")
+expect(rb"Password: ")
+send(pw)
+expect(rb"\$ $|\$ ")
+# Quotes split the markers so that the echoed command line never matches them.
+send("export PS1='PROM''PT> '; stty cols 250")
+expect(rb"PROMPT> ")
+for cmd in sys.argv[1].strip().split("\n"):
+    send(cmd)
+    while True:
+        out = expect(rb"\[sudo\] password for admin: |PROMPT> |SECRET\? ", 600)
+        if out.endswith(b"[sudo] password for admin: "):
+            sys.stdout.write(out.decode(errors="replace").replace("[sudo] password for admin: ", ""))
+            send(pw)
+            continue
+        if out.endswith(b"SECRET? "):
+            sys.stdout.write(out.decode(errors="replace"))
+            send(os.environ["SMTP_PW"])
+            continue
+        sys.stdout.write(out.decode(errors="replace").replace("PROMPT> ", ""))
+        break
+send("exit")
+PY
+}
+
+shutdown_vm() { # n
+	python3 -c "
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powerdown\n')" "$WORK/mon.sock"
+	local deadline=$(($(date +%s) + 300))
+	while kill -0 "$QEMU_PID" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "boot $1: no clean power-off after 300s"
+		sleep 2
+	done
+	wait "$QEMU_PID" || true
+	QEMU_PID=
+	log "boot $1: powered off cleanly"
+}
+
+CHECKS='hostname
+systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh
+sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem /var/lib/usagemeter/.firstboot-done
+sudo -u usagemeter psql -XtAc "select '"'"'appliance='"'"' || id::text from appliance" usagemeter
+sudo nft list chain inet filter input | grep dport
+sudo journalctl -b -u usagemeter-firstboot --no-pager -o cat | grep "first boot" | head -20
+stty -echo; printf "SEC""RET? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | grep -v "^/etc/usagemeter/config.yaml$" | sed "s/^/SECRET"" FOUND IN /"; echo secret-scan-""done
+sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
+
+# --- boot 1: first boot --------------------------------------------------
+log "boot 1: first boot with the OVF environment on a CD"
+boot 1 "$WORK/env1.iso"
+wait_healthz 1
+T1=$HEALTHZ_SECS
+out1=$(console "$CHECKS") || die "boot 1: console session failed: $out1"
+printf '%s\n' "$out1" >"$OUT/console-boot1.txt"
+grep -q '^meter-test' <<<"$out1" || die "boot 1: host name not applied"
+grep -q '^600 usagemeter /etc/usagemeter/config.yaml' <<<"$out1" || die "boot 1: config.yaml is not 0600 usagemeter"
+app1=$(grep -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out1" | head -1)
+[ -n "$app1" ] || die "boot 1: no appliance row in the database"
+grep -q 'SECRET FOUND' <<<"$out1" && die "boot 1: a secret is on disk outside config.yaml: $(grep 'SECRET FOUND' <<<"$out1")"
+grep -q 'secret-scan-done' <<<"$out1" || die "boot 1: secret scan did not run"
+log "boot 1: admin logged in on the console; $app1; config.yaml 0600; no secret outside it"
+shutdown_vm 1
+
+# --- boot 2: reboot keeps the data, first boot does not run ----------------
+log "boot 2: reboot (another OVF environment on the CD, which must be ignored)"
+boot 2 "$WORK/env2.iso"
+wait_healthz 2
+T2=$HEALTHZ_SECS
+# Before logging in: the console session's own command lines would match.
+grep -q 'usagemeter first boot' "$OUT/serial-boot2.log" && die "boot 2: first boot ran again (see serial-boot2.log)"
+out2=$(console "$CHECKS") || die "boot 2: console session failed"
+printf '%s\n' "$out2" >"$OUT/console-boot2.txt"
+grep -q '^meter-test' <<<"$out2" || die "boot 2: host name changed: first boot ran again"
+app2=$(grep -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out2" | head -1)
+[ "$app1" = "$app2" ] || die "boot 2: appliance changed ($app1 -> $app2): data not kept"
+grep -q 'SECRET FOUND' <<<"$out2" && die "boot 2: a secret is on disk outside config.yaml"
+for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt; do
+	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
+done
+shutdown_vm 2
+log "PASS: first boot to /healthz ${T1}s, reboot to /healthz ${T2}s ($ACCEL); same $app1; serial logs in $OUT/serial-boot{1,2}.log"
