@@ -218,8 +218,8 @@ func vmDims(vcHost string, inv *inventory, vm *vmRec, h *hostRec) map[string]str
 	d := make(map[string]string, 11)
 	d[DimVM] = vm.name
 	d[DimVCenter] = vcHost
-	d[DimFolder] = inv.folderPath(vm.parent)
-	d[DimDatacenter] = inv.datacenter(vm.parent)
+	d[DimFolder] = inv.vmFolder(vm)
+	d[DimDatacenter] = inv.vmDatacenter(vm, h)
 	if p := inv.nodes[vm.pool]; p != nil {
 		d[DimResourcePool] = p.name
 	} else {

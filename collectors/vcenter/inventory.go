@@ -27,7 +27,7 @@ var propertySpecs = []types.PropertySpec{
 	{Type: "ClusterComputeResource", PathSet: []string{"name", "parent", "configurationEx"}},
 	{Type: "ComputeResource", PathSet: []string{"name", "parent"}},
 	{Type: "ResourcePool", PathSet: []string{"name", "parent"}},
-	{Type: "VirtualApp", PathSet: []string{"name", "parent"}},
+	{Type: "VirtualApp", PathSet: []string{"name", "parent", "parentFolder"}},
 	{Type: "Folder", PathSet: []string{"name", "parent"}},
 	{Type: "Datacenter", PathSet: []string{"name", "parent"}},
 }
@@ -66,6 +66,7 @@ type node struct {
 	typ    string
 	name   string
 	parent string // moref value, "" for the root folder
+	folder string // VirtualApp: its VM folder (parentFolder), "" for a child vApp
 	vsan   bool   // ClusterComputeResource with vSAN enabled
 }
 
@@ -169,6 +170,8 @@ func (inv *inventory) add(objs []types.ObjectContent) {
 					n.name, _ = p.Val.(string)
 				case "parent":
 					n.parent = refValue(p.Val)
+				case "parentFolder":
+					n.folder = refValue(p.Val)
 				case "configurationEx":
 					n.vsan = vsanEnabled(p.Val)
 				}
@@ -306,6 +309,47 @@ func (inv *inventory) folderPath(ref string) string {
 	}
 	inv.paths[ref] = p
 	return p
+}
+
+// vmFolder returns the inventory path of the folder holding vm. A VM in a
+// vApp has no parent folder: its path is the vApp's (e.g. "/DC0/vm/apps/crm").
+func (inv *inventory) vmFolder(vm *vmRec) string {
+	if vm.parent != "" {
+		return inv.folderPath(vm.parent)
+	}
+	return inv.vappPath(vm.pool, 0)
+}
+
+// vappPath returns the inventory path of a vApp, "" if ref is not one.
+func (inv *inventory) vappPath(ref string, depth int) string {
+	n := inv.nodes[ref]
+	if n == nil || n.typ != "VirtualApp" || depth > 32 {
+		return ""
+	}
+	if n.folder != "" {
+		return inv.folderPath(n.folder) + "/" + n.name
+	}
+	if p := inv.vappPath(n.parent, depth+1); p != "" {
+		return p + "/" + n.name
+	}
+	return ""
+}
+
+// vmDatacenter returns the datacenter of vm: from its folder, else from its
+// host (a VM in a vApp has no folder).
+func (inv *inventory) vmDatacenter(vm *vmRec, h *hostRec) string {
+	if dc := inv.datacenter(vm.parent); dc != "" {
+		return dc
+	}
+	if n := inv.nodes[vm.pool]; n != nil && n.typ == "VirtualApp" && n.folder != "" {
+		if dc := inv.datacenter(n.folder); dc != "" {
+			return dc
+		}
+	}
+	if h != nil {
+		return inv.datacenter(h.parent)
+	}
+	return ""
 }
 
 // cluster returns the cluster name of a host ("" for a standalone host) and

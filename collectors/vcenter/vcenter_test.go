@@ -672,3 +672,31 @@ func TestCloseLogsOut(t *testing.T) {
 		t.Errorf("%d logins, want 2", n)
 	}
 }
+
+// TestVAppPlacement: a VM in a vApp has no folder of its own; its folder
+// is the vApp's path and its datacenter and pool are still known.
+func TestVAppPlacement(t *testing.T) {
+	v := newSim(t, func(m *simulator.Model) { m.App = 1; m.Host = 0 })
+	// vCenter sets parentVApp, not parent, on a VM in a vApp; the simulator
+	// sets both.
+	for _, vm := range v.vms() {
+		if strings.Contains(vm.Name, "APP") {
+			vm.Parent = nil
+			vm.ParentVApp = vm.ResourcePool
+		}
+	}
+	obs := collect(t, v.collector(v.target("", "")))
+	n := 0
+	for _, o := range obs {
+		if o.Metric != collectors.MetricVMVRAM || !strings.Contains(o.Dims[DimVM], "APP") {
+			continue
+		}
+		n++
+		if o.Dims[DimDatacenter] != "DC0" || o.Dims[DimFolder] != "/DC0/vm/DC0_C0_APP0" || o.Dims[DimResourcePool] != "DC0_C0_APP0" || o.Dims[DimCluster] != "DC0_C0" {
+			t.Errorf("%s: dims %v", o.Dims[DimVM], o.Dims)
+		}
+	}
+	if n == 0 {
+		t.Errorf("no vApp VM metered in %d observations", len(obs))
+	}
+}
