@@ -195,7 +195,7 @@ log "ext4 root filesystem ($((ROOT_SECTORS / 2048)) MiB)"
 RAW=$WORK/$NAME.raw
 rm -f "$RAW" "$WORK/root.ext4" "$WORK/esp.fat"
 truncate -s $((ROOT_SECTORS * 512)) "$WORK/root.ext4"
-nice -n 19 mkfs.ext4 -q -F -L usagemeter-root -U "$ROOT_UUID" -E root_owner=0:0 -d "$ROOT" "$WORK/root.ext4"
+nice -n 19 mkfs.ext4 -q -F -O ^metadata_csum_seed,^orphan_file -L usagemeter-root -U "$ROOT_UUID" -E root_owner=0:0 -d "$ROOT" "$WORK/root.ext4"
 
 # GRUB images: one embedded config finds the root by UUID and reads its grub.cfg.
 cat >"$WORK/grub-early.cfg" <<CFG

@@ -77,6 +77,10 @@ type GuestInfoSource struct{}
 func (GuestInfoSource) Name() string { return "VMware Tools guestinfo.ovfEnv" }
 
 func (GuestInfoSource) Read(ctx context.Context) ([]byte, error) {
+	// Outside VMware the backdoor these tools use is not there: skip them.
+	if out, err := exec.CommandContext(ctx, "systemd-detect-virt", "--vm").Output(); err == nil && !bytes.HasPrefix(out, []byte("vmware")) {
+		return nil, os.ErrNotExist
+	}
 	path, err := exec.LookPath("vmware-rpctool")
 	args := []string{"info-get guestinfo.ovfEnv"}
 	if err != nil {
