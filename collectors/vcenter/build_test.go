@@ -92,3 +92,21 @@ func TestVSANEdition(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateInstanceUUID: two powered-on VMs with one instance UUID both
+// bill, under different keys.
+func TestDuplicateInstanceUUID(t *testing.T) {
+	inv := newInventory()
+	inv.hosts["host-1"] = &hostRec{ref: "host-1", name: "esx01", cores: 32}
+	for _, ref := range []string{"vm-1", "vm-2"} {
+		inv.vms = append(inv.vms, vmRec{ref: ref, name: ref, uuid: "5003c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c", host: "host-1",
+			memoryMB: 2048, power: types.VirtualMachinePowerStatePoweredOn, hasConfig: true, hasRuntime: true})
+	}
+	obs, skipped := build("vc", "vc01", Options{TanzuMetric: TanzuVRAM}, inv, nil, nil)
+	if len(obs) != 2 || obs[0].ObjectKey == obs[1].ObjectKey || skipped.duplicateUUID != 1 {
+		t.Errorf("observations %+v, duplicates %d", obs, skipped.duplicateUUID)
+	}
+	if obs[1].ObjectKey != "vc/vm/5003c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c/vm-2" {
+		t.Errorf("second key %s", obs[1].ObjectKey)
+	}
+}

@@ -67,6 +67,9 @@ func (c *Collector) collect(ctx context.Context) ([]collectors.Observation, erro
 			"skipped", n, "no_config", skipped.noConfig, "orphaned", skipped.orphaned,
 			"inaccessible", skipped.inaccessible, "invalid", skipped.invalid)
 	}
+	if skipped.duplicateUUID > 0 {
+		c.log.Warn("VMs sharing an instance UUID with another VM: keyed by UUID and MoRef", "vms", skipped.duplicateUUID)
+	}
 	return obs, nil
 }
 
@@ -97,6 +100,7 @@ func (c *Collector) licences(ctx context.Context, s *sessionState) (map[string]l
 // skipCounts counts the VMs a collection could not meter, by reason.
 type skipCounts struct {
 	noConfig, orphaned, inaccessible, invalid int
+	duplicateUUID                             int // metered, keyed by instance UUID and MoRef
 }
 
 func (s skipCounts) total() int { return s.noConfig + s.orphaned + s.inaccessible + s.invalid }
@@ -108,6 +112,7 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 	obs := make([]collectors.Observation, 0, len(inv.vms)+len(inv.hosts)+len(vsan))
 	busyHosts := map[string]bool{}  // hosts running a powered-on VM
 	tanzuHosts := map[string]bool{} // hosts running a powered-on Tanzu VM
+	seen := make(map[string]struct{}, len(inv.vms))
 
 	for i := range inv.vms {
 		vm := &inv.vms[i]
@@ -146,6 +151,13 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 			edition = EditionSDDCManager
 		}
 		key := vcUUID + "/vm/" + vm.uuid
+		if _, dup := seen[key]; dup {
+			// Two VMs with one instance UUID (files copied and registered
+			// again, for example): both run, both bill, keys must differ.
+			key += "/" + vm.ref
+			skipped.duplicateUUID++
+		}
+		seen[key] = struct{}{}
 		obs = append(obs, collectors.Observation{
 			Metric: collectors.MetricVMVRAM, ObjectKey: key, Quantity: mb,
 			Unit: collectors.UnitMB, Edition: edition, Dims: dims,

@@ -166,16 +166,24 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	obs, err := c.collect(ctx)
 	if err != nil && !fresh && isNotAuthenticated(err) {
 		c.log.Info("vCenter session expired, logging in again")
-		c.s = nil // the old session is gone on the server; nothing to log out
+		c.drop() // the old session is gone on the server; nothing to log out
 		if err := c.login(ctx); err != nil {
 			return nil, err
 		}
 		obs, err = c.collect(ctx)
 	}
 	if err != nil && isNotAuthenticated(err) {
-		c.s = nil
+		c.drop()
 	}
 	return obs, err
+}
+
+// drop forgets the session and closes its connections.
+func (c *Collector) drop() {
+	if c.s != nil {
+		c.s.vc.Client.CloseIdleConnections()
+		c.s = nil
+	}
 }
 
 // Identify returns the vCenter's about.instanceUuid, version, build and name.
@@ -199,10 +207,10 @@ func (c *Collector) Close(ctx context.Context) error {
 		return nil
 	}
 	s := c.s
-	c.s = nil
 	err := c.call(ctx, func(ctx context.Context) error {
 		return session.NewManager(s.vc).Logout(ctx)
 	})
+	c.drop()
 	if err != nil && !isNotAuthenticated(err) {
 		return fmt.Errorf("logging out of %s: %w", c.host, err)
 	}
@@ -230,12 +238,14 @@ func (c *Collector) login(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
+		sc.CloseIdleConnections()
 		return fmt.Errorf("connecting to vCenter %s: %w", c.host, err)
 	}
 	err = c.call(ctx, func(ctx context.Context) error {
 		return session.NewManager(vc).Login(ctx, url.UserPassword(c.t.Username, c.t.Password.Reveal()))
 	})
 	if err != nil {
+		sc.CloseIdleConnections()
 		if fault.Is(err, &types.InvalidLogin{}) {
 			return fmt.Errorf("logging in to %s as %s: %w", c.host, c.t.Username, ErrLogin)
 		}
@@ -244,6 +254,7 @@ func (c *Collector) login(ctx context.Context) error {
 	s := &sessionState{vc: vc, about: vc.ServiceContent.About}
 	if err := c.prepare(ctx, s); err != nil {
 		c.logout(ctx, s)
+		sc.CloseIdleConnections()
 		return err
 	}
 	c.s = s
