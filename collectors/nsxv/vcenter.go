@@ -1,0 +1,173 @@
+package nsxv
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+// vcVM is what the paired vCenter says about one VM: NSX-V names VMs and
+// logical switches by vCenter MoRef, the report joins on instance UUIDs.
+type vcVM struct {
+	moref    string
+	name     string
+	uuid     string // config.instanceUuid
+	template bool
+	power    string
+	networks []string // network MoRefs (dvportgroup-N, network-N)
+}
+
+// vcenter is a read-only session to the paired vCenter, kept between hours.
+type vcenter struct {
+	c      *Collector
+	u      *url.URL
+	host   string
+	dialer net.Dialer
+	vc     *vim25.Client // nil when logged out
+	view   types.ManagedObjectReference
+}
+
+func newVCenter(c *Collector) (*vcenter, error) {
+	p := c.t.Paired
+	e := strings.TrimSpace(p.Endpoint)
+	if e == "" {
+		return nil, fmt.Errorf("nsxv %s: the paired vCenter has no endpoint", c.host)
+	}
+	if !strings.Contains(e, "://") {
+		e = "https://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("nsxv %s: paired vCenter endpoint %q: not a URL or host name", c.host, p.Endpoint)
+	}
+	u.User = nil
+	if u.Path == "" || u.Path == "/" {
+		u.Path = vim25.Path
+	}
+	return &vcenter{c: c, u: u, host: u.Hostname()}, nil
+}
+
+func (v *vcenter) login(ctx context.Context) error {
+	sc := soap.NewClient(v.u, false)
+	sc.UserAgent = "usagemeter"
+	tr := sc.DefaultTransport()
+	cfg := tlsutil.Config(v.host, v.c.t.Paired.Thumbprint, nil)
+	tr.TLSClientConfig = cfg
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := tls.Dialer{NetDialer: &v.dialer, Config: cfg}
+		return d.DialContext(ctx, network, addr)
+	}
+	var vc *vim25.Client
+	err := v.c.call(ctx, func(ctx context.Context) error {
+		var err error
+		vc, err = vim25.NewClient(ctx, sc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the paired vCenter %s: %w", v.host, err)
+	}
+	p := v.c.t.Paired
+	err = v.c.call(ctx, func(ctx context.Context) error {
+		return session.NewManager(vc).Login(ctx, url.UserPassword(p.Username, p.Password.Reveal()))
+	})
+	if err != nil {
+		if fault.Is(err, &types.InvalidLogin{}) {
+			return fmt.Errorf("logging in to the paired vCenter %s as %s: %w", v.host, p.Username, ErrLogin)
+		}
+		return fmt.Errorf("logging in to the paired vCenter %s: %w", v.host, err)
+	}
+	if vc.ServiceContent.About.InstanceUuid != "" && !strings.EqualFold(vc.ServiceContent.About.InstanceUuid, p.InstanceID) {
+		return fmt.Errorf("the paired vCenter %s is now instance %s, not %s as recorded: re-pair the NSX-V product", v.host, vc.ServiceContent.About.InstanceUuid, p.InstanceID)
+	}
+	var ref types.ManagedObjectReference
+	err = v.c.call(ctx, func(ctx context.Context) error {
+		cv, err := view.NewManager(vc).CreateContainerView(ctx, vc.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+		if err == nil {
+			ref = cv.Reference()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating the VM view on the paired vCenter %s: %w", v.host, err)
+	}
+	v.vc, v.view = vc, ref
+	return nil
+}
+
+// vms reads every VM's MoRef, name, instance UUID, template flag, power
+// state and networks in one paged property-collector retrieve. A session
+// that expired is renewed once.
+func (v *vcenter) vms(ctx context.Context) ([]vcVM, error) {
+	for attempt := 0; ; attempt++ {
+		if v.vc == nil {
+			if err := v.login(ctx); err != nil {
+				return nil, err
+			}
+			attempt = 1
+		}
+		out, err := v.retrieve(ctx)
+		if err != nil && isNotAuthenticated(err) {
+			v.vc = nil
+			if attempt == 0 {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading VMs from the paired vCenter %s: %w", v.host, err)
+		}
+		return out, nil
+	}
+}
+
+func (v *vcenter) retrieve(ctx context.Context) ([]vcVM, error) {
+	var vms []mo.VirtualMachine
+	err := v.c.call(ctx, func(ctx context.Context) error {
+		return view.NewContainerView(v.vc, v.view).Retrieve(ctx, []string{"VirtualMachine"},
+			[]string{"name", "config.instanceUuid", "config.template", "runtime.powerState", "network"}, &vms)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vcVM, 0, len(vms))
+	for i := range vms {
+		m := &vms[i]
+		r := vcVM{moref: m.Self.Value, name: m.Name, power: string(m.Runtime.PowerState)}
+		if m.Config != nil {
+			r.uuid, r.template = m.Config.InstanceUuid, m.Config.Template
+		}
+		for _, n := range m.Network {
+			r.networks = append(r.networks, n.Value)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (v *vcenter) logout(ctx context.Context) {
+	if v.vc == nil {
+		return
+	}
+	vc := v.vc
+	v.vc = nil
+	_ = v.c.call(ctx, func(ctx context.Context) error { return session.NewManager(vc).Logout(ctx) })
+}
+
+// isNotAuthenticated reports whether err says the session is gone: vCenter
+// answers NotAuthenticated, or (vcsim, and vCenter after a restart) the
+// session's container view no longer exists.
+func isNotAuthenticated(err error) bool {
+	return fault.Is(err, &types.NotAuthenticated{}) || fault.Is(err, &types.ManagedObjectNotFound{})
+}
