@@ -55,6 +55,12 @@ const Kind = "vcenter"
 
 func init() { collectors.Register(Kind, New) }
 
+var (
+	_ collectors.Collector  = (*Collector)(nil)
+	_ collectors.Identifier = (*Collector)(nil)
+	_ collectors.Closer     = (*Collector)(nil)
+)
+
 // ErrLogin is wrapped by the error returned when vCenter rejects the user name
 // or password. The login is not retried within the same Collect.
 var ErrLogin = errors.New("incorrect user name or password")

@@ -589,6 +589,28 @@ func TestSlowResponse(t *testing.T) {
 	}
 }
 
+// TestCancel: a cancelled context ends a collection waiting on vCenter.
+func TestCancel(t *testing.T) {
+	v := newSim(t, nil)
+	c := v.collector(v.target("", ""))
+	collect(t, c)
+	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
+		MethodName: "RetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
+		Probability: 1, MaxCount: 1, Enabled: true, Delay: 1000,
+		FaultType: simulator.FaultTypeTimeout,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.Collect(ctx, hour)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Errorf("Collect returned %s after the cancel", d)
+	}
+}
+
 // TestCertificates: the simulator's self-signed certificate is refused
 // unless its thumbprint was accepted, and a changed one says so.
 func TestCertificates(t *testing.T) {
