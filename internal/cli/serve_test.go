@@ -258,6 +258,22 @@ func TestServeBadInput(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
 	})
+	t.Run("serve retries an unreachable database", func(t *testing.T) {
+		cfg := writeConfig(t, t.TempDir(), "database:\n  url: postgres://meter:DbPassw0rd@127.0.0.1:1/usagemeter?connect_timeout=1\n")
+		cmd := exec.Command(bin, "serve", "--config", cfg)
+		var out bytes.Buffer
+		cmd.Stderr = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		log := out.String()
+		if strings.Count(log, "database unreachable; retrying") < 2 || !strings.Contains(log, "retry_in=2s") || strings.Contains(log, "DbPassw0rd") {
+			t.Fatalf("serve log:\n%s", log)
+		}
+	})
 	t.Run("config show hides secrets", func(t *testing.T) {
 		code, out := run("config", "show", "--config", writeConfig(t, t.TempDir(), "database:\n  url: postgres://meter:DbPassw0rd@db/usagemeter\n"))
 		if code != 0 || strings.Contains(out, "SmtpPassw0rd") || strings.Contains(out, "DbPassw0rd") || !strings.Contains(out, "password: <secret>") {
