@@ -203,11 +203,17 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		q    query
 	}{{Average, g.store.AverageFigures}, {Count, g.store.CountFigures}, {Maximum, g.store.MaximumFigures}, {Unique, g.store.UniqueFigures}}
 	var rows []monthlyRow
+	stage := time.Now()
+	lap := func(what string) {
+		g.log.Debug("report stage", "month", m.String(), "stage", what, "took", time.Since(stage).Round(time.Millisecond).String())
+		stage = time.Now()
+	}
 	for _, k := range kinds {
 		figs, err := k.q(ctx, m, metricsOf(k.kind))
 		if err != nil {
 			return nil, err
 		}
+		lap(k.kind)
 		for _, f := range figs {
 			p := products[f.ProductID]
 			r := ruleFor(k.kind, f.Metric, p.Kind, f.Edition)
@@ -261,6 +267,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
+	lap("gaps")
 	for _, gp := range gaps {
 		p := products[gp.ProductID]
 		b.Manifest.Products = append(b.Manifest.Products, ProductGaps{
@@ -298,6 +305,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return nil, err
 	}
 	b.Files = append(b.Files, File{FileVMs, vms.Bytes()})
+	lap("vm history")
 
 	// Cluster and host history.
 	var cl tsv
@@ -315,6 +323,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return nil, err
 	}
 	b.Files = append(b.Files, File{FileClusters, cl.Bytes()})
+	lap("cluster history")
 
 	// Hourly totals.
 	var hr tsv
@@ -328,6 +337,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return nil, err
 	}
 	b.Files = append(b.Files, File{FileHourly, hr.Bytes()})
+	lap("hourly")
 
 	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
 	b.FiguresSHA256 = figuresHash(b.Files)

@@ -61,15 +61,14 @@ type Figure struct {
 }
 
 // monthSpans is the common CTE "s": $1 month start, $2 month end (exclusive),
-// $3 metrics. withCustomer adds the label of the customer rules (the
-// lateral match costs a little per span; the hourly totals do without).
+// $3 metrics. withCustomer adds the label of the customer rules
+// (customerCTEs; the hourly totals do without).
 func monthSpans(withCustomer bool) string {
-	customer, join := `''`, ``
+	customer, with, joins := `''`, `WITH `, ``
 	if withCustomer {
-		customer, join = `coalesce(c.label, '')`, customerMatchSQL
+		customer, with, joins = customerExpr, `WITH `+customerLabels+`, `, customerJoins
 	}
-	return `
-WITH s AS (
+	return with + `s AS (
 	SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition, s.dims,
 	       greatest(s.first_hour, $1::timestamptz) AS h0,
 	       least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
@@ -78,7 +77,7 @@ WITH s AS (
 	            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
 	       ` + customer + ` AS customer
 	  FROM usage_spans s
-	  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + join + `
+	  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + joins + `
 	 WHERE s.metric = ANY($3::text[])
 	   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz
 )`
@@ -235,9 +234,9 @@ type HourlyTotal struct {
 func (s *Store) HourlyTotals(ctx context.Context, m Month, metrics []string, fn func(HourlyTotal) error) error {
 	rows, err := s.pool.Query(ctx, monthSpans(false)+`,
 	ev AS (
-		SELECT product_id, metric, edition, unit, h0 AS h, quantity AS dq, 1 AS dn FROM s WHERE reportable
-		UNION ALL
-		SELECT product_id, metric, edition, unit, h1 + interval '1 hour', -quantity, -1 FROM s WHERE reportable AND h1 + interval '1 hour' < $2::timestamptz
+		SELECT product_id, metric, edition, unit, e.h, e.dq, e.dn
+		  FROM s CROSS JOIN LATERAL (VALUES (h0, quantity, 1), (h1 + interval '1 hour', -quantity, -1)) AS e(h, dq, dn)
+		 WHERE reportable AND e.h < $2::timestamptz
 	), d AS (
 		SELECT product_id, metric, edition, unit, h, sum(dq) AS dq, sum(dn) AS dn FROM ev GROUP BY 1, 2, 3, 4, 5
 	), g AS (
@@ -297,7 +296,7 @@ func (s *Store) History(ctx context.Context, m Month, metrics []string, fn func(
 	       coalesce(dims ->> 'datacenter', ''), coalesce(dims ->> 'folder', ''), coalesce(dims ->> 'resource_pool', ''),
 	       coalesce(dims ->> 'vcenter', ''), coalesce(dims ->> 'vcd', ''), coalesce(dims ->> 'org', '')
 	  FROM s
-	 ORDER BY product_id, metric, object_key, h0`, m.Start, m.End, metrics)
+	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, m.Start, m.End, metrics)
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", m, err)
 	}

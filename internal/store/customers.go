@@ -115,26 +115,39 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 	return err
 }
 
-// customerMatchSQL is a LATERAL subquery giving the label of the span "s"
-// (columns dims) by the rules above; no row when no rule matches.
-//
-// Path objects (folder, resource pool) match when the rule's name, without
-// leading or trailing slashes, is a run of whole segments of the span's
-// path; rank among them is the end position of the match (deeper first).
-const customerMatchSQL = `
-LEFT JOIN LATERAL (
-	SELECT r.label
-	  FROM customer_rules r
-	 CROSS JOIN LATERAL (SELECT CASE r.object_type
-	             WHEN 'vcd-org' THEN 'org' WHEN 'resource-pool' THEN 'resource_pool' ELSE r.object_type END AS key) k
-	 CROSS JOIN LATERAL (SELECT coalesce(s.dims ->> k.key, '') AS v,
-	                            '/' || trim(both '/' from r.object_name) || '/' AS needle) x
-	 CROSS JOIN LATERAL (SELECT CASE WHEN r.object_type IN ('folder', 'resource-pool')
-	                                 THEN strpos('/' || trim(both '/' from x.v) || '/', x.needle)
-	                                 ELSE 0 END AS pos) p
-	 WHERE x.v <> ''
-	   AND (CASE WHEN r.object_type IN ('folder', 'resource-pool') THEN p.pos > 0 ELSE x.v = r.object_name END)
-	 ORDER BY array_position(ARRAY['vcd-org', 'folder', 'resource-pool', 'host', 'cluster', 'vcd', 'datacenter', 'vcenter'], r.object_type),
-	          p.pos + length(x.needle) DESC, r.id
-	 LIMIT 1
-) c ON true`
+// customerLabels is the CTE "path_labels" and the expression giving the
+// customer of a span "s" by the rules above (” when no rule matches); the
+// joins it needs are customerJoins. Exact objects are hash joins on the
+// unique (object_type, object_name). Path objects (folder, resource pool)
+// match when the rule's name, without leading or trailing slashes, is a run
+// of whole segments of the span's path; they are resolved once per distinct
+// path of the month (far fewer than spans) by joining every run of
+// segments of the path to the rules, the deepest match first (the run that
+// ends at the deepest segment), then the oldest rule.
+const customerLabels = `
+path_labels AS (
+	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
+	  FROM (SELECT DISTINCT k.key, k.v
+	          FROM usage_spans u
+	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', u.dims ->> 'resource_pool')) AS k(key, v)
+	         WHERE u.metric = ANY($3::text[]) AND u.first_hour < $2::timestamptz AND u.last_hour >= $1::timestamptz
+	           AND k.v <> ''
+	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
+	 CROSS JOIN LATERAL (SELECT string_to_array(trim(both '/' from p.v), '/') AS seg) a
+	 CROSS JOIN LATERAL generate_series(1, cardinality(a.seg)) AS i
+	 CROSS JOIN LATERAL generate_series(i, cardinality(a.seg)) AS j
+	  JOIN customer_rules r ON r.object_type = p.key AND trim(both '/' from r.object_name) = array_to_string(a.seg[i:j], '/')
+	 ORDER BY p.key, p.v, j DESC, r.id
+)`
+
+const customerExpr = `coalesce(org.label, fo.label, rp.label, ho.label, cl.label, vcd.label, dc.label, vc.label, '')`
+
+const customerJoins = `
+	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
+	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
+	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = s.dims ->> 'resource_pool'
+	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = s.dims ->> 'host'
+	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = s.dims ->> 'cluster'
+	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = s.dims ->> 'vcd'
+	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = s.dims ->> 'datacenter'
+	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = s.dims ->> 'vcenter'`

@@ -1,0 +1,114 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// BenchmarkMonth50kVMs: aggregation and bundle of a full month (March, 744
+// hours) for 50,000 VMs of which 5% change every day (each VM changes on
+// two days twenty days apart, so 2,500 VMs change per day): about 125,000
+// spans, plus VCF cores of 500 hosts and 200 folder customer rules. The
+// spans are written by one INSERT ... generate_series statement.
+//
+//	go test ./report -run '^$' -bench Month50k -benchtime 1x
+//
+// It reports the Go heap peak (peak-heap-MB, sampled every 5 ms) besides
+// ns/op; PostgreSQL's own memory is not counted.
+func BenchmarkMonth50kVMs(b *testing.B) {
+	f := newFixture(b)
+	f.register(b)
+	ctx := context.Background()
+	m := march
+	f.exec(b, `
+	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+	SELECT $1, 'vm.vram', 'vc-uuid/vm/' || i, seg.first_hour, seg.last_hour, 1024 + (i % 16) * 512 + seg.n * 256, 'MB', 'vsphere-ent', '\x00',
+	       jsonb_build_object('vm', 'vm-' || i, 'host', 'esx-' || ((i + seg.n) % 500) || '.corp.example', 'cluster', 'cl-' || ((i + seg.n) % 50),
+	                          'datacenter', 'dc-' || (i % 5), 'folder', '/dc-' || (i % 5) || '/vm/tenant-' || (i % 400) || '/app-' || (i % 7),
+	                          'resource_pool', 'rp-' || (i % 100), 'vcenter', 'vc01.corp.example', 'license_key', 'KEY-' || (i % 3))
+	  FROM generate_series(0, 49999) AS i
+	 CROSS JOIN LATERAL (
+	        SELECT $2::timestamptz - interval '5 days' AS b0,
+	               $2::timestamptz + ((i % 20) + 1) * interval '1 day' AS b1,
+	               $2::timestamptz + ((i % 20) + 21) * interval '1 day' AS b2,
+	               $3::timestamptz + interval '2 days' AS b3) b
+	 CROSS JOIN LATERAL (VALUES
+	        (0, b.b0, b.b1 - interval '1 hour'),
+	        (1, b.b1, least(b.b2, b.b3) - interval '1 hour'),
+	        (2, b.b2, b.b3 - interval '1 hour')) AS seg(n, first_hour, last_hour)
+	 WHERE seg.first_hour <= seg.last_hour`, f.vc, m.Start, m.End)
+	f.exec(b, `
+	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+	SELECT $1, 'host.cores', 'vc-uuid/host/' || i, $2::timestamptz, $3::timestamptz, 32, 'cores', 'vcf-standard', '\x00',
+	       jsonb_build_object('host', 'esx-' || i || '.corp.example', 'cluster', 'cl-' || (i % 50), 'datacenter', 'dc-' || (i % 5), 'vcenter', 'vc01.corp.example')
+	  FROM generate_series(0, 499) AS i`, f.vc, m.Start, m.End)
+	f.runs(b, f.vc, m.Start, m.End)
+	f.exec(b, `INSERT INTO customer_rules (label, object_type, object_name) SELECT 'Tenant ' || i, 'folder', 'tenant-' || i FROM generate_series(0, 199) i`)
+	f.exec(b, `INSERT INTO licenses (license_key, category) VALUES ('KEY-2', 'demo')`)
+	f.exec(b, `ANALYZE`)
+	var spans int
+	if err := f.st.Pool().QueryRow(ctx, `SELECT count(*) FROM usage_spans`).Scan(&spans); err != nil {
+		b.Fatal(err)
+	}
+	g := f.generator(b, anonymize.ModeHashed, secretA)
+	if testing.Verbose() {
+		g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ms runtime.MemStats
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	runtime.GC()
+	b.ResetTimer()
+	var size int
+	for i := 0; i < b.N; i++ {
+		bundle, _, err := g.Build(ctx, m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tgz, err := bundle.TarGz(1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(tgz)
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(spans), "spans")
+	b.ReportMetric(float64(size)/(1<<20), "bundle-MB")
+	if testing.Verbose() {
+		fmt.Printf("%d spans, bundle %d bytes\n", spans, size)
+	}
+}
+
+var _ = store.NoCustomer
