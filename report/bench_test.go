@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/anonymize"
-	"github.com/usagemeter/usagemeter/internal/store"
 )
 
 // BenchmarkMonth50kVMs: aggregation and bundle of a full month (March, 744
@@ -110,5 +109,3 @@ func BenchmarkMonth50kVMs(b *testing.B) {
 		fmt.Printf("%d spans, bundle %d bytes\n", spans, size)
 	}
 }
-
-var _ = store.NoCustomer

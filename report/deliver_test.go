@@ -246,3 +246,55 @@ func TestPlainOnlyWithoutRecipients(t *testing.T) {
 		t.Fatalf("send without recipients: %v", err)
 	}
 }
+
+// TestRetryUndelivered: an upload that failed for longer than its retries
+// is delivered by the periodic retry once the server is back; delivered
+// channels are left alone.
+func TestRetryUndelivered(t *testing.T) {
+	var mu sync.Mutex
+	up, calls := false, 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if !up {
+			http.Error(w, "maintenance", http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	f.keys = openpgp.EntityList{publicOnly(t, mustKey(t, "Aggregator Retry"))}
+	ctx := context.Background()
+	ch := &UploadChannel{URL: srv.URL, Token: config.Secret("t"), Client: srv.Client(), Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}
+	mailCh := &MailChannel{Store: f.st, To: []string{"billing@aggregator.example"}}
+	gen := f.generator(t, anonymize.ModeHashed, secretA, mailCh, ch)
+	if err := gen.RunMonthly(ctx, fixedAt); err == nil || !strings.Contains(err.Error(), "502") {
+		t.Fatalf("upload during maintenance: %v", err)
+	}
+	rep, _ := f.st.LatestReport(ctx, march.Start)
+	if rep.Channels[ChannelUpload].State != store.ChannelFailed || rep.Channels[ChannelEmail].State != store.ChannelQueued {
+		t.Fatalf("channels: %+v", rep.Channels)
+	}
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	if err := gen.RetryUndelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ = f.st.LatestReport(ctx, march.Start)
+	if st := rep.Channels[ChannelUpload]; st.State != store.ChannelSent || st.Attempts != 3 || calls != 3 {
+		t.Fatalf("after retry: %+v, %d calls", st, calls)
+	}
+	var mails int
+	_ = f.st.Pool().QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&mails)
+	if mails != 1 {
+		t.Fatalf("%d mails queued, want 1", mails)
+	}
+	if err := gen.RetryUndelivered(ctx); err != nil || calls != 3 {
+		t.Fatalf("nothing to retry: %v, %d calls", err, calls)
+	}
+}

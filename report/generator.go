@@ -433,3 +433,39 @@ func (g *Generator) Channels() []string {
 	}
 	return out
 }
+
+// RetryUndelivered delivers again the latest version of every month whose
+// delivery failed on some channel (or was never attempted), e.g. an upload
+// refused for longer than its retries lasted. Meant for a periodic job (the
+// daemon may run it hourly); it does nothing when every channel is done.
+func (g *Generator) RetryUndelivered(ctx context.Context) error {
+	if len(g.channels) == 0 {
+		return nil
+	}
+	reps, err := g.store.Reports(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, r := range reps { // newest version of each month first
+		month := r.Month.Format("2006-01")
+		if seen[month] {
+			continue
+		}
+		seen[month] = true
+		pending := false
+		for _, c := range g.channels {
+			if !r.Channels[c.Name()].Done() {
+				pending = true
+			}
+		}
+		if !pending || !strings.HasSuffix(r.Path, encryptedExtension) {
+			continue
+		}
+		if err := g.Deliver(ctx, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
