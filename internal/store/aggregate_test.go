@@ -315,3 +315,40 @@ func TestReportsVersionsAndAnonMap(t *testing.T) {
 		t.Fatalf("map: %v %v", am, err)
 	}
 }
+
+// TestAggregateAfterMerge: hours written through ClaimHour/CommitHour (the
+// span merge) aggregate to the hour-by-hour sum.
+func TestAggregateAfterMerge(t *testing.T) {
+	s := newStore(t)
+	pid := addProduct(t, s)
+	ctx := context.Background()
+	m := store.MonthIn(h0, time.UTC) // March 2026, 744 hours
+	// The last hour of February, then six hours of March; web changes size at hour 3.
+	for i := -1; i < 6; i++ {
+		mb := 2048.0
+		if i >= 3 {
+			mb = 4096
+		}
+		collect(t, s, pid, h0.Add(time.Duration(i)*time.Hour), vm("vc/vm/web", mb, "web"), vm("vc/vm/db", 1024, "db"))
+	}
+	figs, err := s.AverageFigures(ctx, m, []string{collectors.MetricVMVRAM})
+	if err != nil || len(figs) != 1 {
+		t.Fatalf("figures: %+v %v", figs, err)
+	}
+	want := (2048.0*3 + 4096*3 + 1024*6) / 1024 / 744
+	if !near(figs[0].Value, want) || figs[0].Objects != 2 || figs[0].Hours != 12 {
+		t.Fatalf("figure %+v, want %v GB over 12 VM-hours", figs[0], want)
+	}
+	var spans []string
+	err = s.History(ctx, m, []string{collectors.MetricVMVRAM}, func(h *store.HistoryRow) error {
+		spans = append(spans, h.ObjectKey+" "+h.First.Format("15")+"-"+h.Last.Format("15")+" "+h.VM)
+		return nil
+	})
+	if err != nil || len(spans) != 3 || spans[0] != "vc/vm/db 00-05 db" || spans[1] != "vc/vm/web 00-02 web" || spans[2] != "vc/vm/web 03-05 web" {
+		t.Fatalf("history: %q %v", spans, err)
+	}
+	gaps, err := s.MonthGaps(ctx, m, h0.Add(6*time.Hour))
+	if err != nil || len(gaps) != 1 || gaps[0].Expected != 6 || gaps[0].Missing != 0 {
+		t.Fatalf("gaps: %+v %v", gaps, err)
+	}
+}
