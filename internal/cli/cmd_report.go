@@ -14,6 +14,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/report"
@@ -29,17 +30,35 @@ func init() {
 }
 
 // checkRecipientKeys refuses, at config load, recipient keys that are not
-// usable now (malformed, private, expired, revoked, no encryption subkey).
+// usable now (malformed, private, expired, revoked, no encryption subkey),
+// and a configured signing key or anonymisation secret that exists but
+// cannot be used (files that do not exist yet are created at first use).
 func checkRecipientKeys(c *config.Config) error {
-	if len(c.Report.RecipientKeys) == 0 {
-		return nil
+	if len(c.Report.RecipientKeys) > 0 {
+		_, err := report.ReadRecipients(c.Report.RecipientKeys...)
+		var rke *report.RecipientKeyError
+		if errors.As(err, &rke) {
+			return fmt.Errorf("report.recipient_keys[%d] %s: %v", rke.Index, rke.Path, rke.Err)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	_, err := report.ReadRecipients(c.Report.RecipientKeys...)
-	var rke *report.RecipientKeyError
-	if errors.As(err, &rke) {
-		return fmt.Errorf("report.recipient_keys[%d] %s: %v", rke.Index, rke.Path, rke.Err)
+	if p := c.Report.SigningKeyFile; p != "" {
+		if _, err := os.Stat(p); err == nil {
+			if _, err := report.LoadOrCreateKey(p, "", ""); err != nil {
+				return fmt.Errorf("report.signing_key_file: %w", err)
+			}
+		}
 	}
-	return err
+	if p := c.Report.SecretFile; p != "" && c.Report.Anonymization == string(anonymize.ModeHashed) {
+		if _, err := os.Stat(p); err == nil {
+			if _, err := anonymize.LoadOrCreateSecret(p); err != nil {
+				return fmt.Errorf("report.secret_file: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // splitArgs parses flags placed before and after positional arguments

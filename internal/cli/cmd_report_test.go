@@ -193,6 +193,13 @@ func TestReportCommands(t *testing.T) {
 	if err == nil || !strings.Contains(string(o), "report.recipient_keys[1] "+old+": key expired on 2024-01-01") {
 		t.Fatalf("expired key accepted or unnamed: %v\n%s", err, o)
 	}
+	shortSecret := filepath.Join(dir, "short.key")
+	_ = os.WriteFile(shortSecret, []byte("abcd\n"), 0o600)
+	bad = writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+dbURL+"\nreport:\n  secret_file: "+shortSecret+"\n")
+	o, err = exec.Command(bin, "config", "check", "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(o), "report.secret_file: anonymisation secret "+shortSecret+" is 2 bytes") {
+		t.Fatalf("short secret accepted or unnamed: %v\n%s", err, o)
+	}
 	garbage := filepath.Join(dir, "garbage.asc")
 	_ = os.WriteFile(garbage, []byte("not a key\n"), 0o600)
 	bad = writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+dbURL+"\nreport:\n  recipient_keys: ["+garbage+"]\n")
