@@ -566,23 +566,20 @@ func TestSessionExpired(t *testing.T) {
 // TestSlowResponse: a response later than the deadline fails the collection
 // with an error naming the deadline.
 func TestSlowResponse(t *testing.T) {
-	v := newSim(t, nil)
-	tg := v.target("", "")
+	// The second inventory page takes 2 s to come.
+	v := newSim(t, func(m *simulator.Model) {
+		m.DelayConfig.MethodDelay = map[string]int{"ContinueRetrievePropertiesEx": 2000}
+	})
+	tg := v.target("", `{"page_size": 2}`)
 	tg.Timeout = 300 * time.Millisecond
 	c := v.collector(tg)
-	collect(t, c) // logged in
-	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
-		MethodName: "RetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
-		Probability: 1, MaxCount: 1, Enabled: true, Delay: 2000,
-		FaultType: simulator.FaultTypeTimeout,
-	})
 	start := time.Now()
 	_, err := c.Collect(context.Background(), hour)
 	if err == nil {
 		t.Fatal("Collect succeeded past its deadline")
 	}
-	if !strings.Contains(err.Error(), "deadline") || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error does not name the deadline: %v", err)
+	if !strings.Contains(err.Error(), "(page 2)") || !strings.Contains(err.Error(), "deadline") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error does not name the page and the deadline: %v", err)
 	}
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("Collect took %s with a 300ms deadline and a 2s answer", d)
@@ -591,17 +588,14 @@ func TestSlowResponse(t *testing.T) {
 
 // TestCancel: a cancelled context ends a collection waiting on vCenter.
 func TestCancel(t *testing.T) {
-	v := newSim(t, nil)
-	c := v.collector(v.target("", ""))
-	collect(t, c)
-	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
-		MethodName: "RetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
-		Probability: 1, MaxCount: 1, Enabled: true, Delay: 2000,
-		FaultType: simulator.FaultTypeTimeout,
+	v := newSim(t, func(m *simulator.Model) {
+		m.DelayConfig.MethodDelay = map[string]int{"ContinueRetrievePropertiesEx": 2000}
 	})
+	c := v.collector(v.target("", `{"page_size": 2}`))
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
+	defer cancel()
 	start := time.Now()
+	time.AfterFunc(300*time.Millisecond, cancel)
 	_, err := c.Collect(ctx, hour)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
