@@ -232,6 +232,8 @@ func (g *Generator) Build(ctx context.Context, m store.Month) (*Bundle, store.Ap
 // reports table, unless the figures equal those of the latest version: then
 // that version is returned (Unchanged), so regenerating a month whose data
 // did not change gives the same report. Older versions are never removed.
+// A version stored plain (no recipient keys then) is not reused once
+// recipient keys are configured: a new, encrypted version is made.
 func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error) {
 	b, _, err := g.Build(ctx, m)
 	if err != nil {
@@ -239,7 +241,9 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	}
 	latest, err := g.store.LatestReport(ctx, m.Start)
 	switch {
-	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && fileExists(latest.Path):
+	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && fileExists(latest.Path) &&
+		strings.HasSuffix(latest.Path, encryptedExtension) == (len(g.recipients) > 0):
+		// Same figures, stored in the same form (encrypted or not): reuse.
 		return g.existing(latest, b)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, err
