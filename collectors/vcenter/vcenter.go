@@ -63,7 +63,14 @@ var (
 
 // ErrLogin is wrapped by the error returned when vCenter rejects the user name
 // or password. The login is not retried within the same Collect.
-var ErrLogin = errors.New("incorrect user name or password")
+var ErrLogin error = loginError{}
+
+// loginError is ErrLogin; it is also collectors.ErrAuth, so that the
+// scheduler does not retry wrong credentials within the hour.
+type loginError struct{}
+
+func (loginError) Error() string        { return "incorrect user name or password" }
+func (loginError) Is(target error) bool { return target == collectors.ErrAuth }
 
 // Collector collects one vCenter. It is safe for concurrent use; calls are
 // serialised because they share one session.

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -85,5 +86,47 @@ func BenchmarkRunHour200Products(b *testing.B) {
 		if err != nil || len(res) != 200 || res[0].Err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+type failing struct {
+	err   error
+	calls int
+}
+
+func (f *failing) Collect(context.Context, time.Time) ([]collectors.Observation, error) {
+	f.calls++
+	return nil, f.err
+}
+
+// TestRetriesWithinTheHour: a transient failure is retried; wrong
+// credentials are not (no retry storm that could lock the account out).
+func TestRetriesWithinTheHour(t *testing.T) {
+	box, _ := seal.NewBox(bytes.Repeat([]byte{3}, 32))
+	st := store.New(pgtest.NewPool(t), box)
+	ctx := context.Background()
+	id, _ := st.AddProduct(ctx, store.Product{Kind: "x", Endpoint: "https://x"})
+	p, _ := st.Product(ctx, id)
+	past := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		err   error
+		calls int
+	}{
+		{errors.New("connection reset"), 4},
+		{fmt.Errorf("logging in to vc as meter: %w", collectors.ErrAuth), 1},
+	} {
+		f := &failing{err: tc.err}
+		var slept []time.Duration
+		s := scheduler.New(scheduler.Config{Retries: 3, RetryBase: time.Second}, st, slog.New(slog.DiscardHandler),
+			scheduler.WithFactory(func(collectors.Target) (collectors.Collector, error) { return f, nil }),
+			scheduler.WithSleep(func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }))
+		r := s.CollectProduct(ctx, p, past)
+		if f.calls != tc.calls || r.Attempts != tc.calls || r.Err == nil {
+			t.Fatalf("%v: %d calls, result %+v", tc.err, f.calls, r)
+		}
+		if tc.calls == 4 && fmt.Sprint(slept) != "[1s 2s 4s]" {
+			t.Fatalf("backoff %v", slept)
+		}
+		past = past.Add(time.Hour)
 	}
 }
