@@ -502,20 +502,46 @@ func FuzzParseFirewallAndEdges(f *testing.F) {
 	})
 }
 
+// addVMs registers n more VMs, copies of the spec's first VM, on the given
+// portgroups in turn. Creating 10,000 VMs through the model takes minutes;
+// registering copies takes milliseconds and reads back the same.
+func (v *simVC) addVMs(t testing.TB, first string, n int, pgs []string) {
+	t.Helper()
+	reg := v.m.Map()
+	tmpl, ok := reg.Get(types.ManagedObjectReference{Type: "VirtualMachine", Value: v.morefs["vm:"+first]}).(*simulator.VirtualMachine)
+	if !ok {
+		t.Fatalf("no VM %s", first)
+	}
+	folder := reg.Get(*tmpl.Parent).(*simulator.Folder)
+	for i := range n {
+		c := *tmpl
+		c.Self = types.ManagedObjectReference{Type: "VirtualMachine", Value: fmt.Sprintf("vm-b%d", i)}
+		c.Name = fmt.Sprintf("vm-%05d", i)
+		cfg := *tmpl.Config
+		cfg.InstanceUuid = fmt.Sprintf("5003b000-0000-4000-8000-%012d", i)
+		cfg.Name = c.Name
+		cfg.Template = false
+		c.Config = &cfg
+		c.Network = []types.ManagedObjectReference{{Type: "DistributedVirtualPortgroup", Value: v.morefs["pg:"+pgs[i%len(pgs)]]}}
+		reg.PutEntity(folder, &c)
+		folder.ChildEntity = append(folder.ChildEntity, c.Self)
+		v.morefs["vm:"+c.Name] = c.Self.Value
+	}
+}
+
 func BenchmarkCollect10000VMs(b *testing.B) {
-	spec := vcenterSpec{Portgroups: []string{}}
+	spec := vcenterSpec{}
 	for i := range 20 {
 		spec.Portgroups = append(spec.Portgroups, fmt.Sprintf("ls-%02d", i))
 	}
-	for i := range 10000 {
-		spec.VMs = append(spec.VMs, struct {
-			Name     string   `json:"name"`
-			Networks []string `json:"networks"`
-			Template bool     `json:"template,omitempty"`
-			Off      bool     `json:"powered_off,omitempty"`
-		}{Name: fmt.Sprintf("vm-%05d", i), Networks: []string{fmt.Sprintf("ls-%02d", i%20)}})
-	}
+	spec.VMs = append(spec.VMs, struct {
+		Name     string   `json:"name"`
+		Networks []string `json:"networks"`
+		Template bool     `json:"template,omitempty"`
+		Off      bool     `json:"powered_off,omitempty"`
+	}{Name: "template-source", Networks: []string{"VM Network"}, Template: true})
 	vc := newSimVC(b, spec)
+	vc.addVMs(b, "template-source", 10000, spec.Portgroups)
 	st := simnsxv.State{User: "admin", Password: "VMware1!VMware1!"}
 	for i := range 20 {
 		st.VirtualWires = append(st.VirtualWires, simnsxv.VirtualWire{ID: fmt.Sprintf("virtualwire-%d", i+1), Name: fmt.Sprintf("ls-%02d", i), Portgroup: vc.morefs[fmt.Sprintf("pg:ls-%02d", i)]})
