@@ -12,6 +12,9 @@ import (
 	"github.com/usagemeter/usagemeter/internal/store"
 
 	// The product collectors, linked in here and only here.
+	_ "github.com/usagemeter/usagemeter/collectors/nsxt"
+	_ "github.com/usagemeter/usagemeter/collectors/nsxv"
+	_ "github.com/usagemeter/usagemeter/collectors/vcd"
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
 )
 
