@@ -1,0 +1,121 @@
+package vcsim_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
+)
+
+// TestShapedInventoryThroughTheCollector builds a small provider, collects it
+// with the real vCenter collector, takes it down and brings it back.
+func TestShapedInventoryThroughTheCollector(t *testing.T) {
+	ctx := context.Background()
+	s, err := vcsim.New(vcsim.Options{Clusters: 2, HostsPerCluster: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	clusters := s.Clusters()
+	if len(clusters) != 2 || len(s.Hosts()) != 4 {
+		t.Fatalf("%d clusters, %d hosts", len(clusters), len(s.Hosts()))
+	}
+	for _, h := range s.Hosts() {
+		s.SetCores(h, 2, 16)
+		if err := s.AssignLicence(h.Self, vcsim.LicenseEnterprisePlus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.EnableVSAN(clusters[0], vcsim.VSANFeatures{Dedup: true, Compression: true}, 40<<40, 30<<40)
+	if _, err := s.CreateFolder(ctx, "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	host := s.ClusterHosts(clusters[0])[0]
+	on := types.VirtualMachinePowerStatePoweredOn
+	for _, spec := range []vcsim.VMSpec{
+		{Name: "acme-web01", Folder: "Acme", Host: host, MemoryMB: 8192, ReservationMB: 0, PowerState: on},                   // 4096 billed
+		{Name: "acme-db01", Folder: "Acme", Host: host, MemoryMB: 65536, ReservationMB: 65536, PowerState: on},               // capped 24576
+		{Name: "acme-tmpl", Folder: "Acme", Host: host, MemoryMB: 4096, Template: true},                                      // nothing
+		{Name: "acme-susp", Folder: "Acme", Host: host, MemoryMB: 4096, PowerState: types.VirtualMachinePowerStateSuspended}, // nothing
+	} {
+		if _, err := s.CreateVM(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := collectors.New(collectors.Target{
+		ProductID: 1, Kind: "vcenter", Endpoint: s.URL(), Username: s.User(), Password: config.Secret(s.Password()),
+		Thumbprint: s.Thumbprint(), Options: []byte(`{"vcf_edition":"enterprise"}`), Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.(collectors.Closer).Close(ctx)
+
+	check := func() {
+		t.Helper()
+		obs, err := c.Collect(ctx, time.Now().Truncate(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := map[string]float64{}
+		for _, o := range obs {
+			sum[o.Metric] += o.Quantity
+			if o.Metric == collectors.MetricVMVRAM && !strings.HasSuffix(o.Dims["folder"], "/Acme") {
+				t.Errorf("VM %s in folder %q", o.Dims["vm"], o.Dims["folder"])
+			}
+			if o.Metric == collectors.MetricVSANUsedGB && o.Edition != "advanced" {
+				t.Errorf("vSAN edition %q", o.Edition)
+			}
+		}
+		if sum[collectors.MetricVMVRAM] != 4096+24576 || sum[collectors.MetricHostCores] != 32 || sum[collectors.MetricVSANUsedGB] != 10*1024 {
+			t.Fatalf("sums %v", sum)
+		}
+	}
+	check()
+	logins := s.Logins()
+
+	if err := s.Down(); err != nil {
+		t.Fatal(err)
+	}
+	// A kept-alive connection is cut (broken pipe, EOF); new ones are refused.
+	for i := 0; i < 2; i++ {
+		if _, err := c.Collect(ctx, time.Now()); err == nil {
+			t.Fatal("collected while down")
+		} else if i == 1 && !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("second collect while down: %v", err)
+		}
+	}
+	if err := s.Up(); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if s.Logins() != logins {
+		t.Fatalf("the session did not survive the outage: %d logins, then %d", logins, s.Logins())
+	}
+
+	vm := s.VM("acme-web01")
+	s.SetMemory(vm, 16384, 12288) // 12288 billed
+	if err := s.DestroyVM(ctx, s.VM("acme-db01")); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := c.Collect(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vram float64
+	for _, o := range obs {
+		if o.Metric == collectors.MetricVMVRAM {
+			vram += o.Quantity
+		}
+	}
+	if vram != 12288 {
+		t.Fatalf("vRAM after resize and delete: %v", vram)
+	}
+}
