@@ -2,13 +2,16 @@ package store
 
 // Monthly aggregation over usage spans (METERING.md, DESIGN.md "Reports").
 //
-// Every query below starts from monthSpans: the spans overlapping the month
-// [Start, End), clipped to it, each with the number of its hours inside the
-// month, its customer label (customer rules, see customers.go) and whether
-// it is reportable. A span is not reportable when its dims say
-// not_reportable = "true" (the collector saw an evaluation licence) or when
-// its dims' license_key has the category perpetual or demo in the licenses
-// table: such usage is metered and counted in the manifest, but not billed.
+// OpenMonth selects once, into a temporary table month_spans, the spans
+// overlapping the month [Start, End), clipped to it, each with the number of
+// its hours inside the month, its customer label (customer rules, see
+// customers.go), whether it is reportable, and its names. Every figure is
+// then one short query over month_spans, one per aggregation kind.
+//
+// A span is not reportable when its dims say not_reportable = "true" (the
+// collector saw an evaluation licence) or when its dims' license_key has the
+// category perpetual or demo in the licenses table: such usage is metered
+// and counted in the manifest, but not billed.
 //
 // The month is given as two instants; hours in month is End-Start in hours,
 // computed by the caller in the report's time zone (672 to 744, 743 or 745
@@ -60,33 +63,76 @@ type Figure struct {
 	Hours      float64 // object-hours behind the figure
 }
 
-// monthSpans is the common CTE "s": $1 month start, $2 month end (exclusive),
-// $3 metrics. withCustomer adds the label of the customer rules
-// (customerCTEs; the hourly totals do without).
-func monthSpans(withCustomer bool) string {
-	customer, with, joins := `''`, `WITH `, ``
-	if withCustomer {
-		customer, with, joins = customerExpr, `WITH `+customerLabels+`, `, customerJoins
-	}
-	return with + `s AS (
-	SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition, s.dims,
-	       greatest(s.first_hour, $1::timestamptz) AS h0,
-	       least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
-	       extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
-	       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
-	            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
-	       ` + customer + ` AS customer
-	  FROM usage_spans s
-	  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + joins + `
-	 WHERE s.metric = ANY($3::text[])
-	   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz
-)`
+// monthSpansSQL fills month_spans: $1 month start, $2 month end
+// (exclusive), $3 metrics.
+const monthSpansSQL = `
+CREATE TEMP TABLE month_spans ON COMMIT DROP AS
+WITH ` + customerLabels + `
+SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
+       greatest(s.first_hour, $1::timestamptz) AS h0,
+       least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
+       extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
+       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
+            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
+       ` + customerExpr + ` AS customer,
+       coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
+       coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
+       coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
+       coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org
+  FROM usage_spans s
+  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
+ WHERE s.metric = ANY($3::text[])
+   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz`
+
+// MonthData is a month's spans selected, clipped and labelled once (see the
+// file comment), on one connection, in a repeatable-read transaction that
+// sees one snapshot: every figure and file of a report agrees with the
+// others.
+// Close it when done.
+type MonthData struct {
+	tx pgx.Tx
+	m  Month
 }
 
-func (s *Store) figures(ctx context.Context, sql string, args ...any) ([]Figure, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+// OpenMonth selects the month's spans of metrics into month_spans.
+func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*MonthData, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, err
+	}
+	// Sorting and grouping a month of a large provider fits in memory.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, monthSpansSQL, m.Start, m.End, metrics); err != nil {
+		tx.Rollback(ctx)
+		return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+	}
+	if _, err := tx.Exec(ctx, `ANALYZE month_spans`); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	return &MonthData{tx: tx, m: m}, nil
+}
+
+// Close ends the transaction (month_spans is dropped with it).
+func (d *MonthData) Close(ctx context.Context) { _ = d.tx.Rollback(ctx) }
+
+// withMonth runs fn on a MonthData of its own (the Store shortcuts below).
+func (s *Store) withMonth(ctx context.Context, m Month, metrics []string, fn func(*MonthData) error) error {
+	d, err := s.OpenMonth(ctx, m, metrics)
+	if err != nil {
+		return err
+	}
+	defer d.Close(ctx)
+	return fn(d)
+}
+
+func (d *MonthData) figures(ctx context.Context, what string, metrics []string, sql string, args ...any) ([]Figure, error) {
+	rows, err := d.tx.Query(ctx, sql, append([]any{metrics}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("%s %v over %s: %w", what, metrics, d.m, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Figure, error) {
 		var f Figure
@@ -100,36 +146,30 @@ func (s *Store) figures(ctx context.Context, sql string, args ...any) ([]Figure,
 // MB are reported in GB (/ 1024): average capped billed vRAM (GB) =
 // sum(capped_billed_mb over VM-hours) / 1024 / hours in month. Cores and GB
 // are averaged as they are. Missing hours lower the average (assumed rule).
-func (s *Store) AverageFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
-	f, err := s.figures(ctx, monthSpans(true)+`
+func (d *MonthData) AverageFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.figures(ctx, "averaging", metrics, `
 	SELECT product_id, metric, edition, customer, reportable,
 	       CASE unit WHEN 'MB' THEN 'GB' ELSE unit END,
-	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $4::float8,
+	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $2::float8,
 	       count(DISTINCT object_key), sum(hours)
-	  FROM s
+	  FROM month_spans
+	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable, unit
-	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics, float64(m.Hours()))
-	if err != nil {
-		return nil, fmt.Errorf("averaging %v over %s: %w", metrics, m, err)
-	}
-	return f, nil
+	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
 
 // CountFigures: the non-unique object count (METERING.md "Non-unique VM
 // count"): the objects present in each hour, summed over the month and
 // divided by hours in month. A VM present all month counts 1.
-func (s *Store) CountFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
-	f, err := s.figures(ctx, monthSpans(true)+`
+func (d *MonthData) CountFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.figures(ctx, "counting", metrics, `
 	SELECT product_id, metric, edition, customer, reportable, 'count',
-	       sum(hours) / $4::float8,
+	       sum(hours) / $2::float8,
 	       count(DISTINCT object_key), sum(hours)
-	  FROM s
+	  FROM month_spans
+	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable
-	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics, float64(m.Hours()))
-	if err != nil {
-		return nil, fmt.Errorf("counting %v over %s: %w", metrics, m, err)
-	}
-	return f, nil
+	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
 
 // MaximumFigures: the monthly maximum (METERING.md "Monthly maximum"): the
@@ -137,12 +177,12 @@ func (s *Store) CountFigures(ctx context.Context, m Month, metrics []string) ([]
 // changes where a span starts or ends, so it is a running sum over those
 // events (+quantity at h0, -quantity after h1), and its maximum is the
 // maximum over the event hours.
-func (s *Store) MaximumFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
-	f, err := s.figures(ctx, monthSpans(true)+`,
-	ev AS (
-		SELECT product_id, metric, edition, customer, reportable, unit, h0 AS h, quantity AS dq FROM s
-		UNION ALL
-		SELECT product_id, metric, edition, customer, reportable, unit, h1 + interval '1 hour', -quantity FROM s
+func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.figures(ctx, "maximum of", metrics, `
+	WITH ev AS (
+		SELECT product_id, metric, edition, customer, reportable, unit, e.h, e.dq
+		  FROM month_spans CROSS JOIN LATERAL (VALUES (h0, quantity), (h1 + interval '1 hour', -quantity)) AS e(h, dq)
+		 WHERE metric = ANY($1::text[])
 	), at_hour AS (
 		SELECT product_id, metric, edition, customer, reportable, unit, h,
 		       sum(sum(dq)) OVER (PARTITION BY product_id, metric, edition, customer, reportable, unit ORDER BY h) AS total
@@ -150,35 +190,140 @@ func (s *Store) MaximumFigures(ctx context.Context, m Month, metrics []string) (
 		 GROUP BY product_id, metric, edition, customer, reportable, unit, h
 	), objs AS (
 		SELECT product_id, metric, edition, customer, reportable, unit, count(DISTINCT object_key) AS objects, sum(hours) AS hours
-		  FROM s GROUP BY product_id, metric, edition, customer, reportable, unit
+		  FROM month_spans WHERE metric = ANY($1::text[])
+		 GROUP BY product_id, metric, edition, customer, reportable, unit
 	)
 	SELECT a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit,
 	       max(round(a.total::numeric, 6))::float8, o.objects, o.hours
 	  FROM at_hour a
 	  JOIN objs o USING (product_id, metric, edition, customer, reportable, unit)
 	 GROUP BY a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit, o.objects, o.hours
-	 ORDER BY 1, 2, 3, 4, 5`, m.Start, m.End, metrics)
-	if err != nil {
-		return nil, fmt.Errorf("maximum of %v over %s: %w", metrics, m, err)
-	}
-	return f, nil
+	 ORDER BY 1, 2, 3, 4, 5`)
 }
 
 // UniqueFigures: the unique count (METERING.md "Unique count"): the distinct
 // objects seen at least once in the month. An object whose spans fall under
 // two customers (it moved) counts once for each.
-func (s *Store) UniqueFigures(ctx context.Context, m Month, metrics []string) ([]Figure, error) {
-	f, err := s.figures(ctx, monthSpans(true)+`
+func (d *MonthData) UniqueFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.figures(ctx, "unique count of", metrics, `
 	SELECT product_id, metric, edition, customer, reportable, 'count',
 	       count(DISTINCT object_key)::float8,
 	       count(DISTINCT object_key), sum(hours)
-	  FROM s
+	  FROM month_spans
+	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable
-	 ORDER BY product_id, metric, edition, customer, reportable`, m.Start, m.End, metrics)
+	 ORDER BY product_id, metric, edition, customer, reportable`)
+}
+
+// HourlyTotals streams, for every (product, metric, edition) with reportable
+// usage in the month, one row per hour of the month, in order: running sums
+// over span start and end events, filled onto the month's hours.
+func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(HourlyTotal) error) error {
+	rows, err := d.tx.Query(ctx, `
+	WITH ev AS (
+		SELECT product_id, metric, edition, unit, e.h, e.dq, e.dn
+		  FROM month_spans CROSS JOIN LATERAL (VALUES (h0, quantity, 1), (h1 + interval '1 hour', -quantity, -1)) AS e(h, dq, dn)
+		 WHERE metric = ANY($3::text[]) AND reportable AND e.h < $2::timestamptz
+	), d AS (
+		SELECT product_id, metric, edition, unit, h, sum(dq) AS dq, sum(dn) AS dn FROM ev GROUP BY 1, 2, 3, 4, 5
+	), g AS (
+		SELECT DISTINCT product_id, metric, edition, unit FROM d
+	), grid AS (
+		SELECT g.product_id, g.metric, g.edition, g.unit, h.h
+		  FROM g CROSS JOIN generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') AS h(h)
+	)
+	SELECT grid.product_id, grid.metric, grid.edition, grid.unit, grid.h,
+	       round((sum(coalesce(d.dq, 0)) OVER w)::numeric, 6)::float8,
+	       (sum(coalesce(d.dn, 0)) OVER w)::int8,
+	       r.hour IS NOT NULL
+	  FROM grid
+	  LEFT JOIN d USING (product_id, metric, edition, unit, h)
+	  LEFT JOIN collection_runs r ON r.product_id = grid.product_id AND r.hour = grid.h AND r.state = 'done'
+	WINDOW w AS (PARTITION BY grid.product_id, grid.metric, grid.edition, grid.unit ORDER BY grid.h)
+	 ORDER BY grid.product_id, grid.metric, grid.edition, grid.unit, grid.h`, d.m.Start, d.m.End, metrics)
 	if err != nil {
-		return nil, fmt.Errorf("unique count of %v over %s: %w", metrics, m, err)
+		return fmt.Errorf("hourly totals of %s: %w", d.m, err)
 	}
-	return f, nil
+	defer rows.Close()
+	var t HourlyTotal
+	for rows.Next() {
+		if err := rows.Scan(&t.ProductID, &t.Metric, &t.Edition, &t.Unit, &t.Hour, &t.Quantity, &t.Objects, &t.Collected); err != nil {
+			return err
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// History streams the month's spans of metrics, clipped to the month, in
+// (product, metric, object, first hour) order.
+func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*HistoryRow) error) error {
+	rows, err := d.tx.Query(ctx, `
+	SELECT product_id, metric, object_key, edition, customer, reportable, h0, h1, hours, quantity, unit,
+	       vm, host, cluster, datacenter, folder, resource_pool, vcenter, vcd, org
+	  FROM month_spans
+	 WHERE metric = ANY($1::text[])
+	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, metrics)
+	if err != nil {
+		return fmt.Errorf("history of %s: %w", d.m, err)
+	}
+	defer rows.Close()
+	var h HistoryRow
+	for rows.Next() {
+		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
+			&h.VM, &h.Host, &h.Cluster, &h.Datacenter, &h.Folder, &h.ResourcePool, &h.VCenter, &h.VCD, &h.Org); err != nil {
+			return err
+		}
+		if err := fn(&h); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Spans counts the month's spans of metrics (to size the history files).
+func (d *MonthData) Spans(ctx context.Context, metrics []string) (int, error) {
+	var n int
+	err := d.tx.QueryRow(ctx, `SELECT count(*) FROM month_spans WHERE metric = ANY($1::text[])`, metrics).Scan(&n)
+	return n, err
+}
+
+// Shortcuts that open the month for one query (tests, one-off figures).
+
+// AverageFigures opens m for metrics and returns MonthData.AverageFigures.
+func (s *Store) AverageFigures(ctx context.Context, m Month, metrics []string) (f []Figure, err error) {
+	err = s.withMonth(ctx, m, metrics, func(d *MonthData) error { f, err = d.AverageFigures(ctx, metrics); return err })
+	return f, err
+}
+
+// CountFigures opens m for metrics and returns MonthData.CountFigures.
+func (s *Store) CountFigures(ctx context.Context, m Month, metrics []string) (f []Figure, err error) {
+	err = s.withMonth(ctx, m, metrics, func(d *MonthData) error { f, err = d.CountFigures(ctx, metrics); return err })
+	return f, err
+}
+
+// MaximumFigures opens m for metrics and returns MonthData.MaximumFigures.
+func (s *Store) MaximumFigures(ctx context.Context, m Month, metrics []string) (f []Figure, err error) {
+	err = s.withMonth(ctx, m, metrics, func(d *MonthData) error { f, err = d.MaximumFigures(ctx, metrics); return err })
+	return f, err
+}
+
+// UniqueFigures opens m for metrics and returns MonthData.UniqueFigures.
+func (s *Store) UniqueFigures(ctx context.Context, m Month, metrics []string) (f []Figure, err error) {
+	err = s.withMonth(ctx, m, metrics, func(d *MonthData) error { f, err = d.UniqueFigures(ctx, metrics); return err })
+	return f, err
+}
+
+// HourlyTotals opens m for metrics and streams MonthData.HourlyTotals.
+func (s *Store) HourlyTotals(ctx context.Context, m Month, metrics []string, fn func(HourlyTotal) error) error {
+	return s.withMonth(ctx, m, metrics, func(d *MonthData) error { return d.HourlyTotals(ctx, metrics, fn) })
+}
+
+// History opens m for metrics and streams MonthData.History.
+func (s *Store) History(ctx context.Context, m Month, metrics []string, fn func(*HistoryRow) error) error {
+	return s.withMonth(ctx, m, metrics, func(d *MonthData) error { return d.History(ctx, metrics, fn) })
 }
 
 // ProductGap is the collection record of one product over a month.
@@ -228,48 +373,6 @@ type HourlyTotal struct {
 	Collected bool // a done collection run exists for the product and hour
 }
 
-// HourlyTotals streams, for every (product, metric, edition) with reportable
-// usage in the month, one row per hour of the month, in order: running sums
-// over span start and end events, filled onto the month's hours.
-func (s *Store) HourlyTotals(ctx context.Context, m Month, metrics []string, fn func(HourlyTotal) error) error {
-	rows, err := s.pool.Query(ctx, monthSpans(false)+`,
-	ev AS (
-		SELECT product_id, metric, edition, unit, e.h, e.dq, e.dn
-		  FROM s CROSS JOIN LATERAL (VALUES (h0, quantity, 1), (h1 + interval '1 hour', -quantity, -1)) AS e(h, dq, dn)
-		 WHERE reportable AND e.h < $2::timestamptz
-	), d AS (
-		SELECT product_id, metric, edition, unit, h, sum(dq) AS dq, sum(dn) AS dn FROM ev GROUP BY 1, 2, 3, 4, 5
-	), g AS (
-		SELECT DISTINCT product_id, metric, edition, unit FROM d
-	), grid AS (
-		SELECT g.product_id, g.metric, g.edition, g.unit, h.h
-		  FROM g CROSS JOIN generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') AS h(h)
-	)
-	SELECT grid.product_id, grid.metric, grid.edition, grid.unit, grid.h,
-	       round((sum(coalesce(d.dq, 0)) OVER w)::numeric, 6)::float8,
-	       (sum(coalesce(d.dn, 0)) OVER w)::int8,
-	       r.hour IS NOT NULL
-	  FROM grid
-	  LEFT JOIN d USING (product_id, metric, edition, unit, h)
-	  LEFT JOIN collection_runs r ON r.product_id = grid.product_id AND r.hour = grid.h AND r.state = 'done'
-	WINDOW w AS (PARTITION BY grid.product_id, grid.metric, grid.edition, grid.unit ORDER BY grid.h)
-	 ORDER BY grid.product_id, grid.metric, grid.edition, grid.unit, grid.h`, m.Start, m.End, metrics)
-	if err != nil {
-		return fmt.Errorf("hourly totals of %s: %w", m, err)
-	}
-	defer rows.Close()
-	var t HourlyTotal
-	for rows.Next() {
-		if err := rows.Scan(&t.ProductID, &t.Metric, &t.Edition, &t.Unit, &t.Hour, &t.Quantity, &t.Objects, &t.Collected); err != nil {
-			return err
-		}
-		if err := fn(t); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
 // HistoryRow is one span clipped to the month, with its placement names.
 type HistoryRow struct {
 	ProductID  int64
@@ -285,33 +388,6 @@ type HistoryRow struct {
 	Unit       string
 	// Names from dims; "" when absent.
 	VM, Host, Cluster, Datacenter, Folder, ResourcePool, VCenter, VCD, Org string
-}
-
-// History streams the month's spans of metrics, clipped to the month, in
-// (product, metric, object, first hour) order.
-func (s *Store) History(ctx context.Context, m Month, metrics []string, fn func(*HistoryRow) error) error {
-	rows, err := s.pool.Query(ctx, monthSpans(true)+`
-	SELECT product_id, metric, object_key, edition, customer, reportable, h0, h1, hours, quantity, unit,
-	       coalesce(dims ->> 'vm', ''), coalesce(dims ->> 'host', ''), coalesce(dims ->> 'cluster', ''),
-	       coalesce(dims ->> 'datacenter', ''), coalesce(dims ->> 'folder', ''), coalesce(dims ->> 'resource_pool', ''),
-	       coalesce(dims ->> 'vcenter', ''), coalesce(dims ->> 'vcd', ''), coalesce(dims ->> 'org', '')
-	  FROM s
-	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, m.Start, m.End, metrics)
-	if err != nil {
-		return fmt.Errorf("history of %s: %w", m, err)
-	}
-	defer rows.Close()
-	var h HistoryRow
-	for rows.Next() {
-		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
-			&h.VM, &h.Host, &h.Cluster, &h.Datacenter, &h.Folder, &h.ResourcePool, &h.VCenter, &h.VCD, &h.Org); err != nil {
-			return err
-		}
-		if err := fn(&h); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // HasUsage reports whether any span overlaps the month.
