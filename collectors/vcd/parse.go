@@ -31,10 +31,10 @@ func parseVersions(body []byte) ([]versionInfo, error) {
 		return nil, fmt.Errorf("malformed SupportedVersions document: root element is %q", doc.XMLName.Local)
 	}
 	for i, v := range doc.Versions {
-		if _, err := strconv.ParseFloat(strings.TrimSpace(v.Version), 64); err != nil {
-			return nil, fmt.Errorf("malformed SupportedVersions document: VersionInfo[%d].Version %q is not a version", i, v.Version)
-		}
 		doc.Versions[i].Version = strings.TrimSpace(v.Version)
+		if doc.Versions[i].Version == "" {
+			return nil, fmt.Errorf("malformed SupportedVersions document: VersionInfo[%d].Version is empty", i)
+		}
 	}
 	if len(doc.Versions) == 0 {
 		return nil, errors.New("SupportedVersions document lists no VersionInfo")
@@ -58,6 +58,15 @@ func versionLess(a, b string) bool {
 		}
 	}
 	return false
+}
+
+// stable reports whether v is a released "major.minor" version (VCD also
+// lists pre-releases such as "39.0.0-alpha").
+func stable(v string) bool {
+	major, minor, ok := strings.Cut(v, ".")
+	_, err1 := strconv.Atoi(major)
+	_, err2 := strconv.Atoi(minor)
+	return ok && err1 == nil && err2 == nil
 }
 
 // pickVersion chooses the API version to speak: want if offered, else the
@@ -84,7 +93,7 @@ func pickVersion(offered []versionInfo, want string) (string, error) {
 	}
 	best := ""
 	for _, v := range offered {
-		if v.Deprecated || versionLess(v.Version, MinAPIVersion) {
+		if v.Deprecated || !stable(v.Version) || versionLess(v.Version, MinAPIVersion) {
 			continue
 		}
 		if best == "" || versionLess(best, v.Version) {

@@ -247,6 +247,18 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("error %v, want ErrVersion listing the offered versions", err)
 		}
 	})
+	t.Run("deprecated versions skipped", func(t *testing.T) {
+		dep := st
+		dep.Versions = []string{"36.0", "37.0", "38.0", "39.0.0-alpha"}
+		dep.Deprecated = []string{"38.0"}
+		_, c := start(t, dep, "")
+		if _, err := c.Collect(context.Background(), hour); err != nil {
+			t.Fatal(err)
+		}
+		if c.version != "37.0" {
+			t.Fatalf("picked %s, want 37.0 (38.0 is deprecated)", c.version)
+		}
+	})
 	t.Run("only old versions", func(t *testing.T) {
 		old := st
 		old.Versions = []string{"31.0", "32.0"}
@@ -271,7 +283,7 @@ func TestBadInput(t *testing.T) {
 		c.base.Host = strings.TrimPrefix(ts.URL, "https://")
 		c.client.Transport.(*http.Transport).TLSClientConfig = tlsutil.Config(c.host, tlsutil.Thumbprint(ts.Certificate().Raw), nil)
 		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "HTTP 406") || !strings.Contains(err.Error(), "offers 36.0") {
+		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "HTTP 406") || !strings.Contains(err.Error(), "Supported API versions are: [39.0, 38.1") || !strings.Contains(err.Error(), "offers 36.0") {
 			t.Fatalf("error %v, want ErrVersion with 406 and the offered versions", err)
 		}
 	})

@@ -35,8 +35,13 @@
 //   - the vCenter's own instance UUID is the "uuid" of the virtualCenter
 //     record, not anything on the VM record.
 //
-// Behaviour that is the simulator's choice, close to a real VCD 10.x:
-// unsupported versions are refused with 406 Not Acceptable; a bad or expired
+// A version the server does not offer is refused with 406 Not Acceptable and
+// the message "The request has invalid accept header: Invalid API version
+// requested. Supported API versions are: [38.0, 37.2, ..., 36.0 [D]] ([D]
+// indicates deprecated versions)", as recorded in vmware/go-vcloud-director
+// issue #477 and vmware-archive/pyvcloud issue #736.
+//
+// Behaviour that is the simulator's choice, close to a real VCD 10.x: a bad or expired
 // token gives 401 with a JSON Error; the largest pageSize is 128 (VCD's
 // default restapi.queryservice.maxPageSize) and larger values are clamped; a
 // page past the last is 400 Bad Request.
@@ -72,16 +77,17 @@ const DefaultPageSize = 25
 // State is what the simulated Cloud Director holds. Tests build it (or load
 // it from JSON) and hand it to New.
 type State struct {
-	Versions []string  `json:"versions"`          // API versions offered; default 36.0 to 39.0
-	User     string    `json:"user"`              // provider user, logged in as User@System
-	Password string    `json:"password"`          //
-	SiteID   string    `json:"site_id"`           // urn:vcloud:site:<uuid>
-	SiteName string    `json:"site_name"`         //
-	Orgs     []Org     `json:"orgs"`              //
-	VDCs     []VDC     `json:"vdcs"`              //
-	VCenters []VCenter `json:"vcenters"`          //
-	VMs      []VM      `json:"vms"`               //
-	Product  string    `json:"product,omitempty"` // product version, e.g. 10.6.0
+	Versions   []string  `json:"versions"`             // API versions offered; default 36.0 to 39.0
+	Deprecated []string  `json:"deprecated,omitempty"` // those of Versions marked deprecated
+	User       string    `json:"user"`                 // provider user, logged in as User@System
+	Password   string    `json:"password"`             //
+	SiteID     string    `json:"site_id"`              // urn:vcloud:site:<uuid>
+	SiteName   string    `json:"site_name"`            //
+	Orgs       []Org     `json:"orgs"`                 //
+	VDCs       []VDC     `json:"vdcs"`                 //
+	VCenters   []VCenter `json:"vcenters"`             //
+	VMs        []VM      `json:"vms"`                  //
+	Product    string    `json:"product,omitempty"`    // product version, e.g. 10.6.0
 }
 
 // Org is an organisation.
@@ -271,7 +277,7 @@ func (s *Server) versions(w http.ResponseWriter) {
 	s.mu.Lock()
 	doc := SupportedVersions{}
 	for _, v := range s.st.Versions {
-		doc.VersionInfos = append(doc.VersionInfos, VersionInfo{Version: v, LoginURL: s.url + "/api/sessions"})
+		doc.VersionInfos = append(doc.VersionInfos, VersionInfo{Version: v, LoginURL: s.url + "/api/sessions", Deprecated: slices.Contains(s.st.Deprecated, v)})
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/xml;version=1.0")
@@ -300,10 +306,26 @@ func (s *Server) offered(v string) bool {
 	return slices.Contains(s.st.Versions, v)
 }
 
+// notAcceptable is VCD's answer to a version it does not offer.
+func (s *Server) notAcceptable() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := make([]string, 0, len(s.st.Versions))
+	for i := len(s.st.Versions) - 1; i >= 0; i-- {
+		v := s.st.Versions[i]
+		if slices.Contains(s.st.Deprecated, v) {
+			v += " [D]"
+		}
+		list = append(list, v)
+	}
+	return "The request has invalid accept header: Invalid API version requested. Supported API versions are: [" +
+		strings.Join(list, ", ") + "] ([D] indicates deprecated versions)"
+}
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	v, _ := acceptVersion(r)
 	if v == "" || !s.offered(v) {
-		cloudAPIError(w, http.StatusNotAcceptable, "NOT_ACCEPTABLE", fmt.Sprintf("The requested version %q is not supported by this server", v))
+		cloudAPIError(w, http.StatusNotAcceptable, "NOT_ACCEPTABLE", s.notAcceptable())
 		return
 	}
 	user, pass, ok := r.BasicAuth()
@@ -366,7 +388,7 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request, legacy bool) (stri
 	}
 	v, _ := acceptVersion(r)
 	if v == "" || !s.offered(v) {
-		legacyError(w, http.StatusNotAcceptable, "NOT_ACCEPTABLE", fmt.Sprintf("The requested version %q is not supported by this server", v))
+		legacyError(w, http.StatusNotAcceptable, "NOT_ACCEPTABLE", s.notAcceptable())
 		return "", false
 	}
 	return v, true
