@@ -181,6 +181,9 @@ type Server struct {
 	sessions map[string]session // JSESSIONID -> session
 	logins   int
 	calls    int
+	vifs     []any            // built once from st
+	ports    map[string][]any // segment id -> its ports, built once
+	byExtID  map[string]VM
 }
 
 type session struct {
@@ -199,7 +202,24 @@ func New(st State) *Server {
 	if st.Hostname == "" {
 		st.Hostname = "nsxmgr-01"
 	}
-	return &Server{st: st, sessions: map[string]session{}}
+	s := &Server{st: st, sessions: map[string]session{}, vifs: vifList(st), ports: map[string][]any{}, byExtID: map[string]VM{}}
+	for _, vm := range st.VMs {
+		s.byExtID[vm.ExternalID] = vm
+		for n, nic := range vm.NICs {
+			if nic.Segment == "" {
+				continue
+			}
+			id := nic.Segment
+			pid := portID(vm, n)
+			m := policyObject("SegmentPort", pid, vm.Name+"/"+vm.ExternalID+"-vif-"+strconv.Itoa(n),
+				"/infra/segments/"+id+"/ports/"+pid, "/infra/segments/"+id)
+			m["attachment"] = map[string]any{"id": attachmentID(vm, n), "type": "PARENT", "traffic_tag": 0,
+				"hyperbus_mode": "DISABLE"}
+			m["admin_state"] = "UP"
+			s.ports[id] = append(s.ports[id], m)
+		}
+	}
+	return s
 }
 
 // LoadState decodes a State from JSON, refusing unknown keys.
@@ -317,8 +337,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/api/v1/fabric/virtual-machines":
 		s.list(w, r, f, true, len(st.VMs), func(i int) any { return vmRecord(st.VMs[i]) })
 	case p == "/api/v1/fabric/vifs":
-		vifs := vifList(st)
-		s.list(w, r, f, false, len(vifs), func(i int) any { return vifs[i] })
+		s.list(w, r, f, false, len(s.vifs), func(i int) any { return s.vifs[i] })
 	case p == "/policy/api/v1/infra/segments":
 		s.list(w, r, f, false, len(st.Segments), func(i int) any {
 			g := st.Segments[i]
@@ -334,7 +353,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case strings.HasPrefix(p, "/policy/api/v1/infra/segments/") && strings.HasSuffix(p, "/ports"):
 		id := strings.TrimSuffix(strings.TrimPrefix(p, "/policy/api/v1/infra/segments/"), "/ports")
-		var ports []any
 		found := false
 		for _, g := range st.Segments {
 			found = found || g.ID == id
@@ -343,20 +361,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			nsxError(w, http.StatusNotFound, 500012, "Policy", fmt.Sprintf("Segment /infra/segments/%s not found", id))
 			return
 		}
-		for _, vm := range st.VMs {
-			for n, nic := range vm.NICs {
-				if nic.Segment != id {
-					continue
-				}
-				pid := portID(vm, n)
-				m := policyObject("SegmentPort", pid, vm.Name+"/"+vm.ExternalID+"-vif-"+strconv.Itoa(n),
-					"/infra/segments/"+id+"/ports/"+pid, "/infra/segments/"+id)
-				m["attachment"] = map[string]any{"id": attachmentID(vm, n), "type": "PARENT", "traffic_tag": 0,
-					"hyperbus_mode": "DISABLE"}
-				m["admin_state"] = "UP"
-				ports = append(ports, m)
-			}
-		}
+		ports := s.ports[id]
 		s.list(w, r, f, false, len(ports), func(i int) any { return ports[i] })
 	case p == "/policy/api/v1/infra/tier-1s":
 		s.list(w, r, f, false, len(st.Tier1s), func(i int) any {
@@ -379,10 +384,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimSuffix(strings.TrimPrefix(p, "/policy/api/v1/infra/domains/default/groups/"), "/members/virtual-machines")
 		var members []any
 		found := false
-		names := map[string]VM{}
-		for _, vm := range st.VMs {
-			names[vm.ExternalID] = vm
-		}
+		names := s.byExtID
 		for _, g := range st.Groups {
 			if g.ID != id {
 				continue
@@ -642,11 +644,22 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList b
 		b, _ := json.Marshal(it)
 		res = append(res, b)
 	}
-	page := map[string]any{"result_count": n, "results": res, "sort_by": "display_name", "sort_ascending": true}
-	if end < n {
-		page["cursor"] = base64.StdEncoding.EncodeToString([]byte("offset=" + strconv.Itoa(end)))
+	// Assembled by hand: the records are already JSON (re-marshalling a
+	// RawMessage slice would compact every byte again).
+	var buf bytes.Buffer
+	buf.WriteString(`{"results":[`)
+	for i, b := range res {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
 	}
-	body, _ := json.Marshal(page)
+	fmt.Fprintf(&buf, `],"result_count":%d,"sort_by":"display_name","sort_ascending":true`, n)
+	if end < n {
+		fmt.Fprintf(&buf, `,"cursor":%q`, base64.StdEncoding.EncodeToString([]byte("offset="+strconv.Itoa(end))))
+	}
+	buf.WriteByte('}')
+	body := buf.Bytes()
 	if vmList && f.Truncate {
 		body = body[:len(body)/2]
 	}
