@@ -23,6 +23,11 @@ func runLicenseList(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer app.Close()
+	// Keys seen by collectors in the last 400 days (a year of reports can
+	// still be regenerated) join the list as rental.
+	if _, err := app.Store.SyncLicenses(ctx, e.Now().AddDate(0, 0, -400)); err != nil {
+		return err
+	}
 	ls, err := app.Store.Licenses(ctx)
 	if err != nil {
 		return err

@@ -100,7 +100,7 @@ func TestReportCommands(t *testing.T) {
 		        '{"vm":"web77","folder":"/DC/vm/Tenants/Acme","vcenter":"vc9.corp.example"}' FROM products`,
 		`INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
 		 SELECT id, 'vm.vram', 'vc/vm/2', '2026-03-01', '2026-03-15 23:00', 1024, 'MB', 'ent', '\x00',
-		        '{"vm":"db77","folder":"/DC/vm/Other","vcenter":"vc9.corp.example"}' FROM products`,
+		        '{"vm":"db77","folder":"/DC/vm/Other","vcenter":"vc9.corp.example","license_key":"KEY-77","license_edition":"ent"}' FROM products`,
 		`INSERT INTO collection_runs (product_id, hour, state)
 		 SELECT id, h, 'done' FROM products, generate_series('2026-03-01'::timestamptz, '2026-03-31 23:00', interval '1 hour') h`,
 	} {
@@ -182,6 +182,18 @@ func TestReportCommands(t *testing.T) {
 	}
 	if _, err := report.VerifyFile(enc, openpgp.EntityList{recipient}, el); err != nil {
 		t.Fatalf("verify with the exported key: %v", err)
+	}
+
+	// A licence marked perpetual: db77 leaves the figures, a new version is made.
+	if out := must("license", "list"); !strings.Contains(out, "KEY-77") || !strings.Contains(out, "rental") {
+		t.Fatalf("license list:\n%s", out)
+	}
+	must("license", "set", "--key", "KEY-77", "--category", "perpetual")
+	if out := must("report", "generate", "--month", "2026-03"); !strings.Contains(out, "version 2 (new version)") || !strings.Contains(out, "1 figures not reported") {
+		t.Fatalf("regenerate after licence change:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "reports", "usage-2026-03-v1.tar.gz.gpg")); err != nil {
+		t.Fatalf("version 1 not kept: %v", err)
 	}
 
 	// An expired recipient key is refused when the config is loaded.

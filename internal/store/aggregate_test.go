@@ -144,6 +144,14 @@ func TestNotReportable(t *testing.T) {
 	if err != nil || len(ls) != 2 || ls[0].Category != store.LicensePerpetual || ls[1].Category != store.LicenseRental {
 		t.Fatalf("licenses: %+v %v", ls, err)
 	}
+	insertSpan(t, s, pid, collectors.MetricVMVRAM, "new", m.Start, m.End, 1024, "MB", "ent", map[string]string{"license_key": "K-NEW", "license_edition": "ent+"})
+	if n, err := s.SyncLicenses(ctx, m.Start); err != nil || n != 1 {
+		t.Fatalf("sync: %d %v", n, err)
+	}
+	ls, _ = s.Licenses(ctx)
+	if len(ls) != 3 || ls[0].Key != "K-NEW" || ls[0].Edition != "ent+" || ls[0].Category != store.LicenseRental || ls[1].Category != store.LicensePerpetual {
+		t.Fatalf("after sync: %+v", ls)
+	}
 }
 
 func TestCustomerRulePrecedence(t *testing.T) {

@@ -63,3 +63,21 @@ func (s *Store) Licenses(ctx context.Context) ([]License, error) {
 		return l, err
 	})
 }
+
+// SyncLicenses records the licence keys found in the dims (license_key,
+// license_edition) of spans ending at or after since, so that an admin can
+// categorise them (`usagemeter license set`); known keys are left alone.
+// It returns how many keys were new.
+func (s *Store) SyncLicenses(ctx context.Context, since time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO licenses (license_key, edition)
+		SELECT DISTINCT ON (dims ->> 'license_key') dims ->> 'license_key', coalesce(dims ->> 'license_edition', '')
+		  FROM usage_spans
+		 WHERE last_hour >= $1 AND coalesce(dims ->> 'license_key', '') <> ''
+		 ORDER BY dims ->> 'license_key', last_hour DESC
+		ON CONFLICT (license_key) DO NOTHING`, since)
+	if err != nil {
+		return 0, fmt.Errorf("recording licence keys: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
