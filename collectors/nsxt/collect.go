@@ -2,6 +2,7 @@ package nsxt
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -86,7 +87,7 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 		return nil, err
 	}
 	vpnGateways := map[string]bool{}
-	if err := listAll(ctx, c, "/policy/api/v1/search/query?query="+urlQuery("resource_type:IPSecVpnService OR resource_type:L2VPNService"), func(h *searchHit) {
+	if err := listAll(ctx, c, "/policy/api/v1/search/query?query="+url.QueryEscape("resource_type:IPSecVpnService OR resource_type:L2VPNService"), func(h *searchHit) {
 		if gw, _, ok := strings.Cut(h.ParentPath, "/locale-services"); ok {
 			vpnGateways[gw] = true
 		}
@@ -206,10 +207,6 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 	}
 	sort.Strings(in.licences)
 	return in, nil
-}
-
-func urlQuery(s string) string {
-	return strings.NewReplacer(" ", "%20", ":", "%3A").Replace(s)
 }
 
 // build turns an inventory into observations. It is pure: the NSX-T rules of
