@@ -7,11 +7,13 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	netmail "net/mail"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -296,5 +298,60 @@ func TestRetryUndelivered(t *testing.T) {
 	}
 	if err := gen.RetryUndelivered(ctx); err != nil || calls != 3 {
 		t.Fatalf("nothing to retry: %v, %d calls", err, calls)
+	}
+}
+
+// TestUploadThroughProxy: with report.upload_proxy the upload goes through
+// an HTTP proxy (CONNECT tunnel), TLS still verified end to end.
+func TestUploadThroughProxy(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer via-proxy" {
+			got.Add(1)
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	var tunnels atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		tunnels.Add(1)
+		dst, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		src, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			dst.Close()
+			return
+		}
+		go func() { io.Copy(dst, src); dst.Close() }()
+		io.Copy(src, dst)
+		src.Close()
+	}))
+	defer proxy.Close()
+
+	ch, err := NewUploadChannel(srv.URL+"/upload", config.Secret("via-proxy"), proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := ch.Client.Transport.(*http.Transport)
+	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone() // trust the test server's certificate
+	detail, attempts, err := ch.Deliver(context.Background(), Delivery{Month: "2026-03", Version: 1, FileName: "x.gpg", Data: []byte("payload")})
+	if err != nil || detail != "HTTP 201" || attempts != 1 || got.Load() != 1 || tunnels.Load() != 1 {
+		t.Fatalf("upload via proxy: %q %d %v (server %d, tunnels %d)", detail, attempts, err, got.Load(), tunnels.Load())
+	}
+	if _, err := NewUploadChannel("http://plain.example/upload", "t", ""); err == nil {
+		t.Error("an http:// upload URL was accepted")
+	}
+	if _, err := NewUploadChannel("https://a.example/upload", "t", "::bad"); err == nil {
+		t.Error("a malformed proxy was accepted")
 	}
 }

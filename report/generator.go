@@ -244,7 +244,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && fileExists(latest.Path) &&
 		strings.HasSuffix(latest.Path, encryptedExtension) == (len(g.recipients) > 0):
 		// Same figures, stored in the same form (encrypted or not): reuse.
-		return g.existing(latest, b)
+		return g.existing(ctx, latest, b)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
@@ -294,8 +294,8 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	return res, nil
 }
 
-func (g *Generator) existing(rep store.Report, b *Bundle) (*Result, error) {
-	if err := g.saveAnonMap(context.Background(), b); err != nil {
+func (g *Generator) existing(ctx context.Context, rep store.Report, b *Bundle) (*Result, error) {
+	if err := g.saveAnonMap(ctx, b); err != nil {
 		return nil, err
 	}
 	res := &Result{Report: rep, Path: rep.Path, PlainPath: strings.TrimSuffix(rep.Path, encryptedExtension), Manifest: b.Manifest, Unchanged: true}
