@@ -265,8 +265,21 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		c.row(r.fields...)
 	}
 	b.Files = append(b.Files, File{FileMonthly, monthly.Bytes()})
-	for cust, c := range perCustomer {
-		b.Files = append(b.Files, File{CustomersDir + fileSafe(cust) + customerFile, c.Bytes()})
+	custs := make([]string, 0, len(perCustomer))
+	for cust := range perCustomer {
+		custs = append(custs, cust)
+	}
+	sort.Strings(custs)
+	used := map[string]bool{}
+	for _, cust := range custs {
+		// Labels that differ only in characters a file name cannot hold
+		// ("A/B", "A_B") get numbered names.
+		name := fileSafe(cust)
+		for i := 2; used[name]; i++ {
+			name = fileSafe(cust) + "-" + strconv.Itoa(i)
+		}
+		used[name] = true
+		b.Files = append(b.Files, File{CustomersDir + name + customerFile, perCustomer[cust].Bytes()})
 	}
 	b.Manifest.Customers = len(perCustomer)
 

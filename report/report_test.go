@@ -564,3 +564,23 @@ func TestBerlinMonth(t *testing.T) {
 		t.Errorf("Monthly_Usage:\n%s", files[FileMonthly])
 	}
 }
+
+// TestCustomerFileNames: labels that differ only in characters a file name
+// cannot hold get distinct files.
+func TestCustomerFileNames(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vm/1", march.Start, march.End, 1024, "MB", "e", map[string]string{"host": "h1"})
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vm/2", march.Start, march.End, 2048, "MB", "e", map[string]string{"host": "h2"})
+	for _, r := range []store.CustomerRule{{Label: "A/B", ObjectType: "host", ObjectName: "h1"}, {Label: "A_B", ObjectType: "host", ObjectName: "h2"}} {
+		if _, err := f.st.AddCustomerRule(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	a, b := files[CustomersDir+"A_B"+customerFile], files[CustomersDir+"A_B-2"+customerFile]
+	if !bytes.Contains(a, []byte("\t1.000\t")) || !bytes.Contains(b, []byte("\t2.000\t")) {
+		t.Fatalf("customer files:\n%s\n%s\n(all: %v)", a, b, mapKeys(files))
+	}
+}
