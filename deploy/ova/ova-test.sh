@@ -38,7 +38,8 @@ log "accelerator $ACCEL; OVA $OVA ($(($(stat -c %s "$OVA") / 1024 / 1024)) MiB)"
 
 # --- unpack and check the OVA like vSphere does ------------------------------
 tar -xf "$OVA" -C "$WORK"
-first=$(tar -tf "$OVA" | head -1)
+names=$(tar -tf "$OVA")
+first=${names%%$'\n'*}
 [ "${first##*.}" = ovf ] || die "first file in the OVA is $first, not the descriptor"
 while read -r line; do
 	f=${line#SHA256(}; f=${f%%)=*}; sum=${line##*= }
@@ -94,19 +95,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-boot() { # n iso
-	local n=$1 iso=$2
+# boot n iso firmware: "efi" boots OVMF with the disk on the q35 AHCI
+# controller (Debian's OVMF has no pvscsi driver; ESXi's EFI does); "bios"
+# boots SeaBIOS with the disk on pvscsi, as on vSphere.
+boot() { # n iso firmware
+	local n=$1 iso=$2 fw=$3 fwargs disk
 	rm -f "$WORK/serial.sock" "$WORK/mon.sock"
+	if [ "$fw" = efi ]; then
+		fwargs=(-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$WORK/vars.fd")
+		disk=(-device ide-hd,drive=disk0,bus=ide.0,bootindex=0)
+	else
+		fwargs=()
+		disk=(-device pvscsi,id=scsi0 -device scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0)
+	fi
 	nice -n 19 qemu-system-x86_64 \
 		-name usagemeter-test -machine q35,accel=$ACCEL -cpu $CPU -smp 2 -m 4096 \
-		-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" \
-		-drive if=pflash,format=raw,file="$WORK/vars.fd" \
-		-device pvscsi,id=scsi0 \
-		-drive if=none,id=disk0,file="$WORK/disk.qcow2",format=qcow2 \
-		-device scsi-hd,drive=disk0,bus=scsi0.0 \
+		"${fwargs[@]}" \
+		-drive if=none,id=disk0,file="$WORK/disk.qcow2",format=qcow2 "${disk[@]}" \
+		-drive if=none,id=cd0,file="$iso",media=cdrom,readonly=on -device ide-cd,drive=cd0,bus=ide.2 \
 		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080 \
-		-device vmxnet3,netdev=net0 \
-		-drive file="$iso",media=cdrom,if=ide,readonly=on \
+		-device vmxnet3,netdev=net0,romfile= \
 		-chardev socket,id=ser0,path="$WORK/serial.sock",server=on,wait=off,logfile="$OUT/serial-boot$n.log",logappend=off \
 		-serial chardev:ser0 \
 		-monitor unix:"$WORK/mon.sock",server=on,wait=off \
@@ -209,15 +217,15 @@ stty -echo; printf "SEC""RET? "; read -r S; stty echo; echo; printf "%s\n" "$S" 
 sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
 
 # --- boot 1: first boot --------------------------------------------------
-log "boot 1: first boot with the OVF environment on a CD"
-boot 1 "$WORK/env1.iso"
+log "boot 1: first boot, EFI, with the OVF environment on a CD"
+boot 1 "$WORK/env1.iso" efi
 wait_healthz 1
 T1=$HEALTHZ_SECS
 out1=$(console "$CHECKS") || die "boot 1: console session failed: $out1"
 printf '%s\n' "$out1" >"$OUT/console-boot1.txt"
 grep -q '^meter-test' <<<"$out1" || die "boot 1: host name not applied"
 grep -q '^600 usagemeter /etc/usagemeter/config.yaml' <<<"$out1" || die "boot 1: config.yaml is not 0600 usagemeter"
-app1=$(grep -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out1" | head -1)
+app1=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out1" || true)
 [ -n "$app1" ] || die "boot 1: no appliance row in the database"
 grep -q 'SECRET FOUND' <<<"$out1" && die "boot 1: a secret is on disk outside config.yaml: $(grep 'SECRET FOUND' <<<"$out1")"
 grep -q 'secret-scan-done' <<<"$out1" || die "boot 1: secret scan did not run"
@@ -225,8 +233,8 @@ log "boot 1: admin logged in on the console; $app1; config.yaml 0600; no secret 
 shutdown_vm 1
 
 # --- boot 2: reboot keeps the data, first boot does not run ----------------
-log "boot 2: reboot (another OVF environment on the CD, which must be ignored)"
-boot 2 "$WORK/env2.iso"
+log "boot 2: reboot, BIOS, disk on pvscsi (another OVF environment on the CD, which must be ignored)"
+boot 2 "$WORK/env2.iso" bios
 wait_healthz 2
 T2=$HEALTHZ_SECS
 # Before logging in: the console session's own command lines would match.
@@ -234,7 +242,7 @@ grep -q 'usagemeter first boot' "$OUT/serial-boot2.log" && die "boot 2: first bo
 out2=$(console "$CHECKS") || die "boot 2: console session failed"
 printf '%s\n' "$out2" >"$OUT/console-boot2.txt"
 grep -q '^meter-test' <<<"$out2" || die "boot 2: host name changed: first boot ran again"
-app2=$(grep -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out2" | head -1)
+app2=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out2" || true)
 [ "$app1" = "$app2" ] || die "boot 2: appliance changed ($app1 -> $app2): data not kept"
 grep -q 'SECRET FOUND' <<<"$out2" && die "boot 2: a secret is on disk outside config.yaml"
 for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt; do
