@@ -584,3 +584,31 @@ func TestCustomerFileNames(t *testing.T) {
 		t.Fatalf("customer files:\n%s\n%s\n(all: %v)", a, b, mapKeys(files))
 	}
 }
+
+// TestCloudDirector: VCD's managed VMs give a non-unique count and the
+// average of their vram_mb (METERING.md, Cloud Director).
+func TestCloudDirector(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	vcd, err := f.st.AddProduct(ctx, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One VM all month with 4 GB; one half the month (372 of 744 hours) with 2 GB.
+	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/1", march.Start, march.End, 1, "count", "", map[string]string{"org": "org1", "vram_mb": "4096"})
+	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/2", march.Start, march.Start.Add(371*time.Hour), 1, "count", "", map[string]string{"org": "org1", "vram_mb": "2048"})
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Org One", ObjectType: "vcd-org", ObjectName: "org1"}); err != nil {
+		t.Fatal(err)
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := string(files[FileMonthly])
+	for _, want := range []string{
+		"Cloud Director\t\tNon-unique VM Count\tcount\t1.500\tvcd.corp.example\t\tOrg One\n",
+		"Cloud Director\t\tAverage Capped Billed vRAM\tGB\t5.000\tvcd.corp.example\t\tOrg One\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
+		}
+	}
+}

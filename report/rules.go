@@ -23,6 +23,9 @@ const (
 	Count   = "count"   // non-unique object count: object-hours / hours in month
 	Maximum = "maximum" // largest hourly total
 	Unique  = "unique"  // distinct objects seen in the month
+	// AverageVRAM averages the vram_mb dim of objects counted by another
+	// metric (Cloud Director reports its VMs with their vRAM), in GB.
+	AverageVRAM = "average_vram"
 )
 
 // Rule says how a stored metric becomes a line of Monthly_Usage.tsv.
@@ -45,6 +48,7 @@ var Rules = []Rule{
 	{Metric: collectors.MetricNSXVRAM, Kind: Average, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricNSXVRAM, Kind: Count, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMManaged, Kind: Count, Name: "Non-unique VM Count"},
+	{Metric: collectors.MetricVMManaged, Kind: AverageVRAM, ProductKinds: []string{"vcd"}, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricMonitoredVM, Kind: Count, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMProtected, Kind: Count, ProductKinds: []string{"srm"}, Name: "Non-unique Protected VM Count"},
 	{Metric: collectors.MetricVMProtected, Kind: Unique, ProductKinds: []string{"vcda"}, Name: "Unique Protected VMs"},

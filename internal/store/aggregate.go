@@ -78,7 +78,8 @@ SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
        coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
-       coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org
+       coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
+       CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb
   FROM usage_spans s
   LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
  WHERE s.metric = ANY($3::text[])
@@ -155,6 +156,20 @@ func (d *MonthData) AverageFigures(ctx context.Context, metrics []string) ([]Fig
 	  FROM month_spans
 	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable, unit
+	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
+}
+
+// DimVRAMFigures: the average capped billed vRAM of objects counted by
+// another metric that carry it in their dims as vram_mb (Cloud Director's
+// vm.managed): sum(vram_mb x hours) / 1024 / hours in month, in GB.
+func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.figures(ctx, "averaging the vRAM of", metrics, `
+	SELECT product_id, metric, edition, customer, reportable, 'GB',
+	       sum(vram_mb * hours) / 1024 / $2::float8,
+	       count(DISTINCT object_key), sum(hours)
+	  FROM month_spans
+	 WHERE metric = ANY($1::text[]) AND vram_mb IS NOT NULL
+	 GROUP BY product_id, metric, edition, customer, reportable
 	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
 
