@@ -164,6 +164,9 @@ def expect(pat, timeout=300):
         except socket.timeout:
             pass
     sys.exit("console: timed out waiting for %r; got %r" % (pat, buf[-500:]))
+def clean(b):
+    # no terminal escapes or carriage returns in what the checks read
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b.decode(errors="replace")).replace("\r", "")
 def send(t):
     s.sendall(t.encode() + b"\r")
 send("")
@@ -173,21 +176,21 @@ expect(rb"Password: ")
 send(pw)
 expect(rb"\$ $|\$ ")
 # Quotes split the markers so that the echoed command line never matches them.
-send("export PS1='PROM''PT> '; stty cols 250")
+send("bind 'set enable-bracketed-paste off' 2>/dev/null; export PS1='PROM''PT> '; stty cols 250")
 expect(rb"PROMPT> ")
 for cmd in sys.argv[1].strip().split("\n"):
     send(cmd)
     while True:
-        out = expect(rb"\[sudo\] password for admin: |PROMPT> |SECRET\? ", 600)
+        out = expect(rb"\[sudo\] password for admin: |PROMPT> |SECRET[12]\? ", 600)
         if out.endswith(b"[sudo] password for admin: "):
-            sys.stdout.write(out.decode(errors="replace").replace("[sudo] password for admin: ", ""))
+            sys.stdout.write(clean(out).replace("[sudo] password for admin: ", ""))
             send(pw)
             continue
-        if out.endswith(b"SECRET? "):
-            sys.stdout.write(out.decode(errors="replace"))
-            send(os.environ["SMTP_PW"])
+        if out.endswith(b"SECRET1? ") or out.endswith(b"SECRET2? "):
+            sys.stdout.write(clean(out))
+            send(os.environ["SMTP_PW"] if out.endswith(b"SECRET1? ") else pw)
             continue
-        sys.stdout.write(out.decode(errors="replace").replace("PROMPT> ", ""))
+        sys.stdout.write(clean(out).replace("PROMPT> ", ""))
         break
 send("exit")
 PY
@@ -208,13 +211,24 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powe
 }
 
 CHECKS='hostname
-systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh
+systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh | tr "\n" " "; echo
 sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem /var/lib/usagemeter/.firstboot-done
 sudo -u usagemeter psql -XtAc "select '"'"'appliance='"'"' || id::text from appliance" usagemeter
 sudo nft list chain inet filter input | grep dport
 sudo journalctl -b -u usagemeter-firstboot --no-pager -o cat | grep "first boot" | head -20
-stty -echo; printf "SEC""RET? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | grep -v "^/etc/usagemeter/config.yaml$" | sed "s/^/SECRET"" FOUND IN /"; echo secret-scan-""done
+stty -echo; printf "SEC""RET1? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/SMTP"" PASSWORD IN /"; echo secret-scan-""done
+stty -echo; printf "SEC""RET2? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/ADMIN"" PASSWORD IN /"; echo secret-scan-""done
 sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
+
+# check_secrets n output: the scan must find the SMTP password in config.yaml
+# (so it works) and in no other file, and the admin password in none.
+check_secrets() {
+	[ "$(grep -c '^secret-scan-done' <<<"$2")" = 2 ] || die "boot $1: the secret scan did not run"
+	grep -qx 'SMTP PASSWORD IN /etc/usagemeter/config.yaml' <<<"$2" || die "boot $1: the secret scan did not find the SMTP password in config.yaml"
+	if grep 'PASSWORD IN ' <<<"$2" | grep -vqx 'SMTP PASSWORD IN /etc/usagemeter/config.yaml'; then
+		die "boot $1: a secret is on disk outside config.yaml: $(grep 'PASSWORD IN ' <<<"$2" | tr '\n' ' ')"
+	fi
+}
 
 # --- boot 1: first boot --------------------------------------------------
 log "boot 1: first boot, EFI, with the OVF environment on a CD"
@@ -223,12 +237,12 @@ wait_healthz 1
 T1=$HEALTHZ_SECS
 out1=$(console "$CHECKS") || die "boot 1: console session failed: $out1"
 printf '%s\n' "$out1" >"$OUT/console-boot1.txt"
-grep -q '^meter-test' <<<"$out1" || die "boot 1: host name not applied"
+grep -qx 'meter-test' <<<"$out1" || die "boot 1: host name not applied"
+grep -qx 'active active active active active ' <<<"$out1" || die "boot 1: a service is not active: $(grep -E '(active|failed|inactive) ' <<<"$out1")"
 grep -q '^600 usagemeter /etc/usagemeter/config.yaml' <<<"$out1" || die "boot 1: config.yaml is not 0600 usagemeter"
 app1=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out1" || true)
 [ -n "$app1" ] || die "boot 1: no appliance row in the database"
-grep -q 'SECRET FOUND' <<<"$out1" && die "boot 1: a secret is on disk outside config.yaml: $(grep 'SECRET FOUND' <<<"$out1")"
-grep -q 'secret-scan-done' <<<"$out1" || die "boot 1: secret scan did not run"
+check_secrets 1 "$out1"
 log "boot 1: admin logged in on the console; $app1; config.yaml 0600; no secret outside it"
 shutdown_vm 1
 
@@ -241,10 +255,11 @@ T2=$HEALTHZ_SECS
 grep -q 'usagemeter first boot' "$OUT/serial-boot2.log" && die "boot 2: first boot ran again (see serial-boot2.log)"
 out2=$(console "$CHECKS") || die "boot 2: console session failed"
 printf '%s\n' "$out2" >"$OUT/console-boot2.txt"
-grep -q '^meter-test' <<<"$out2" || die "boot 2: host name changed: first boot ran again"
+grep -qx 'meter-test' <<<"$out2" || die "boot 2: host name changed: first boot ran again"
+grep -qx 'active active active active active ' <<<"$out2" || die "boot 2: a service is not active: $(grep -E '(active|failed|inactive) ' <<<"$out2")"
 app2=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out2" || true)
 [ "$app1" = "$app2" ] || die "boot 2: appliance changed ($app1 -> $app2): data not kept"
-grep -q 'SECRET FOUND' <<<"$out2" && die "boot 2: a secret is on disk outside config.yaml"
+check_secrets 2 "$out2"
 for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt; do
 	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
 done
