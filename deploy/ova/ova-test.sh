@@ -46,6 +46,11 @@ while read -r line; do
 	[ "$(sha256sum "$WORK/$f" | cut -d' ' -f1)" = "$sum" ] || die "manifest: $f does not match"
 done <"$WORK/usagemeter.mf"
 log "manifest checked"
+if command -v go >/dev/null; then
+	(cd "$HERE/../.." && USAGEMETER_OVA="$OVA" nice -n 19 go test -count=1 -run TestImportIntoSimulator ./deploy/ova/ >&2) ||
+		die "the built OVA does not import into govmomi's simulator as specified"
+	log "the built OVA imports into govmomi's simulator: 2 vCPU, 4096 MB, vmxnet3, pvscsi, properties"
+fi
 vmdk=$(ls "$WORK"/*.vmdk)
 nice -n 19 qemu-img convert -f vmdk -O qcow2 "$vmdk" "$WORK/disk.qcow2"
 rm -f "$vmdk"
@@ -216,8 +221,8 @@ sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem 
 sudo -u usagemeter psql -XtAc "select '"'"'appliance='"'"' || id::text from appliance" usagemeter
 sudo nft list chain inet filter input | grep dport
 sudo journalctl -b -u usagemeter-firstboot --no-pager -o cat | grep "first boot" | head -20
-stty -echo; printf "SEC""RET1? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/SMTP"" PASSWORD IN /"; echo secret-scan-""done
-stty -echo; printf "SEC""RET2? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/ADMIN"" PASSWORD IN /"; echo secret-scan-""done
+stty -echo; printf "SEC""RET1? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/SMTP PASS""WORD IN /"; echo secret-scan-""done
+stty -echo; printf "SEC""RET2? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/ADMIN PASS""WORD IN /"; echo secret-scan-""done
 sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
 
 # check_secrets n output: the scan must find the SMTP password in config.yaml

@@ -198,9 +198,15 @@ func runGovc(t *testing.T, args ...string) string {
 
 // TestImportIntoSimulator imports the OVA into govmomi's vCenter simulator
 // with govc's import.spec and import.ova, then reads the VM back.
+//
+// With USAGEMETER_OVA set (make ova-test does), the OVA built by make ova is
+// imported instead of the tiny test one.
 func TestImportIntoSimulator(t *testing.T) {
 	dir := t.TempDir()
-	path, _ := buildTestOVA(t, dir)
+	path := os.Getenv("USAGEMETER_OVA")
+	if path == "" {
+		path, _ = buildTestOVA(t, dir)
+	}
 
 	model := simulator.VPX()
 	defer model.Remove()
