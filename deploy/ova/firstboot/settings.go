@@ -121,7 +121,7 @@ func Parse(props map[string]string) (Settings, []Problem) {
 
 	s.AdminPassword = props[ova.KeyAdminPassword]
 	if s.AdminPassword == "" {
-		bad(ova.KeyAdminPassword, "not set: the admin account stays locked (set a password from the VM console's root shell, or redeploy)")
+		bad(ova.KeyAdminPassword, "not set: the admin account stays locked, so nobody can log in on the console or over SSH; redeploy with the Administrator password set")
 	} else if len(s.AdminPassword) < 8 {
 		bad(ova.KeyAdminPassword, "shorter than 8 characters: not applied, the admin account stays locked")
 		s.AdminPassword = ""
