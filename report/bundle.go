@@ -214,7 +214,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	kinds := []struct {
 		kind string
 		q    query
-	}{{Average, md.AverageFigures}, {AverageVRAM, md.DimVRAMFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
+	}{{Average, md.AverageFigures}, {AverageVRAM, md.DimVRAMFigures}, {JoinedVRAM, md.JoinedVRAMFigures}, {JoinedCount, md.JoinedCountFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
 	var rows []monthlyRow
 	for _, k := range kinds {
 		figs, err := k.q(ctx, metricsOf(k.kind))

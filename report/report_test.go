@@ -612,3 +612,41 @@ func TestCloudDirector(t *testing.T) {
 		}
 	}
 }
+
+// TestNSX: NSX reports which VMs it reaches (nsx.vm); their vRAM comes from
+// the vCenter's vm.vram in the hours both exist; NSX-V Enterprise also
+// gives the non-unique VM count.
+func TestNSX(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	nsxv, err := f.st.AddProduct(ctx, store.Product{Kind: "nsxv", Endpoint: "https://nsx.corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(n int) time.Time { return march.Start.Add(time.Duration(n) * time.Hour) }
+	// The vCenter bills web 4 GB all month, then db 8 GB for the first half only.
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc/vm/web", march.Start, march.End, 4096, "MB", "e", map[string]string{"host": "esx-a"})
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc/vm/db", march.Start, h(371), 8192, "MB", "e", map[string]string{"host": "esx-b"})
+	// NSX reaches web all month (enterprise) and db all month (advanced): db
+	// counts only while the vCenter bills it.
+	f.span(t, nsxv, collectors.MetricNSXVM, "vc/vm/web", march.Start, march.End, 1, "count", "enterprise", map[string]string{"vm": "web"})
+	f.span(t, nsxv, collectors.MetricNSXVM, "vc/vm/db", march.Start, march.End, 1, "count", "advanced", map[string]string{"vm": "db"})
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Web Co", ObjectType: "host", ObjectName: "esx-a"}); err != nil {
+		t.Fatal(err)
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := string(files[FileMonthly])
+	for _, want := range []string{
+		"NSX-V\tenterprise\tAverage Capped Billed vRAM\tGB\t4.000\tnsx.corp.example\t\tWeb Co\n",
+		"NSX-V\tadvanced\tAverage Capped Billed vRAM\tGB\t4.000\tnsx.corp.example\t\tNo Customer Label\n",
+		"NSX-V\tenterprise\tNon-unique VM Count\tcount\t1.000\tnsx.corp.example\t\tWeb Co\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "advanced\tNon-unique") {
+		t.Errorf("a non-Enterprise NSX-V count was reported:\n%s", got)
+	}
+}

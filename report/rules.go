@@ -13,6 +13,7 @@ var Assumptions = []string{
 	"vSAN edition from features in use: Standard = base; Advanced = deduplication/compression or RAID-5/6; Enterprise = encryption or stretched cluster",
 	"NSX-T edition per VM from features used: Professional = segments/routing; Advanced = distributed firewall with a non-default rule, load balancer, VPN; Enterprise Plus = IDS/IPS, federation",
 	"Site Recovery Manager is billed on the non-unique protected VM count",
+	"NSX: a VM reached by NSX features is billed on its vCenter capped billed vRAM in the hours the vCenter bills it; NSX-V Enterprise also on the non-unique count of those VMs",
 	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
 }
 
@@ -26,6 +27,12 @@ const (
 	// AverageVRAM averages the vram_mb dim of objects counted by another
 	// metric (Cloud Director reports its VMs with their vRAM), in GB.
 	AverageVRAM = "average_vram"
+	// JoinedVRAM averages the vCenter vm.vram of the VMs a presence metric
+	// counts, hour by hour (NSX reports which VMs it reaches), in GB.
+	JoinedVRAM = "joined_vram"
+	// JoinedCount is the non-unique count of the VMs a presence metric
+	// counts, in the hours the vCenter bills them.
+	JoinedCount = "joined_count"
 )
 
 // Rule says how a stored metric becomes a line of Monthly_Usage.tsv.
@@ -47,6 +54,8 @@ var Rules = []Rule{
 	{Metric: collectors.MetricTanzuCores, Kind: Average, Product: "Tanzu Basic", Name: "Average Cores"},
 	{Metric: collectors.MetricNSXVRAM, Kind: Average, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricNSXVRAM, Kind: Count, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
+	{Metric: collectors.MetricNSXVM, Kind: JoinedVRAM, Name: "Average Capped Billed vRAM"},
+	{Metric: collectors.MetricNSXVM, Kind: JoinedCount, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMManaged, Kind: Count, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMManaged, Kind: AverageVRAM, ProductKinds: []string{"vcd"}, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricMonitoredVM, Kind: Count, Name: "Non-unique VM Count"},
@@ -116,7 +125,7 @@ func contains(list []string, s string) bool {
 
 // Metrics written to VM_History.tsv and Cluster_History.tsv.
 var (
-	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricVMManaged,
+	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
 		collectors.MetricMonitoredVM, collectors.MetricVMProtected, collectors.MetricVMMigrated}
 	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB}
 	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections)

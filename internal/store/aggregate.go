@@ -173,6 +173,36 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
 
+// JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
+// presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1),
+// joined hour by hour to the vCenter's vm.vram span of the same object key
+// (vCenter instanceUuid/vm/VM instanceUuid): sum over the hours in which
+// both exist of vm.vram / 1024 / hours in month, in GB. The figure keeps the
+// presence metric's product, edition and reportability; its customer is
+// the vCenter span's (which carries the VM's placement).
+func (d *MonthData) JoinedVRAMFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.joined(ctx, metrics, `'GB', sum(v.quantity * j.hours) / 1024 / $2::float8`)
+}
+
+// JoinedCountFigures: the non-unique count of VMs counted by a presence
+// metric in the hours the vCenter bills them (vm.vram exists): sum of those
+// hours / hours in month, with the customer of the vCenter span as above.
+func (d *MonthData) JoinedCountFigures(ctx context.Context, metrics []string) ([]Figure, error) {
+	return d.joined(ctx, metrics, `'count', sum(j.hours) / $2::float8`)
+}
+
+func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue string) ([]Figure, error) {
+	return d.figures(ctx, "joining to the vCenter", metrics, `
+	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
+	       count(DISTINCT n.object_key), sum(j.hours)
+	  FROM month_spans n
+	  JOIN month_spans v ON v.metric = 'vm.vram' AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
+	 WHERE n.metric = ANY($1::text[])
+	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
+	 ORDER BY 1, 2, 3, 4, 5`, float64(d.m.Hours()))
+}
+
 // CountFigures: the non-unique object count (METERING.md "Non-unique VM
 // count"): the objects present in each hour, summed over the month and
 // divided by hours in month. A VM present all month counts 1.
