@@ -61,6 +61,14 @@ type Options struct {
 	Datacenters     int    // default 1
 	Clusters        int    // clusters per datacenter; default 2
 	HostsPerCluster int    // default 4
+	// ListenIP is the loopback address clients connect to (default
+	// 127.0.0.1); another one (127.0.0.2) gives a second simulator another
+	// host name. If it cannot be listened on, 127.0.0.1 is used.
+	ListenIP string
+	// InstanceUUID is the vCenter's about.instanceUuid, by which a vCenter
+	// is identified; default the simulator's own. Two simulators registered
+	// as two products need two.
+	InstanceUUID string
 	// Shape, if set, edits the model's counts after the defaults above and
 	// before the inventory is created.
 	Shape func(m *simulator.Model)
@@ -100,6 +108,9 @@ func New(o Options) (*Simulator, error) {
 	}
 	m.Host = 0
 	m.Machine = 0
+	if o.InstanceUUID != "" {
+		m.ServiceContent.About.InstanceUuid = o.InstanceUUID
+	}
 	if o.Shape != nil {
 		o.Shape(m)
 	}
@@ -118,7 +129,7 @@ func New(o Options) (*Simulator, error) {
 	s.server = m.Service.NewServer()
 	s.vsan = registerVSAN(m)
 	s.pbm = registerPBM(m)
-	r, err := newRelay(s.server.URL.Host)
+	r, err := newRelay(o.ListenIP, s.server.URL.Host)
 	if err != nil {
 		s.server.Close()
 		m.Remove()
@@ -697,9 +708,15 @@ type relay struct {
 	wg    sync.WaitGroup
 }
 
-func newRelay(target string) (*relay, error) {
+func newRelay(ip, target string) (*relay, error) {
 	r := &relay{target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil && ip != "127.0.0.1" {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("vcsim: listening: %w", err)
 	}

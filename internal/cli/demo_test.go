@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/usagemeter/usagemeter/report"
+)
+
+// syncBuffer is a bytes.Buffer safe for the demo's concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoShort runs the demo end to end in short mode (three days of a
+// month, a smaller provider), then --serve until /metrics answered: the
+// figures printed are the figures of the report decrypted independently
+// from the bundle on disk, and the failure and recovery mails of the product
+// that went down were captured.
+func TestDemoShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts its own PostgreSQL and simulators")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := &syncBuffer{}
+	metrics := make(chan string, 1)
+	go func() { // --serve: fetch /metrics once serving, then stop.
+		re := regexp.MustCompile(`Serving the demo appliance on http://(\S+) `)
+		for ctx.Err() == nil {
+			if m := re.FindStringSubmatch(out.String()); m != nil {
+				body := ""
+				for i := 0; i < 50 && !strings.Contains(body, "usagemeter_"); i++ {
+					if res, err := http.Get("http://" + m[1] + "/metrics"); err == nil {
+						b, _ := io.ReadAll(res.Body)
+						res.Body.Close()
+						body = string(b)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				metrics <- body
+				cancel()
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	run, err := runDemoWith(ctx, &Env{Stdout: out, Stderr: io.Discard, Now: time.Now}, demoOptions{
+		dataDir: filepath.Join(t.TempDir(), "demo-data"), month: "2026-02", hours: 72, vms: 80, seed: 1,
+		serve: true, listen: "127.0.0.1:0", downAt: -1, downFor: 4,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("demo took %s\n%s", time.Since(start).Round(100*time.Millisecond), out.String())
+	select {
+	case body := <-metrics:
+		if !strings.Contains(body, "usagemeter_outbox_queued") {
+			t.Errorf("/metrics while serving:\n%.2000s", body)
+		}
+	default:
+		t.Error("--serve never reported its address")
+	}
+
+	// Decrypt the stored bundle on our own, with the key files on disk.
+	priv, err := os.ReadFile(run.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := report.LoadOrCreateKey(filepath.Join(run.DataDir, report.DefaultSigningKey), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := os.ReadFile(run.Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgz, _, err := report.DecryptAndVerify(bytes.NewReader(enc), keyring, openpgp.EntityList{signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, _ := os.ReadFile(run.Decrypted); !bytes.Equal(dec, tgz) {
+		t.Error("the decrypted copy of the mailed attachment differs from the stored bundle")
+	}
+	man, err := report.VerifyBundle(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := report.ReadTarGz(bytes.NewReader(tgz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]string
+	for _, f := range files {
+		if f.Name == report.FileMonthly {
+			rows = demoTSV(f.Data)
+		}
+	}
+	if len(rows) < 5 {
+		t.Fatalf("report rows: %q", rows)
+	}
+
+	// Every printed figure is a report row, and every report row is printed.
+	text := out.String()
+	table := text[strings.Index(text, "PRODUCT "):]
+	table = table[:strings.Index(table, "\n\n")]
+	printed := strings.Split(table, "\n")[1:]
+	if len(printed) != len(rows) {
+		t.Fatalf("%d figures printed, %d in the report:\n%s", len(printed), len(rows), table)
+	}
+	used := make([]bool, len(printed))
+	products := map[string]bool{}
+	for _, r := range rows {
+		found := false
+		for i, line := range printed {
+			f := strings.Fields(line)
+			if !used[i] && strings.HasPrefix(line, r[0]+" ") && strings.Contains(line, " "+r[1]+" ") && strings.Contains(line, " "+r[2]+" ") &&
+				f[len(f)-2] == r[4] && f[len(f)-1] == r[3] {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("report row %q not printed:\n%s", r, table)
+		}
+		products[r[0]+"/"+r[2]] = true
+	}
+	for _, want := range []string{"vCenter Server/Average Capped Billed vRAM", "VMware Cloud Foundation/Average Cores", "vSAN/Average Used Capacity"} {
+		if !products[want] {
+			t.Errorf("no %s figure in the report", want)
+		}
+	}
+
+	// Gaps: vc02 missed the 4 hours it was down, and the rest of the month.
+	var collected []int
+	for _, p := range man.Products {
+		collected = append(collected, p.CollectedHours)
+		if p.ExpectedHours != 672 || p.MissingHours != 672-p.CollectedHours {
+			t.Errorf("gaps: %+v", p)
+		}
+	}
+	if len(collected) != 2 || collected[0]+collected[1] != 72+68 {
+		t.Errorf("collected hours per product: %v", collected)
+	}
+	if len(man.Excluded) == 0 {
+		t.Error("the evaluation host's usage is not listed as excluded")
+	}
+
+	// The mails, saved as .eml: failure, recovery, report.
+	emls, _ := filepath.Glob(filepath.Join(run.MailDir, "*.eml"))
+	var subjects []string
+	for _, p := range emls {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, demoSubject(b))
+	}
+	all := strings.Join(subjects, "\n")
+	if len(emls) != 3 || !strings.Contains(subjects[0], "(product 2) failing") || !strings.Contains(subjects[1], "resolved: collection from vcenter") ||
+		!strings.HasPrefix(subjects[2], "Usage report 2026-02 (version 1)") {
+		t.Fatalf("mails captured:\n%s", all)
+	}
+	for _, s := range subjects {
+		if !strings.Contains(text, s) {
+			t.Errorf("mail %q not in the summary", s)
+		}
+	}
+	if strings.Contains(text, "Gr3en-Tea") {
+		t.Error("the simulator's password was printed")
+	}
+}
