@@ -216,12 +216,36 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		fmt.Fprintf(out, "  product %d: %s %s (%s), %d VMs (%d powered on), %d hosts, certificate accepted by thumbprint\n",
 			v.productID, v.name, v.sim.URL(), edition, total, on, len(v.sim.Hosts()))
 	}
+	// The REST products whose collectors are linked in, in front of vc01.
+	vcd := demoCloudDirector(vcs[0])
+	if vcd != nil {
+		defer vcd.close()
+		p := store.Product{Kind: "vcd", Endpoint: vcd.url, Username: demoVCDUser, Password: config.Secret(demoVCDPassword),
+			Thumbprint: tlsutil.Normalize(vcd.thumb)}
+		if vcd.productID, err = demoAddProduct(ctx, app, p); err != nil {
+			return nil, fmt.Errorf("adding the Cloud Director: %w", err)
+		}
+		names := make([]string, len(vcd.orgs))
+		for i, f := range vcd.orgs {
+			names[i] = f.customer
+			if _, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: f.customer, ObjectType: "vcd-org", ObjectName: f.customer}); err != nil {
+				return nil, err
+			}
+		}
+		fmt.Fprintf(out, "  product %d: vcd01 %s (Cloud Director in front of vc01; organisations %s), certificate accepted by thumbprint\n",
+			vcd.productID, vcd.url, strings.Join(names, ", "))
+	}
 	for _, f := range demoCustomers(vcs) {
 		if _, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: f.customer, ObjectType: "folder", ObjectName: f.name}); err != nil {
 			return nil, err
 		}
 	}
 	fmt.Fprintf(out, "  simulators ready in %s; SMTP capture on %s\n", time.Since(t0).Round(time.Millisecond), smtp.Addr())
+
+	nProducts := len(vcs)
+	if vcd != nil {
+		nProducts++
+	}
 
 	// The month, hour by hour, through the daemon's own code.
 	d, err := newDaemonWith(app, nil, daemonOptions{now: clock.Now})
@@ -246,6 +270,9 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 					return nil, err
 				}
 			}
+		}
+		if vcd != nil {
+			vcd.sync()
 		}
 		switch h {
 		case downAt:
@@ -291,7 +318,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	run.HoursRun = hours
 	run.CollectTook = time.Since(t0)
 	fmt.Fprintf(out, "  collection: %d hours x %d products in %s (%s collecting and storing, slowest hour %s; %s editing the simulators; %s in the outbox job), %d failed product-hours\n",
-		hours, len(vcs), run.CollectTook.Round(100*time.Millisecond), runTook.Round(100*time.Millisecond), slowest.Round(time.Millisecond),
+		hours, nProducts, run.CollectTook.Round(100*time.Millisecond), runTook.Round(100*time.Millisecond), slowest.Round(time.Millisecond),
 		churnTook.Round(100*time.Millisecond), outboxTook.Round(100*time.Millisecond), failed)
 	fmt.Fprintf(out, "  churn: %d power-ons, %d power-offs, %d suspends, %d resizes, %d new and %d deleted VMs\n",
 		churn.powerOn, churn.powerOff, churn.suspended, churn.resized, churn.created, churn.deleted)
@@ -305,7 +332,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	printDemoSummary(out, run, vcs, anon, began)
+	printDemoSummary(out, run, vcs, vcd, anon, began)
 
 	if !o.serve {
 		return run, nil

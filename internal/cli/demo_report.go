@@ -231,10 +231,18 @@ func (n demoNames) host(h string) string {
 
 // printDemoSummary prints what the demo did, every figure taken from the
 // decrypted report.
-func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, anon map[string]store.AnonEntry, began time.Time) {
+func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, anon map[string]store.AnonEntry, began time.Time) {
 	names := demoNames{anon: anon, hosts: map[string]string{}}
+	type named struct{ name, url string }
+	var products []named
 	for _, v := range vcs {
-		if u, err := url.Parse(v.sim.URL()); err == nil {
+		products = append(products, named{v.name, v.sim.URL()})
+	}
+	if vcd != nil {
+		products = append(products, named{"vcd01", vcd.url})
+	}
+	for _, v := range products {
+		if u, err := url.Parse(v.url); err == nil {
 			if _, dup := names.hosts[u.Hostname()]; dup {
 				names.hosts[u.Hostname()] += "+" + v.name
 			} else {
