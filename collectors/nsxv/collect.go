@@ -119,7 +119,7 @@ func (c *Collector) readNSX(ctx context.Context) (*nsxState, error) {
 type skips struct {
 	unknownVM  int // a rule names a VM MoRef the vCenter does not list
 	noUUID     int // a reached VM has no instance UUID
-	unresolved int // appliedTo types not resolved to VMs (cluster, host, datacenter, IP set)
+	unresolved int // appliedTo types not resolved to VMs (datacenter, resource pool, IP set, ...)
 }
 
 // isDefaultRule reports whether r is one of the rules NSX-V creates in its
@@ -134,6 +134,7 @@ func build(vcUUID, host string, st *nsxState, vms []vcVM) ([]collectors.Observat
 	var sk skips
 	byMoref := make(map[string]*vcVM, len(vms))
 	onNetwork := map[string][]string{} // network MoRef -> VM MoRefs
+	onHost := map[string][]string{}    // host or cluster MoRef -> VM MoRefs
 	var all []string
 	for i := range vms {
 		v := &vms[i]
@@ -144,6 +145,12 @@ func build(vcUUID, host string, st *nsxState, vms []vcVM) ([]collectors.Observat
 		all = append(all, v.moref)
 		for _, n := range v.networks {
 			onNetwork[n] = append(onNetwork[n], v.moref)
+		}
+		if v.host != "" {
+			onHost[v.host] = append(onHost[v.host], v.moref)
+		}
+		if v.cluster != "" {
+			onHost[v.cluster] = append(onHost[v.cluster], v.moref)
 		}
 	}
 	reach := map[string]map[string]bool{}
@@ -217,6 +224,8 @@ func build(vcUUID, host string, st *nsxState, vms []vcVM) ([]collectors.Observat
 				out = append(out, onNetwork[wireByID[a.Value].BackingValue]...)
 			case "DistributedVirtualPortgroup", "Network":
 				out = append(out, onNetwork[a.Value]...)
+			case "HostSystem", "ClusterComputeResource":
+				out = append(out, onHost[a.Value]...)
 			case "ALL_EDGES", "Edge":
 				// applies to edges, not to VMs
 			default:

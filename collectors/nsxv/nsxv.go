@@ -11,11 +11,12 @@
 //
 // NSX-V names VMs and logical switches by vCenter MoRef and has no call that
 // lists the VMs on a logical switch, so the collector also reads the paired
-// vCenter (Target.Paired, a read-only session kept between hours, one paged
-// property-collector retrieve of every VM's name, config.instanceUuid,
-// config.template, runtime.powerState and networks): a VM is on a logical
-// switch when one of its networks is the switch's backing dvportgroup, and
-// its MoRef maps to its instance UUID. Nothing is guessed: a VM the vCenter
+// vCenter (Target.Paired, a read-only session kept between hours, paged
+// property-collector retrieves of every host's parent and every VM's name,
+// config.instanceUuid, config.template, runtime.powerState, runtime.host and
+// networks): a VM is on a logical switch when one of its networks is the
+// switch's backing dvportgroup, a rule applied to a host or cluster reaches
+// the VMs running there, and a MoRef maps to its instance UUID. Nothing is guessed: a VM the vCenter
 // does not know is skipped and counted.
 //
 // For each VM (not a template) reached by at least one NSX feature it emits,

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -91,6 +92,13 @@ func newSimVC(t testing.TB, spec vcenterSpec) *simVC {
 		}
 	}
 	v.morefs["pg:VM Network"] = plain.Value
+	for _, kind := range []string{"ClusterComputeResource", "HostSystem"} {
+		prefix := map[string]string{"ClusterComputeResource": "cl:", "HostSystem": "host:"}[kind]
+		for _, e := range reg.All(kind) {
+			ent := e.(mo.Entity)
+			v.morefs[prefix+ent.Entity().Name] = ent.Reference().Value
+		}
+	}
 	var vms []*simulator.VirtualMachine
 	for _, e := range reg.All("VirtualMachine") {
 		vms = append(vms, e.(*simulator.VirtualMachine))
@@ -136,15 +144,18 @@ func indexOf(list []string, s string) int {
 	panic("unknown portgroup " + s)
 }
 
-// resolve replaces {vm:NAME} and {pg:NAME} in a state file with MoRefs.
+var placeholder = regexp.MustCompile(`\{(vm|pg|cl|host):[^}]*\}`)
+
+// resolve replaces {vm:NAME}, {pg:NAME}, {cl:NAME} and {host:NAME} in a
+// state file with MoRefs.
 func (v *simVC) resolve(t testing.TB, b []byte) simnsxv.State {
 	t.Helper()
 	s := string(b)
 	for k, ref := range v.morefs {
 		s = strings.ReplaceAll(s, "{"+k+"}", ref)
 	}
-	if i := strings.Index(s, "{vm:"); i >= 0 {
-		t.Fatalf("unresolved reference at %q", s[i:min(len(s), i+30)])
+	if m := placeholder.FindString(s); m != "" {
+		t.Fatalf("unresolved reference %s", m)
 	}
 	st, err := simnsxv.LoadState([]byte(s))
 	if err != nil {
@@ -247,6 +258,7 @@ func TestEditionRules(t *testing.T) {
 		{"plain-portgroup-vs-logical-switch", map[string]string{"on-portgroup": "", "on-switch": EditionBase, "both": EditionBase}},
 		{"dfw-non-default-rule", map[string]string{"web-1": EditionAdvanced, "db-1": EditionBase, "app-1": EditionAdvanced, "pg-only": EditionAdvanced, "other": ""}},
 		{"template-and-powered-off", map[string]string{"running": EditionBase, "stopped": EditionBase, "golden-image": ""}},
+		{"dfw-applied-to-cluster-and-host", map[string]string{"in-cluster-1": EditionAdvanced, "in-cluster-2": EditionAdvanced, "standalone-1": EditionBase, "standalone-2": ""}},
 		{"edges-and-enterprise", map[string]string{"behind-esg": EditionBase, "l2vpn-ext": EditionEnterprise, "stretched": EditionEnterprise, "routed": EditionBase, "inspected": EditionAdvanced}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {

@@ -28,6 +28,8 @@ type vcVM struct {
 	template bool
 	power    string
 	networks []string // network MoRefs (dvportgroup-N, network-N)
+	host     string   // runtime.host MoRef
+	cluster  string   // the host's cluster MoRef, "" for a standalone host
 }
 
 // vcenter is a read-only session to the paired vCenter, kept between hours.
@@ -36,8 +38,9 @@ type vcenter struct {
 	u      *url.URL
 	host   string
 	dialer net.Dialer
-	vc     *vim25.Client // nil when logged out
-	view   types.ManagedObjectReference
+	vc     *vim25.Client                // nil when logged out
+	view   types.ManagedObjectReference // VirtualMachine container view
+	hosts  types.ManagedObjectReference // HostSystem container view
 }
 
 func newVCenter(c *Collector) (*vcenter, error) {
@@ -92,23 +95,26 @@ func (v *vcenter) login(ctx context.Context) error {
 	if vc.ServiceContent.About.InstanceUuid != "" && !strings.EqualFold(vc.ServiceContent.About.InstanceUuid, p.InstanceID) {
 		return fmt.Errorf("the paired vCenter %s is now instance %s, not %s as recorded: re-pair the NSX-V product", v.host, vc.ServiceContent.About.InstanceUuid, p.InstanceID)
 	}
-	var ref types.ManagedObjectReference
-	err = v.c.call(ctx, func(ctx context.Context) error {
-		cv, err := view.NewManager(vc).CreateContainerView(ctx, vc.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
-		if err == nil {
-			ref = cv.Reference()
+	var refs [2]types.ManagedObjectReference
+	for i, kind := range []string{"VirtualMachine", "HostSystem"} {
+		err = v.c.call(ctx, func(ctx context.Context) error {
+			cv, err := view.NewManager(vc).CreateContainerView(ctx, vc.ServiceContent.RootFolder, []string{kind}, true)
+			if err == nil {
+				refs[i] = cv.Reference()
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("creating the %s view on the paired vCenter %s: %w", kind, v.host, err)
 		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("creating the VM view on the paired vCenter %s: %w", v.host, err)
 	}
-	v.vc, v.view = vc, ref
+	v.vc, v.view, v.hosts = vc, refs[0], refs[1]
 	return nil
 }
 
-// vms reads every VM's MoRef, name, instance UUID, template flag, power
-// state and networks in one paged property-collector retrieve. A session
+// vms reads every host's parent, then every VM's MoRef, name, instance UUID,
+// template flag, power state, host and networks, each in one paged
+// property-collector retrieve. A session
 // that expired is renewed once.
 func (v *vcenter) vms(ctx context.Context) ([]vcVM, error) {
 	for attempt := 0; ; attempt++ {
@@ -133,10 +139,23 @@ func (v *vcenter) vms(ctx context.Context) ([]vcVM, error) {
 }
 
 func (v *vcenter) retrieve(ctx context.Context) ([]vcVM, error) {
-	var vms []mo.VirtualMachine
+	var hosts []mo.HostSystem
 	err := v.c.call(ctx, func(ctx context.Context) error {
+		return view.NewContainerView(v.vc, v.hosts).Retrieve(ctx, []string{"HostSystem"}, []string{"parent"}, &hosts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	clusterOf := make(map[string]string, len(hosts))
+	for _, h := range hosts {
+		if h.Parent != nil && h.Parent.Type == "ClusterComputeResource" {
+			clusterOf[h.Self.Value] = h.Parent.Value
+		}
+	}
+	var vms []mo.VirtualMachine
+	err = v.c.call(ctx, func(ctx context.Context) error {
 		return view.NewContainerView(v.vc, v.view).Retrieve(ctx, []string{"VirtualMachine"},
-			[]string{"name", "config.instanceUuid", "config.template", "runtime.powerState", "network"}, &vms)
+			[]string{"name", "config.instanceUuid", "config.template", "runtime.powerState", "runtime.host", "network"}, &vms)
 	})
 	if err != nil {
 		return nil, err
@@ -145,6 +164,10 @@ func (v *vcenter) retrieve(ctx context.Context) ([]vcVM, error) {
 	for i := range vms {
 		m := &vms[i]
 		r := vcVM{moref: m.Self.Value, name: m.Name, power: string(m.Runtime.PowerState)}
+		if m.Runtime.Host != nil {
+			r.host = m.Runtime.Host.Value
+			r.cluster = clusterOf[r.host]
+		}
 		if m.Config != nil {
 			r.uuid, r.template = m.Config.InstanceUuid, m.Config.Template
 		}
