@@ -40,6 +40,7 @@
 package nsxt
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -151,8 +152,41 @@ func (e *httpError) authFailed() bool {
 	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 }
 
-// do sends one request under its own deadline.
+// maxThrottled is how many 429/503 answers one call waits out.
+const maxThrottled = 5
+
+// do sends one request under its own deadline, waiting out NSX's API rate
+// limit (429, or 503 while a manager node starts) a few times.
 func (c *Collector) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
+	var form []byte
+	if body != nil {
+		form, _ = io.ReadAll(body)
+	}
+	for try := 1; ; try++ {
+		var rd io.Reader
+		if form != nil {
+			rd = bytes.NewReader(form)
+		}
+		b, resp, err := c.doOnce(ctx, method, path, rd, hdr)
+		var he *httpError
+		if !errors.As(err, &he) || (he.Status != http.StatusTooManyRequests && he.Status != http.StatusServiceUnavailable) || try > maxThrottled {
+			return b, resp, err
+		}
+		wait := time.Duration(try) * 200 * time.Millisecond
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		c.log.Debug("NSX is throttling, waiting", "status", he.Status, "wait", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// doOnce sends one request under its own deadline.
+func (c *Collector) doOnce(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
 	defer cancel()
 	u := *c.base

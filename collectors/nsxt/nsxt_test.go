@@ -182,6 +182,21 @@ func TestSessionKeptAndRenewed(t *testing.T) {
 	}
 }
 
+func TestThrottled(t *testing.T) {
+	st := loadState(t, "testdata/several-pages/state.json")
+	s, c := start(t, st, `{"page_size": 2}`)
+	s.SetFaults(simnsxt.Faults{ThrottleEvery: 3})
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil || len(obs) != len(st.VMs) {
+		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
+	}
+	s.SetFaults(simnsxt.Faults{ThrottleEvery: 1})
+	_, err = c.Collect(context.Background(), hour)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 429") {
+		t.Fatalf("always throttled: %v", err)
+	}
+}
+
 func TestBasicAuth(t *testing.T) {
 	st := loadState(t, "testdata/small-tenant/state.json")
 	s, c := start(t, st, `{"auth": "basic"}`)

@@ -37,6 +37,8 @@
 // default); the last page has no cursor. Errors are the NSX error body
 // {"httpStatus", "error_code", "module_name", "error_message"}.
 //
+// Over the API rate limit NSX answers 429 Too Many Requests (ThrottleEvery).
+//
 // The simulator's choices where the references are silent: a wrong password
 // at /api/session/create is 403 Forbidden (as NSX answers); an expired or
 // unknown JSESSIONID, or a missing X-XSRF-TOKEN, is 401 Unauthorized. The
@@ -165,12 +167,13 @@ type License struct {
 
 // Faults are error modes a test switches on.
 type Faults struct {
-	ExpireAfter  int           // a session dies after that many calls (0: never)
-	RejectAll    bool          // every session and Basic call is refused with 401
-	FailPage     int           // page FailPage (1-based) of the VM list answers 500
-	Delay        time.Duration // added before every answer
-	MalformField string        // that field of every VM record gets a wrong JSON type
-	Truncate     bool          // the VM list bodies are cut in half
+	ExpireAfter   int           // a session dies after that many calls (0: never)
+	RejectAll     bool          // every session and Basic call is refused with 401
+	FailPage      int           // page FailPage (1-based) of the VM list answers 500
+	Delay         time.Duration // added before every answer
+	MalformField  string        // that field of every VM record gets a wrong JSON type
+	Truncate      bool          // the VM list bodies are cut in half
+	ThrottleEvery int           // every ThrottleEvery-th call answers 429 Too Many Requests (0: never)
 }
 
 // Server is a simulated NSX Manager. It is safe for concurrent use.
@@ -299,6 +302,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Server", "NSX")
+	s.mu.Lock()
+	n := s.calls
+	s.mu.Unlock()
+	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
+		// NSX's API rate limit (default 100 requests/s per client).
+		w.Header().Set("Retry-After", "0")
+		nsxError(w, http.StatusTooManyRequests, 102, "common-services", "Client has exceeded the API rate limit.")
+		return
+	}
 	if r.URL.Path == "/api/session/create" && r.Method == http.MethodPost {
 		s.createSession(w, r, st, f)
 		return
