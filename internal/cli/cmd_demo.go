@@ -235,6 +235,17 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		fmt.Fprintf(out, "  product %d: vcd01 %s (Cloud Director in front of vc01; organisations %s), certificate accepted by thumbprint\n",
 			vcd.productID, vcd.url, strings.Join(names, ", "))
 	}
+	nsx := demoNSX(vcs[0])
+	if nsx != nil {
+		defer nsx.close()
+		p := store.Product{Kind: "nsxt", Endpoint: nsx.url, Username: demoNSXUser, Password: config.Secret(demoNSXPassword),
+			Thumbprint: tlsutil.Normalize(nsx.thumb), PairedID: vcs[0].productID}
+		if nsx.productID, err = demoAddProduct(ctx, app, p); err != nil {
+			return nil, fmt.Errorf("adding the NSX Manager: %w", err)
+		}
+		fmt.Fprintf(out, "  product %d: nsx01 %s (NSX-T paired with vc01: Acme Corp routed, Initech with a firewall policy, Umbrella Health with IDS/IPS)\n",
+			nsx.productID, nsx.url)
+	}
 	for _, f := range demoCustomers(vcs) {
 		if _, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: f.customer, ObjectType: "folder", ObjectName: f.name}); err != nil {
 			return nil, err
@@ -244,6 +255,9 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 
 	nProducts := len(vcs)
 	if vcd != nil {
+		nProducts++
+	}
+	if nsx != nil {
 		nProducts++
 	}
 
@@ -332,7 +346,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	printDemoSummary(out, run, vcs, vcd, anon, began)
+	printDemoSummary(out, run, vcs, vcd, nsx, anon, began)
 
 	if !o.serve {
 		return run, nil
@@ -464,7 +478,16 @@ log:
 // collector identifies the instance over TLS trusted by the accepted
 // thumbprint, then the product is stored with its instance id.
 func demoAddProduct(ctx context.Context, app *App, p store.Product) (int64, error) {
-	col, err := collectors.New(scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log))
+	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
+	if p.PairedID != 0 {
+		paired, err := app.Store.Product(ctx, p.PairedID)
+		if err != nil {
+			return 0, err
+		}
+		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
+		t.Paired = &pt
+	}
+	col, err := collectors.New(t)
 	if err != nil {
 		return 0, err
 	}

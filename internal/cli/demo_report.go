@@ -208,10 +208,10 @@ func findAttachment(ctype, cte, disp string, body io.Reader) (string, []byte, er
 
 // demoNames resolves hashed names of the report through the appliance's
 // local reverse map (what `usagemeter anonymize reverse` uses), and product
-// hosts to the demo's vCenter names.
+// hosts to the demo's product names.
 type demoNames struct {
 	anon  map[string]store.AnonEntry
-	hosts map[string]string // product host -> "vc01"
+	hosts map[string]string // kind + "|" + product host -> "vc01"
 }
 
 func (n demoNames) name(h string) string {
@@ -221,33 +221,43 @@ func (n demoNames) name(h string) string {
 	return h
 }
 
-func (n demoNames) host(h string) string {
+// demoKindOf is the product kind behind a report's product column.
+func demoKindOf(product string) string {
+	switch product {
+	case "Cloud Director":
+		return "vcd"
+	case "NSX-T":
+		return "nsxt"
+	}
+	return "vcenter" // vCenter Server, VMware Cloud Foundation, vSAN, Tanzu
+}
+
+func (n demoNames) host(product, h string) string {
 	v := n.name(h)
-	if vc, ok := n.hosts[v]; ok {
-		return vc
+	if name, ok := n.hosts[demoKindOf(product)+"|"+v]; ok {
+		return name
 	}
 	return v
 }
 
 // printDemoSummary prints what the demo did, every figure taken from the
 // decrypted report.
-func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, anon map[string]store.AnonEntry, began time.Time) {
+func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, nsx *demoNSXT, anon map[string]store.AnonEntry, began time.Time) {
 	names := demoNames{anon: anon, hosts: map[string]string{}}
-	type named struct{ name, url string }
+	type named struct{ kind, name, url string }
 	var products []named
 	for _, v := range vcs {
-		products = append(products, named{v.name, v.sim.URL()})
+		products = append(products, named{"vcenter", v.name, v.sim.URL()})
 	}
 	if vcd != nil {
-		products = append(products, named{"vcd01", vcd.url})
+		products = append(products, named{"vcd", "vcd01", vcd.url})
 	}
-	for _, v := range products {
-		if u, err := url.Parse(v.url); err == nil {
-			if _, dup := names.hosts[u.Hostname()]; dup {
-				names.hosts[u.Hostname()] += "+" + v.name
-			} else {
-				names.hosts[u.Hostname()] = v.name
-			}
+	if nsx != nil {
+		products = append(products, named{"nsxt", "nsx01", nsx.url})
+	}
+	for _, p := range products {
+		if u, err := url.Parse(p.url); err == nil {
+			names.hosts[p.kind+"|"+u.Hostname()] = p.name
 		}
 	}
 	man := run.Manifest
@@ -268,12 +278,12 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 	}
 	// In clear names' order (the report's is the hashes').
 	sortKey := func(r []string) string {
-		return strings.Join([]string{r[0], names.host(r[5]), r[1], r[2], names.name(r[7])}, "\x00")
+		return strings.Join([]string{r[0], names.host(r[0], r[5]), r[1], r[2], names.name(r[7])}, "\x00")
 	}
 	slices.SortStableFunc(rows, func(a, b []string) int { return strings.Compare(sortKey(a), sortKey(b)) })
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r[0], names.host(r[5]), r[1], r[2], names.name(r[7]), r[4], r[3])
-		k := key{r[0], names.host(r[5]), r[1], r[2], r[3]}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r[0], names.host(r[0], r[5]), r[1], r[2], names.name(r[7]), r[4], r[3])
+		k := key{r[0], names.host(r[0], r[5]), r[1], r[2], r[3]}
 		if _, ok := totals[k]; !ok {
 			order = append(order, k)
 		}
@@ -294,7 +304,7 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 		fmt.Fprintf(w, "\nMetered but not reported (perpetual, demo or evaluation licences; manifest.json \"excluded\"):\n")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, x := range man.Excluded {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.3f %s\t%d objects\n", x.Product, names.host(x.Host), x.Edition, x.Metric, x.Quantity, x.Unit, x.Objects)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.3f %s\t%d objects\n", x.Product, names.host(x.Product, x.Host), x.Edition, x.Metric, x.Quantity, x.Unit, x.Objects)
 		}
 		_ = tw.Flush()
 	}
@@ -302,7 +312,7 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 	fmt.Fprintf(w, "\nGaps (manifest.json \"products\"):\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, p := range man.Products {
-		fmt.Fprintf(tw, "  %s\t%s\t%d of %d hours collected\t%d missing\n", p.Product, names.host(p.Host), p.CollectedHours, p.ExpectedHours, p.MissingHours)
+		fmt.Fprintf(tw, "  %s\t%s\t%d of %d hours collected\t%d missing\n", p.Product, names.host(p.Product, p.Host), p.CollectedHours, p.ExpectedHours, p.MissingHours)
 	}
 	_ = tw.Flush()
 	if run.HoursRun < man.HoursInMonth {

@@ -13,6 +13,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	nsxtsim "github.com/usagemeter/usagemeter/internal/sim/nsxt"
 	vcdsim "github.com/usagemeter/usagemeter/internal/sim/vcd"
 )
 
@@ -135,3 +136,87 @@ func (d *demoVCD) state() vcdsim.State {
 
 // sync updates the VCD's view after the vCenter changed.
 func (d *demoVCD) sync() { d.srv.SetState(d.state()) }
+
+// demoNSXT is an NSX Manager (internal/sim/nsxt) paired with vc01: Acme
+// Corp's VMs on a routed segment (Professional), Initech's also under a
+// distributed firewall policy (Advanced), Umbrella Health's also under a
+// distributed IDS/IPS rule (Enterprise Plus). Its simulator's state is set
+// once, so NSX sees the VMs of the start of the month; the vRAM of each VM
+// comes from the vCenter's hours, so power changes, resizes and deletions
+// still count.
+type demoNSXT struct {
+	tb         *demoTB
+	url, thumb string
+	productID  int64
+}
+
+const (
+	demoNSXUser     = "meter-audit"
+	demoNSXPassword = "Nsx-Meter!2026-Audit"
+)
+
+// demoNSX starts the NSX-T simulator when the nsxt collector is linked in;
+// nil when it is not.
+func demoNSX(vc *demoVCenter) *demoNSXT {
+	if !slices.Contains(collectors.Kinds(), "nsxt") {
+		return nil
+	}
+	type tenant struct{ seg, group, t1 string }
+	tenants := map[string]tenant{
+		"Acme Corp":       {seg: "acme-web", t1: "t1-acme"},
+		"Initech":         {seg: "initech-app", group: "initech-app", t1: "t1-initech"},
+		"Umbrella Health": {seg: "umbrella-ehr", group: "umbrella-ehr"},
+	}
+	st := nsxtsim.State{User: demoNSXUser, Password: demoNSXPassword, Hostname: "nsxmgr-01",
+		Licenses: []nsxtsim.License{{Key: "TM234-4NK1H-W82DN-0X120-9D96H", Description: "NSX Data Center Enterprise Plus", Quantity: 64, CapacityType: "CPU"}},
+		Policies: []nsxtsim.Policy{{ID: "default-layer3-section", Name: "Default Layer3 Section", Category: "Application", IsDefault: true,
+			Rules: []nsxtsim.Rule{{ID: "default-layer3-rule", IsDefault: true}}}},
+	}
+	members := map[string][]string{}
+	folderOf := map[string]string{}
+	for _, f := range vc.folders {
+		folderOf[f.name] = f.customer
+	}
+	for _, name := range []string{"Acme Corp", "Initech", "Umbrella Health"} {
+		t := tenants[name]
+		seg := nsxtsim.Segment{ID: t.seg, Name: t.seg}
+		if t.t1 != "" {
+			seg.Connectivity = "/infra/tier-1s/" + t.t1
+			st.Tier1s = append(st.Tier1s, nsxtsim.Tier1{ID: t.t1, Tier0: "/infra/tier-0s/t0-provider"})
+		}
+		st.Segments = append(st.Segments, seg)
+	}
+	for _, vm := range vc.sim.VMs() {
+		if vm.Config.Template || vm.Parent == nil {
+			continue
+		}
+		f, ok := vc.sim.Model.Map().Get(*vm.Parent).(mo.Entity)
+		if !ok {
+			continue
+		}
+		t, ok := tenants[folderOf[f.Entity().Name]]
+		if !ok {
+			continue
+		}
+		power := "VM_STOPPED"
+		if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
+			power = "VM_RUNNING"
+		}
+		ext := demoID("nsx/" + vm.Config.InstanceUuid)
+		st.VMs = append(st.VMs, nsxtsim.VM{ExternalID: ext, Name: vm.Name, PowerState: power, InstanceUUID: vm.Config.InstanceUuid,
+			Moref: vm.Self.Value, HostID: vm.Runtime.Host.Value, NICs: []nsxtsim.NIC{{Segment: t.seg}}})
+		if t.group != "" {
+			members[t.group] = append(members[t.group], ext)
+		}
+	}
+	st.Groups = []nsxtsim.Group{{ID: "initech-app", Members: members["initech-app"]}, {ID: "umbrella-ehr", Members: members["umbrella-ehr"]}}
+	st.Policies = append(st.Policies, nsxtsim.Policy{ID: "initech-app", Name: "initech app tier", Category: "Application",
+		Scope: []string{"/infra/domains/default/groups/initech-app"}, Rules: []nsxtsim.Rule{{ID: "allow-https", Action: "ALLOW"}}})
+	st.IDSPolicies = []nsxtsim.Policy{{ID: "umbrella-ids", Name: "umbrella EHR IDS",
+		Rules: []nsxtsim.Rule{{ID: "detect", Action: "DETECT", Scope: []string{"/infra/domains/default/groups/umbrella-ehr"}}}}}
+	d := &demoNSXT{tb: &demoTB{}}
+	d.url, d.thumb = nsxtsim.New(st).Start(d.tb)
+	return d
+}
+
+func (d *demoNSXT) close() { d.tb.close() }

@@ -155,7 +155,7 @@ func TestDemoShort(t *testing.T) {
 		products[r[0]+"/"+r[2]] = true
 	}
 	for _, want := range []string{"vCenter Server/Average Capped Billed vRAM", "VMware Cloud Foundation/Average Cores", "vSAN/Average Used Capacity",
-		"Cloud Director/Non-unique VM Count"} {
+		"Cloud Director/Non-unique VM Count", "NSX-T/Average Capped Billed vRAM"} {
 		if !products[want] {
 			t.Errorf("no %s figure in the report", want)
 		}
