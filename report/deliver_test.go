@@ -355,3 +355,33 @@ func TestUploadThroughProxy(t *testing.T) {
 		t.Error("a malformed proxy was accepted")
 	}
 }
+
+// TestNewRecipientKeyMakesNewVersion: unchanged figures are reused only
+// while the recipient keys stay the same; a new aggregator key gives a new
+// version encrypted to it.
+func TestNewRecipientKeyMakesNewVersion(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	ctx := context.Background()
+	oldKey, newKey := mustKey(t, "Aggregator Old"), mustKey(t, "Aggregator New")
+	f.keys = openpgp.EntityList{publicOnly(t, oldKey)}
+	r1, err := f.generator(t, anonymize.ModeHashed, secretA).Generate(ctx, march)
+	if err != nil || r1.Report.Version != 1 {
+		t.Fatalf("v1: %+v %v", r1, err)
+	}
+	if again, err := f.generator(t, anonymize.ModeHashed, secretA).Generate(ctx, march); err != nil || !again.Unchanged {
+		t.Fatalf("same key: %+v %v", again, err)
+	}
+	f.keys = openpgp.EntityList{publicOnly(t, newKey)}
+	r2, err := f.generator(t, anonymize.ModeHashed, secretA).Generate(ctx, march)
+	if err != nil || r2.Report.Version != 2 || r2.Unchanged || r2.Report.FiguresSHA256 != r1.Report.FiguresSHA256 {
+		t.Fatalf("new key: %+v %v", r2, err)
+	}
+	if _, err := VerifyFile(r2.Path, openpgp.EntityList{newKey}, openpgp.EntityList{testSigner(t)}); err != nil {
+		t.Fatalf("v2 does not open with the new key: %v", err)
+	}
+	if _, err := VerifyFile(r2.Path, openpgp.EntityList{oldKey}, openpgp.EntityList{testSigner(t)}); err == nil {
+		t.Fatal("v2 opens with the old key")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -232,8 +233,9 @@ func (g *Generator) Build(ctx context.Context, m store.Month) (*Bundle, store.Ap
 // reports table, unless the figures equal those of the latest version: then
 // that version is returned (Unchanged), so regenerating a month whose data
 // did not change gives the same report. Older versions are never removed.
-// A version stored plain (no recipient keys then) is not reused once
-// recipient keys are configured: a new, encrypted version is made.
+// A version stored plain (no recipient keys then), or encrypted to other
+// keys than the configured ones, is not reused: a new version is made for
+// the current keys.
 func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error) {
 	b, _, err := g.Build(ctx, m)
 	if err != nil {
@@ -241,9 +243,9 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	}
 	latest, err := g.store.LatestReport(ctx, m.Start)
 	switch {
-	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && fileExists(latest.Path) &&
-		strings.HasSuffix(latest.Path, encryptedExtension) == (len(g.recipients) > 0):
-		// Same figures, stored in the same form (encrypted or not): reuse.
+	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && g.sameForm(latest.Path):
+		// Same figures, stored in the same form (plain, or encrypted to
+		// the same keys): reuse.
 		return g.existing(ctx, latest, b)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, err
@@ -292,6 +294,24 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	g.log.Info("report generated", "month", m.String(), "version", version, "path", res.Path, "figures", b.Figures,
 		"excluded", len(b.Manifest.Excluded), "encrypted", len(g.recipients) > 0)
 	return res, nil
+}
+
+// sameForm reports whether the stored bundle at path is what this generator
+// would deliver: plain without recipients, or encrypted to exactly the
+// configured recipients' current encryption keys.
+func (g *Generator) sameForm(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	if len(g.recipients) == 0 {
+		return IsPlainBundle(data)
+	}
+	if IsPlainBundle(data) {
+		return false
+	}
+	ids, err := EncryptedTo(data)
+	return err == nil && slices.Equal(ids, recipientIDs(g.recipients, time.Now())) // keys are valid in real time, as for encryption
 }
 
 func (g *Generator) existing(ctx context.Context, rep store.Report, b *Bundle) (*Result, error) {

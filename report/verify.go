@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 )
@@ -69,4 +72,39 @@ func ReverseBundle(tgz []byte, m map[string]anonymize.Entry, w io.Writer) error 
 		}
 	}
 	return nil
+}
+
+// EncryptedTo returns the key ids a binary OpenPGP message is encrypted to
+// (its public-key encrypted session key packets), sorted.
+func EncryptedTo(msg []byte) ([]uint64, error) {
+	pr := packet.NewReader(bytes.NewReader(msg))
+	var ids []uint64
+	for {
+		p, err := pr.Next()
+		if err != nil {
+			if err == io.EOF || len(ids) > 0 {
+				break
+			}
+			return nil, fmt.Errorf("reading message: %w", err)
+		}
+		ek, ok := p.(*packet.EncryptedKey)
+		if !ok {
+			break // the encrypted data follows the session key packets
+		}
+		ids = append(ids, ek.KeyId)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// recipientIDs are the ids of the encryption keys a message to rs uses now.
+func recipientIDs(rs openpgp.EntityList, now time.Time) []uint64 {
+	var ids []uint64
+	for _, e := range rs {
+		if k, ok := e.EncryptionKey(now); ok {
+			ids = append(ids, k.PublicKey.KeyId)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
