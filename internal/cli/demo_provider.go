@@ -53,7 +53,7 @@ func demoProvider(ctx context.Context, rng *rand.Rand, vms int) ([]*demoVCenter,
 		return nil, err
 	}
 	// vc01: two clusters of four hosts.
-	s1, err := vcsim.New(vcsim.Options{Clusters: 2, HostsPerCluster: 4, ListenIP: "127.0.0.11", InstanceUUID: "6c1b7a2e-0d1f-4a5b-9c3d-00000000vc01"})
+	s1, err := vcsim.New(vcsim.Options{Clusters: 2, HostsPerCluster: 4, ListenIP: "127.0.0.11", InstanceUUID: "6c1b7a2e-0d1f-4a5b-9c3d-0000000000c1"})
 	if err != nil {
 		return fail(err)
 	}
@@ -93,7 +93,7 @@ func demoProvider(ctx context.Context, rng *rand.Rand, vms int) ([]*demoVCenter,
 	// vCenter has a loopback address of its own, so that host names differ
 	// (the REST simulators listen on 127.0.0.1).
 	s2, err := vcsim.New(vcsim.Options{Clusters: 1, HostsPerCluster: 2, ListenIP: "127.0.0.12",
-		InstanceUUID: "6c1b7a2e-0d1f-4a5b-9c3d-00000000vc02"})
+		InstanceUUID: "6c1b7a2e-0d1f-4a5b-9c3d-0000000000c2"})
 	if err != nil {
 		return fail(err)
 	}
