@@ -444,7 +444,14 @@ func writeNew(path string, data []byte) error {
 }
 
 // SetNow replaces the generator's clock (the CLI passes its own; tests).
-func (g *Generator) SetNow(now func() time.Time) { g.now = now }
+func (g *Generator) SetNow(now func() time.Time) {
+	g.now = now
+	for _, c := range g.channels {
+		if m, ok := c.(*MailChannel); ok {
+			m.Now = now // the outbox row is due at the same clock
+		}
+	}
+}
 
 // HasRecipients reports whether reports are encrypted (recipient keys set).
 func (g *Generator) HasRecipients() bool { return len(g.recipients) > 0 }

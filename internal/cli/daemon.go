@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/mail"
 	"path/filepath"
@@ -15,11 +16,8 @@ import (
 	umail "github.com/usagemeter/usagemeter/internal/mail"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/report"
 )
-
-// reportJob, when set (by the report command's file), builds the monthly
-// report job for the daemon.
-var reportJob func(a *App, engine *alert.Engine) func(ctx context.Context)
 
 // outboxStuckAfter is how old the oldest unsent mail may get before an alert.
 const outboxStuckAfter = time.Hour
@@ -38,6 +36,7 @@ type daemon struct {
 	outboxFailed prometheus.Gauge
 	alertsOpen   prometheus.Gauge
 	dbDownSince  time.Time
+	report       *report.Generator
 }
 
 // mailConfig converts the smtp section for the sender.
@@ -120,10 +119,17 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	if err := d.sched.AddJob("17 4 * * *", "retention and endpoint checks", d.dailyJob); err != nil {
 		return nil, err
 	}
-	if reportJob != nil {
-		if err := d.sched.AddJob(cfg.Report.Schedule, "monthly report", reportJob(app, d.engine)); err != nil {
-			return nil, err
-		}
+	gen, err := report.NewFromConfig(context.Background(), cfg, app.Store, app.Log.With("component", "report"))
+	if err != nil {
+		return nil, err
+	}
+	gen.SetNow(o.now)
+	d.report = gen
+	if err := d.sched.AddJob(cfg.Report.Schedule, "monthly report", d.reportJob); err != nil {
+		return nil, err
+	}
+	if err := d.sched.AddJob("35 * * * *", "report redelivery", d.redeliverJob); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -196,6 +202,38 @@ func (d *daemon) databaseJob(ctx context.Context) {
 	} else if n > 0 {
 		d.app.Log.Info("recorded alerts spilled while the database was down", "count", n)
 	}
+}
+
+// reportJob generates and delivers the previous month's report; a failure
+// is an alert that says what to do.
+func (d *daemon) reportJob(ctx context.Context) {
+	err := d.report.RunMonthly(ctx, d.now())
+	d.reportOutcome(ctx, err)
+}
+
+// redeliverJob retries report channels that failed (upload refused, ...).
+func (d *daemon) redeliverJob(ctx context.Context) {
+	if err := d.report.RetryUndelivered(ctx); err != nil {
+		d.reportOutcome(ctx, err)
+	}
+}
+
+func (d *daemon) reportOutcome(ctx context.Context, err error) {
+	if err == nil {
+		_ = d.engine.Resolve(ctx, alert.KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
+		return
+	}
+	d.app.Log.Error("monthly report", "err", err)
+	action := "Check the error below; run usagemeter report send --month YYYY-MM to retry by hand. Until it is sent the aggregator has no usage for the month."
+	switch {
+	case errors.Is(err, report.ErrNotRegistered):
+		action = "Register the appliance: usagemeter register --contract ID --program rental|sovereign-cloud, then usagemeter report send."
+	case errors.Is(err, report.ErrNoData):
+		action = "No product delivered usage in the month: check usagemeter product list and the collection alerts."
+	case errors.Is(err, report.ErrNoRecipients):
+		action = "Set report.recipient_keys to the aggregator's PGP public key file(s)."
+	}
+	_ = d.engine.Raise(ctx, alert.KindReportFailed, 0, "monthly report not delivered", "The monthly usage report could not be generated or delivered.", action, err.Error())
 }
 
 // dailyJob applies retention and checks every product's certificate and clock.

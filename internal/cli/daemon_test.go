@@ -9,6 +9,7 @@ import (
 	"mime"
 	netmail "net/mail"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/report"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
@@ -425,5 +427,56 @@ func TestDeactivationAndDailyRetry(t *testing.T) {
 		if !strings.Contains(got, s) {
 			t.Fatalf("mails lack %q:\n%s", s, got)
 		}
+	}
+}
+
+// TestMonthlyReportJob: an unregistered appliance gets a report-failed alert
+// that says how to register; once registered, the job delivers the report
+// (encrypted, attached) and the alert resolves.
+func TestMonthlyReportJob(t *testing.T) {
+	key, err := report.GenerateKey("Aggregator", "usage@aggregator.example", t0.Add(-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := report.ExportPublic(key)
+	keyFile := filepath.Join(t.TempDir(), "aggregator.asc")
+	if err := os.WriteFile(keyFile, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(c *config.Config) {
+		c.Report.To = []string{"usage@aggregator.example"}
+		c.Report.RecipientKeys = []string{keyFile}
+	})
+	h.addProduct("https://vc.provider.example")
+	for n := 0; n < 3; n++ {
+		h.hour(n)
+	}
+	ctx := context.Background()
+	h.clock.Set(time.Date(2026, 6, 1, 2, 0, 0, 0, time.UTC))
+	h.d.reportJob(ctx)
+	h.d.outboxJob(ctx)
+	got := subjects(h.smtp.Messages())
+	if len(got) != 1 || !strings.Contains(got[0], "monthly report not delivered") || !strings.Contains(string(h.smtp.Messages()[0].Data), "usagemeter register") {
+		t.Fatalf("unregistered: %q", got)
+	}
+	if err := h.app.Store.Register(ctx, "CONTRACT-42", "rental", h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(h.clock.Now().Add(time.Hour))
+	h.d.reportJob(ctx)
+	h.d.outboxJob(ctx)
+	msgs := h.smtp.Messages()
+	got = subjects(msgs)
+	var reportMail string
+	for i, s := range got {
+		if strings.Contains(strings.ToLower(s), "usage") && !strings.Contains(s, "not delivered") && !strings.Contains(s, "resolved") {
+			reportMail = string(msgs[i].Data)
+		}
+	}
+	if reportMail == "" || !strings.Contains(reportMail, ".gpg") {
+		t.Fatalf("no report mail with an encrypted attachment: %q", got)
+	}
+	if !strings.Contains(strings.Join(got, "\n"), "resolved: monthly report delivered") {
+		t.Fatalf("report alert not resolved: %q", got)
 	}
 }
