@@ -11,6 +11,23 @@ import (
 func init() {
 	register(&command{name: "license list", summary: "list licence keys seen and their category", run: runLicenseList})
 	register(&command{name: "license set", summary: "set a licence key's category (--key K --category rental|perpetual|demo)", run: runLicenseSet})
+	register(&command{name: "license set-category", summary: "set a licence key's category (license set-category KEY rental|perpetual|demo)", run: runLicenseSetCategory})
+}
+
+// runLicenseSetCategory is `license set` with positional arguments.
+func runLicenseSetCategory(ctx context.Context, e *Env, args []string) error {
+	fs, _ := newFlags(e, "license set-category")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 2 {
+		return usagef("usage: license set-category KEY rental|perpetual|demo [--config FILE before KEY]")
+	}
+	rest := []string{"--key", fs.Arg(0), "--category", fs.Arg(1)}
+	if f := fs.Lookup("config"); f.Value.String() != f.DefValue {
+		rest = append(rest, "--config", f.Value.String())
+	}
+	return runLicenseSet(ctx, e, rest)
 }
 
 func runLicenseList(ctx context.Context, e *Env, args []string) error {
