@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -229,7 +230,7 @@ func (c *Collector) deadline(ctx context.Context, err error) error {
 
 func errorMessage(b []byte) string {
 	var e nsxErrorBody
-	if decodeJSON(b, &e) == nil && e.ErrorMessage != "" {
+	if rest.DecodeJSON(b, &e) == nil && e.ErrorMessage != "" {
 		return fmt.Sprintf("%s (error_code %d)", e.ErrorMessage, e.ErrorCode)
 	}
 	s := strings.TrimSpace(string(b))
@@ -342,7 +343,7 @@ func getOne[T any](ctx context.Context, c *Collector, path string) (T, error) {
 	if err != nil {
 		return v, fmt.Errorf("nsxt %s: %s: %w", c.host, path, err)
 	}
-	if err := decodeJSON(body, &v); err != nil {
+	if err := rest.DecodeJSON(body, &v); err != nil {
 		return v, fmt.Errorf("nsxt %s: %s: %w", c.host, path, err)
 	}
 	return v, nil

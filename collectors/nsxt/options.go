@@ -1,12 +1,10 @@
 package nsxt
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
+
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 // Authentication modes of Options.Auth.
@@ -30,15 +28,8 @@ type Options struct {
 // Unknown keys and bad values are errors that name the option.
 func ParseOptions(raw json.RawMessage) (Options, error) {
 	var o Options
-	if t := bytes.TrimSpace(raw); len(t) != 0 && !bytes.Equal(t, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(t))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&o); err != nil {
-			return Options{}, fmt.Errorf("nsxt options: %w", describeJSONError(err))
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return Options{}, errors.New("nsxt options: trailing data after the JSON object")
-		}
+	if err := rest.DecodeOptions(Kind, raw, &o); err != nil {
+		return Options{}, err
 	}
 	if o.Auth == "" {
 		o.Auth = AuthSession
@@ -53,15 +44,4 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		o.PageSize = DefaultPageSize
 	}
 	return o, nil
-}
-
-func describeJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("option %s: expected a %s, got a JSON %s", te.Field, te.Type, te.Value)
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown option %s (known: auth, page_size)", msg)
-	}
-	return err
 }

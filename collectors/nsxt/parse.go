@@ -1,12 +1,10 @@
 package nsxt
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 // listResult is one page of an NSX list.
@@ -19,7 +17,7 @@ type listResult[T any] struct {
 // parseList reads one page of a list.
 func parseList[T any](body []byte) (*listResult[T], error) {
 	p := new(listResult[T])
-	if err := decodeJSON(body, p); err != nil {
+	if err := rest.DecodeJSON(body, p); err != nil {
 		return nil, err
 	}
 	if p.ResultCount < 0 {
@@ -130,22 +128,4 @@ type nodeInfo struct {
 type nsxErrorBody struct {
 	ErrorCode    int    `json:"error_code"`
 	ErrorMessage string `json:"error_message"`
-}
-
-// decodeJSON decodes body into v with errors that name the field.
-func decodeJSON(body []byte, v any) error {
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("malformed body: field %s: expected a %s, got a JSON %s", te.Field, te.Type, te.Value)
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed body: invalid JSON at byte %d: %v", se.Offset, se)
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-			return fmt.Errorf("malformed body: truncated JSON (%d bytes)", len(body))
-		}
-		return fmt.Errorf("malformed body: %w", err)
-	}
-	return nil
 }

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -186,7 +187,7 @@ func (c *Collector) get(ctx context.Context, path string, v any) error {
 		if resp.StatusCode/100 != 2 {
 			msg := ""
 			var eb errorBody
-			if decodeXML(body, &eb) == nil && eb.Details != "" {
+			if rest.DecodeXML(body, &eb) == nil && eb.Details != "" {
 				msg = fmt.Sprintf("%s (errorCode %d)", eb.Details, eb.Code)
 			}
 			he := &httpError{Status: resp.StatusCode, Msg: msg}
@@ -200,7 +201,7 @@ func (c *Collector) get(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return decodeXML(body, v)
+	return rest.DecodeXML(body, v)
 }
 
 // Identify returns "nsxv:<paired vCenter instanceUuid>" (see the package

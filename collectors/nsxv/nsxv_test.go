@@ -24,6 +24,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/internal/config"
 	simnsxv "github.com/usagemeter/usagemeter/internal/sim/nsxv"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
@@ -482,7 +483,7 @@ func FuzzParseVirtualWires(f *testing.F) {
 	f.Add([]byte(`<virtualWires><dataPage><virtualWire><vdnId>x</vdnId></virtualWire></dataPage></virtualWires>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p virtualWires
-		if err := decodeXML(b, &p); err != nil && !strings.Contains(err.Error(), "malformed body") {
+		if err := rest.DecodeXML(b, &p); err != nil && !strings.Contains(err.Error(), "malformed body") {
 			t.Fatalf("unhelpful error %v", err)
 		}
 	})
@@ -499,18 +500,18 @@ func FuzzParseFirewallAndEdges(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fw firewallConfig
-		if decodeXML(b, &fw) == nil {
+		if rest.DecodeXML(b, &fw) == nil {
 			st := &nsxState{fw: fw, groups: map[string][]string{}}
 			_, _ = build("vc", "nsx", st, []vcVM{{moref: "vm-1", uuid: "u1", networks: []string{"dvportgroup-1"}}})
 		}
 		var el pagedEdgeList
-		_ = decodeXML(b, &el)
+		_ = rest.DecodeXML(b, &el)
 		var e edge
-		_ = decodeXML(b, &e)
+		_ = rest.DecodeXML(b, &e)
 		var cu capacityUsage
-		_ = decodeXML(b, &cu)
+		_ = rest.DecodeXML(b, &cu)
 		var n vmNodes
-		_ = decodeXML(b, &n)
+		_ = rest.DecodeXML(b, &n)
 	})
 }
 

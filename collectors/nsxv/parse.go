@@ -1,13 +1,7 @@
 package nsxv
 
 import (
-	"bytes"
 	"encoding/xml"
-	"errors"
-	"fmt"
-	"io"
-	"strconv"
-	"strings"
 )
 
 // pagingInfo is the NSX-V paging element.
@@ -138,59 +132,4 @@ type systemSummary struct {
 type errorBody struct {
 	Details string `xml:"details"`
 	Code    int    `xml:"errorCode"`
-}
-
-// decodeXML decodes body into v with errors that name the element.
-func decodeXML(body []byte, v any) error {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		var se *xml.SyntaxError
-		var ue *xml.UnmarshalError
-		var ne *strconv.NumError
-		switch {
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed body: invalid XML at line %d: %s", se.Line, se.Msg)
-		case errors.As(err, &ne):
-			return fmt.Errorf("malformed body: %s", describeNumError(body, ne))
-		case errors.As(err, &ue):
-			return fmt.Errorf("malformed body: %s", string(*ue))
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			return fmt.Errorf("malformed body: truncated XML (%d bytes)", len(body))
-		}
-		return fmt.Errorf("malformed body: %w", err)
-	}
-	return nil
-}
-
-// describeNumError names the element whose text is not a number or boolean
-// (encoding/xml does not say which one).
-func describeNumError(body []byte, ne *strconv.NumError) string {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	var stack []string
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			stack = append(stack, t.Name.Local)
-		case xml.EndElement:
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) == ne.Num && len(stack) > 0 {
-				return fmt.Sprintf("element %s: %q is not a valid %s", strings.Join(stack, ">"), ne.Num, kindOf(ne.Func))
-			}
-		}
-	}
-	return fmt.Sprintf("value %q is not a valid %s", ne.Num, kindOf(ne.Func))
-}
-
-func kindOf(fn string) string {
-	if fn == "ParseBool" {
-		return "boolean"
-	}
-	return "number"
 }

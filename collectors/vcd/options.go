@@ -1,13 +1,12 @@
 package vcd
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 // DefaultPageSize is the query page size asked for: VCD's default largest
@@ -31,15 +30,8 @@ type Options struct {
 // Unknown keys and bad values are errors that name the option.
 func ParseOptions(raw json.RawMessage) (Options, error) {
 	var o Options
-	if t := bytes.TrimSpace(raw); len(t) != 0 && !bytes.Equal(t, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(t))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&o); err != nil {
-			return Options{}, fmt.Errorf("vcd options: %w", describeJSONError(err))
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return Options{}, errors.New("vcd options: trailing data after the JSON object")
-		}
+	if err := rest.DecodeOptions(Kind, raw, &o); err != nil {
+		return Options{}, err
 	}
 	o.APIVersion = strings.TrimSpace(o.APIVersion)
 	if o.APIVersion != "" {
@@ -58,16 +50,4 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 		o.PageSize = DefaultPageSize
 	}
 	return o, nil
-}
-
-// describeJSONError turns the decoder's errors into ones that name the option.
-func describeJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("option %s: expected a %s, got a JSON %s", te.Field, te.Type, te.Value)
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown option %s (known: api_version, page_size)", msg)
-	}
-	return err
 }

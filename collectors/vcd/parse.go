@@ -1,15 +1,14 @@
 package vcd
 
 import (
-	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 // versionInfo is one entry of GET /api/versions.
@@ -124,7 +123,7 @@ type sessionInfo struct {
 // parseSession reads the login answer.
 func parseSession(body []byte) (sessionInfo, error) {
 	var s sessionInfo
-	if err := decodeJSON(body, &s); err != nil {
+	if err := rest.DecodeJSON(body, &s); err != nil {
 		return sessionInfo{}, fmt.Errorf("session: %w", err)
 	}
 	return s, nil
@@ -201,7 +200,7 @@ type vcRecord struct {
 // parsePage reads one records page.
 func parsePage[R any](body []byte) (*recordsPage[R], error) {
 	p := new(recordsPage[R])
-	if err := decodeJSON(body, p); err != nil {
+	if err := rest.DecodeJSON(body, p); err != nil {
 		return nil, err
 	}
 	if p.Page < 1 || p.PageSize < 1 || p.Total < 0 {
@@ -211,25 +210,6 @@ func parsePage[R any](body []byte) (*recordsPage[R], error) {
 		return nil, fmt.Errorf("field record: %d records on a page of %d", len(p.Record), p.PageSize)
 	}
 	return p, nil
-}
-
-// decodeJSON decodes body into v with errors that name the field.
-func decodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("malformed body: field %s: expected a %s, got a JSON %s", te.Field, te.Type, te.Value)
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed body: invalid JSON at byte %d: %v", se.Offset, se)
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-			return fmt.Errorf("malformed body: truncated JSON (%d bytes)", len(body))
-		}
-		return fmt.Errorf("malformed body: %w", err)
-	}
-	return nil
 }
 
 // lastSegment is the id at the end of an href (".../api/org/<uuid>").

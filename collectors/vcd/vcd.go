@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -226,7 +227,7 @@ func errorMessage(body []byte) string {
 		Message string `json:"message"`
 		Minor   string `json:"minorErrorCode"`
 	}
-	if decodeJSON(body, &e) == nil && e.Message != "" {
+	if rest.DecodeJSON(body, &e) == nil && e.Message != "" {
 		return e.Message
 	}
 	s := strings.TrimSpace(string(body))
