@@ -20,10 +20,17 @@ func runLicenseSetCategory(ctx context.Context, e *Env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	if fs.NArg() != 2 {
-		return usagef("usage: license set-category KEY rental|perpetual|demo [--config FILE before KEY]")
+	if fs.NArg() < 2 {
+		return usagef("usage: license set-category KEY rental|perpetual|demo")
 	}
-	rest := []string{"--key", fs.Arg(0), "--category", fs.Arg(1)}
+	key, category := fs.Arg(0), fs.Arg(1)
+	if err := fs.Parse(fs.Args()[2:]); err != nil { // flags may follow the arguments
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	rest := []string{"--key", key, "--category", category}
 	if f := fs.Lookup("config"); f.Value.String() != f.DefValue {
 		rest = append(rest, "--config", f.Value.String())
 	}

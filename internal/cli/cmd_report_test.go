@@ -188,7 +188,7 @@ func TestReportCommands(t *testing.T) {
 	if out := must("license", "list"); !strings.Contains(out, "KEY-77") || !strings.Contains(out, "rental") {
 		t.Fatalf("license list:\n%s", out)
 	}
-	must("license", "set", "--key", "KEY-77", "--category", "perpetual")
+	must("license", "set-category", "KEY-77", "perpetual")
 	if out := must("report", "generate", "--month", "2026-03"); !strings.Contains(out, "version 2 (new version)") || !strings.Contains(out, "1 figures not reported") {
 		t.Fatalf("regenerate after licence change:\n%s", out)
 	}
