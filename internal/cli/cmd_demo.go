@@ -246,6 +246,17 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		fmt.Fprintf(out, "  product %d: nsx01 %s (NSX-T paired with vc01: Acme Corp routed, Initech with a firewall policy, Umbrella Health with IDS/IPS)\n",
 			nsx.productID, nsx.url)
 	}
+	nsxv := demoNSXV(vcs[1])
+	if nsxv != nil {
+		defer nsxv.close()
+		p := store.Product{Kind: "nsxv", Endpoint: nsxv.url, Username: demoNSXVUser, Password: config.Secret(demoNSXVPassword),
+			Thumbprint: tlsutil.Normalize(nsxv.thumb), PairedID: vcs[1].productID}
+		if nsxv.productID, err = demoAddProduct(ctx, app, p); err != nil {
+			return nil, fmt.Errorf("adding the NSX-V Manager: %w", err)
+		}
+		fmt.Fprintf(out, "  product %d: nsxv01 %s (NSX-V paired with vc02: logical switches with an edge, a firewall rule and an L2 VPN)\n",
+			nsxv.productID, nsxv.url)
+	}
 	for _, f := range demoCustomers(vcs) {
 		if _, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: f.customer, ObjectType: "folder", ObjectName: f.name}); err != nil {
 			return nil, err
@@ -258,6 +269,9 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		nProducts++
 	}
 	if nsx != nil {
+		nProducts++
+	}
+	if nsxv != nil {
 		nProducts++
 	}
 
@@ -346,7 +360,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	printDemoSummary(out, run, vcs, vcd, nsx, anon, began)
+	printDemoSummary(out, run, vcs, vcd, nsx, nsxv, anon, began)
 
 	if !o.serve {
 		return run, nil

@@ -24,6 +24,7 @@ type demoVCenter struct {
 	vsanUsedB  int64
 	productID  int64
 	nextVM     int
+	networks   []types.ManagedObjectReference // port groups new VMs are put on, round robin ("" = none)
 }
 
 // demoFolder is a VM folder with how many VMs it starts with and the
@@ -93,6 +94,7 @@ func demoProvider(ctx context.Context, rng *rand.Rand, vms int) ([]*demoVCenter,
 	// vCenter has a loopback address of its own, so that host names differ
 	// (the REST simulators listen on 127.0.0.1).
 	s2, err := vcsim.New(vcsim.Options{Clusters: 1, HostsPerCluster: 2, ListenIP: "127.0.0.12",
+		Shape:        func(m *simulator.Model) { m.Portgroup = 3 }, // NSX-V logical switches (demoNSXV)
 		InstanceUUID: "6c1b7a2e-0d1f-4a5b-9c3d-0000000000c2"})
 	if err != nil {
 		return fail(err)
@@ -110,6 +112,9 @@ func demoProvider(ctx context.Context, rng *rand.Rand, vms int) ([]*demoVCenter,
 		}
 	}
 	vc2.folders = []demoFolder{{name: "Hooli", customer: "Hooli", prefix: "hooli", vms: scale(16)}}
+	for _, pg := range s2.Portgroups() {
+		vc2.networks = append(vc2.networks, pg.Self)
+	}
 	if err := vc2.populate(ctx, rng); err != nil {
 		return fail(err)
 	}
@@ -148,7 +153,12 @@ func (v *demoVCenter) populate(ctx context.Context, rng *rand.Rand) error {
 func (v *demoVCenter) randomVM(rng *rand.Rand, f demoFolder, hosts []*simulator.HostSystem) vcsim.VMSpec {
 	v.nextVM++
 	mem, res := randomMemory(rng)
+	var nets []types.ManagedObjectReference
+	if len(v.networks) > 0 {
+		nets = []types.ManagedObjectReference{v.networks[v.nextVM%len(v.networks)]}
+	}
 	return vcsim.VMSpec{
+		Networks:      nets,
 		Name:          fmt.Sprintf("%s-%s%03d", f.prefix, demoRoles[rng.IntN(len(demoRoles))], v.nextVM),
 		Folder:        f.name,
 		Host:          hosts[rng.IntN(len(hosts))],

@@ -228,6 +228,8 @@ func demoKindOf(product string) string {
 		return "vcd"
 	case "NSX-T":
 		return "nsxt"
+	case "NSX-V":
+		return "nsxv"
 	}
 	return "vcenter" // vCenter Server, VMware Cloud Foundation, vSAN, Tanzu
 }
@@ -242,7 +244,7 @@ func (n demoNames) host(product, h string) string {
 
 // printDemoSummary prints what the demo did, every figure taken from the
 // decrypted report.
-func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, nsx *demoNSXT, anon map[string]store.AnonEntry, began time.Time) {
+func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, nsx *demoNSXT, nsxv *demoNSXVManager, anon map[string]store.AnonEntry, began time.Time) {
 	names := demoNames{anon: anon, hosts: map[string]string{}}
 	type named struct{ kind, name, url string }
 	var products []named
@@ -254,6 +256,9 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 	}
 	if nsx != nil {
 		products = append(products, named{"nsxt", "nsx01", nsx.url})
+	}
+	if nsxv != nil {
+		products = append(products, named{"nsxv", "nsxv01", nsxv.url})
 	}
 	for _, p := range products {
 		if u, err := url.Parse(p.url); err == nil {

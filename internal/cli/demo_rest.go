@@ -14,6 +14,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	nsxtsim "github.com/usagemeter/usagemeter/internal/sim/nsxt"
+	nsxvsim "github.com/usagemeter/usagemeter/internal/sim/nsxv"
 	vcdsim "github.com/usagemeter/usagemeter/internal/sim/vcd"
 )
 
@@ -220,3 +221,52 @@ func demoNSX(vc *demoVCenter) *demoNSXT {
 }
 
 func (d *demoNSXT) close() { d.tb.close() }
+
+// demoNSXVManager is an NSX-V Manager (internal/sim/nsxv) paired with vc02,
+// whose three port groups back its logical switches: web behind an edge
+// with NAT (Base), app under a distributed firewall rule (Advanced), DR
+// stretched by an L2 VPN edge (Enterprise). It resolves VMs through vc02,
+// so it cannot be collected while vc02 is down.
+type demoNSXVManager struct {
+	tb         *demoTB
+	url, thumb string
+	productID  int64
+}
+
+const (
+	demoNSXVUser     = "meter-nsxv"
+	demoNSXVPassword = "NsxV-Meter!2026"
+)
+
+// demoNSXV starts the NSX-V simulator when the nsxv collector is linked in
+// and vc has port groups; nil otherwise.
+func demoNSXV(vc *demoVCenter) *demoNSXVManager {
+	pgs := vc.sim.Portgroups()
+	if !slices.Contains(collectors.Kinds(), "nsxv") || len(pgs) < 3 {
+		return nil
+	}
+	st := nsxvsim.State{User: demoNSXVUser, Password: demoNSXVPassword, Hostname: "nsxv-mgr-01",
+		VirtualWires: []nsxvsim.VirtualWire{
+			{ID: "virtualwire-1", Name: "ls-hooli-web", Portgroup: pgs[0].Self.Value},
+			{ID: "virtualwire-2", Name: "ls-hooli-app", Portgroup: pgs[1].Self.Value},
+			{ID: "virtualwire-3", Name: "ls-hooli-dr", Portgroup: pgs[2].Self.Value},
+		},
+		Edges: []nsxvsim.Edge{
+			{ID: "edge-1", Name: "hooli-esg", Type: "gatewayServices", Networks: []string{"virtualwire-1", "virtualwire-2"}, Features: []string{"firewall", "nat"}},
+			{ID: "edge-2", Name: "hooli-dr-l2vpn", Type: "gatewayServices", Networks: []string{"virtualwire-3"}, Features: []string{"l2Vpn"}},
+		},
+		Sections: []nsxvsim.Section{
+			{ID: "1005", Name: "hooli", Rules: []nsxvsim.Rule{{ID: "1010", Name: "app tier", AppliedTo: []string{"VirtualWire:virtualwire-2"}}}},
+			{ID: "1003", Name: "Default Section Layer3", Rules: []nsxvsim.Rule{
+				{ID: "1002", Name: "Default Rule DHCP", AppliedTo: []string{"DISTRIBUTED_FIREWALL"}},
+				{ID: "1001", Name: "Default Rule", AppliedTo: []string{"DISTRIBUTED_FIREWALL"}},
+			}},
+		},
+		Capacity: []nsxvsim.Capacity{{Feature: "vxlan", Type: "VM", Count: len(vc.sim.VMs())}},
+	}
+	d := &demoNSXVManager{tb: &demoTB{}}
+	d.url, d.thumb = nsxvsim.New(st).Start(d.tb)
+	return d
+}
+
+func (d *demoNSXVManager) close() { d.tb.close() }

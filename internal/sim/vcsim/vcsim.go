@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -242,6 +243,25 @@ func (s *Simulator) ClusterHosts(cl *simulator.ClusterComputeResource) []*simula
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Portgroups returns the distributed port groups VMs can be on (not the
+// uplink ones), sorted by name; Options.Shape sets how many (m.Portgroup).
+func (s *Simulator) Portgroups() []*simulator.DistributedVirtualPortgroup {
+	var out []*simulator.DistributedVirtualPortgroup
+	for _, e := range s.Model.Map().All("DistributedVirtualPortgroup") {
+		if pg := e.(*simulator.DistributedVirtualPortgroup); !strings.Contains(pg.Name, "DVUplinks") {
+			out = append(out, pg)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SetNetworks sets the networks (port groups) a VM is on, as its network
+// property reports them.
+func (s *Simulator) SetNetworks(vm *simulator.VirtualMachine, networks ...types.ManagedObjectReference) {
+	s.withLock(vm, func() { vm.Network = append([]types.ManagedObjectReference(nil), networks...) })
 }
 
 // SetMemory sets a VM's configured memory and its reservation (MB).
@@ -612,6 +632,7 @@ type VMSpec struct {
 	ReservationMB int64
 	PowerState    types.VirtualMachinePowerState // "" = poweredOff
 	Template      bool
+	Networks      []types.ManagedObjectReference // port groups the VM is on (its network property)
 }
 
 // CreateVM creates a VM through the API (CreateVM_Task) on spec.Host's
@@ -673,6 +694,9 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*simulator.Virtu
 		SetPower(vm, spec.PowerState)
 		vm.Config.Template = spec.Template
 		vm.Summary.Config.Template = spec.Template
+		if spec.Networks != nil {
+			vm.Network = append([]types.ManagedObjectReference(nil), spec.Networks...)
+		}
 	})
 	return vm, nil
 }
