@@ -42,7 +42,6 @@ package nsxt
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +55,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 // Kind is the product kind this package registers.
@@ -71,17 +69,14 @@ var ErrLogin = errors.New("incorrect user name or password")
 // ErrNotPaired is returned by New for a product not paired with a vCenter.
 var ErrNotPaired = errors.New("an NSX Manager must be paired with its vCenter (--vcenter)")
 
-const maxBody = 128 << 20
-
 // Collector collects one NSX Manager. Calls are serialised.
 type Collector struct {
 	t      collectors.Target
 	opts   Options
-	base   *url.URL
+	rc     *rest.Client
 	host   string
 	vcUUID string
 	log    *slog.Logger
-	client *http.Client
 
 	mu      sync.Mutex
 	cookie  string // JSESSIONID, "" when logged out (session auth)
@@ -98,59 +93,27 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := strings.TrimSpace(t.Endpoint)
-	if !strings.Contains(e, "://") {
-		e = "https://" + e
+	c := &Collector{t: t, opts: opts}
+	if c.rc, err = rest.NewClient(Kind, &c.t, ""); err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(e)
-	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("nsxt endpoint %q: not a URL or host name", t.Endpoint)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("nsxt endpoint %q: scheme must be https", t.Endpoint)
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if t.Username == "" {
-		return nil, fmt.Errorf("nsxt %s: a user name is required", u.Hostname())
-	}
+	c.host = c.rc.Host()
 	if t.Paired == nil || t.Paired.InstanceID == "" {
-		return nil, fmt.Errorf("nsxt %s: %w", u.Hostname(), ErrNotPaired)
+		return nil, fmt.Errorf("nsxt %s: %w", c.host, ErrNotPaired)
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     tlsutil.Config(u.Hostname(), t.Thumbprint, nil),
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	return &Collector{
-		t: t, opts: opts, base: u, host: u.Hostname(), vcUUID: t.Paired.InstanceID,
-		log:    t.Logger.With("collector", Kind, "nsx", u.Hostname()),
-		client: &http.Client{Transport: tr},
-	}, nil
+	c.vcUUID = t.Paired.InstanceID
+	c.rc.Header = http.Header{"Accept": {"application/json"}}
+	c.rc.ErrorMessage = errorMessage
+	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
+	return c, nil
 }
 
-// httpError is a non-2xx answer.
-type httpError struct {
-	Status int
-	Msg    string
-}
-
-func (e *httpError) Error() string {
-	if e.Msg == "" {
-		return fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+func errorMessage(b []byte) string {
+	var e nsxErrorBody
+	if rest.DecodeJSON(b, &e) == nil && e.ErrorMessage != "" {
+		return fmt.Sprintf("%s (error_code %d)", e.ErrorMessage, e.ErrorCode)
 	}
-	return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
-}
-
-func (e *httpError) authFailed() bool {
-	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+	return rest.Snippet(b)
 }
 
 // maxThrottled is how many 429/503 answers one call waits out.
@@ -168,8 +131,8 @@ func (c *Collector) do(ctx context.Context, method, path string, body io.Reader,
 		if form != nil {
 			rd = bytes.NewReader(form)
 		}
-		b, resp, err := c.doOnce(ctx, method, path, rd, hdr)
-		var he *httpError
+		b, resp, err := c.rc.Do(ctx, method, path, rd, hdr)
+		var he *rest.HTTPError
 		if !errors.As(err, &he) || (he.Status != http.StatusTooManyRequests && he.Status != http.StatusServiceUnavailable) || try > maxThrottled {
 			return b, resp, err
 		}
@@ -186,67 +149,13 @@ func (c *Collector) do(ctx context.Context, method, path string, body io.Reader,
 	}
 }
 
-// doOnce sends one request under its own deadline.
-func (c *Collector) doOnce(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
-	defer cancel()
-	u := *c.base
-	p, q, _ := strings.Cut(path, "?")
-	u.Path += p
-	u.RawQuery = q
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "usagemeter")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, nil, c.deadline(ctx, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, nil, c.deadline(ctx, fmt.Errorf("reading the answer: %w", err))
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, resp, &httpError{Status: resp.StatusCode, Msg: errorMessage(b)}
-	}
-	return b, resp, nil
-}
-
-func (c *Collector) deadline(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w (no answer within the %s deadline)", err, c.t.Timeout)
-	}
-	return err
-}
-
-func errorMessage(b []byte) string {
-	var e nsxErrorBody
-	if rest.DecodeJSON(b, &e) == nil && e.ErrorMessage != "" {
-		return fmt.Sprintf("%s (error_code %d)", e.ErrorMessage, e.ErrorCode)
-	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
 // login creates a session (session auth).
 func (c *Collector) login(ctx context.Context) error {
 	form := url.Values{"j_username": {c.t.Username}, "j_password": {c.t.Password.Reveal()}}
 	_, resp, err := c.do(ctx, http.MethodPost, "/api/session/create", strings.NewReader(form.Encode()),
 		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
-	var he *httpError
-	if errors.As(err, &he) && he.authFailed() {
+	var he *rest.HTTPError
+	if errors.As(err, &he) && he.AuthFailed() {
 		return fmt.Errorf("logging in as %s: %w (%s)", c.t.Username, ErrLogin, he.Msg)
 	}
 	if err != nil {
@@ -271,10 +180,10 @@ func (c *Collector) login(ctx context.Context) error {
 // again once and retries.
 func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 	if c.opts.Auth == AuthBasic {
-		hdr := http.Header{"Authorization": {"Basic " + basic(c.t.Username, c.t.Password.Reveal())}}
+		hdr := http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}}
 		b, _, err := c.do(ctx, http.MethodGet, path, nil, hdr)
-		var he *httpError
-		if errors.As(err, &he) && he.authFailed() {
+		var he *rest.HTTPError
+		if errors.As(err, &he) && he.AuthFailed() {
 			return nil, fmt.Errorf("%w (%v)", ErrLogin, he)
 		}
 		return b, err
@@ -288,8 +197,8 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 		}
 		hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
 		b, _, err := c.do(ctx, http.MethodGet, path, nil, hdr)
-		var he *httpError
-		if errors.As(err, &he) && he.authFailed() {
+		var he *rest.HTTPError
+		if errors.As(err, &he) && he.AuthFailed() {
 			c.cookie, c.xsrf = "", ""
 			if attempt == 0 {
 				c.log.Info("NSX session expired, logging in again")
@@ -300,8 +209,6 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 		return b, err
 	}
 }
-
-func basic(u, p string) string { return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)) }
 
 // listAll pages through an NSX list, calling add for every result.
 func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)) error {
@@ -390,8 +297,8 @@ func (c *Collector) Close(ctx context.Context) error {
 	hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
 	c.cookie, c.xsrf = "", ""
 	_, _, err := c.do(ctx, http.MethodPost, "/api/session/destroy", nil, hdr)
-	var he *httpError
-	if err != nil && !(errors.As(err, &he) && he.authFailed()) {
+	var he *rest.HTTPError
+	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
 		return fmt.Errorf("nsxt %s: logging out: %w", c.host, err)
 	}
 	return nil

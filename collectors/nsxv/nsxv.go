@@ -41,17 +41,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 // Kind is the product kind this package registers.
@@ -66,17 +61,14 @@ var ErrLogin = errors.New("incorrect user name or password")
 // ErrNotPaired is returned by New for a product not paired with a vCenter.
 var ErrNotPaired = errors.New("an NSX-V Manager must be paired with its vCenter (--vcenter)")
 
-const maxBody = 128 << 20
-
 // Collector collects one NSX-V Manager. Calls are serialised.
 type Collector struct {
 	t      collectors.Target
 	opts   Options
-	base   *url.URL
+	rc     *rest.Client
 	host   string
 	vcUUID string
 	log    *slog.Logger
-	client *http.Client
 
 	mu sync.Mutex
 	vc *vcenter
@@ -91,42 +83,18 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := strings.TrimSpace(t.Endpoint)
-	if !strings.Contains(e, "://") {
-		e = "https://" + e
+	c := &Collector{t: t, opts: opts}
+	if c.rc, err = rest.NewClient(Kind, &c.t, "/api"); err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(e)
-	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("nsxv endpoint %q: not a URL or host name", t.Endpoint)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("nsxv endpoint %q: scheme must be https", t.Endpoint)
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
-	if t.Username == "" {
-		return nil, fmt.Errorf("nsxv %s: a user name is required", u.Hostname())
-	}
+	c.host = c.rc.Host()
 	if t.Paired == nil || t.Paired.InstanceID == "" {
-		return nil, fmt.Errorf("nsxv %s: %w", u.Hostname(), ErrNotPaired)
+		return nil, fmt.Errorf("nsxv %s: %w", c.host, ErrNotPaired)
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     tlsutil.Config(u.Hostname(), t.Thumbprint, nil),
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	c := &Collector{
-		t: t, opts: opts, base: u, host: u.Hostname(), vcUUID: t.Paired.InstanceID,
-		log:    t.Logger.With("collector", Kind, "nsx", u.Hostname()),
-		client: &http.Client{Transport: tr},
-	}
+	c.vcUUID = t.Paired.InstanceID
+	c.rc.Header = http.Header{"Accept": {"application/xml"}}
+	c.rc.ErrorMessage = errorMessage
+	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
 	if c.vc, err = newVCenter(c); err != nil {
 		return nil, err
 	}
@@ -135,69 +103,25 @@ func newCollector(t collectors.Target) (*Collector, error) {
 
 // call runs f under its own deadline of Target.Timeout.
 func (c *Collector) call(ctx context.Context, f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
-	defer cancel()
-	err := f(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if !errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		}
-		err = fmt.Errorf("%w (no answer within the %s deadline)", err, c.t.Timeout)
-	}
-	return err
+	return rest.Call(ctx, c.t.Timeout, f)
 }
 
-// httpError is a non-2xx answer.
-type httpError struct {
-	Status int
-	Msg    string
-}
-
-func (e *httpError) Error() string {
-	if e.Msg == "" {
-		return fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+// errorMessage extracts the message of an NSX-V error document, if any.
+func errorMessage(body []byte) string {
+	var eb errorBody
+	if rest.DecodeXML(body, &eb) == nil && eb.Details != "" {
+		return fmt.Sprintf("%s (errorCode %d)", eb.Details, eb.Code)
 	}
-	return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+	return ""
 }
 
 // get reads path (Basic auth) and decodes the XML answer into v.
 func (c *Collector) get(ctx context.Context, path string, v any) error {
-	var body []byte
-	err := c.call(ctx, func(ctx context.Context) error {
-		u := *c.base
-		p, q, _ := strings.Cut(path, "?")
-		u.Path += p
-		u.RawQuery = q
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return err
-		}
-		req.SetBasicAuth(c.t.Username, c.t.Password.Reveal())
-		req.Header.Set("Accept", "application/xml")
-		req.Header.Set("User-Agent", "usagemeter")
-		resp, err := c.client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		if err != nil {
-			return fmt.Errorf("reading the answer: %w", err)
-		}
-		if resp.StatusCode/100 != 2 {
-			msg := ""
-			var eb errorBody
-			if rest.DecodeXML(body, &eb) == nil && eb.Details != "" {
-				msg = fmt.Sprintf("%s (errorCode %d)", eb.Details, eb.Code)
-			}
-			he := &httpError{Status: resp.StatusCode, Msg: msg}
-			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-				return fmt.Errorf("as %s: %w (%v)", c.t.Username, ErrLogin, he)
-			}
-			return he
-		}
-		return nil
-	})
+	body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}})
+	var he *rest.HTTPError
+	if errors.As(err, &he) && he.AuthFailed() {
+		return fmt.Errorf("as %s: %w (%v)", c.t.Username, ErrLogin, he)
+	}
 	if err != nil {
 		return err
 	}

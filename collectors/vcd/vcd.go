@@ -39,10 +39,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +48,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 // Kind is the product kind this package registers.
@@ -88,12 +85,11 @@ const maxBody = 64 << 20
 // Collector collects one Cloud Director. Calls are serialised: they share
 // one session.
 type Collector struct {
-	t      collectors.Target
-	opts   Options
-	base   *url.URL
-	host   string
-	log    *slog.Logger
-	client *http.Client
+	t    collectors.Target
+	opts Options
+	rc   *rest.Client
+	host string
+	log  *slog.Logger
 
 	mu       sync.Mutex
 	token    string // "" when logged out
@@ -113,112 +109,16 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := baseURL(t.Endpoint)
-	if err != nil {
+	c := &Collector{t: t, opts: opts}
+	// The base URL: /api and /cloudapi hang off it.
+	if c.rc, err = rest.NewClient(Kind, &c.t, "/api"); err != nil {
 		return nil, err
 	}
-	if t.Username == "" {
-		return nil, fmt.Errorf("vcd %s: a user name is required", base.Hostname())
-	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     tlsutil.Config(base.Hostname(), t.Thumbprint, nil),
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	return &Collector{
-		t:      t,
-		opts:   opts,
-		base:   base,
-		host:   base.Hostname(),
-		log:    t.Logger.With("collector", Kind, "vcd", base.Hostname()),
-		client: &http.Client{Transport: tr},
-	}, nil
-}
-
-// baseURL turns "host", "host:port" or "https://host[:port][/]" into the base
-// URL (paths /api and /cloudapi hang off it).
-func baseURL(endpoint string) (*url.URL, error) {
-	e := strings.TrimSpace(endpoint)
-	if !strings.Contains(e, "://") {
-		e = "https://" + e
-	}
-	u, err := url.Parse(e)
-	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("vcd endpoint %q: not a URL or host name", endpoint)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("vcd endpoint %q: scheme must be https", endpoint)
-	}
-	u.User = nil
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api")
-	u.RawQuery, u.Fragment = "", ""
-	return u, nil
-}
-
-// httpError is a non-2xx answer.
-type httpError struct {
-	Status int
-	Msg    string
-}
-
-func (e *httpError) Error() string {
-	if e.Msg == "" {
-		return fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
-	}
-	return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
-}
-
-// do sends one request under its own deadline and returns the body of a 2xx
-// answer, or an *httpError.
-func (c *Collector) do(ctx context.Context, method, path string, hdr http.Header, basic bool) ([]byte, http.Header, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.t.Timeout)
-	defer cancel()
-	u := *c.base
-	p, q, _ := strings.Cut(path, "?")
-	u.Path += p
-	u.RawQuery = q
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("User-Agent", "usagemeter")
-	if basic {
-		req.SetBasicAuth(c.t.Username+"@System", c.t.Password.Reveal())
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, nil, c.deadline(ctx, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, nil, c.deadline(ctx, fmt.Errorf("reading the answer: %w", err))
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, resp.Header, &httpError{Status: resp.StatusCode, Msg: errorMessage(body)}
-	}
-	return body, resp.Header, nil
-}
-
-// deadline says what happened when the per-call deadline expired.
-func (c *Collector) deadline(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w (no answer within the %s deadline)", err, c.t.Timeout)
-	}
-	return err
+	c.rc.MaxBody = maxBody
+	c.rc.ErrorMessage = errorMessage
+	c.host = c.rc.Host()
+	c.log = c.t.Logger.With("collector", Kind, "vcd", c.host)
+	return c, nil
 }
 
 // errorMessage extracts the message of a VCD Error body, if any.
@@ -230,16 +130,12 @@ func errorMessage(body []byte) string {
 	if rest.DecodeJSON(body, &e) == nil && e.Message != "" {
 		return e.Message
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
+	return rest.Snippet(body)
 }
 
 // login discovers the API version and opens a provider session.
 func (c *Collector) login(ctx context.Context) error {
-	body, _, err := c.do(ctx, http.MethodGet, "/api/versions", http.Header{"Accept": {"application/*+xml"}}, false)
+	body, _, err := c.rc.Do(ctx, http.MethodGet, "/api/versions", nil, http.Header{"Accept": {"application/*+xml"}})
 	if err != nil {
 		return fmt.Errorf("reading API versions: %w", err)
 	}
@@ -258,9 +154,11 @@ func (c *Collector) login(ctx context.Context) error {
 			c.maxVer = o.Version
 		}
 	}
-	body, hdr, err := c.do(ctx, http.MethodPost, "/cloudapi/1.0.0/sessions/provider",
-		http.Header{"Accept": {"application/*;version=" + v}}, true)
-	var he *httpError
+	body, resp, err := c.rc.Do(ctx, http.MethodPost, "/cloudapi/1.0.0/sessions/provider", nil, http.Header{
+		"Accept":        {"application/*;version=" + v},
+		"Authorization": {rest.Basic(c.t.Username+"@System", c.t.Password.Reveal())},
+	})
+	var he *rest.HTTPError
 	switch {
 	case errors.As(err, &he) && he.Status == http.StatusUnauthorized:
 		return fmt.Errorf("logging in as %s@System: %w (%s)", c.t.Username, ErrLogin, he.Msg)
@@ -273,7 +171,7 @@ func (c *Collector) login(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("logging in: %w", err)
 	}
-	tok := hdr.Get("X-VMWARE-VCLOUD-ACCESS-TOKEN")
+	tok := resp.Header.Get("X-VMWARE-VCLOUD-ACCESS-TOKEN")
 	if tok == "" {
 		return errors.New("logging in: the answer carries no X-VMWARE-VCLOUD-ACCESS-TOKEN header")
 	}
@@ -299,8 +197,8 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 			"Accept":        {"application/*+json;version=" + c.version},
 			"Authorization": {"Bearer " + c.token},
 		}
-		body, _, err := c.do(ctx, http.MethodGet, path, hdr, false)
-		var he *httpError
+		body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
+		var he *rest.HTTPError
 		if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 			c.token = ""
 			if attempt == 0 {
@@ -468,8 +366,8 @@ func (c *Collector) Close(ctx context.Context) error {
 		"Authorization": {"Bearer " + c.token},
 	}
 	c.token = ""
-	_, _, err := c.do(ctx, http.MethodDelete, "/cloudapi/1.0.0/sessions/current", hdr, false)
-	var he *httpError
+	_, _, err := c.rc.Do(ctx, http.MethodDelete, "/cloudapi/1.0.0/sessions/current", nil, hdr)
+	var he *rest.HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 		return nil // already gone
 	}

@@ -280,8 +280,8 @@ func TestBadInput(t *testing.T) {
 		})
 		ts := httptest.NewTLSServer(h)
 		defer ts.Close()
-		c.base.Host = strings.TrimPrefix(ts.URL, "https://")
-		c.client.Transport.(*http.Transport).TLSClientConfig = tlsutil.Config(c.host, tlsutil.Thumbprint(ts.Certificate().Raw), nil)
+		c.rc.Base.Host = strings.TrimPrefix(ts.URL, "https://")
+		c.rc.HTTP.Transport.(*http.Transport).TLSClientConfig = tlsutil.Config(c.host, tlsutil.Thumbprint(ts.Certificate().Raw), nil)
 		_, err := c.Collect(context.Background(), hour)
 		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "HTTP 406") || !strings.Contains(err.Error(), "Supported API versions are: [39.0, 38.1") || !strings.Contains(err.Error(), "offers 36.0") {
 			t.Fatalf("error %v, want ErrVersion with 406 and the offered versions", err)

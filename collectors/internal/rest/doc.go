@@ -3,6 +3,14 @@
 // Aria ...) share, so that each product package holds only what is its own:
 // the API's shapes, its login flow, its paging style and its edition rules.
 //
+// Calls: NewClient validates a Target (an https endpoint, see ParseEndpoint;
+// a user name) and fills in its defaults; Client.Do sends one call under its
+// own deadline (Target.Timeout; an expired one is a context.DeadlineExceeded
+// that says so, see Deadline and Call) over TLS verified by the system roots
+// or the accepted thumbprint (internal/tlsutil: a refused certificate is a
+// *tlsutil.CertError), reads at most MaxBody of the answer and returns a
+// non-2xx answer as an *HTTPError carrying the product's message.
+//
 // Options: DecodeOptions decodes a product's Target.Options strictly
 // (unknown keys, wrong types and trailing data are errors naming the key).
 // Answers: DecodeJSON and DecodeXML decode a body with errors that say

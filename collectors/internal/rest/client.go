@@ -1,0 +1,211 @@
+package rest
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
+)
+
+// DefaultTimeout is the per-call deadline when Target.Timeout is not set.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultMaxBody bounds one response body when Client.MaxBody is not set.
+const DefaultMaxBody = 128 << 20
+
+// Client sends one collector's calls to its product: every call under its
+// own deadline (Target.Timeout, read at each call), TLS verified by the
+// system roots or the accepted thumbprint, the body read up to MaxBody, a
+// non-2xx answer returned as an *HTTPError.
+type Client struct {
+	Kind   string             // product kind, first word of messages
+	Base   *url.URL           // paths are appended to its path
+	HTTP   *http.Client       //
+	Target *collectors.Target // the collector's target (Timeout)
+	// MaxBody bounds one response body (0: DefaultMaxBody).
+	MaxBody int64
+	// Header is sent on every call; the call's own headers win.
+	Header http.Header
+	// ErrorMessage extracts the message of a non-2xx answer's body (nil:
+	// Snippet).
+	ErrorMessage func(body []byte) string
+}
+
+// NewClient validates t (the endpoint, which must be https, and the user
+// name), fills in its defaults (a discarding Logger, DefaultTimeout) and
+// returns a client for it. trim is a path suffix the endpoint may carry that
+// is not part of the base URL (e.g. "/api"). t must outlive the client: the
+// collector's own Target, whose Timeout tests may change.
+func NewClient(kind string, t *collectors.Target, trim string) (*Client, error) {
+	base, err := ParseEndpoint(kind, t.Endpoint, trim)
+	if err != nil {
+		return nil, err
+	}
+	if t.Username == "" {
+		return nil, fmt.Errorf("%s %s: a user name is required", kind, base.Hostname())
+	}
+	if t.Logger == nil {
+		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = DefaultTimeout
+	}
+	return &Client{Kind: kind, Base: base, HTTP: NewHTTPClient(base.Hostname(), t.Thumbprint), Target: t}, nil
+}
+
+// ParseEndpoint turns "host", "host:port" or "https://host[:port][/path]"
+// into a base URL: https only, without user, query or fragment, the path
+// without a trailing "/" nor the suffix trim.
+func ParseEndpoint(kind, endpoint, trim string) (*url.URL, error) {
+	e := strings.TrimSpace(endpoint)
+	if !strings.Contains(e, "://") {
+		e = "https://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("%s endpoint %q: not a URL or host name", kind, endpoint)
+	}
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("%s endpoint %q: scheme must be https", kind, endpoint)
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if trim != "" {
+		u.Path = strings.TrimSuffix(u.Path, trim)
+	}
+	return u, nil
+}
+
+// NewHTTPClient is an HTTP client to host that trusts the system roots or
+// the accepted thumbprint (tlsutil.Config); a refused certificate is a
+// *tlsutil.CertError.
+func NewHTTPClient(host, thumbprint string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     tlsutil.Config(host, thumbprint, nil),
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// Host is the product's host name.
+func (c *Client) Host() string { return c.Base.Hostname() }
+
+// Basic is the value of an Authorization header for HTTP Basic.
+func Basic(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
+// HTTPError is a non-2xx answer.
+type HTTPError struct {
+	Status int
+	Msg    string // the product's message, "" if none
+}
+
+func (e *HTTPError) Error() string {
+	if e.Msg == "" {
+		return fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// AuthFailed reports whether the answer refuses the credentials or session
+// (401 or 403).
+func (e *HTTPError) AuthFailed() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
+// Do sends one request under its own deadline. path may carry a query. It
+// returns the body of a 2xx answer and the response (its body closed; for
+// the headers and cookies); a non-2xx answer is an *HTTPError, returned with
+// the response.
+func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
+	timeout := c.Target.Timeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	u := *c.Base
+	p, q, _ := strings.Cut(path, "?")
+	u.Path += p
+	u.RawQuery = q
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", "usagemeter")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, nil, Deadline(ctx, timeout, err)
+	}
+	defer resp.Body.Close()
+	limit := c.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, Deadline(ctx, timeout, fmt.Errorf("reading the answer: %w", err))
+	}
+	if resp.StatusCode/100 != 2 {
+		msg := c.ErrorMessage
+		if msg == nil {
+			msg = Snippet
+		}
+		return nil, resp, &HTTPError{Status: resp.StatusCode, Msg: msg(b)}
+	}
+	return b, resp, nil
+}
+
+// Call runs f under its own deadline of timeout, for calls that do not go
+// through Do (e.g. a SOAP client), and says so when the deadline expired.
+func Call(ctx context.Context, timeout time.Duration, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return Deadline(ctx, timeout, f(ctx))
+}
+
+// Deadline says what happened when ctx, a call's own context of timeout,
+// expired: err is then a context.DeadlineExceeded that reads "(no answer
+// within the <timeout> deadline)". Other errors, and nil, are returned as
+// they are; an error already said so is not said twice.
+func Deadline(ctx context.Context, timeout time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *deadlineError
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &deadlineError{err: err, timeout: timeout}
+	}
+	return err
+}
+
+type deadlineError struct {
+	err     error
+	timeout time.Duration
+}
+
+func (e *deadlineError) Error() string {
+	return fmt.Sprintf("%v (no answer within the %s deadline)", e.err, e.timeout)
+}
+
+func (e *deadlineError) Unwrap() error { return e.err }

@@ -1,0 +1,49 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseEndpoint(t *testing.T) {
+	for _, tc := range []struct{ in, trim, want, err string }{
+		{"vcd.example.net", "/api", "https://vcd.example.net", ""},
+		{" https://u:p@vcd.example.net:8443/api/?x=1#f ", "/api", "https://vcd.example.net:8443", ""},
+		{"https://nsx.example.net/", "", "https://nsx.example.net", ""},
+		{"http://nsx.example.net", "", "", `srm endpoint "http://nsx.example.net": scheme must be https`},
+		{"https://", "", "", `srm endpoint "https://": not a URL or host name`},
+	} {
+		u, err := ParseEndpoint("srm", tc.in, tc.trim)
+		switch {
+		case tc.err != "" && (err == nil || err.Error() != tc.err):
+			t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+		case tc.err == "" && (err != nil || u.String() != tc.want):
+			t.Errorf("%q: %v %v, want %s", tc.in, u, err, tc.want)
+		}
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	err := Call(context.Background(), 10*time.Millisecond, func(ctx context.Context) error {
+		<-ctx.Done()
+		return errors.New("read tcp: i/o timeout")
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Count(err.Error(), "no answer within the 10ms deadline") != 1 {
+		t.Fatalf("error %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	if again := Deadline(ctx, time.Second, err); again != err {
+		t.Fatalf("said twice: %v", again)
+	}
+	if err := Deadline(context.Background(), time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	he := &HTTPError{Status: 403}
+	if he.Error() != "HTTP 403 Forbidden" || !he.AuthFailed() {
+		t.Fatalf("%v", he)
+	}
+}
