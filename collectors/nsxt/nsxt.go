@@ -79,7 +79,8 @@ type Collector struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	cookie  string // JSESSIONID, "" when logged out (session auth)
+	sess    rest.Session // session auth
+	cookie  string       // JSESSIONID, "" when logged out (session auth)
 	xsrf    string
 	lastVMs int
 }
@@ -105,6 +106,13 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
 	c.rc.ErrorMessage = errorMessage
 	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
+	c.sess = rest.Session{
+		Active:   func() bool { return c.cookie != "" },
+		Login:    c.login,
+		Forget:   func() { c.cookie, c.xsrf = "", "" },
+		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized, http.StatusForbidden) },
+		Renewing: func() { c.log.Info("NSX session expired, logging in again") },
+	}
 	return c, nil
 }
 
@@ -188,26 +196,11 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 		}
 		return b, err
 	}
-	for attempt := 0; ; attempt++ {
-		if c.cookie == "" {
-			if err := c.login(ctx); err != nil {
-				return nil, err
-			}
-			attempt = 1
-		}
+	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
 		hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
 		b, _, err := c.do(ctx, http.MethodGet, path, nil, hdr)
-		var he *rest.HTTPError
-		if errors.As(err, &he) && he.AuthFailed() {
-			c.cookie, c.xsrf = "", ""
-			if attempt == 0 {
-				c.log.Info("NSX session expired, logging in again")
-				continue
-			}
-			return nil, fmt.Errorf("session refused right after logging in: %w", err)
-		}
 		return b, err
-	}
+	})
 }
 
 // listAll pages through an NSX list, calling add for every result.

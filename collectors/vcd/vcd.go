@@ -92,6 +92,7 @@ type Collector struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
+	sess     rest.Session
 	token    string // "" when logged out
 	version  string
 	offered  []versionInfo
@@ -118,6 +119,13 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.host = c.rc.Host()
 	c.log = c.t.Logger.With("collector", Kind, "vcd", c.host)
+	c.sess = rest.Session{
+		Active:   func() bool { return c.token != "" },
+		Login:    c.login,
+		Forget:   func() { c.token = "" },
+		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized) },
+		Renewing: func() { c.log.Info("Cloud Director session expired, logging in again") },
+	}
 	return c, nil
 }
 
@@ -186,29 +194,14 @@ func (c *Collector) login(ctx context.Context) error {
 
 // get reads an authenticated /api path. A 401 logs in again once and retries.
 func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		if c.token == "" {
-			if err := c.login(ctx); err != nil {
-				return nil, err
-			}
-			attempt = 1 // a fresh session is not retried
-		}
+	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
 		hdr := http.Header{
 			"Accept":        {"application/*+json;version=" + c.version},
 			"Authorization": {"Bearer " + c.token},
 		}
 		body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
-		var he *rest.HTTPError
-		if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
-			c.token = ""
-			if attempt == 0 {
-				c.log.Info("Cloud Director session expired, logging in again")
-				continue
-			}
-			return nil, fmt.Errorf("session refused right after logging in: %w", err)
-		}
 		return body, err
-	}
+	})
 }
 
 // queryAll pages through a records query, calling add for every record.

@@ -11,6 +11,11 @@
 // *tlsutil.CertError), reads at most MaxBody of the answer and returns a
 // non-2xx answer as an *HTTPError carrying the product's message.
 //
+// Sessions: WithSession logs in once when no session is held and once more
+// when a kept session is refused (expired between or within hours); a
+// refused login, or a session refused right after logging in, is an error,
+// never a retry loop.
+//
 // Options: DecodeOptions decodes a product's Target.Options strictly
 // (unknown keys, wrong types and trailing data are errors naming the key).
 // Answers: DecodeJSON and DecodeXML decode a body with errors that say
