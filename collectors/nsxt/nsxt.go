@@ -217,11 +217,11 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 		}
 		body, err := c.get(ctx, q)
 		if err != nil {
-			return fmt.Errorf("nsxt %s: %s page %d: %w", c.host, path, page, err)
+			return c.rc.PageError(path, page, err)
 		}
 		p, err := parseList[T](body)
 		if err != nil {
-			return fmt.Errorf("nsxt %s: %s page %d: %w", c.host, path, page, err)
+			return c.rc.PageError(path, page, err)
 		}
 		for i := range p.Results {
 			add(&p.Results[i])
@@ -230,7 +230,7 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 			return nil
 		}
 		if p.Cursor == cursor {
-			return fmt.Errorf("nsxt %s: %s page %d: the cursor does not advance", c.host, path, page)
+			return c.rc.PageError(path, page, errors.New("the cursor does not advance"))
 		}
 		cursor = p.Cursor
 	}

@@ -63,7 +63,7 @@ func (c *Collector) readNSX(ctx context.Context) (*nsxState, error) {
 	for page, start := 1, 0; ; page++ {
 		var p virtualWires
 		if err := c.get(ctx, "/api/2.0/vdn/virtualwires?startindex="+strconv.Itoa(start)+"&pagesize="+size, &p); err != nil {
-			return nil, fmt.Errorf("nsxv %s: logical switches page %d: %w", c.host, page, err)
+			return nil, c.rc.PageError("logical switches", page, err)
 		}
 		st.wires = append(st.wires, p.Wires...)
 		start += len(p.Wires)
@@ -75,7 +75,7 @@ func (c *Collector) readNSX(ctx context.Context) (*nsxState, error) {
 	for page, start := 1, 0; ; page++ {
 		var p pagedEdgeList
 		if err := c.get(ctx, "/api/4.0/edges?startIndex="+strconv.Itoa(start)+"&pageSize="+size, &p); err != nil {
-			return nil, fmt.Errorf("nsxv %s: edges page %d: %w", c.host, page, err)
+			return nil, c.rc.PageError("edges", page, err)
 		}
 		summaries = append(summaries, p.Edges...)
 		start += len(p.Edges)

@@ -211,14 +211,14 @@ func queryAll[R any](ctx context.Context, c *Collector, typ string, add func(*R)
 		path := "/api/query?type=" + typ + "&format=records&page=" + strconv.Itoa(page) + "&pageSize=" + strconv.Itoa(c.opts.PageSize)
 		body, err := c.get(ctx, path)
 		if err != nil {
-			return fmt.Errorf("vcd %s: %s query page %d: %w", c.host, typ, page, err)
+			return c.rc.PageError(typ+" query", page, err)
 		}
 		p, err := parsePage[R](body)
 		if err != nil {
-			return fmt.Errorf("vcd %s: %s query page %d: %w", c.host, typ, page, err)
+			return c.rc.PageError(typ+" query", page, err)
 		}
 		if p.Page != page {
-			return fmt.Errorf("vcd %s: %s query page %d: the answer is page %d", c.host, typ, page, p.Page)
+			return c.rc.PageError(typ+" query", page, fmt.Errorf("the answer is page %d", p.Page))
 		}
 		for i := range p.Record {
 			add(&p.Record[i])

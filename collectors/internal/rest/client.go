@@ -209,3 +209,23 @@ func (e *deadlineError) Error() string {
 }
 
 func (e *deadlineError) Unwrap() error { return e.err }
+
+// PageError is an error reading one page of a paged list; it reads
+// "<kind> <host>: <list> page <n>: <error>".
+type PageError struct {
+	Kind, Host string
+	List       string // what is listed: a path, a query type, "edges"
+	Page       int    // 1-based
+	Err        error
+}
+
+func (e *PageError) Error() string {
+	return fmt.Sprintf("%s %s: %s page %d: %v", e.Kind, e.Host, e.List, e.Page, e.Err)
+}
+
+func (e *PageError) Unwrap() error { return e.Err }
+
+// PageError is a *PageError of this client's product.
+func (c *Client) PageError(list string, page int, err error) error {
+	return &PageError{Kind: c.Kind, Host: c.Host(), List: list, Page: page, Err: err}
+}

@@ -47,3 +47,13 @@ func TestDeadline(t *testing.T) {
 		t.Fatalf("%v", he)
 	}
 }
+
+func TestPageError(t *testing.T) {
+	c := &Client{Kind: "srm"}
+	c.Base, _ = ParseEndpoint("srm", "srm.example.net", "")
+	err := c.PageError("protection groups", 3, &HTTPError{Status: 500, Msg: "boom"})
+	var he *HTTPError
+	if err.Error() != "srm srm.example.net: protection groups page 3: HTTP 500 Internal Server Error: boom" || !errors.As(err, &he) {
+		t.Fatalf("%v", err)
+	}
+}

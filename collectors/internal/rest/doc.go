@@ -9,7 +9,8 @@
 // that says so, see Deadline and Call) over TLS verified by the system roots
 // or the accepted thumbprint (internal/tlsutil: a refused certificate is a
 // *tlsutil.CertError), reads at most MaxBody of the answer and returns a
-// non-2xx answer as an *HTTPError carrying the product's message.
+// non-2xx answer as an *HTTPError carrying the product's message. An error
+// reading one page of a list is a *PageError naming the list and the page.
 //
 // Sessions: WithSession logs in once when no session is held and once more
 // when a kept session is refused (expired between or within hours); a
