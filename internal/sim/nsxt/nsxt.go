@@ -56,11 +56,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/sim"
+	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
 )
 
 // MaxPageSize is the largest and default page of a list.
@@ -178,20 +178,13 @@ type Faults struct {
 
 // Server is a simulated NSX Manager. It is safe for concurrent use.
 type Server struct {
-	mu       sync.Mutex
-	st       State
-	faults   Faults
-	sessions map[string]session // JSESSIONID -> session
-	logins   int
-	calls    int
-	vifs     []any            // built once from st
-	ports    map[string][]any // segment id -> its ports, built once
-	byExtID  map[string]VM
-}
+	core     simhttp.Core[Faults]
+	sessions simhttp.Sessions[string] // JSESSIONID -> X-XSRF-TOKEN
 
-type session struct {
-	xsrf  string
-	calls int
+	st      State            // not changed after New
+	vifs    []any            // built once from st
+	ports   map[string][]any // segment id -> its ports, built once
+	byExtID map[string]VM
 }
 
 // New returns a simulator holding st.
@@ -205,7 +198,7 @@ func New(st State) *Server {
 	if st.Hostname == "" {
 		st.Hostname = "nsxmgr-01"
 	}
-	s := &Server{st: st, sessions: map[string]session{}, vifs: vifList(st), ports: map[string][]any{}, byExtID: map[string]VM{}}
+	s := &Server{st: st, vifs: vifList(st), ports: map[string][]any{}, byExtID: map[string]VM{}}
 	for _, vm := range st.VMs {
 		s.byExtID[vm.ExternalID] = vm
 		for n, nic := range vm.NICs {
@@ -226,15 +219,7 @@ func New(st State) *Server {
 }
 
 // LoadState decodes a State from JSON, refusing unknown keys.
-func LoadState(b []byte) (State, error) {
-	var st State
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return State{}, fmt.Errorf("nsxt simulator state: %w", err)
-	}
-	return st, nil
-}
+func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("nsxt", b) }
 
 // Start serves s on a TLS test server; it returns the URL and the
 // certificate thumbprint.
@@ -244,32 +229,16 @@ func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 }
 
 // SetFaults replaces the error modes.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }
 
 // ExpireSessions ends every session.
-func (s *Server) ExpireSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sessions = map[string]session{}
-}
+func (s *Server) ExpireSessions() { s.sessions.ExpireAll() }
 
 // Logins is the number of sessions created.
-func (s *Server) Logins() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logins
-}
+func (s *Server) Logins() int { return s.sessions.Logins() }
 
 // Calls is the number of requests served.
-func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
-}
+func (s *Server) Calls() int { return s.core.Calls() }
 
 // nsxError writes the NSX error body.
 func nsxError(w http.ResponseWriter, status, code int, module, msg string) {
@@ -289,22 +258,12 @@ func token() string {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	f := s.faults
+	f, n := s.core.Begin()
 	st := s.st
-	s.mu.Unlock()
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !simhttp.Wait(r, f.Delay) {
+		return
 	}
 	w.Header().Set("Server", "NSX")
-	s.mu.Lock()
-	n := s.calls
-	s.mu.Unlock()
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		// NSX's API rate limit (default 100 requests/s per client).
 		w.Header().Set("Retry-After", "0")
@@ -321,9 +280,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		if r.URL.Path == "/api/session/destroy" && r.Method == http.MethodPost {
 			if c, err := r.Cookie("JSESSIONID"); err == nil {
-				s.mu.Lock()
-				delete(s.sessions, c.Value)
-				s.mu.Unlock()
+				s.sessions.Close(c.Value)
 			}
 			w.WriteHeader(http.StatusOK)
 			return
@@ -460,10 +417,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request, st State,
 		return
 	}
 	id, xsrf := token(), token()
-	s.mu.Lock()
-	s.sessions[id] = session{xsrf: xsrf}
-	s.logins++
-	s.mu.Unlock()
+	s.sessions.Open(id, xsrf)
 	http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: id, Path: "/", Secure: true, HttpOnly: true})
 	w.Header().Set("X-XSRF-TOKEN", xsrf)
 	w.WriteHeader(http.StatusOK)
@@ -481,19 +435,13 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request, st State, f 
 	c, err := r.Cookie("JSESSIONID")
 	verdict := http.StatusUnauthorized
 	if err == nil {
-		s.mu.Lock()
-		ss, ok := s.sessions[c.Value]
-		switch {
-		case !ok || f.RejectAll || f.ExpireAfter > 0 && ss.calls >= f.ExpireAfter:
-			delete(s.sessions, c.Value)
-		case r.Header.Get("X-XSRF-TOKEN") != ss.xsrf:
+		xsrf := r.Header.Get("X-XSRF-TOKEN")
+		switch s.sessions.Use(c.Value, f.RejectAll, f.ExpireAfter, func(want string) bool { return xsrf == want }) {
+		case simhttp.Refused:
 			verdict = http.StatusForbidden
-		default:
-			ss.calls++
-			s.sessions[c.Value] = ss
+		case simhttp.Accepted:
 			verdict = http.StatusOK
 		}
-		s.mu.Unlock()
 	}
 	switch verdict {
 	case http.StatusOK:

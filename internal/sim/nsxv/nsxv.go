@@ -41,7 +41,6 @@ package nsxv
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"net/http"
@@ -52,6 +51,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/sim"
+	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
 )
 
 // State is what the simulated NSX-V Manager holds. VM and portgroup
@@ -128,10 +128,10 @@ type Faults struct {
 
 // Server is a simulated NSX-V Manager. It is safe for concurrent use.
 type Server struct {
-	mu     sync.Mutex
-	st     State
-	faults Faults
-	calls  int
+	core simhttp.Core[Faults]
+
+	mu sync.Mutex
+	st State
 }
 
 // New returns a simulator holding st.
@@ -146,15 +146,7 @@ func New(st State) *Server {
 }
 
 // LoadState decodes a State from JSON, refusing unknown keys.
-func LoadState(b []byte) (State, error) {
-	var st State
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return State{}, fmt.Errorf("nsxv simulator state: %w", err)
-	}
-	return st, nil
-}
+func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("nsxv", b) }
 
 // Start serves s on a TLS test server; it returns the URL and thumbprint.
 func (s *Server) Start(t testing.TB) (url, thumbprint string) {
@@ -163,11 +155,7 @@ func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 }
 
 // SetFaults replaces the error modes.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }
 
 // SetState replaces the state.
 func (s *Server) SetState(st State) {
@@ -178,11 +166,7 @@ func (s *Server) SetState(st State) {
 }
 
 // Calls is the number of requests served.
-func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
-}
+func (s *Server) Calls() int { return s.core.Calls() }
 
 // apiError writes the NSX-V error document.
 func apiError(w http.ResponseWriter, status, code int, msg string) {
@@ -205,17 +189,12 @@ func writeXML(w http.ResponseWriter, body []byte) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, _ := s.core.Begin()
 	s.mu.Lock()
-	s.calls++
-	f := s.faults
 	st := s.st
 	s.mu.Unlock()
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !simhttp.Wait(r, f.Delay) {
+		return
 	}
 	w.Header().Set("Server", "")
 	u, p, ok := r.BasicAuth()

@@ -48,7 +48,6 @@
 package vcd
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -66,6 +65,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/sim"
+	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
 )
 
 // MaxPageSize is the largest page the query service returns.
@@ -150,13 +150,12 @@ type Faults struct {
 
 // Server is a simulated Cloud Director. It is safe for concurrent use.
 type Server struct {
-	mu     sync.Mutex
-	st     State
-	faults Faults
-	tokens map[string]int // token -> authenticated calls made with it
-	logins int
-	calls  int
-	url    string // base URL the server is reached at, for hrefs
+	core     simhttp.Core[Faults]
+	sessions simhttp.Sessions[struct{}] // by token
+
+	mu  sync.Mutex
+	st  State
+	url string // base URL the server is reached at, for hrefs
 }
 
 // New returns a simulator holding st.
@@ -170,7 +169,7 @@ func New(st State) *Server {
 	if st.Product == "" {
 		st.Product = "10.6.0"
 	}
-	return &Server{st: st, tokens: map[string]int{}}
+	return &Server{st: st}
 }
 
 // Start serves s on a TLS test server and returns its URL and certificate
@@ -185,11 +184,7 @@ func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 }
 
 // SetFaults replaces the error modes.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }
 
 // SetState replaces the state (sessions survive).
 func (s *Server) SetState(st State) {
@@ -200,42 +195,25 @@ func (s *Server) SetState(st State) {
 }
 
 // Logins is the number of successful logins so far.
-func (s *Server) Logins() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logins
-}
+func (s *Server) Logins() int { return s.sessions.Logins() }
 
 // Calls is the number of requests served so far.
-func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
-}
+func (s *Server) Calls() int { return s.core.Calls() }
 
 // ExpireSessions invalidates every token, as a VCD restart or idle timeout
 // would.
-func (s *Server) ExpireSessions() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens = map[string]int{}
-}
+func (s *Server) ExpireSessions() { s.sessions.ExpireAll() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, _ := s.core.Begin()
 	s.mu.Lock()
-	s.calls++
-	f := s.faults
 	if s.url == "" {
 		s.url = "https://" + r.Host
 	}
 	s.mu.Unlock()
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !simhttp.Wait(r, f.Delay) {
+		return
 	}
 	switch {
 	case r.URL.Path == "/api/versions" && r.Method == http.MethodGet:
@@ -245,14 +223,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/cloudapi/1.0.0/sessions" && r.Method == http.MethodPost:
 		cloudAPIError(w, http.StatusUnauthorized, "UNAUTHORIZED", "This user cannot log in through the tenant endpoint; use /cloudapi/1.0.0/sessions/provider")
 	case r.URL.Path == "/cloudapi/1.0.0/sessions/current" && r.Method == http.MethodDelete:
-		if _, ok := s.auth(w, r, false); ok {
-			s.mu.Lock()
-			delete(s.tokens, bearer(r))
-			s.mu.Unlock()
+		if _, ok := s.auth(w, r, f, false); ok {
+			s.sessions.Close(bearer(r))
 			w.WriteHeader(http.StatusNoContent)
 		}
 	case r.URL.Path == "/api/query" && r.Method == http.MethodGet:
-		if v, ok := s.auth(w, r, true); ok {
+		if v, ok := s.auth(w, r, f, true); ok {
 			s.query(w, r, v, f)
 		}
 	default:
@@ -339,10 +315,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := newToken()
-	s.mu.Lock()
-	s.tokens[tok] = 0
-	s.logins++
-	s.mu.Unlock()
+	s.sessions.Open(tok, struct{}{})
 	w.Header().Set("X-VMWARE-VCLOUD-ACCESS-TOKEN", tok)
 	w.Header().Set("X-VMWARE-VCLOUD-TOKEN-TYPE", "Bearer")
 	w.Header().Set("Content-Type", "application/json;version="+v)
@@ -366,19 +339,8 @@ func bearer(r *http.Request) string {
 }
 
 // auth checks the bearer token and, for the legacy /api, the version.
-func (s *Server) auth(w http.ResponseWriter, r *http.Request, legacy bool) (string, bool) {
-	tok := bearer(r)
-	s.mu.Lock()
-	n, ok := s.tokens[tok]
-	if ok && (s.faults.RejectTokens || s.faults.ExpireAfter > 0 && n >= s.faults.ExpireAfter) {
-		delete(s.tokens, tok)
-		ok = false
-	}
-	if ok {
-		s.tokens[tok] = n + 1
-	}
-	s.mu.Unlock()
-	if !ok {
+func (s *Server) auth(w http.ResponseWriter, r *http.Request, f Faults, legacy bool) (string, bool) {
+	if s.sessions.Use(bearer(r), f.RejectTokens, f.ExpireAfter, nil) != simhttp.Accepted {
 		if legacy {
 			legacyError(w, http.StatusUnauthorized, "UNAUTHORIZED", "This operation is denied.")
 		} else {
@@ -618,15 +580,7 @@ func malform(rec []byte, field string) []byte {
 }
 
 // LoadState decodes a State from JSON, refusing unknown keys.
-func LoadState(b []byte) (State, error) {
-	var st State
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return State{}, fmt.Errorf("vcd simulator state: %w", err)
-	}
-	return st, nil
-}
+func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("vcd", b) }
 
 // NewID returns a random UUID-shaped id, for generated states.
 func NewID() string {

@@ -1,0 +1,161 @@
+// Package simhttp is the plumbing the REST product simulators
+// (internal/sim/vcd, internal/sim/nsxt, internal/sim/nsxv and the next ones)
+// share, so that each simulator holds only its product's API: the
+// request count and fault switches every request starts with (Core: the
+// product's Faults, the Delay fault, Wait), the logged-in sessions with the
+// "expire after N calls" and "reject every session" faults (Sessions), and
+// loading a state file strictly (LoadState). Serving a simulator over TLS
+// with a thumbprint is internal/sim.StartTLS.
+package simhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Core counts the requests a simulator serves and holds its fault switches
+// F (the product's Faults). Its zero value is ready; it is safe for
+// concurrent use.
+type Core[F any] struct {
+	mu     sync.Mutex
+	faults F
+	calls  int
+}
+
+// SetFaults replaces the fault switches.
+func (c *Core[F]) SetFaults(f F) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = f
+}
+
+// Faults returns the fault switches in force.
+func (c *Core[F]) Faults() F {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.faults
+}
+
+// Calls is the number of requests served so far.
+func (c *Core[F]) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// Begin counts a request and returns the fault switches it is served under
+// and its number (1 for the first request).
+func (c *Core[F]) Begin() (F, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	return c.faults, c.calls
+}
+
+// Wait holds the answer to r for d (a Delay fault; 0: not at all). It
+// returns false when the client gave up first: the handler then returns
+// without answering.
+func Wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	select {
+	case <-time.After(d):
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// Sessions are a simulator's logged-in sessions by id (a token, a cookie),
+// each with the product's data V and the number of calls made with it. Its
+// zero value is ready; it is safe for concurrent use.
+type Sessions[V any] struct {
+	mu     sync.Mutex
+	m      map[string]*session[V]
+	logins int
+}
+
+type session[V any] struct {
+	v     V
+	calls int
+}
+
+// Verdict is what Sessions.Use says of a call.
+type Verdict int
+
+// Verdicts of Sessions.Use.
+const (
+	Gone     Verdict = iota // unknown, expired or rejected: the session is no more (401)
+	Refused                 // the product's own check refused the call; the session lives on
+	Accepted                // the call is made with a live session, and counted
+)
+
+// Open records a session opened by a successful login.
+func (s *Sessions[V]) Open(id string, v V) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]*session[V]{}
+	}
+	s.m[id] = &session[V]{v: v}
+	s.logins++
+}
+
+// Close ends one session (a logout).
+func (s *Sessions[V]) Close(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// ExpireAll ends every session, as a restart or an idle timeout would.
+func (s *Sessions[V]) ExpireAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m = nil
+}
+
+// Logins is the number of successful logins so far.
+func (s *Sessions[V]) Logins() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins
+}
+
+// Use checks a call made with session id. The session is Gone, and ended,
+// when the id is unknown, when reject is set (a RejectAll fault) or when
+// expireAfter > 0 and it has served that many calls (an ExpireAfter fault).
+// Otherwise, when accept (nil: none) refuses the session's data the call is
+// Refused; else it is Accepted and counted.
+func (s *Sessions[V]) Use(id string, reject bool, expireAfter int, accept func(V) bool) Verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.m[id]
+	if !ok || reject || expireAfter > 0 && ss.calls >= expireAfter {
+		delete(s.m, id)
+		return Gone
+	}
+	if accept != nil && !accept(ss.v) {
+		return Refused
+	}
+	ss.calls++
+	return Accepted
+}
+
+// LoadState decodes a simulator state S from JSON, refusing unknown keys;
+// errors start "<kind> simulator state: ".
+func LoadState[S any](kind string, b []byte) (S, error) {
+	var st S
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		var zero S
+		return zero, fmt.Errorf("%s simulator state: %w", kind, err)
+	}
+	return st, nil
+}
