@@ -4,25 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
 	"github.com/usagemeter/usagemeter/internal/config"
 	simnsxt "github.com/usagemeter/usagemeter/internal/sim/nsxt"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*/expected.json from the collector's output")
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
@@ -49,58 +45,20 @@ func start(t testing.TB, st simnsxt.State, opts string) (*simnsxt.Server, *Colle
 
 func loadState(t testing.TB, path string) simnsxt.State {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := simnsxt.LoadState(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return st
+	return resttest.LoadState(t, path, simnsxt.LoadState)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	paths, _ := filepath.Glob("testdata/*/state.json")
-	if len(paths) == 0 {
-		t.Fatal("no cases")
-	}
-	for _, p := range paths {
-		dir := filepath.Dir(p)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			opts := ""
-			if b, err := os.ReadFile(filepath.Join(dir, "options.json")); err == nil {
-				opts = string(b)
-			}
-			s, c := start(t, loadState(t, p), opts)
-			obs, err := c.Collect(context.Background(), hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sort.Slice(obs, func(i, j int) bool { return obs[i].ObjectKey < obs[j].ObjectKey })
-			got, _ := json.MarshalIndent(obs, "", "  ")
-			got = append(got, '\n')
-			exp := filepath.Join(dir, "expected.json")
-			if *update {
-				if err := os.WriteFile(exp, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(exp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("observations differ from %s (run with -update to accept):\n%s", exp, got)
-			}
-			if s.Logins() != 1 {
-				t.Errorf("logins = %d, want 1", s.Logins())
-			}
-		})
-	}
+	resttest.Cases(t, func(t *testing.T, dir string) {
+		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), resttest.Options(dir))
+		resttest.Golden(t, dir, c, hour)
+		if s.Logins() != 1 {
+			t.Errorf("logins = %d, want 1", s.Logins())
+		}
+	})
 }
 
 func editions(t *testing.T, dir string) map[string]collectors.Observation {
@@ -236,17 +194,7 @@ func TestFaults(t *testing.T) {
 			}
 			s.SetFaults(tc.faults)
 			_, err := c.Collect(context.Background(), hour)
-			if err == nil {
-				t.Fatal("Collect succeeded")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v is not %v", err, tc.is)
-			}
+			resttest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
@@ -368,10 +316,9 @@ func simBody(t testing.TB, st simnsxt.State, path string) []byte {
 }
 
 func seedStates(f *testing.F) []simnsxt.State {
-	paths, _ := filepath.Glob("testdata/*/state.json")
 	var sts []simnsxt.State
-	for _, p := range paths {
-		sts = append(sts, loadState(f, p))
+	for _, dir := range resttest.Dirs(f) {
+		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
 	}
 	return sts
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,12 +24,11 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
+	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
 	"github.com/usagemeter/usagemeter/internal/config"
 	simnsxv "github.com/usagemeter/usagemeter/internal/sim/nsxv"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*/expected.json from the collector's output")
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
@@ -200,9 +198,7 @@ func setup(t testing.TB, dir, opts string) *env {
 	s := simnsxv.New(st)
 	u, thumb := s.Start(t)
 	if opts == "" {
-		if b, err := os.ReadFile(filepath.Join(dir, "options.json")); err == nil {
-			opts = string(b)
-		}
+		opts = resttest.Options(dir)
 	}
 	c, err := newCollector(collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
 		Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second, Paired: vc.paired()})
@@ -217,36 +213,10 @@ func setup(t testing.TB, dir, opts string) *env {
 // state.json (the NSX-V simulator's state, VMs and portgroups written
 // {vm:NAME} and {pg:NAME}), optional options.json, expected.json.
 func TestCases(t *testing.T) {
-	paths, _ := filepath.Glob("testdata/*/state.json")
-	if len(paths) == 0 {
-		t.Fatal("no cases")
-	}
-	for _, p := range paths {
-		dir := filepath.Dir(p)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			e := setup(t, dir, "")
-			obs, err := e.c.Collect(context.Background(), hour)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sort.Slice(obs, func(i, j int) bool { return obs[i].ObjectKey < obs[j].ObjectKey })
-			got, _ := json.MarshalIndent(obs, "", "  ")
-			got = append(got, '\n')
-			exp := filepath.Join(dir, "expected.json")
-			if *update {
-				if err := os.WriteFile(exp, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(exp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("observations differ from %s (run with -update to accept):\n%s", exp, got)
-			}
-		})
-	}
+	resttest.Cases(t, func(t *testing.T, dir string) {
+		e := setup(t, dir, "")
+		resttest.Golden(t, dir, e.c, hour)
+	})
 }
 
 // TestEditionRules checks the edition map on the case states, independently
@@ -314,17 +284,7 @@ func TestFaults(t *testing.T) {
 			}
 			e.sim.SetFaults(tc.faults)
 			_, err := e.c.Collect(context.Background(), hour)
-			if err == nil {
-				t.Fatal("Collect succeeded")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v is not %v", err, tc.is)
-			}
+			resttest.WantError(t, err, tc.want, tc.is)
 			if tc.is == ErrLogin && e.sim.Calls() != 1 {
 				t.Errorf("%d calls with a wrong password, want 1 (no retry)", e.sim.Calls())
 			}
@@ -467,17 +427,8 @@ func simBody(t testing.TB, dir, path string) []byte {
 	return rec.Body.Bytes()
 }
 
-func caseDirs(f *testing.F) []string {
-	paths, _ := filepath.Glob("testdata/*/state.json")
-	var dirs []string
-	for _, p := range paths {
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	return dirs
-}
-
 func FuzzParseVirtualWires(f *testing.F) {
-	for _, d := range caseDirs(f) {
+	for _, d := range resttest.Dirs(f) {
 		f.Add(simBody(f, d, "/api/2.0/vdn/virtualwires?startindex=0&pagesize=2"))
 	}
 	f.Add([]byte(`<virtualWires><dataPage><virtualWire><vdnId>x</vdnId></virtualWire></dataPage></virtualWires>`))
@@ -490,7 +441,7 @@ func FuzzParseVirtualWires(f *testing.F) {
 }
 
 func FuzzParseFirewallAndEdges(f *testing.F) {
-	for _, d := range caseDirs(f) {
+	for _, d := range resttest.Dirs(f) {
 		f.Add(simBody(f, d, "/api/4.0/firewall/globalroot-0/config"))
 		f.Add(simBody(f, d, "/api/4.0/edges"))
 		f.Add(simBody(f, d, "/api/4.0/edges/edge-1"))

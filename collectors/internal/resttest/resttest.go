@@ -1,0 +1,120 @@
+// Package resttest is what the REST collectors' tests share: the case
+// folders (testdata/<case>/ with state.json, an optional options.json and
+// expected.json, the observations sorted by object key, which -update
+// rewrites), loading a simulator state, and checking an error's words.
+package resttest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+)
+
+// Update is the -update flag of a test binary that imports this package.
+var Update = flag.Bool("update", false, "rewrite testdata/*/expected.json from the collector's output")
+
+// Dirs are the case folders below testdata: those holding a state.json.
+func Dirs(tb testing.TB) []string {
+	tb.Helper()
+	paths, err := filepath.Glob("testdata/*/state.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dirs := make([]string, len(paths))
+	for i, p := range paths {
+		dirs[i] = filepath.Dir(p)
+	}
+	return dirs
+}
+
+// Cases runs run on every case folder, as a subtest named after it.
+func Cases(t *testing.T, run func(t *testing.T, dir string)) {
+	t.Helper()
+	dirs := Dirs(t)
+	if len(dirs) == 0 {
+		t.Fatal("no cases")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) { run(t, dir) })
+	}
+}
+
+// Options is the case's options.json, "" when it has none.
+func Options(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "options.json"))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Golden collects c for hour and compares the observations, sorted by
+// object key, with the case's expected.json (rewritten first with -update).
+func Golden(t *testing.T, dir string, c collectors.Collector, hour time.Time) {
+	t.Helper()
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	SortObs(obs)
+	got, _ := json.MarshalIndent(obs, "", "  ")
+	got = append(got, '\n')
+	exp := filepath.Join(dir, "expected.json")
+	if *Update {
+		if err := os.WriteFile(exp, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("observations differ from %s (run with -update to accept):\n%s", exp, got)
+	}
+}
+
+// SortObs sorts observations by object key.
+func SortObs(obs []collectors.Observation) {
+	sort.Slice(obs, func(i, j int) bool { return obs[i].ObjectKey < obs[j].ObjectKey })
+}
+
+// LoadState reads a simulator state file with the simulator's LoadState.
+func LoadState[S any](tb testing.TB, path string, load func([]byte) (S, error)) S {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := load(b)
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return st
+}
+
+// WantError checks that err is an error that mentions every one of want
+// and, when is is not nil, is is.
+func WantError(t *testing.T, err error, want []string, is error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("Collect succeeded")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("error %v is not %v", err, is)
+	}
+}
