@@ -40,11 +40,9 @@
 package nsxt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -106,6 +104,10 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
 	c.rc.ErrorMessage = errorMessage
 	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
+	c.rc.Throttle = maxThrottled
+	c.rc.Throttled = func(status int, wait time.Duration) {
+		c.log.Debug("NSX is throttling, waiting", "status", status, "wait", wait)
+	}
 	c.sess = rest.Session{
 		Active:   func() bool { return c.cookie != "" },
 		Login:    c.login,
@@ -124,43 +126,14 @@ func errorMessage(b []byte) string {
 	return rest.Snippet(b)
 }
 
-// maxThrottled is how many 429/503 answers one call waits out.
+// maxThrottled is how many 429/503 answers one call waits out: NSX's API
+// rate limit, or a manager node starting.
 const maxThrottled = 5
-
-// do sends one request under its own deadline, waiting out NSX's API rate
-// limit (429, or 503 while a manager node starts) a few times.
-func (c *Collector) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
-	var form []byte
-	if body != nil {
-		form, _ = io.ReadAll(body)
-	}
-	for try := 1; ; try++ {
-		var rd io.Reader
-		if form != nil {
-			rd = bytes.NewReader(form)
-		}
-		b, resp, err := c.rc.Do(ctx, method, path, rd, hdr)
-		var he *rest.HTTPError
-		if !errors.As(err, &he) || (he.Status != http.StatusTooManyRequests && he.Status != http.StatusServiceUnavailable) || try > maxThrottled {
-			return b, resp, err
-		}
-		wait := time.Duration(try) * 200 * time.Millisecond
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			wait = time.Duration(s) * time.Second
-		}
-		c.log.Debug("NSX is throttling, waiting", "status", he.Status, "wait", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
-	}
-}
 
 // login creates a session (session auth).
 func (c *Collector) login(ctx context.Context) error {
 	form := url.Values{"j_username": {c.t.Username}, "j_password": {c.t.Password.Reveal()}}
-	_, resp, err := c.do(ctx, http.MethodPost, "/api/session/create", strings.NewReader(form.Encode()),
+	_, resp, err := c.rc.Do(ctx, http.MethodPost, "/api/session/create", []byte(form.Encode()),
 		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 	var he *rest.HTTPError
 	if errors.As(err, &he) && he.AuthFailed() {
@@ -189,7 +162,7 @@ func (c *Collector) login(ctx context.Context) error {
 func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 	if c.opts.Auth == AuthBasic {
 		hdr := http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}}
-		b, _, err := c.do(ctx, http.MethodGet, path, nil, hdr)
+		b, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
 		var he *rest.HTTPError
 		if errors.As(err, &he) && he.AuthFailed() {
 			return nil, fmt.Errorf("%w (%v)", ErrLogin, he)
@@ -198,7 +171,7 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 	}
 	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
 		hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
-		b, _, err := c.do(ctx, http.MethodGet, path, nil, hdr)
+		b, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
 		return b, err
 	})
 }
@@ -289,7 +262,7 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
 	c.cookie, c.xsrf = "", ""
-	_, _, err := c.do(ctx, http.MethodPost, "/api/session/destroy", nil, hdr)
+	_, _, err := c.rc.Do(ctx, http.MethodPost, "/api/session/destroy", nil, hdr)
 	var he *rest.HTTPError
 	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
 		return fmt.Errorf("nsxt %s: logging out: %w", c.host, err)

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +40,12 @@ type Client struct {
 	// ErrorMessage extracts the message of a non-2xx answer's body (nil:
 	// Snippet).
 	ErrorMessage func(body []byte) string
+	// Throttle is how many 429 Too Many Requests or 503 Service
+	// Unavailable answers one call waits out (an API rate limit, a node
+	// starting; 0: none), each for Retry-After seconds, else 200 ms times
+	// the try. Throttled, if set, is told of each wait (to log it).
+	Throttle  int
+	Throttled func(status int, wait time.Duration)
 }
 
 // NewClient validates t (the endpoint, which must be https, and the user
@@ -124,11 +132,38 @@ func (e *HTTPError) AuthFailed() bool {
 	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 }
 
-// Do sends one request under its own deadline. path may carry a query. It
-// returns the body of a 2xx answer and the response (its body closed; for
-// the headers and cookies); a non-2xx answer is an *HTTPError, returned with
-// the response.
-func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
+// Do sends one request, each try under its own deadline, waiting out up to
+// Throttle refusals for load. path may carry a query. It returns the body of
+// a 2xx answer and the response (its body closed; for the headers and
+// cookies); a non-2xx answer is an *HTTPError, returned with the response.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte, hdr http.Header) ([]byte, *http.Response, error) {
+	for try := 1; ; try++ {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		b, resp, err := c.do(ctx, method, path, rd, hdr)
+		var he *HTTPError
+		if try > c.Throttle || !errors.As(err, &he) || (he.Status != http.StatusTooManyRequests && he.Status != http.StatusServiceUnavailable) {
+			return b, resp, err
+		}
+		wait := time.Duration(try) * 200 * time.Millisecond
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+			wait = time.Duration(s) * time.Second
+		}
+		if c.Throttled != nil {
+			c.Throttled(he.Status, wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// do is one try of Do.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
 	timeout := c.Target.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

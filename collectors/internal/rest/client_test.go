@@ -3,9 +3,15 @@ package rest
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -55,5 +61,41 @@ func TestPageError(t *testing.T) {
 	var he *HTTPError
 	if err.Error() != "srm srm.example.net: protection groups page 3: HTTP 500 Internal Server Error: boom" || !errors.As(err, &he) {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestDoThrottled(t *testing.T) {
+	var calls int
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if b, _ := io.ReadAll(r.Body); string(b) != "form" || r.Header.Get("User-Agent") != "usagemeter" || r.Header.Get("Accept") != "application/json" {
+			t.Errorf("request body %q, headers %v", b, r.Header)
+		}
+		if calls%3 != 0 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	tg := &collectors.Target{Endpoint: ts.URL, Username: "u", Thumbprint: tlsutil.Thumbprint(ts.Certificate().Raw)}
+	c, err := NewClient("srm", tg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Header = http.Header{"Accept": {"application/json"}}
+	var waits int
+	c.Throttled = func(int, time.Duration) { waits++ }
+	if _, _, err := c.Do(context.Background(), http.MethodPost, "/x", []byte("form"), nil); !StatusIs(err, http.StatusTooManyRequests) || calls != 1 {
+		t.Fatalf("Throttle 0: %v after %d calls", err, calls)
+	}
+	c.Throttle = 5
+	b, _, err := c.Do(context.Background(), http.MethodPost, "/x", []byte("form"), nil)
+	if err != nil || string(b) != "ok" || calls != 3 || waits != 1 {
+		t.Fatalf("throttled: %q %v after %d calls, %d waits", b, err, calls, waits)
+	}
+	if tg.Timeout != DefaultTimeout || tg.Logger == nil {
+		t.Fatalf("defaults not filled in: %+v", tg)
 	}
 }

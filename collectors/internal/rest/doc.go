@@ -11,6 +11,8 @@
 // *tlsutil.CertError), reads at most MaxBody of the answer and returns a
 // non-2xx answer as an *HTTPError carrying the product's message. An error
 // reading one page of a list is a *PageError naming the list and the page.
+// A product with an API rate limit sets Client.Throttle: 429 and 503
+// answers are then waited out (Retry-After) a few times per call.
 //
 // Sessions: WithSession logs in once when no session is held and once more
 // when a kept session is refused (expired between or within hours); a
