@@ -118,12 +118,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	// short-lived garbage. Collect it less often while the demo runs.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	out := e.Stdout
-	dir, err := prepareDemoDir(o.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	run := &demoRun{DataDir: dir, MailDir: filepath.Join(dir, "mail"), Config: filepath.Join(dir, "config.yaml")}
-
+	var err error
 	m := report.PreviousMonth(e.Now(), time.UTC)
 	if o.month != "" {
 		if m, err = report.ParseMonth(o.month, time.UTC); err != nil {
@@ -133,6 +128,11 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 			return nil, usagef("--month %s is not over yet: the demo reports a finished month", o.month)
 		}
 	}
+	dir, err := prepareDemoDir(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	run := &demoRun{DataDir: dir, MailDir: filepath.Join(dir, "mail"), Config: filepath.Join(dir, "config.yaml")}
 	hours := m.Hours()
 	if o.hours > 0 && o.hours < hours {
 		hours = o.hours
