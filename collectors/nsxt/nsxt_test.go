@@ -92,15 +92,7 @@ func TestEditionRules(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			got := editions(t, tc.dir)
-			for vm, ed := range tc.want {
-				o, ok := got[vm]
-				if ed == "" && ok {
-					t.Errorf("%s observed (%s), want not", vm, o.Edition)
-				}
-				if ed != "" && o.Edition != ed {
-					t.Errorf("%s: edition %q, want %q (features %s)", vm, o.Edition, ed, o.Dims[DimFeatures])
-				}
-			}
+			resttest.WantEditions(t, got, tc.want, DimFeatures)
 		})
 	}
 	if got := editions(t, "template-and-powered-off")["stopped"].Dims[DimPowerState]; got != "VM_STOPPED" {
@@ -398,16 +390,5 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 		st.VMs = append(st.VMs, v)
 	}
 	_, c := start(b, st, "")
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		obs, err := c.Collect(ctx, hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(obs) < 9000 {
-			b.Fatalf("%d observations", len(obs))
-		}
-	}
+	resttest.Bench(b, c, hour, func(n int) bool { return n >= 9000 })
 }

@@ -245,15 +245,7 @@ func TestEditionRules(t *testing.T) {
 				}
 				got[o.Dims[DimVM]] = o
 			}
-			for vm, ed := range tc.want {
-				o, ok := got[vm]
-				if ed == "" && ok {
-					t.Errorf("%s observed (%s), want not", vm, o.Edition)
-				}
-				if ed != "" && o.Edition != ed {
-					t.Errorf("%s: edition %q, want %q (features %s)", vm, o.Edition, ed, o.Dims[DimFeatures])
-				}
-			}
+			resttest.WantEditions(t, got, tc.want, DimFeatures)
 			if o, ok := got["stopped"]; ok && o.Dims[DimPowerState] != "poweredOff" {
 				t.Errorf("stopped: power_state %q", o.Dims[DimPowerState])
 			}
@@ -526,16 +518,5 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		obs, err := c.Collect(ctx, hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(obs) != 10000 {
-			b.Fatalf("%d observations", len(obs))
-		}
-	}
+	resttest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 }

@@ -429,16 +429,5 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 		})
 	}
 	_, c := start(b, st, "")
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		obs, err := c.Collect(ctx, hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(obs) != 10000 {
-			b.Fatalf("%d observations", len(obs))
-		}
-	}
+	resttest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 }

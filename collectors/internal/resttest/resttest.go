@@ -118,3 +118,36 @@ func WantError(t *testing.T, err error, want []string, is error) {
 		t.Errorf("error %v is not %v", err, is)
 	}
 }
+
+// WantEditions checks the edition of each VM (by name) of want in got; an
+// edition "" means the VM must not be observed. featuresDim names the
+// dimension that lists the VM's features, shown on a mismatch.
+func WantEditions(t *testing.T, got map[string]collectors.Observation, want map[string]string, featuresDim string) {
+	t.Helper()
+	for vm, ed := range want {
+		o, ok := got[vm]
+		if ed == "" && ok {
+			t.Errorf("%s observed (%s), want not", vm, o.Edition)
+		}
+		if ed != "" && o.Edition != ed {
+			t.Errorf("%s: edition %q, want %q (features %s)", vm, o.Edition, ed, o.Dims[featuresDim])
+		}
+	}
+}
+
+// Bench collects c for hour b.N times; ok says whether the number of
+// observations is right.
+func Bench(b *testing.B, c collectors.Collector, hour time.Time, ok func(n int) bool) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		obs, err := c.Collect(ctx, hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !ok(len(obs)) {
+			b.Fatalf("%d observations", len(obs))
+		}
+	}
+}
