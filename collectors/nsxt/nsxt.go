@@ -75,10 +75,10 @@ type Collector struct {
 	host   string
 	vcUUID string
 	log    *slog.Logger
+	sess   rest.Session // over cookie and xsrf (session auth)
 
 	mu      sync.Mutex
-	sess    rest.Session // session auth
-	cookie  string       // JSESSIONID, "" when logged out (session auth)
+	cookie  string // JSESSIONID, "" when logged out (session auth)
 	xsrf    string
 	lastVMs int
 }

@@ -90,9 +90,9 @@ type Collector struct {
 	rc   *rest.Client
 	host string
 	log  *slog.Logger
+	sess rest.Session // over token
 
 	mu       sync.Mutex
-	sess     rest.Session
 	token    string // "" when logged out
 	version  string
 	offered  []versionInfo
