@@ -105,7 +105,8 @@ type demoRun struct {
 	MailDir     string
 	Rows        [][]string // Monthly_Usage.tsv rows of the decrypted report, header excluded
 	Manifest    report.Manifest
-	Subjects    []string // of every captured mail, in order
+	Subjects    []string    // of every captured mail, in order
+	MailDates   []time.Time // their Date headers
 	HoursRun    int
 	CollectTook time.Duration
 }

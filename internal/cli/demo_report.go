@@ -52,6 +52,7 @@ func demoReport(ctx context.Context, app *App, d *daemon, m store.Month, smtp *s
 	for i, msg := range msgs {
 		subject := demoSubject(msg.Data)
 		run.Subjects = append(run.Subjects, subject)
+		run.MailDates = append(run.MailDates, demoDate(msg.Data))
 		name := fmt.Sprintf("%02d-%s.eml", i+1, demoSlug(subject))
 		if err := os.WriteFile(filepath.Join(run.MailDir, name), msg.Data, 0o600); err != nil {
 			return err
@@ -137,6 +138,16 @@ func demoSubject(raw []byte) string {
 		return msg.Header.Get("Subject")
 	}
 	return s
+}
+
+// demoDate is the Date of a raw mail (the demo clock's time for alerts).
+func demoDate(raw []byte) time.Time {
+	msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return time.Time{}
+	}
+	t, _ := msg.Header.Date()
+	return t.UTC()
 }
 
 var slugRE = regexp.MustCompile(`[^a-z0-9]+`)
@@ -326,7 +337,7 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 
 	fmt.Fprintf(w, "\nMails captured by the local SMTP server (through the outbox):\n")
 	for i, s := range run.Subjects {
-		fmt.Fprintf(w, "  %2d. %s\n", i+1, s)
+		fmt.Fprintf(w, "  %2d. %s  %s\n", i+1, run.MailDates[i].Format("2006-01-02 15:04Z"), s)
 	}
 
 	base := strings.TrimSuffix(filepath.Base(run.Decrypted), ".tar.gz")
