@@ -52,22 +52,25 @@ if command -v go >/dev/null; then
 	log "the built OVA imports into govmomi's simulator: 2 vCPU, 4096 MB, vmxnet3, pvscsi, properties"
 fi
 vmdk=$(ls "$WORK"/*.vmdk)
-nice -n 19 qemu-img convert -f vmdk -O qcow2 "$vmdk" "$WORK/disk.qcow2"
+nice -n 19 qemu-img convert -f vmdk -O qcow2 "$vmdk" "$WORK/base.qcow2"
 rm -f "$vmdk"
+# Boots 1 and 2 share one disk; boot 3 starts again from the image.
+qemu-img create -q -f qcow2 -F qcow2 -b "$WORK/base.qcow2" "$WORK/disk.qcow2"
+qemu-img create -q -f qcow2 -F qcow2 -b "$WORK/base.qcow2" "$WORK/disk3.qcow2"
 cp "$OVMF_VARS" "$WORK/vars.fd"
 
 # --- the OVF environment, as vSphere writes it, on a CD -----------------------
 secret() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
 ADMIN_PW="Adm-$(secret)"
 SMTP_PW="Smtp-$(secret)"
-env_xml() { # hostname
+env_xml() { # hostname [ip]
 	cat <<XML
 <?xml version="1.0" encoding="UTF-8"?>
 <Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="">
   <PlatformSection><Kind>qemu</Kind><Version>test</Version><Vendor>usagemeter</Vendor><Locale>en</Locale></PlatformSection>
   <PropertySection>
     <Property oe:key="net.hostname" oe:value="$1"/>
-    <Property oe:key="net.ip" oe:value=""/>
+    <Property oe:key="net.ip" oe:value="${2:-}"/>
     <Property oe:key="net.gateway" oe:value=""/>
     <Property oe:key="net.dns" oe:value=""/>
     <Property oe:key="admin.password" oe:value="$ADMIN_PW"/>
@@ -85,14 +88,16 @@ env_xml() { # hostname
 </Environment>
 XML
 }
-make_iso() { # hostname iso
-	env_xml "$1" >"$WORK/env/ovf-env.xml"
+make_iso() { # hostname iso [ip]
+	env_xml "$1" "${3:-}" >"$WORK/env/ovf-env.xml"
 	xorriso -as mkisofs -quiet -V "OVF ENV" -J -r -o "$2" "$WORK/env" 2>/dev/null
 	rm -f "$WORK/env/ovf-env.xml"
 }
 make_iso meter-test "$WORK/env1.iso"
 # The second boot gets another host name: first boot must not apply it.
 make_iso renamed-by-second-boot "$WORK/env2.iso"
+# Bad input: an invalid address must be reported and fall back to DHCP.
+make_iso meter-badip "$WORK/env3.iso" 192.0.2.999/24
 
 QEMU_PID=
 cleanup() {
@@ -103,8 +108,8 @@ trap cleanup EXIT
 # boot n iso firmware: "efi" boots OVMF with the disk on the q35 AHCI
 # controller (Debian's OVMF has no pvscsi driver; ESXi's EFI does); "bios"
 # boots SeaBIOS with the disk on pvscsi, as on vSphere.
-boot() { # n iso firmware
-	local n=$1 iso=$2 fw=$3 fwargs disk
+boot() { # n iso firmware [disk image]
+	local n=$1 iso=$2 fw=$3 image=${4:-$WORK/disk.qcow2} fwargs disk
 	rm -f "$WORK/serial.sock" "$WORK/mon.sock"
 	if [ "$fw" = efi ]; then
 		fwargs=(-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$WORK/vars.fd")
@@ -116,7 +121,7 @@ boot() { # n iso firmware
 	nice -n 19 qemu-system-x86_64 \
 		-name usagemeter-test -machine q35,accel=$ACCEL -cpu $CPU -smp 2 -m 4096 \
 		"${fwargs[@]}" \
-		-drive if=none,id=disk0,file="$WORK/disk.qcow2",format=qcow2 "${disk[@]}" \
+		-drive if=none,id=disk0,file="$image",format=qcow2 "${disk[@]}" \
 		-drive if=none,id=cd0,file="$iso",media=cdrom,readonly=on -device ide-cd,drive=cd0,bus=ide.2 \
 		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080 \
 		-device vmxnet3,netdev=net0,romfile= \
@@ -201,12 +206,17 @@ send("exit")
 PY
 }
 
+# shutdown_vm presses the ACPI power button (again every 20 s: a press while
+# the guest is still starting can be lost) and waits for qemu to exit.
 shutdown_vm() { # n
-	python3 -c "
-import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powerdown\n')" "$WORK/mon.sock"
-	local deadline=$(($(date +%s) + 300))
+	local deadline=$(($(date +%s) + 300)) next=0
 	while kill -0 "$QEMU_PID" 2>/dev/null; do
+		if [ "$(date +%s)" -ge "$next" ]; then
+			python3 -c "
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powerdown\n')" "$WORK/mon.sock" 2>/dev/null || true
+			next=$(($(date +%s) + 20))
+		fi
 		[ "$(date +%s)" -lt "$deadline" ] || die "boot $1: no clean power-off after 300s"
 		sleep 2
 	done
@@ -216,7 +226,9 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powe
 }
 
 CHECKS='hostname
+for i in $(seq 90); do systemctl is-active -q ssh usagemeter && break; sleep 2; done
 systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh | tr "\n" " "; echo
+systemd-analyze | head -1; systemd-analyze blame --no-pager | head -6
 sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem /var/lib/usagemeter/.firstboot-done
 sudo -u usagemeter psql -XtAc "select '"'"'appliance='"'"' || id::text from appliance" usagemeter
 sudo nft list chain inet filter input | grep dport
@@ -270,4 +282,21 @@ for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt; do
 	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
 done
 shutdown_vm 2
-log "PASS: first boot to /healthz ${T1}s, reboot to /healthz ${T2}s ($ACCEL); same $app1; serial logs in $OUT/serial-boot{1,2}.log"
+
+# --- boot 3: a fresh appliance with an invalid IP property -----------------
+log "boot 3: fresh appliance, EFI, net.ip=192.0.2.999/24"
+boot 3 "$WORK/env3.iso" efi "$WORK/disk3.qcow2"
+wait_healthz 3
+T3=$HEALTHZ_SECS
+bad=$(tr -d '\r' <"$OUT/serial-boot3.log" | grep -a 'PROBLEM net.ip' | head -1 || true)
+case $bad in
+*'"192.0.2.999/24" is not an address with prefix length'*'falling back to DHCP'*) log "boot 3: console says: ${bad#*firstboot*: }" ;;
+*) die "boot 3: no clear error for the invalid address on the console (see serial-boot3.log)" ;;
+esac
+tr -d '\r' <"$OUT/serial-boot3.log" | grep -aq 'usagemeter first boot: network: DHCP' || die "boot 3: did not fall back to DHCP"
+log "boot 3: reachable on DHCP after ${T3}s despite the bad address"
+for f in "$OUT"/serial-boot3.log; do
+	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
+done
+shutdown_vm 3
+log "PASS ($ACCEL): first boot to /healthz ${T1}s; reboot to /healthz ${T2}s, same $app1, first boot not rerun; bad address to DHCP and /healthz ${T3}s; serial logs in $OUT/serial-boot{1,2,3}.log"
