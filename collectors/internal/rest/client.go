@@ -195,6 +195,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 	if err != nil {
 		return nil, nil, Deadline(ctx, timeout, fmt.Errorf("reading the answer: %w", err))
 	}
+	if err := ctx.Err(); err != nil {
+		// The deadline passed while the answer came in: a body cut short by
+		// it is not the product's answer, so say deadline, not "malformed".
+		return nil, nil, Deadline(ctx, timeout, err)
+	}
 	if resp.StatusCode/100 != 2 {
 		msg := c.ErrorMessage
 		if msg == nil {
