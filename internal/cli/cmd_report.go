@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -254,7 +255,7 @@ func runReportList(ctx context.Context, e *Env, args []string) error {
 	for _, r := range reps {
 		var ch []string
 		for n, c := range r.Channels {
-			ch = append(ch, n+"="+c.State)
+			ch = append(ch, n+"="+outboxState(ctx, app.Store, c))
 		}
 		sort.Strings(ch)
 		if len(ch) == 0 {
@@ -348,4 +349,29 @@ func runReportKey(ctx context.Context, e *Env, args []string) error {
 	}
 	_, err = e.Stdout.Write(pub)
 	return err
+}
+
+// outboxState is a channel's state, followed into the outbox for e-mail:
+// "queued" there becomes "sent" once the worker delivered the mail (or
+// "failed" when it gave up).
+func outboxState(ctx context.Context, st *store.Store, c store.ChannelStatus) string {
+	idText, ok := strings.CutPrefix(c.Detail, "outbox ")
+	if !ok || c.State != store.ChannelQueued {
+		return c.State
+	}
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		return c.State
+	}
+	m, err := st.Mail(ctx, id)
+	if err != nil {
+		return c.State
+	}
+	switch m.State {
+	case "sent":
+		return "sent"
+	case "failed":
+		return "failed(" + m.LastError + ")"
+	}
+	return c.State
 }

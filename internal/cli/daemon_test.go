@@ -480,3 +480,22 @@ func TestMonthlyReportJob(t *testing.T) {
 		t.Fatalf("report alert not resolved: %q", got)
 	}
 }
+
+// TestReportListFollowsTheOutbox: once the worker delivered the report mail,
+// `report list` shows the e-mail channel as sent, not queued.
+func TestReportListFollowsTheOutbox(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	id, err := h.app.Store.EnqueueMail(ctx, store.Mail{Kind: "report", To: []string{"usage@aggregator.example"}, Subject: "Usage report", Text: "x", CreatedAt: h.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.ChannelStatus{State: store.ChannelQueued, Detail: fmt.Sprintf("outbox %d", id)}
+	if got := outboxState(ctx, h.app.Store, c); got != store.ChannelQueued {
+		t.Fatalf("before delivery: %s", got)
+	}
+	h.d.outboxJob(ctx)
+	if got := outboxState(ctx, h.app.Store, c); got != "sent" {
+		t.Fatalf("after delivery: %s", got)
+	}
+}
