@@ -18,9 +18,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
-	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
@@ -489,36 +487,10 @@ log:
 		strings.Join(c.Report.To, ", "), strings.Join(c.Report.RecipientKeys, ", "))
 }
 
-// demoAddProduct registers a product the way `product add` does: the
-// collector identifies the instance over TLS trusted by the accepted
-// thumbprint, then the product is stored with its instance id.
+// demoAddProduct registers a product the way `product add` does.
 func demoAddProduct(ctx context.Context, app *App, p store.Product) (int64, error) {
-	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
-	if p.PairedID != 0 {
-		paired, err := app.Store.Product(ctx, p.PairedID)
-		if err != nil {
-			return 0, err
-		}
-		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
-		t.Paired = &pt
-	}
-	col, err := collectors.New(t)
-	if err != nil {
-		return 0, err
-	}
-	if idf, ok := col.(collectors.Identifier); ok {
-		cctx, cancel := context.WithTimeout(ctx, 2*app.Config.Collection.CallTimeout.D())
-		id, err := idf.Identify(cctx)
-		cancel()
-		if cl, ok := col.(collectors.Closer); ok {
-			_ = cl.Close(ctx)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("checking %s: %w", p.Endpoint, err)
-		}
-		p.InstanceID = id.InstanceID
-	}
-	return app.Store.AddProduct(ctx, p)
+	id, _, err := addProduct(ctx, app, p)
+	return id, err
 }
 
 // demoServe keeps the daemon running against the simulators until ctx ends.

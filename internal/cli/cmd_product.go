@@ -117,27 +117,48 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	defer app.Close()
 
 	p := store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw, Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts, PairedID: pf.vcenter}
+	id, ident, err := addProduct(ctx, app, p)
+	if err != nil {
+		var ce *tlsutil.CertError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%w\nrun `usagemeter product test --kind %s --endpoint %s` to see the certificate", err, pf.kind, pf.endpoint)
+		}
+		return err
+	}
+	if ident.InstanceID != "" {
+		fmt.Fprintf(e.Stdout, "connected to %s %s (build %s), instance %s\n", ident.Name, ident.Version, ident.Build, ident.InstanceID)
+	}
+	fmt.Fprintf(e.Stdout, "added product %d: %s %s\n", id, p.Kind, p.Endpoint)
+	return nil
+}
+
+// addProduct registers a product: pairing checked, options validated by the
+// collector, the instance identified over TLS (system roots or the accepted
+// thumbprint) so that the same instance is never registered twice, then
+// stored with its credentials sealed. `product add` and the demo use it.
+func addProduct(ctx context.Context, app *App, p store.Product) (int64, collectors.Identity, error) {
+	var ident collectors.Identity
 	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
-	if pf.vcenter != 0 {
-		paired, err := app.Store.Product(ctx, pf.vcenter)
+	if p.PairedID != 0 {
+		paired, err := app.Store.Product(ctx, p.PairedID)
 		if err != nil {
-			return fmt.Errorf("--vcenter %d: %w", pf.vcenter, err)
+			return 0, ident, fmt.Errorf("--vcenter %d: %w", p.PairedID, err)
 		}
 		if paired.Kind != "vcenter" {
-			return fmt.Errorf("--vcenter %d is a %s, not a vcenter", pf.vcenter, paired.Kind)
+			return 0, ident, fmt.Errorf("--vcenter %d is a %s, not a vcenter", p.PairedID, paired.Kind)
 		}
 		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
 		t.Paired = &pt
-	} else if needsVCenter[pf.kind] {
-		return fmt.Errorf("a %s product must be paired with its vCenter: add the vCenter first, then pass --vcenter ID (see product list)", pf.kind)
+	} else if needsVCenter[p.Kind] {
+		return 0, ident, fmt.Errorf("a %s product must be paired with its vCenter: add the vCenter first, then pass --vcenter ID (see product list)", p.Kind)
 	}
 	col, err := collectors.New(t)
 	if err != nil {
-		return err
+		return 0, ident, err
 	}
 	if idf, ok := col.(collectors.Identifier); ok {
 		cctx, cancel := context.WithTimeout(ctx, 2*app.Config.Collection.CallTimeout.D())
-		id, err := idf.Identify(cctx)
+		ident, err = idf.Identify(cctx)
 		cancel()
 		if cl, ok := col.(collectors.Closer); ok {
 			_ = cl.Close(ctx)
@@ -145,19 +166,14 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 		if err != nil {
 			var ce *tlsutil.CertError
 			if errors.As(err, &ce) {
-				return fmt.Errorf("%w\nrun `usagemeter product test --kind %s --endpoint %s` to see the certificate", err, pf.kind, pf.endpoint)
+				return 0, ident, err
 			}
-			return fmt.Errorf("checking %s: %w", pf.endpoint, err)
+			return 0, ident, fmt.Errorf("checking %s: %w", p.Endpoint, err)
 		}
-		p.InstanceID = id.InstanceID
-		fmt.Fprintf(e.Stdout, "connected to %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
+		p.InstanceID = ident.InstanceID
 	}
 	id, err := app.Store.AddProduct(ctx, p)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.Stdout, "added product %d: %s %s\n", id, p.Kind, p.Endpoint)
-	return nil
+	return id, ident, err
 }
 
 // needsVCenter lists kinds that are metered through their vCenter's VMs.
