@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"testing"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -18,42 +16,12 @@ import (
 	vcdsim "github.com/usagemeter/usagemeter/internal/sim/vcd"
 )
 
-// demoTB lets the REST simulators of internal/sim, whose Start takes a
-// testing.TB (for Helper and Cleanup), be served outside a test: Cleanup
-// functions run at close. Nothing else of testing.TB is used; calling it
-// panics (the embedded interface is nil).
-//
-// Hook wanted: a Start that does not need a testing.TB in internal/sim.
-type demoTB struct {
-	testing.TB
-	mu      sync.Mutex
-	cleanup []func()
-}
-
-func (t *demoTB) Helper() {}
-
-func (t *demoTB) Cleanup(f func()) {
-	t.mu.Lock()
-	t.cleanup = append(t.cleanup, f)
-	t.mu.Unlock()
-}
-
-func (t *demoTB) close() {
-	t.mu.Lock()
-	fs := t.cleanup
-	t.cleanup = nil
-	t.mu.Unlock()
-	for i := len(fs) - 1; i >= 0; i-- {
-		fs[i]()
-	}
-}
-
 // demoVCD is a Cloud Director (internal/sim/vcd) in front of vc01: the
 // tenants' folders it manages are its organisations, and its VMs are those
 // of the folders, followed hour by hour.
 type demoVCD struct {
 	srv        *vcdsim.Server
-	tb         *demoTB
+	stop       func()
 	url, thumb string
 	vc         *demoVCenter
 	orgs       []demoFolder
@@ -71,18 +39,18 @@ func demoCloudDirector(vc *demoVCenter) *demoVCD {
 	if !slices.Contains(collectors.Kinds(), "vcd") {
 		return nil
 	}
-	d := &demoVCD{vc: vc, tb: &demoTB{}}
+	d := &demoVCD{vc: vc}
 	for _, f := range vc.folders {
 		if f.customer == "Acme Corp" || f.customer == "Globex" {
 			d.orgs = append(d.orgs, f)
 		}
 	}
 	d.srv = vcdsim.New(d.state())
-	d.url, d.thumb = d.srv.Start(d.tb)
+	d.url, d.thumb, d.stop = d.srv.Serve()
 	return d
 }
 
-func (d *demoVCD) close() { d.tb.close() }
+func (d *demoVCD) close() { d.stop() }
 
 // demoID is a stable UUID-shaped id derived from s.
 func demoID(s string) string {
@@ -146,7 +114,7 @@ func (d *demoVCD) sync() { d.srv.SetState(d.state()) }
 // comes from the vCenter's hours, so power changes, resizes and deletions
 // still count.
 type demoNSXT struct {
-	tb         *demoTB
+	stop       func()
 	url, thumb string
 	productID  int64
 }
@@ -215,12 +183,12 @@ func demoNSX(vc *demoVCenter) *demoNSXT {
 		Scope: []string{"/infra/domains/default/groups/initech-app"}, Rules: []nsxtsim.Rule{{ID: "allow-https", Action: "ALLOW"}}})
 	st.IDSPolicies = []nsxtsim.Policy{{ID: "umbrella-ids", Name: "umbrella EHR IDS",
 		Rules: []nsxtsim.Rule{{ID: "detect", Action: "DETECT", Scope: []string{"/infra/domains/default/groups/umbrella-ehr"}}}}}
-	d := &demoNSXT{tb: &demoTB{}}
-	d.url, d.thumb = nsxtsim.New(st).Start(d.tb)
+	d := &demoNSXT{}
+	d.url, d.thumb, d.stop = nsxtsim.New(st).Serve()
 	return d
 }
 
-func (d *demoNSXT) close() { d.tb.close() }
+func (d *demoNSXT) close() { d.stop() }
 
 // demoNSXVManager is an NSX-V Manager (internal/sim/nsxv) paired with vc02,
 // whose three port groups back its logical switches: web behind an edge
@@ -228,7 +196,7 @@ func (d *demoNSXT) close() { d.tb.close() }
 // stretched by an L2 VPN edge (Enterprise). It resolves VMs through vc02,
 // so it cannot be collected while vc02 is down.
 type demoNSXVManager struct {
-	tb         *demoTB
+	stop       func()
 	url, thumb string
 	productID  int64
 }
@@ -264,9 +232,9 @@ func demoNSXV(vc *demoVCenter) *demoNSXVManager {
 		},
 		Capacity: []nsxvsim.Capacity{{Feature: "vxlan", Type: "VM", Count: len(vc.sim.VMs())}},
 	}
-	d := &demoNSXVManager{tb: &demoTB{}}
-	d.url, d.thumb = nsxvsim.New(st).Start(d.tb)
+	d := &demoNSXVManager{}
+	d.url, d.thumb, d.stop = nsxvsim.New(st).Serve()
 	return d
 }
 
-func (d *demoNSXVManager) close() { d.tb.close() }
+func (d *demoNSXVManager) close() { d.stop() }

@@ -7,7 +7,9 @@
 // comment: the same login flow, headers, status codes, paging and field names
 // as the real API. Tests set the state (VMs, orgs, segments, rules, licences)
 // and switch error modes (401 after N calls, 500 on a page, slow answers,
-// malformed bodies). The same simulators serve `usagemeter demo`.
+// malformed bodies). The same simulators serve `usagemeter demo`. The
+// plumbing they share (fault switches, request counting, sessions, strict
+// state files) is in internal/sim/simhttp.
 package sim
 
 import (
@@ -20,15 +22,22 @@ import (
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
-// StartTLS serves h on a TLS test server closed when the test ends, and
-// returns its URL and the SHA-256 thumbprint of its certificate (the form
-// tlsutil.Config accepts).
-func StartTLS(t testing.TB, h http.Handler) (url, thumbprint string) {
-	t.Helper()
+// ServeTLS serves h on a loopback TLS server with a self-signed certificate,
+// and returns its URL, the SHA-256 thumbprint of its certificate (the form
+// tlsutil.Config accepts) and a function that stops it. Used outside tests
+// (the demo); tests use StartTLS.
+func ServeTLS(h http.Handler) (url, thumbprint string, stop func()) {
 	s := httptest.NewUnstartedServer(h)
 	// Refused handshakes are what TLS tests provoke: keep them out of the log.
 	s.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.StartTLS()
-	t.Cleanup(s.Close)
-	return s.URL, tlsutil.Thumbprint(s.Certificate().Raw)
+	return s.URL, tlsutil.Thumbprint(s.Certificate().Raw), s.Close
+}
+
+// StartTLS is ServeTLS for a test: the server stops when the test ends.
+func StartTLS(t testing.TB, h http.Handler) (url, thumbprint string) {
+	t.Helper()
+	u, tp, stop := ServeTLS(h)
+	t.Cleanup(stop)
+	return u, tp
 }

@@ -154,6 +154,9 @@ func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 	return sim.StartTLS(t, s)
 }
 
+// Serve is Start outside a test: it returns a function that stops the server.
+func (s *Server) Serve() (url, thumbprint string, stop func()) { return sim.ServeTLS(s) }
+
 // SetFaults replaces the error modes.
 func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }
 

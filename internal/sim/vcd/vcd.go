@@ -176,11 +176,18 @@ func New(st State) *Server {
 // thumbprint.
 func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 	t.Helper()
-	u, tp := sim.StartTLS(t, s)
+	u, tp, stop := s.Serve()
+	t.Cleanup(stop)
+	return u, tp
+}
+
+// Serve is Start outside a test: it returns a function that stops the server.
+func (s *Server) Serve() (url, thumbprint string, stop func()) {
+	u, tp, stop := sim.ServeTLS(s)
 	s.mu.Lock()
 	s.url = u
 	s.mu.Unlock()
-	return u, tp
+	return u, tp, stop
 }
 
 // SetFaults replaces the error modes.
