@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/usagemeter/usagemeter/internal/secretfile"
 )
 
 // SecretSize is the size of a new anonymisation secret, and the minimum
@@ -49,7 +51,7 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating anonymisation secret: %w", err)
 	}
-	if err := createExclusive(path, []byte(text)); err != nil {
+	if err := secretfile.CreateExclusive(path, []byte(text)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Someone else created it between our read and our link: use theirs.
 			return LoadOrCreateSecret(path)
@@ -86,33 +88,4 @@ func isHex(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// createExclusive writes data to a temporary file next to path, with mode
-// 0600, and links it to path. The link fails with fs.ErrExist if path
-// exists, so an existing file is never replaced and a crash never leaves a
-// half-written file at path.
-func createExclusive(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp, path)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/secretfile"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -434,7 +435,7 @@ func fileExists(p string) bool {
 // writeNew writes a new file with mode 0600; an existing file (a version
 // stored before) is never overwritten.
 func writeNew(path string, data []byte) error {
-	if err := createExclusive(path, data); err != nil {
+	if err := secretfile.CreateExclusive(path, data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s exists already: a report version is never overwritten (remove the stray file if no row of `usagemeter report list` names it)", path)
 		}

@@ -36,6 +36,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/usagemeter/usagemeter/internal/secretfile"
 )
 
 const messageType = "PGP MESSAGE"
@@ -102,7 +104,7 @@ func LoadOrCreateKey(path, name, email string) (*openpgp.Entity, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating signing key: %w", err)
 	}
-	if err := createExclusive(path, buf.Bytes()); err != nil {
+	if err := secretfile.CreateExclusive(path, buf.Bytes()); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return LoadOrCreateKey(path, name, email) // created meanwhile by someone else
 		}
@@ -451,33 +453,4 @@ func (k splitKeyring) DecryptionKeys() []openpgp.Key { return k.decrypt.Decrypti
 
 func isArmored(b []byte) bool {
 	return bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("-----BEGIN "))
-}
-
-// createExclusive writes data to a temporary file next to path, with mode
-// 0600, and links it to path. The link fails with fs.ErrExist if path
-// exists, so an existing file is never replaced and a crash never leaves a
-// half-written file at path.
-func createExclusive(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp, path)
 }

@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/internal/secretfile"
 )
 
 // KeyFileName is the key file's name inside data_dir.
@@ -81,20 +83,8 @@ func LoadOrCreateKey(path string, create bool) (box *Box, created bool, err erro
 	if _, err := rand.Read(key); err != nil {
 		return nil, false, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := secretfile.CreateExclusive(path, []byte(hex.EncodeToString(key)+"\n")); err != nil {
 		return nil, false, fmt.Errorf("creating credentials key %s: %w", path, err)
-	}
-	if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("writing credentials key %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, false, err
 	}
 	box, err = NewBox(key)
 	if err != nil {
