@@ -205,12 +205,31 @@ func (s *Simulator) VMs() []*simulator.VirtualMachine {
 
 // VM returns the VM named name, nil if there is none.
 func (s *Simulator) VM(name string) *simulator.VirtualMachine {
-	for _, e := range s.Model.Map().All("VirtualMachine") {
+	return byName[*simulator.VirtualMachine](s.Model, "VirtualMachine", name)
+}
+
+// Host returns the host named name, nil if there is none.
+func (s *Simulator) Host(name string) *simulator.HostSystem {
+	return byName[*simulator.HostSystem](s.Model, "HostSystem", name)
+}
+
+// Cluster returns the cluster named name, nil if there is none.
+func (s *Simulator) Cluster(name string) *simulator.ClusterComputeResource {
+	return byName[*simulator.ClusterComputeResource](s.Model, "ClusterComputeResource", name)
+}
+
+// byName returns the inventory object of a type (kind, e.g. "HostSystem")
+// named name, the zero T if there is none.
+func byName[T mo.Entity](m *simulator.Model, kind, name string) T {
+	for _, e := range m.Map().All(kind) {
 		if e.Entity().Name == name {
-			return e.(*simulator.VirtualMachine)
+			if o, ok := e.(T); ok {
+				return o
+			}
 		}
 	}
-	return nil
+	var zero T
+	return zero
 }
 
 // Hosts returns the simulator's hosts sorted by name.
@@ -446,17 +465,7 @@ type VSANFeatures struct {
 // configuration and witness host on the vSAN health service, and its
 // capacity and free space (bytes).
 func (s *Simulator) EnableVSAN(cl *simulator.ClusterComputeResource, f VSANFeatures, totalB, freeB int64) {
-	s.withLock(cl, func() {
-		cl.ConfigurationEx.(*types.ClusterConfigInfoEx).VsanConfigInfo = &types.VsanClusterConfigInfo{
-			Enabled: types.NewBool(true),
-			DefaultConfig: &types.VsanClusterConfigInfoHostDefaultInfo{
-				Uuid:             "52a1bdc5-6a7e-1b2f-8c93-0f4b1c2d3e4f",
-				AutoClaimStorage: types.NewBool(false),
-			},
-		}
-	})
 	cfg := vsantypes.VsanConfigInfoEx{}
-	cfg.Enabled = types.NewBool(true)
 	if f.Dedup || f.Compression {
 		cfg.DataEfficiencyConfig = &vsantypes.VsanDataEfficiencyConfig{
 			DedupEnabled: f.Dedup, CompressionEnabled: types.NewBool(f.Compression),
@@ -469,6 +478,24 @@ func (s *Simulator) EnableVSAN(cl *simulator.ClusterComputeResource, f VSANFeatu
 	if f.Stretched {
 		witness = []vsantypes.VimClusterVSANWitnessHostInfo{{NodeUuid: "5f1e2d3c-0000-4000-8000-000000000001", FaultDomainName: "witness"}}
 	}
+	s.EnableVSANConfig(cl, cfg, witness, totalB, freeB)
+}
+
+// EnableVSANConfig is EnableVSAN with the cluster's configuration and witness
+// hosts given as the vSAN health service answers them (VsanClusterGetConfig,
+// VSANVcGetWitnessHosts), for what VSANFeatures does not describe (key
+// providers, preferred fault domains, several witnesses). cfg.Enabled is set.
+func (s *Simulator) EnableVSANConfig(cl *simulator.ClusterComputeResource, cfg vsantypes.VsanConfigInfoEx, witness []vsantypes.VimClusterVSANWitnessHostInfo, totalB, freeB int64) {
+	s.withLock(cl, func() {
+		cl.ConfigurationEx.(*types.ClusterConfigInfoEx).VsanConfigInfo = &types.VsanClusterConfigInfo{
+			Enabled: types.NewBool(true),
+			DefaultConfig: &types.VsanClusterConfigInfoHostDefaultInfo{
+				Uuid:             "52a1bdc5-6a7e-1b2f-8c93-0f4b1c2d3e4f",
+				AutoClaimStorage: types.NewBool(false),
+			},
+		}
+	})
+	cfg.Enabled = types.NewBool(true)
 	ref := cl.Self.Value
 	s.vsan.mu.Lock()
 	s.vsan.config.config[ref] = &cfg
@@ -550,6 +577,13 @@ func (s *Simulator) Client(ctx context.Context) (*govmomi.Client, error) {
 // given replica preference (e.g. "RAID-5/6 (Erasure Coding) - Capacity") and
 // associates it with VMs (morefs).
 func (s *Simulator) VSANPolicy(ctx context.Context, name, replica string, vms []string) error {
+	return s.VSANPolicyEntities(ctx, name, replica, vms, nil)
+}
+
+// VSANPolicyEntities is VSANPolicy associating the policy with VMs (morefs)
+// and with virtual disks, each named by its VM's moref and its device key
+// ("vm-42:2000"), as PbmQueryAssociatedEntity lists them.
+func (s *Simulator) VSANPolicyEntities(ctx context.Context, name, replica string, vms, disks []string) error {
 	c, err := s.Client(ctx)
 	if err != nil {
 		return err
@@ -581,11 +615,14 @@ func (s *Simulator) VSANPolicy(ctx context.Context, name, replica string, vms []
 	if err != nil {
 		return err
 	}
-	typ := string(pbmtypes.PbmObjectTypeVirtualMachine)
 	a := map[string][]pbmtypes.PbmServerObjectRef{}
-	for _, k := range vms {
-		a[typ] = append(a[typ], pbmtypes.PbmServerObjectRef{ObjectType: typ, Key: k})
+	associate := func(typ pbmtypes.PbmObjectType, keys []string) {
+		for _, k := range keys {
+			a[string(typ)] = append(a[string(typ)], pbmtypes.PbmServerObjectRef{ObjectType: string(typ), Key: k})
+		}
 	}
+	associate(pbmtypes.PbmObjectTypeVirtualMachine, vms)
+	associate(pbmtypes.PbmObjectTypeVirtualDiskId, disks)
 	s.pbm.mu.Lock()
 	s.pbm.assoc[id.UniqueId] = a
 	s.pbm.mu.Unlock()

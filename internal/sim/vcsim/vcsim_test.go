@@ -2,11 +2,17 @@ package vcsim_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/pbm"
+	pbmtypes "github.com/vmware/govmomi/pbm/types"
 	"github.com/vmware/govmomi/vim25/types"
+	"github.com/vmware/govmomi/vsan"
+	vsanmethods "github.com/vmware/govmomi/vsan/methods"
+	vsantypes "github.com/vmware/govmomi/vsan/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
@@ -117,5 +123,101 @@ func TestShapedInventoryThroughTheCollector(t *testing.T) {
 	}
 	if vram != 12288 {
 		t.Fatalf("vRAM after resize and delete: %v", vram)
+	}
+}
+
+// TestLookupsVSANConfigAndDiskPolicies finds objects by name, and answers
+// the vSAN health and storage policy services as EnableVSANConfig and
+// VSANPolicyEntities set them.
+func TestLookupsVSANConfigAndDiskPolicies(t *testing.T) {
+	ctx := context.Background()
+	s, err := vcsim.New(vcsim.Options{Clusters: 1, HostsPerCluster: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cl, h := s.Cluster("DC0_C0"), s.Host("DC0_C0_H1")
+	if cl == nil || cl.Name != "DC0_C0" || h == nil || h.Name != "DC0_C0_H1" {
+		t.Fatalf("cluster %v, host %v", cl, h)
+	}
+	if s.Cluster("DC0_C9") != nil || s.Host("DC0_C0_H9") != nil || s.VM("nope") != nil {
+		t.Error("found an object that does not exist")
+	}
+	vm, err := s.CreateVM(ctx, vcsim.VMSpec{Name: "vm1", Host: h, MemoryMB: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	witness := []vsantypes.VimClusterVSANWitnessHostInfo{{NodeUuid: "5f3c2b1a-0d9e-8f7a-6b5c-4d3e2f1a0b9c", FaultDomainName: "witness", PreferredFdName: "site-a", Host: &h.Self}}
+	s.EnableVSANConfig(cl, vsantypes.VsanConfigInfoEx{
+		DataEncryptionConfig: &vsantypes.VsanDataEncryptionConfig{EncryptionEnabled: true, KekId: "kek-1"},
+	}, witness, 10<<40, 4<<40)
+	if ci := cl.ConfigurationEx.(*types.ClusterConfigInfoEx).VsanConfigInfo; ci == nil || ci.Enabled == nil || !*ci.Enabled {
+		t.Error("vSAN not enabled in the inventory")
+	}
+	if total, free := s.VSANSpace(cl); total != 10<<40 || free != 4<<40 {
+		t.Errorf("space %d, %d", total, free)
+	}
+	c, err := s.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := vsan.NewClient(ctx, c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := vc.VsanClusterGetConfig(ctx, cl.Self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Enabled == nil || !*cfg.Enabled || cfg.DataEncryptionConfig == nil || cfg.DataEncryptionConfig.KekId != "kek-1" {
+		t.Errorf("vSAN config %+v", cfg)
+	}
+	w, err := vsanmethods.VSANVcGetWitnessHosts(ctx, vc, &vsantypes.VSANVcGetWitnessHosts{This: vsan.VsanVcStretchedClusterSystem, Cluster: cl.Self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Returnval) != 1 || w.Returnval[0].PreferredFdName != "site-a" || *w.Returnval[0].Host != h.Self {
+		t.Errorf("witness hosts %+v", w.Returnval)
+	}
+
+	disk := vm.Self.Value + ":2000"
+	if err := s.VSANPolicyEntities(ctx, "disk policy", "RAID-5/6 (Erasure Coding) - Capacity", nil, []string{disk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VSANPolicy(ctx, "VM policy", "RAID-1 (Mirroring) - Performance", []string{vm.Self.Value}); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pbm.NewClient(ctx, c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pc.QueryProfile(ctx, pbmtypes.PbmProfileResourceType{ResourceType: string(pbmtypes.PbmProfileResourceTypeEnumSTORAGE)}, string(pbmtypes.PbmProfileCategoryEnumREQUIREMENT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := pc.RetrieveContent(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range profiles {
+		pp := p.GetPbmProfile()
+		for _, kind := range []pbmtypes.PbmObjectType{pbmtypes.PbmObjectTypeVirtualMachine, pbmtypes.PbmObjectTypeVirtualDiskId} {
+			refs, err := pc.QueryAssociatedEntity(ctx, pp.ProfileId, string(kind))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range refs {
+				got[pp.Name+" "+r.ObjectType] += r.Key
+			}
+		}
+	}
+	want := map[string]string{
+		"disk policy " + string(pbmtypes.PbmObjectTypeVirtualDiskId): disk,
+		"VM policy " + string(pbmtypes.PbmObjectTypeVirtualMachine):  vm.Self.Value,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("associations %v, want %v", got, want)
 	}
 }
