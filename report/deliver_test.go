@@ -326,13 +326,20 @@ func TestUploadThroughProxy(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
-		src, _, err := w.(http.Hijacker).Hijack()
+		// Hijack first, then answer on the raw connection: a 200 written
+		// through the ResponseWriter may not be flushed before the tunnel
+		// starts, and the client's TLS bytes would race it.
+		src, buf, err := w.(http.Hijacker).Hijack()
 		if err != nil {
 			dst.Close()
 			return
 		}
-		go func() { io.Copy(dst, src); dst.Close() }()
+		if _, err := src.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			src.Close()
+			dst.Close()
+			return
+		}
+		go func() { io.Copy(dst, buf); dst.Close() }()
 		io.Copy(src, dst)
 		src.Close()
 	}))
