@@ -26,6 +26,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -217,7 +218,7 @@ func createVMs(m *simulator.Model, perPool int) (int, error) {
 	i := 0
 	for _, e := range m.Map().All("VirtualMachine") {
 		if i%10 != 0 {
-			setPower(e.(*simulator.VirtualMachine), types.VirtualMachinePowerStatePoweredOn)
+			vcsim.SetPower(e.(*simulator.VirtualMachine), types.VirtualMachinePowerStatePoweredOn)
 		}
 		i++
 	}

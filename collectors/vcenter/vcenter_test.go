@@ -17,6 +17,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -24,14 +25,12 @@ var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
 // client is a govmomi client to the simulator, for tests that change the
 // inventory through the API (rename, folders, pools) as an admin would.
-func (v *vcsim) client() *govmomi.Client {
+func (v *testSim) client() *govmomi.Client {
 	v.t.Helper()
-	ctx := context.Background()
-	c, err := govmomi.NewClient(ctx, v.s.URL, true)
+	c, err := v.Client(context.Background())
 	if err != nil {
 		v.t.Fatal(err)
 	}
-	v.t.Cleanup(func() { _ = c.Logout(ctx) })
 	return c
 }
 
@@ -105,13 +104,13 @@ func TestCollectProviderInventory(t *testing.T) {
 		"DC1_H0_VM2":     {2048, 0, off, "DC1_H0", 0},
 		"DC1_H0_VM3":     {1024, 0, on, "DC1_H0", 512},
 	}
-	if got := len(v.vms()); got != len(vms) {
+	if got := len(v.VMs()); got != len(vms) {
 		t.Fatalf("simulator has %d VMs, test shapes %d", got, len(vms))
 	}
 	for name, s := range vms {
 		vm := v.vm(name)
-		setMemory(vm, s.memMB, s.resvMB)
-		setPower(vm, s.power)
+		vcsim.SetMemory(vm, s.memMB, s.resvMB)
+		vcsim.SetPower(vm, s.power)
 		ref := v.host(s.host).Self
 		vm.Runtime.Host = &ref
 		vm.Summary.Runtime.Host = &ref
@@ -123,12 +122,12 @@ func TestCollectProviderInventory(t *testing.T) {
 		"DC1_C0_H0": {2, 28}, "DC1_C0_H1": {2, 28}, "DC1_C0_H2": {4, 18}, "DC1_H0": {1, 12},
 	}
 	for name, c := range cores {
-		setCores(v.host(name), c[0], c[1])
+		vcsim.SetCores(v.host(name), c[0], c[1])
 		switch {
 		case strings.HasPrefix(name, "DC0"):
-			v.assignLicence(v.host(name).Self, licEntPlus)
+			v.assignLicence(v.host(name).Self, vcsim.LicenseEnterprisePlus)
 		case name != "DC1_H0": // DC1_H0 stays in evaluation mode
-			v.assignLicence(v.host(name).Self, licStandard)
+			v.assignLicence(v.host(name).Self, vcsim.LicenseStandard)
 		}
 	}
 	dis := v.host("DC1_H0")
@@ -160,7 +159,7 @@ func TestCollectProviderInventory(t *testing.T) {
 
 	c := v.collector(v.target("", `{"vcf_edition": "enterprise-vsan"}`))
 	obs := collect(t, c)
-	uuid := v.m.ServiceContent.About.InstanceUuid
+	uuid := v.Model.ServiceContent.About.InstanceUuid
 
 	vram := byMetric(obs, collectors.MetricVMVRAM, DimVM)
 	for name, s := range vms {
@@ -199,10 +198,10 @@ func TestCollectProviderInventory(t *testing.T) {
 	}
 
 	// Licences: the host's key and edition; evaluation mode is not reportable.
-	if o := vram["DC0_C0_RP0_VM0"]; o.Edition != licEntPlus.EditionKey || o.Dims[DimLicenseKey] != licEntPlus.LicenseKey || o.Dims[DimLicenseEdition] != licEntPlus.EditionKey || o.Dims[collectors.DimNotReportableKey] != "" {
+	if o := vram["DC0_C0_RP0_VM0"]; o.Edition != vcsim.LicenseEnterprisePlus.EditionKey || o.Dims[DimLicenseKey] != vcsim.LicenseEnterprisePlus.LicenseKey || o.Dims[DimLicenseEdition] != vcsim.LicenseEnterprisePlus.EditionKey || o.Dims[collectors.DimNotReportableKey] != "" {
 		t.Errorf("DC0_C0_RP0_VM0 licence: edition %q dims %v", o.Edition, o.Dims)
 	}
-	if o := vram["DC1_C0_RP0_VM2"]; o.Edition != licStandard.EditionKey || o.Dims[DimLicenseKey] != licStandard.LicenseKey {
+	if o := vram["DC1_C0_RP0_VM2"]; o.Edition != vcsim.LicenseStandard.EditionKey || o.Dims[DimLicenseKey] != vcsim.LicenseStandard.LicenseKey {
 		t.Errorf("DC1_C0_RP0_VM2 licence: edition %q dims %v", o.Edition, o.Dims)
 	}
 	if o := vram["DC1_H0_VM0"]; o.Edition != "eval" || o.Dims[collectors.DimNotReportableKey] != "true" {
@@ -306,7 +305,7 @@ func TestSameVCenterTwoAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ida != idb || ida.InstanceID != v.m.ServiceContent.About.InstanceUuid || ida.Version == "" || ida.Build == "" || ida.Name == "" {
+	if ida != idb || ida.InstanceID != v.Model.ServiceContent.About.InstanceUuid || ida.Version == "" || ida.Build == "" || ida.Name == "" {
 		t.Errorf("identities differ or are incomplete: %+v vs %+v", ida, idb)
 	}
 
@@ -337,11 +336,11 @@ func TestVSAN(t *testing.T) {
 	const tib = int64(1) << 40
 	on := types.NewBool(true)
 	// DC0_C0: no vSAN.
-	v.enableVSAN(v.cluster("DC0_C1"), vsantypes.VsanConfigInfoEx{}, nil, 20*tib, 15*tib)
-	v.enableVSAN(v.cluster("DC0_C2"), vsantypes.VsanConfigInfoEx{
+	v.EnableVSANConfig(v.cluster("DC0_C1"), vsantypes.VsanConfigInfoEx{}, nil, 20*tib, 15*tib)
+	v.EnableVSANConfig(v.cluster("DC0_C2"), vsantypes.VsanConfigInfoEx{
 		DataEfficiencyConfig: &vsantypes.VsanDataEfficiencyConfig{DedupEnabled: true, CompressionEnabled: on},
 	}, nil, 40*tib, 25*tib)
-	v.enableVSAN(v.cluster("DC0_C3"), vsantypes.VsanConfigInfoEx{
+	v.EnableVSANConfig(v.cluster("DC0_C3"), vsantypes.VsanConfigInfoEx{
 		DataEfficiencyConfig: &vsantypes.VsanDataEfficiencyConfig{DedupEnabled: false, CompressionEnabled: on},
 		DataEncryptionConfig: &vsantypes.VsanDataEncryptionConfig{
 			EncryptionEnabled: true,
@@ -350,7 +349,7 @@ func TestVSAN(t *testing.T) {
 		},
 	}, nil, 10*tib, 10*tib-1536*(1<<30))
 	witness := v.host("DC0_C4_H1").Self
-	v.enableVSAN(v.cluster("DC0_C4"), vsantypes.VsanConfigInfoEx{}, []vsantypes.VimClusterVSANWitnessHostInfo{{
+	v.EnableVSANConfig(v.cluster("DC0_C4"), vsantypes.VsanConfigInfoEx{}, []vsantypes.VimClusterVSANWitnessHostInfo{{
 		NodeUuid:        "5f3c2b1a-0d9e-8f7a-6b5c-4d3e2f1a0b9c",
 		FaultDomainName: "witness",
 		PreferredFdName: "site-a",
@@ -359,13 +358,13 @@ func TestVSAN(t *testing.T) {
 
 	// DC0_C5: a disk of its VM has a RAID-5/6 policy; DC0_C1's VM has a
 	// RAID-1 policy.
-	v.enableVSAN(v.cluster("DC0_C5"), vsantypes.VsanConfigInfoEx{}, nil, 12*tib, 8*tib)
+	v.EnableVSANConfig(v.cluster("DC0_C5"), vsantypes.VsanConfigInfoEx{}, nil, 12*tib, 8*tib)
 	v.vsanPolicy("vSAN RAID-5 FTT=1", "RAID-5/6 (Erasure Coding) - Capacity", nil, []string{v.vm("DC0_C5_RP0_VM0").Self.Value + ":2000"})
 	v.vsanPolicy("vSAN RAID-1 FTT=1", "RAID-1 (Mirroring) - Performance", []string{v.vm("DC0_C1_RP0_VM0").Self.Value}, nil)
 
 	obs := collect(t, v.collector(v.target("", "")))
 	got := byMetric(obs, collectors.MetricVSANUsedGB, DimCluster)
-	uuid := v.m.ServiceContent.About.InstanceUuid
+	uuid := v.Model.ServiceContent.About.InstanceUuid
 	want := map[string]struct {
 		gb       float64
 		edition  string
@@ -395,7 +394,7 @@ func TestVSAN(t *testing.T) {
 // cluster's root pool holding the control plane VMs, a namespace pool with a
 // Pod VM and a TKG cluster VM, and a VM Service VM marked by managedBy
 // outside the pools.
-func tanzuSim(t *testing.T) *vcsim {
+func tanzuSim(t *testing.T) *testSim {
 	v := newSim(t, func(m *simulator.Model) {
 		m.ClusterHost = 3
 		m.Machine = 6
@@ -416,7 +415,7 @@ func tanzuSim(t *testing.T) *vcsim {
 		vm := v.vm(name)
 		p := pool
 		vm.ResourcePool = &p
-		setMemory(vm, memMB, 0)
+		vcsim.SetMemory(vm, memMB, 0)
 		h := v.host(host).Self
 		vm.Runtime.Host = &h
 	}
@@ -425,14 +424,14 @@ func tanzuSim(t *testing.T) *vcsim {
 	place("DC0_C0_RP0_VM2", dev.Reference(), 8192, "DC0_C0_H1")  // TKG cluster node
 	place("DC0_C0_RP0_VM3", root.Reference(), 4096, "DC0_C0_H2") // ordinary VM
 	v.vm("DC0_C0_RP0_VM4").Config.ManagedBy = &types.ManagedByInfo{ExtensionKey: wcpExtension, Type: "VirtualMachine"}
-	setMemory(v.vm("DC0_C0_RP0_VM4"), 16384, 16384)
+	vcsim.SetMemory(v.vm("DC0_C0_RP0_VM4"), 16384, 16384)
 	h2 := v.host("DC0_C0_H2").Self
 	v.vm("DC0_C0_RP0_VM4").Runtime.Host = &h2
-	setPower(v.vm("DC0_C0_RP0_VM5"), types.VirtualMachinePowerStatePoweredOff)
+	vcsim.SetPower(v.vm("DC0_C0_RP0_VM5"), types.VirtualMachinePowerStatePoweredOff)
 	v.vm("DC0_C0_RP0_VM5").ResourcePool = types.NewReference(dev.Reference())
-	setCores(v.host("DC0_C0_H0"), 2, 16)
-	setCores(v.host("DC0_C0_H1"), 2, 20)
-	setCores(v.host("DC0_C0_H2"), 2, 24)
+	vcsim.SetCores(v.host("DC0_C0_H0"), 2, 16)
+	vcsim.SetCores(v.host("DC0_C0_H1"), 2, 20)
+	vcsim.SetCores(v.host("DC0_C0_H2"), 2, 24)
 	return v
 }
 
@@ -509,7 +508,7 @@ func TestPaging(t *testing.T) {
 	if c.pages < 5 {
 		t.Errorf("%d pages, want several", c.pages)
 	}
-	if n := len(v.vms()); len(paged) != len(all) || len(byMetric(paged, collectors.MetricVMVRAM, "")) != n {
+	if n := len(v.VMs()); len(paged) != len(all) || len(byMetric(paged, collectors.MetricVMVRAM, "")) != n {
 		t.Errorf("paged collection has %d observations, unpaged %d (want %d VMs)", len(paged), len(all), n)
 	}
 }
@@ -519,7 +518,7 @@ func TestPaging(t *testing.T) {
 func TestFaultMidPage(t *testing.T) {
 	v := newSim(t, func(m *simulator.Model) { m.Machine = 10 })
 	c := v.collector(v.target("", `{"page_size": 5}`))
-	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
+	v.Model.Service.AddFaultRule(&simulator.FaultInjectionRule{
 		MethodName: "ContinueRetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
 		Probability: 1, SkipCount: 1, MaxCount: 1, Enabled: true,
 		FaultType: simulator.FaultTypeInvalidState, Message: "property collector busy",
@@ -546,7 +545,7 @@ func TestSessionExpired(t *testing.T) {
 	tg.Logger = newTextLogger(&logs)
 	c := v.collector(tg)
 	first := collect(t, c)
-	v.m.Service.AddFaultRule(&simulator.FaultInjectionRule{
+	v.Model.Service.AddFaultRule(&simulator.FaultInjectionRule{
 		MethodName: "ContinueRetrievePropertiesEx", ObjectType: "*", ObjectName: "*",
 		Probability: 1, MaxCount: 1, Enabled: true,
 		FaultType: simulator.FaultTypeNotAuthenticated, Message: "The session is not authenticated.",
@@ -555,7 +554,7 @@ func TestSessionExpired(t *testing.T) {
 	if len(second) != len(first) {
 		t.Errorf("%d observations after re-login, %d before", len(second), len(first))
 	}
-	if n := v.logins.Load(); n != 2 {
+	if n := v.Logins(); n != 2 {
 		t.Errorf("%d logins, want 2", n)
 	}
 	if !strings.Contains(logs.String(), "logging in again") || strings.Contains(logs.String(), simPassword) {
@@ -609,7 +608,7 @@ func TestCancel(t *testing.T) {
 // unless its thumbprint was accepted, and a changed one says so.
 func TestCertificates(t *testing.T) {
 	v := newSim(t, nil)
-	seen := tlsutil.Thumbprint(v.s.Certificate().Raw)
+	seen := v.Thumbprint()
 	for _, tc := range []struct {
 		name, accepted string
 		want           error
@@ -661,7 +660,7 @@ func TestWrongPassword(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
-	if n := v.logins.Load(); n != 1 {
+	if n := v.Logins(); n != 1 {
 		t.Errorf("%d login attempts, want 1", n)
 	}
 	if strings.Contains(err.Error(), "Wr0ng-Passw0rd") || strings.Contains(logs.String(), "Wr0ng-Passw0rd") {
@@ -670,7 +669,7 @@ func TestWrongPassword(t *testing.T) {
 	if _, err := c.Identify(context.Background()); !errors.Is(err, ErrLogin) {
 		t.Errorf("Identify: %v, want ErrLogin", err)
 	}
-	if n := v.logins.Load(); n != 2 {
+	if n := v.Logins(); n != 2 {
 		t.Errorf("%d login attempts after two calls, want 2", n)
 	}
 }
@@ -684,7 +683,7 @@ func TestCloseLogsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	collect(t, c)
-	if n := v.logins.Load(); n != 2 {
+	if n := v.Logins(); n != 2 {
 		t.Errorf("%d logins, want 2", n)
 	}
 }
@@ -695,7 +694,7 @@ func TestVAppPlacement(t *testing.T) {
 	v := newSim(t, func(m *simulator.Model) { m.App = 1; m.Host = 0 })
 	// vCenter sets parentVApp, not parent, on a VM in a vApp; the simulator
 	// sets both.
-	for _, vm := range v.vms() {
+	for _, vm := range v.VMs() {
 		if strings.Contains(vm.Name, "APP") {
 			vm.Parent = nil
 			vm.ParentVApp = vm.ResourcePool
