@@ -2,9 +2,9 @@
 // outside tests (`usagemeter demo`) as well as in them.
 //
 // It is govmomi's simulator (simulator.VPX) with what that simulator does not
-// model added the way the collector's own tests add it (collectors/vcenter
-// sim_test.go, from which this package is ported): memory sizes and
-// reservations, power states, host core counts, licence editions answered by
+// model added (the vCenter collector's tests shape their simulators with it
+// too, collectors/vcenter sim_test.go): memory sizes and reservations, power
+// states, host core counts, licence editions answered by
 // the LicenseAssignmentManager, and the vSAN health service methods the
 // collector calls (VsanClusterGetConfig, VSANVcGetWitnessHosts,
 // VsanQuerySpaceUsage) plus storage-policy associations
