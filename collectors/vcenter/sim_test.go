@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
@@ -126,9 +125,6 @@ func (v *testSim) vsanPolicy(name, replica string, vms []string, disks []string)
 		v.t.Fatal(err)
 	}
 }
-
-// entity returns the managed object reference of a simulator object.
-func entity(e mo.Reference) types.ManagedObjectReference { return e.Reference() }
 
 // newTextLogger logs to w as text, for tests that read the log.
 func newTextLogger(w io.Writer) *slog.Logger {
