@@ -171,6 +171,15 @@ func (a *App) Close() {
 	}
 }
 
+// parseAndOpen parses a command's flags, then opens the appliance with the
+// configuration named by --config: the preamble of most subcommands.
+func parseAndOpen(ctx context.Context, e *Env, fs *flag.FlagSet, cfgPath *string, args []string) (*App, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return openApp(ctx, e, *cfgPath, openOptions{})
+}
+
 // openOptions shape openApp.
 type openOptions struct {
 	retry bool // keep retrying an unreachable database (serve)

@@ -52,10 +52,7 @@ func runConfigShow(_ context.Context, e *Env, args []string) error {
 
 func runMigrate(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "migrate")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}

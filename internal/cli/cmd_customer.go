@@ -46,10 +46,7 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 
 func runCustomerList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "customer list")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}

@@ -39,10 +39,7 @@ func runLicenseSetCategory(ctx context.Context, e *Env, args []string) error {
 
 func runLicenseList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "license list")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}

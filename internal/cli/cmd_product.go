@@ -89,6 +89,20 @@ func (pf *productFlags) optionsJSON() (json.RawMessage, error) {
 	return b, err
 }
 
+// product is the product the flags describe, password and options included.
+func (pf *productFlags) product(stdin io.Reader) (store.Product, error) {
+	pw, err := pf.password(stdin)
+	if err != nil {
+		return store.Product{}, err
+	}
+	opts, err := pf.optionsJSON()
+	if err != nil {
+		return store.Product{}, err
+	}
+	return store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw,
+		Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts, PairedID: pf.vcenter}, nil
+}
+
 // stdin is where --password-stdin reads (tests replace it).
 var stdin io.Reader = os.Stdin
 
@@ -102,11 +116,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	if pf.kind == "" || pf.endpoint == "" {
 		return usagef("--kind and --endpoint are required")
 	}
-	pw, err := pf.password(stdin)
-	if err != nil {
-		return err
-	}
-	opts, err := pf.optionsJSON()
+	p, err := pf.product(stdin)
 	if err != nil {
 		return err
 	}
@@ -116,7 +126,6 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	}
 	defer app.Close()
 
-	p := store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw, Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts, PairedID: pf.vcenter}
 	id, ident, err := addProduct(ctx, app, p)
 	if err != nil {
 		var ce *tlsutil.CertError
@@ -181,10 +190,7 @@ var needsVCenter = map[string]bool{"nsxt": true, "nsxv": true, "srm": true}
 
 func runProductList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product list")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -301,15 +307,11 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 		if pf.kind == "" || pf.endpoint == "" {
 			return usagef("give a product id, or --kind and --endpoint")
 		}
-		pw, err := pf.password(stdin)
-		if err != nil {
+		var err error
+		if p, err = pf.product(stdin); err != nil {
 			return err
 		}
-		opts, err := pf.optionsJSON()
-		if err != nil {
-			return err
-		}
-		p = store.Product{Kind: pf.kind, Endpoint: pf.endpoint, Username: pf.username, Password: pw, Thumbprint: tlsutil.Normalize(pf.thumbprint), Options: opts}
+		p.PairedID = 0 // a test reaches the product alone
 	}
 
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -203,10 +203,7 @@ func printChannels(e *Env, ch map[string]store.ChannelStatus) {
 func runReportSend(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "report send")
 	month := fs.String("month", "", "month to send, YYYY-MM in report.timezone (default: last month)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -234,10 +231,7 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 
 func runReportList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "report list")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -331,10 +325,7 @@ func runReportVerify(ctx context.Context, e *Env, args []string) error {
 
 func runReportKey(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "report key")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
