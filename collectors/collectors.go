@@ -60,6 +60,15 @@ func CappedBilledMB(configuredMB, reservationMB float64) float64 {
 // storm could lock the metering account out).
 var ErrAuth = errors.New("authentication failed")
 
+// ErrBadCredentials is what collectors wrap when a product rejects the user
+// name or password ("incorrect user name or password"). It is ErrAuth.
+var ErrBadCredentials error = badCredentials{}
+
+type badCredentials struct{}
+
+func (badCredentials) Error() string        { return "incorrect user name or password" }
+func (badCredentials) Is(target error) bool { return target == ErrAuth }
+
 // Observation is one metered object in one collection hour.
 type Observation struct {
 	Metric    string            // one of the Metric constants

@@ -62,7 +62,7 @@ func init() { collectors.Register(Kind, New) }
 
 // ErrLogin is wrapped by the error returned when NSX rejects the user name
 // or password.
-var ErrLogin = errors.New("incorrect user name or password")
+var ErrLogin = collectors.ErrBadCredentials // not retried within the hour by the scheduler
 
 // ErrNotPaired is returned by New for a product not paired with a vCenter.
 var ErrNotPaired = errors.New("an NSX Manager must be paired with its vCenter (--vcenter)")

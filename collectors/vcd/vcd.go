@@ -57,7 +57,7 @@ func init() { collectors.Register(Kind, New) }
 
 // ErrLogin is wrapped by the error returned when Cloud Director rejects the
 // user name or password.
-var ErrLogin = errors.New("incorrect user name or password")
+var ErrLogin = collectors.ErrBadCredentials // not retried within the hour by the scheduler
 
 // ErrVersion is wrapped by the error returned when the API version wanted is
 // not offered; the message lists the versions that are.

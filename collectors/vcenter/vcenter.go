@@ -63,14 +63,7 @@ var (
 
 // ErrLogin is wrapped by the error returned when vCenter rejects the user name
 // or password. The login is not retried within the same Collect.
-var ErrLogin error = loginError{}
-
-// loginError is ErrLogin; it is also collectors.ErrAuth, so that the
-// scheduler does not retry wrong credentials within the hour.
-type loginError struct{}
-
-func (loginError) Error() string        { return "incorrect user name or password" }
-func (loginError) Is(target error) bool { return target == collectors.ErrAuth }
+var ErrLogin = collectors.ErrBadCredentials // is collectors.ErrAuth: not retried within the hour
 
 // Collector collects one vCenter. It is safe for concurrent use; calls are
 // serialised because they share one session.

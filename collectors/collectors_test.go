@@ -1,0 +1,45 @@
+package collectors_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/nsxt"
+	"github.com/usagemeter/usagemeter/collectors/nsxv"
+	"github.com/usagemeter/usagemeter/collectors/vcd"
+	"github.com/usagemeter/usagemeter/collectors/vcenter"
+)
+
+// TestWrongCredentialsAreAuthErrors: every collector's login error is
+// ErrAuth, which the scheduler does not retry within the hour (a retry storm
+// could lock the metering account out).
+func TestWrongCredentialsAreAuthErrors(t *testing.T) {
+	for kind, err := range map[string]error{"vcenter": vcenter.ErrLogin, "vcd": vcd.ErrLogin, "nsxt": nsxt.ErrLogin, "nsxv": nsxv.ErrLogin} {
+		wrapped := fmt.Errorf("logging in to %s.example as meter: %w", kind, err)
+		if !errors.Is(wrapped, collectors.ErrAuth) {
+			t.Errorf("%s: ErrLogin is not collectors.ErrAuth", kind)
+		}
+		if err.Error() != "incorrect user name or password" {
+			t.Errorf("%s: %q", kind, err)
+		}
+	}
+	if errors.Is(errors.New("incorrect user name or password"), collectors.ErrAuth) {
+		t.Fatal("a look-alike error matched ErrAuth")
+	}
+}
+
+func TestCappedBilledMB(t *testing.T) {
+	for _, c := range []struct{ cfg, res, want float64 }{
+		{4096, 0, 2048},       // half the configured memory
+		{4096, 3072, 3072},    // reservation above half
+		{4096, 2048, 2048},    // reservation at half
+		{131072, 0, 24576},    // capped at 24 GB
+		{65536, 65536, 24576}, // reservation capped too
+	} {
+		if got := collectors.CappedBilledMB(c.cfg, c.res); got != c.want {
+			t.Errorf("CappedBilledMB(%v, %v) = %v, want %v", c.cfg, c.res, got, c.want)
+		}
+	}
+}
