@@ -3,14 +3,19 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/usagemeter/usagemeter/internal/cli.Version=$(VERSION)
 
-.PHONY: build test bench demo fuzz clean
+.PHONY: build deps test bench demo fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/usagemeter ./cmd/usagemeter
 
+# The system packages the tests and the demo need (postgresql, gnupg, ...),
+# installed when missing; the same script CI runs.
+deps:
+	@bash .ci/deps
+
 # The test suite: vet, then every test with the race detector, on a real
 # PostgreSQL (started by the tests), real SMTP, gpg and govmomi's simulator.
-test:
+test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
@@ -32,7 +37,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./...
 
 # A simulated provider's month, end to end.
-demo:
+demo: deps
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/usagemeter demo
 
 clean:

@@ -57,11 +57,18 @@ type simVC struct {
 	morefs map[string]string // "vm:<name>" / "pg:<name>" -> MoRef
 }
 
+// simVCInstanceUUID is the simulated vCenter's instance UUID, the first part
+// of every ObjectKey in testdata/*/expected.json.
+const simVCInstanceUUID = "2c2278bc-60e4-5a5f-a585-21b3e6167371"
+
 // newSimVC builds a simulated vCenter holding exactly the spec's VMs and
 // portgroups (renamed from the model's), plus the plain "VM Network".
 func newSimVC(t testing.TB, spec vcenterSpec) *simVC {
 	t.Helper()
 	m := simulator.VPX()
+	// govmomi derives about.instanceUuid from this machine's hardware
+	// address; the golden files compare it, so it is pinned here.
+	m.ServiceContent.About.InstanceUuid = simVCInstanceUUID
 	m.Machine = (len(spec.VMs) + 1) / 2
 	m.Portgroup = max(1, len(spec.Portgroups))
 	if err := m.Create(); err != nil {

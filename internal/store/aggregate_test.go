@@ -349,7 +349,7 @@ func TestAggregateAfterMerge(t *testing.T) {
 	}
 	var spans []string
 	err = s.History(ctx, m, []string{collectors.MetricVMVRAM}, func(h *store.HistoryRow) error {
-		spans = append(spans, h.ObjectKey+" "+h.First.Format("15")+"-"+h.Last.Format("15")+" "+h.VM)
+		spans = append(spans, h.ObjectKey+" "+h.First.UTC().Format("15")+"-"+h.Last.UTC().Format("15")+" "+h.VM)
 		return nil
 	})
 	if err != nil || len(spans) != 3 || spans[0] != "vc/vm/db 00-05 db" || spans[1] != "vc/vm/web 00-02 web" || spans[2] != "vc/vm/web 03-05 web" {
