@@ -125,26 +125,60 @@ type Target struct {
 // returns an error naming the bad option; it does not contact the product.
 type Factory func(t Target) (Collector, error)
 
+// Kind is everything the appliance knows about a product kind, declared once
+// by the kind's package and read by the CLI, the report and the demo: adding
+// a product is its folder, one line in collectors/all and its report rules.
+type Kind struct {
+	Name        string // the kind's key, e.g. "vcenter"; stored with each product
+	DisplayName string // the product column of the report and of product list, e.g. "vCenter Server"
+	// PairsWith is the kind of the product this one must be paired with
+	// (NSX with its vCenter), "" when it stands alone.
+	PairsWith string
+	// Options returns the kind's options with their defaults (a struct whose
+	// JSON field names are the keys of --options); nil when it has none.
+	Options func() any
+	New     Factory // builds the collector; validates the options, contacts nothing
+}
+
 var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
+	mu    sync.RWMutex
+	kinds = map[string]Kind{}
 )
 
-// Register adds a product kind. It panics on a duplicate, as it runs from init.
-func Register(kind string, f Factory) {
+// Register adds a product kind. It panics on a duplicate or an incomplete
+// declaration, as it runs from init.
+func Register(k Kind) {
 	mu.Lock()
 	defer mu.Unlock()
-	if _, dup := factories[kind]; dup {
-		panic("collectors: kind registered twice: " + kind)
+	if k.Name == "" || k.DisplayName == "" || k.New == nil {
+		panic(fmt.Sprintf("collectors: kind %q needs a name, a display name and a constructor", k.Name))
 	}
-	factories[kind] = f
+	if _, dup := kinds[k.Name]; dup {
+		panic("collectors: kind registered twice: " + k.Name)
+	}
+	kinds[k.Name] = k
+}
+
+// Lookup returns the registered kind called name.
+func Lookup(name string) (Kind, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k, ok
+}
+
+// DisplayName is the product name of kind name, or name itself when no such
+// kind is registered.
+func DisplayName(name string) string {
+	if k, ok := Lookup(name); ok {
+		return k.DisplayName
+	}
+	return name
 }
 
 // New builds the collector for t.Kind.
 func New(t Target) (Collector, error) {
-	mu.RLock()
-	f, ok := factories[t.Kind]
-	mu.RUnlock()
+	k, ok := Lookup(t.Kind)
 	if !ok {
 		return nil, fmt.Errorf("unknown product kind %q (known: %v)", t.Kind, Kinds())
 	}
@@ -154,15 +188,15 @@ func New(t Target) (Collector, error) {
 	if t.Timeout <= 0 {
 		t.Timeout = 60 * time.Second
 	}
-	return f(t)
+	return k.New(t)
 }
 
 // Kinds lists the registered product kinds, sorted.
 func Kinds() []string {
 	mu.RLock()
 	defer mu.RUnlock()
-	ks := make([]string, 0, len(factories))
-	for k := range factories {
+	ks := make([]string, 0, len(kinds))
+	for k := range kinds {
 		ks = append(ks, k)
 	}
 	sort.Strings(ks)

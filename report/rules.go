@@ -41,7 +41,7 @@ type Rule struct {
 	ProductKinds []string // product kinds the rule applies to; nil = any
 	Editions     []string // editions the rule applies to; nil = any
 	Kind         string   // Average, Count, Maximum or Unique
-	Product      string   // product column; "" = from the product kind (productNames)
+	Product      string   // product column; "" = the product kind's display name (collectors.Kind)
 	Name         string   // metric column
 }
 
@@ -65,29 +65,9 @@ var Rules = []Rule{
 	{Metric: collectors.MetricConnections, Kind: Maximum, Name: "Maximum Concurrent Connections"},
 }
 
-// productNames are the product column for rules without Product.
-var productNames = map[string]string{
-	"vcenter":      "vCenter Server",
-	"vcd":          "Cloud Director",
-	"vcda":         "Cloud Director Availability",
-	"srm":          "Site Recovery Manager",
-	"nsxt":         "NSX-T",
-	"nsxv":         "NSX-V",
-	"horizon":      "Horizon",
-	"horizon-daas": "Horizon DaaS",
-	"vrops":        "Aria Operations",
-	"vrni":         "Aria Operations for Networks",
-	"vra7":         "Aria Automation 7",
-	"vra8":         "Aria Automation 8",
-	"tkgm":         "Tanzu Standard",
-}
-
-func productName(kind string) string {
-	if n, ok := productNames[kind]; ok {
-		return n
-	}
-	return kind
-}
+// productName is the product column for rules without Product: the display
+// name the kind registered (collectors.Kind).
+func productName(kind string) string { return collectors.DisplayName(kind) }
 
 // metricsOf returns the distinct metrics of the rules of an aggregation kind.
 func metricsOf(kind string) []string {

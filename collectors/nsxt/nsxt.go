@@ -58,7 +58,15 @@ import (
 // Kind is the product kind this package registers.
 const Kind = "nsxt"
 
-func init() { collectors.Register(Kind, New) }
+func init() {
+	collectors.Register(collectors.Kind{
+		Name:        Kind,
+		DisplayName: "NSX-T",
+		PairsWith:   "vcenter",
+		Options:     func() any { o, _ := ParseOptions(nil); return o },
+		New:         New,
+	})
+}
 
 // ErrLogin is wrapped by the error returned when NSX rejects the user name
 // or password.

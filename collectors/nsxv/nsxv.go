@@ -52,7 +52,15 @@ import (
 // Kind is the product kind this package registers.
 const Kind = "nsxv"
 
-func init() { collectors.Register(Kind, New) }
+func init() {
+	collectors.Register(collectors.Kind{
+		Name:        Kind,
+		DisplayName: "NSX-V",
+		PairsWith:   "vcenter",
+		Options:     func() any { o, _ := ParseOptions(nil); return o },
+		New:         New,
+	})
+}
 
 // ErrLogin is wrapped by the error returned when NSX-V (or the paired
 // vCenter) rejects the user name or password.

@@ -53,7 +53,14 @@ import (
 // Kind is the product kind this package registers.
 const Kind = "vcd"
 
-func init() { collectors.Register(Kind, New) }
+func init() {
+	collectors.Register(collectors.Kind{
+		Name:        Kind,
+		DisplayName: "Cloud Director",
+		Options:     func() any { o, _ := ParseOptions(nil); return o },
+		New:         New,
+	})
+}
 
 // ErrLogin is wrapped by the error returned when Cloud Director rejects the
 // user name or password.

@@ -53,7 +53,14 @@ import (
 // Kind is the product kind this package registers.
 const Kind = "vcenter"
 
-func init() { collectors.Register(Kind, New) }
+func init() {
+	collectors.Register(collectors.Kind{
+		Name:        Kind,
+		DisplayName: "vCenter Server",
+		Options:     func() any { o, _ := ParseOptions(nil); return o },
+		New:         New,
+	})
+}
 
 var (
 	_ collectors.Collector  = (*Collector)(nil)

@@ -12,10 +12,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/store"
 
 	// The product collectors, linked in here and only here.
-	_ "github.com/usagemeter/usagemeter/collectors/nsxt"
-	_ "github.com/usagemeter/usagemeter/collectors/nsxv"
-	_ "github.com/usagemeter/usagemeter/collectors/vcd"
-	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
+	_ "github.com/usagemeter/usagemeter/collectors/all" // every product kind
 )
 
 func init() {

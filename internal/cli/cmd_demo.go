@@ -25,7 +25,6 @@ import (
 	"github.com/usagemeter/usagemeter/report"
 
 	// The demo meters vCenters; collect.go links the collector in as well.
-	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
 )
 
 func init() {

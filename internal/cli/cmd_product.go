@@ -148,18 +148,25 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 func addProduct(ctx context.Context, app *App, p store.Product) (int64, collectors.Identity, error) {
 	var ident collectors.Identity
 	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
-	if p.PairedID != 0 {
+	kind, ok := collectors.Lookup(p.Kind)
+	if !ok {
+		return 0, ident, fmt.Errorf("unknown product kind %q (known: %s)", p.Kind, strings.Join(collectors.Kinds(), ", "))
+	}
+	switch {
+	case p.PairedID != 0 && kind.PairsWith == "":
+		return 0, ident, fmt.Errorf("a %s product is not paired with another product: drop --vcenter", p.Kind)
+	case p.PairedID != 0:
 		paired, err := app.Store.Product(ctx, p.PairedID)
 		if err != nil {
 			return 0, ident, fmt.Errorf("--vcenter %d: %w", p.PairedID, err)
 		}
-		if paired.Kind != "vcenter" {
-			return 0, ident, fmt.Errorf("--vcenter %d is a %s, not a vcenter", p.PairedID, paired.Kind)
+		if paired.Kind != kind.PairsWith {
+			return 0, ident, fmt.Errorf("--vcenter %d is a %s, not a %s", p.PairedID, paired.Kind, kind.PairsWith)
 		}
 		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
 		t.Paired = &pt
-	} else if needsVCenter[p.Kind] {
-		return 0, ident, fmt.Errorf("a %s product must be paired with its vCenter: add the vCenter first, then pass --vcenter ID (see product list)", p.Kind)
+	case kind.PairsWith != "":
+		return 0, ident, fmt.Errorf("a %s product must be paired with its %s: add the %s first, then pass --vcenter ID (see product list)", p.Kind, collectors.DisplayName(kind.PairsWith), kind.PairsWith)
 	}
 	col, err := collectors.New(t)
 	if err != nil {
@@ -184,9 +191,6 @@ func addProduct(ctx context.Context, app *App, p store.Product) (int64, collecto
 	id, err := app.Store.AddProduct(ctx, p)
 	return id, ident, err
 }
-
-// needsVCenter lists kinds that are metered through their vCenter's VMs.
-var needsVCenter = map[string]bool{"nsxt": true, "nsxv": true, "srm": true}
 
 func runProductList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product list")

@@ -22,6 +22,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/usagemeter/usagemeter/collectors"
+
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/report"
@@ -232,17 +234,16 @@ func (n demoNames) name(h string) string {
 	return h
 }
 
-// demoKindOf is the product kind behind a report's product column.
+// demoKindOf is the product kind behind a report's product column: the kind
+// of that display name, else vcenter (vCenter Server, VMware Cloud
+// Foundation, vSAN and Tanzu are all read from the vCenter).
 func demoKindOf(product string) string {
-	switch product {
-	case "Cloud Director":
-		return "vcd"
-	case "NSX-T":
-		return "nsxt"
-	case "NSX-V":
-		return "nsxv"
+	for _, k := range collectors.Kinds() {
+		if collectors.DisplayName(k) == product {
+			return k
+		}
 	}
-	return "vcenter" // vCenter Server, VMware Cloud Foundation, vSAN, Tanzu
+	return "vcenter"
 }
 
 func (n demoNames) host(product, h string) string {

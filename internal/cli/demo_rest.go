@@ -3,14 +3,12 @@ package cli
 import (
 	"crypto/sha1"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/usagemeter/usagemeter/collectors"
 	nsxtsim "github.com/usagemeter/usagemeter/internal/sim/nsxt"
 	nsxvsim "github.com/usagemeter/usagemeter/internal/sim/nsxv"
 	vcdsim "github.com/usagemeter/usagemeter/internal/sim/vcd"
@@ -33,12 +31,8 @@ const (
 	demoVCDPassword = "Vcd-Meter!2026"
 )
 
-// demoCloudDirector starts the VCD simulator when the vcd collector is
-// linked in; nil when it is not.
+// demoCloudDirector starts the VCD simulator.
 func demoCloudDirector(vc *demoVCenter) *demoVCD {
-	if !slices.Contains(collectors.Kinds(), "vcd") {
-		return nil
-	}
 	d := &demoVCD{vc: vc}
 	for _, f := range vc.folders {
 		if f.customer == "Acme Corp" || f.customer == "Globex" {
@@ -124,12 +118,8 @@ const (
 	demoNSXPassword = "Nsx-Meter!2026-Audit"
 )
 
-// demoNSX starts the NSX-T simulator when the nsxt collector is linked in;
-// nil when it is not.
+// demoNSX starts the NSX-T simulator.
 func demoNSX(vc *demoVCenter) *demoNSXT {
-	if !slices.Contains(collectors.Kinds(), "nsxt") {
-		return nil
-	}
 	type tenant struct{ seg, group, t1 string }
 	tenants := map[string]tenant{
 		"Acme Corp":       {seg: "acme-web", t1: "t1-acme"},
@@ -206,11 +196,10 @@ const (
 	demoNSXVPassword = "NsxV-Meter!2026"
 )
 
-// demoNSXV starts the NSX-V simulator when the nsxv collector is linked in
-// and vc has port groups; nil otherwise.
+// demoNSXV starts the NSX-V simulator when vc has port groups; nil otherwise.
 func demoNSXV(vc *demoVCenter) *demoNSXVManager {
 	pgs := vc.sim.Portgroups()
-	if !slices.Contains(collectors.Kinds(), "nsxv") || len(pgs) < 3 {
+	if len(pgs) < 3 {
 		return nil
 	}
 	st := nsxvsim.State{User: demoNSXVUser, Password: demoNSXVPassword, Hostname: "nsxv-mgr-01",

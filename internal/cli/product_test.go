@@ -96,6 +96,20 @@ func TestProductAddAndCollect(t *testing.T) {
 		t.Fatalf("bad option (exit %d):\n%s", code, out)
 	}
 
+	// Pairing follows each kind's declaration (collectors.Kind.PairsWith).
+	code, out = run("product", "add", "--kind", "nsxt", "--endpoint", "https://nsx.invalid", "--username", "admin", "--password-file", pwFile)
+	if code == 0 || !strings.Contains(out, "a nsxt product must be paired with its vCenter Server") || !strings.Contains(out, "--vcenter ID") {
+		t.Fatalf("unpaired NSX-T (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "add", "--kind", "vcd", "--endpoint", "https://vcd.invalid", "--username", "admin", "--password-file", pwFile, "--vcenter", "1")
+	if code == 0 || !strings.Contains(out, "a vcd product is not paired with another product") {
+		t.Fatalf("paired Cloud Director (exit %d):\n%s", code, out)
+	}
+	code, out = run("product", "add", "--kind", "horizon-classic", "--endpoint", "https://hz.invalid")
+	if code == 0 || !strings.Contains(out, `unknown product kind "horizon-classic"`) || !strings.Contains(out, "vcenter") {
+		t.Fatalf("unknown kind (exit %d):\n%s", code, out)
+	}
+
 	code, out = run("product", "list")
 	if code != 0 || !strings.Contains(out, endpoint) || !strings.Contains(out, "active") {
 		t.Fatalf("product list (exit %d):\n%s", code, out)

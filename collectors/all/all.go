@@ -1,0 +1,12 @@
+// Package all links every product collector into a binary: each kind's
+// package registers itself with collectors.Register from init, and this is
+// the one place that imports them (as telegraf's plugins/inputs/all).
+// Adding a product kind is its folder and one line here.
+package all
+
+import (
+	_ "github.com/usagemeter/usagemeter/collectors/nsxt"    // NSX-T (NSX Data Center)
+	_ "github.com/usagemeter/usagemeter/collectors/nsxv"    // NSX for vSphere
+	_ "github.com/usagemeter/usagemeter/collectors/vcd"     // Cloud Director
+	_ "github.com/usagemeter/usagemeter/collectors/vcenter" // vCenter, vSAN, VCF, Tanzu (TKGs)
+)
