@@ -23,8 +23,6 @@ import (
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 	"github.com/usagemeter/usagemeter/report"
-
-	// The demo meters vCenters; collect.go links the collector in as well.
 )
 
 func init() {
