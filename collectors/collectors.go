@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -201,4 +202,29 @@ func Kinds() []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// Editions is a product's edition ladder: its editions from lowest to highest
+// and the edition each feature needs. METERING.md bills several products on
+// the highest edition among the features that reach an object (NSX per VM;
+// Aria from its licence groups): Highest answers that, in one place.
+type Editions struct {
+	Order     []string          // editions, lowest first
+	ByFeature map[string]string // feature -> the edition it needs
+}
+
+// Highest is the highest edition needed by any of features; "" when none of
+// them is in the map.
+func (e Editions) Highest(features []string) string {
+	best, rank := "", -1
+	for _, f := range features {
+		ed, ok := e.ByFeature[f]
+		if !ok {
+			continue
+		}
+		if r := slices.Index(e.Order, ed); r > rank {
+			best, rank = ed, r
+		}
+	}
+	return best
 }

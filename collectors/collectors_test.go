@@ -43,3 +43,23 @@ func TestCappedBilledMB(t *testing.T) {
 		}
 	}
 }
+
+func TestEditionsHighest(t *testing.T) {
+	e := collectors.Editions{Order: []string{"base", "advanced", "enterprise"},
+		ByFeature: map[string]string{"switch": "base", "dfw": "advanced", "l2vpn": "enterprise"}}
+	for _, c := range []struct {
+		features []string
+		want     string
+	}{
+		{nil, ""},
+		{[]string{"unknown"}, ""},
+		{[]string{"switch"}, "base"},
+		{[]string{"dfw", "switch"}, "advanced"},
+		{[]string{"switch", "l2vpn", "dfw"}, "enterprise"},
+		{[]string{"unknown", "dfw"}, "advanced"},
+	} {
+		if got := e.Highest(c.features); got != c.want {
+			t.Errorf("Highest(%q) = %q, want %q", c.features, got, c.want)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package nsxt
 
+import "github.com/usagemeter/usagemeter/collectors"
+
 // The NSX-T edition map of METERING.md, all in one place. The map is
 // *assumed*: no public source settles it; RulesVersion names it in the report
 // manifest.
@@ -39,15 +41,9 @@ var featureEdition = map[string]string{
 	FeatureIDS:     EditionEnterprisePlus,
 }
 
-var editionRank = map[string]int{EditionProfessional: 1, EditionAdvanced: 2, EditionEnterprisePlus: 3}
+// editionLadder is the ladder features climb: a VM is billed at the highest
+// edition among the features that reach it.
+var editionLadder = collectors.Editions{Order: []string{EditionProfessional, EditionAdvanced, EditionEnterprisePlus}, ByFeature: featureEdition}
 
 // highestEdition is the highest edition among features.
-func highestEdition(features []string) string {
-	best := ""
-	for _, f := range features {
-		if e := featureEdition[f]; editionRank[e] > editionRank[best] {
-			best = e
-		}
-	}
-	return best
-}
+func highestEdition(features []string) string { return editionLadder.Highest(features) }

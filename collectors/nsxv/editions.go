@@ -1,5 +1,7 @@
 package nsxv
 
+import "github.com/usagemeter/usagemeter/collectors"
+
 // The NSX-V edition map of METERING.md, all in one place. Features METERING.md
 // names are taken as written; the rows marked *assumed* are features it does
 // not name, placed where no public source settles them. RulesVersion names
@@ -51,14 +53,9 @@ var featureEdition = map[string]string{
 	FeatureL2VPN:            EditionEnterprise,
 }
 
-var editionRank = map[string]int{EditionBase: 1, EditionAdvanced: 2, EditionEnterprise: 3}
+// editionLadder is the ladder features climb: a VM is billed at the highest
+// edition among the features that reach it.
+var editionLadder = collectors.Editions{Order: []string{EditionBase, EditionAdvanced, EditionEnterprise}, ByFeature: featureEdition}
 
-func highestEdition(features []string) string {
-	best := ""
-	for _, f := range features {
-		if e := featureEdition[f]; editionRank[e] > editionRank[best] {
-			best = e
-		}
-	}
-	return best
-}
+// highestEdition is the highest edition among features.
+func highestEdition(features []string) string { return editionLadder.Highest(features) }

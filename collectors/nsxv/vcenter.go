@@ -2,21 +2,19 @@ package nsxv
 
 import (
 	"context"
-	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 
 	"github.com/vmware/govmomi/fault"
-	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/collectors/internal/vsphere"
 )
 
 // vcVM is what the paired vCenter says about one VM: NSX-V names VMs and
@@ -45,50 +43,26 @@ type vcenter struct {
 
 func newVCenter(c *Collector) (*vcenter, error) {
 	p := c.t.Paired
-	e := strings.TrimSpace(p.Endpoint)
-	if e == "" {
+	if strings.TrimSpace(p.Endpoint) == "" {
 		return nil, fmt.Errorf("nsxv %s: the paired vCenter has no endpoint", c.host)
 	}
-	if !strings.Contains(e, "://") {
-		e = "https://" + e
-	}
-	u, err := url.Parse(e)
-	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("nsxv %s: paired vCenter endpoint %q: not a URL or host name", c.host, p.Endpoint)
-	}
-	u.User = nil
-	if u.Path == "" || u.Path == "/" {
-		u.Path = vim25.Path
+	u, err := vsphere.SDKURL(p.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("nsxv %s: paired vCenter %w", c.host, err)
 	}
 	return &vcenter{c: c, u: u, host: u.Hostname()}, nil
 }
 
 func (v *vcenter) login(ctx context.Context) error {
-	sc := soap.NewClient(v.u, false)
-	sc.UserAgent = "usagemeter"
-	tr := sc.DefaultTransport()
-	cfg := tlsutil.Config(v.host, v.c.t.Paired.Thumbprint, nil)
-	tr.TLSClientConfig = cfg
-	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := tls.Dialer{NetDialer: &v.dialer, Config: cfg}
-		return d.DialContext(ctx, network, addr)
-	}
-	var vc *vim25.Client
-	err := v.c.call(ctx, func(ctx context.Context) error {
-		var err error
-		vc, err = vim25.NewClient(ctx, sc)
-		return err
-	})
+	p := v.c.t.Paired
+	vc, err := vsphere.Connect(ctx, v.u, p.Thumbprint, &v.dialer, v.c.call)
 	if err != nil {
 		return fmt.Errorf("connecting to the paired vCenter %s: %w", v.host, err)
 	}
-	p := v.c.t.Paired
-	err = v.c.call(ctx, func(ctx context.Context) error {
-		return session.NewManager(vc).Login(ctx, url.UserPassword(p.Username, p.Password.Reveal()))
-	})
-	if err != nil {
-		if fault.Is(err, &types.InvalidLogin{}) {
-			return fmt.Errorf("logging in to the paired vCenter %s as %s: %w", v.host, p.Username, ErrLogin)
+	if err := vsphere.Login(ctx, vc, p.Username, p.Password.Reveal(), v.c.call); err != nil {
+		vc.CloseIdleConnections()
+		if errors.Is(err, ErrLogin) {
+			return fmt.Errorf("logging in to the paired vCenter %s as %s: %w", v.host, p.Username, err)
 		}
 		return fmt.Errorf("logging in to the paired vCenter %s: %w", v.host, err)
 	}
@@ -185,12 +159,12 @@ func (v *vcenter) logout(ctx context.Context) {
 	}
 	vc := v.vc
 	v.vc = nil
-	_ = v.c.call(ctx, func(ctx context.Context) error { return session.NewManager(vc).Logout(ctx) })
+	_ = vsphere.Logout(ctx, vc, v.c.call)
 }
 
 // isNotAuthenticated reports whether err says the session is gone: vCenter
 // answers NotAuthenticated, or (vcsim, and vCenter after a restart) the
 // session's container view no longer exists.
 func isNotAuthenticated(err error) bool {
-	return fault.Is(err, &types.NotAuthenticated{}) || fault.Is(err, &types.ManagedObjectNotFound{})
+	return vsphere.IsNotAuthenticated(err) || fault.Is(err, &types.ManagedObjectNotFound{})
 }

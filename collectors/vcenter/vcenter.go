@@ -26,7 +26,6 @@ package vcenter
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,18 +35,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/pbm"
-	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/collectors/internal/vsphere"
 )
 
 // Kind is the product kind this package registers.
@@ -130,23 +126,11 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	}, nil
 }
 
-// sdkURL turns "host", "host:port" or "https://host[:port][/sdk]" into the
-// SOAP endpoint URL.
+// sdkURL is the SOAP endpoint URL of endpoint.
 func sdkURL(endpoint string) (*url.URL, error) {
-	e := strings.TrimSpace(endpoint)
-	if !strings.Contains(e, "://") {
-		e = "https://" + e
-	}
-	u, err := url.Parse(e)
-	if err != nil || u.Hostname() == "" {
-		return nil, fmt.Errorf("vcenter endpoint %q: not a URL or host name", endpoint)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("vcenter endpoint %q: scheme must be https", endpoint)
-	}
-	u.User = nil
-	if u.Path == "" || u.Path == "/" {
-		u.Path = vim25.Path
+	u, err := vsphere.SDKURL(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("vcenter %w", err)
 	}
 	return u, nil
 }
@@ -220,9 +204,7 @@ func (c *Collector) Close(ctx context.Context) error {
 		return nil
 	}
 	s := c.s
-	err := c.call(ctx, func(ctx context.Context) error {
-		return session.NewManager(s.vc).Logout(ctx)
-	})
+	err := vsphere.Logout(ctx, s.vc, c.call)
 	c.drop()
 	if err != nil && !isNotAuthenticated(err) {
 		return fmt.Errorf("logging out of %s: %w", c.host, err)
@@ -232,36 +214,13 @@ func (c *Collector) Close(ctx context.Context) error {
 
 // login opens a session: one attempt, no retry.
 func (c *Collector) login(ctx context.Context) error {
-	sc := soap.NewClient(c.u, false)
-	sc.UserAgent = "usagemeter"
-	tr := sc.DefaultTransport()
-	cfg := tlsutil.Config(c.host, c.t.Thumbprint, nil)
-	tr.TLSClientConfig = cfg
-	// Replace govmomi's TLS dialer, which dials without the context and has
-	// its own thumbprint rules: verification is tlsutil's alone.
-	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := tls.Dialer{NetDialer: &c.dialer, Config: cfg}
-		return d.DialContext(ctx, network, addr)
-	}
-
-	var vc *vim25.Client
-	err := c.call(ctx, func(ctx context.Context) error {
-		var err error
-		vc, err = vim25.NewClient(ctx, sc)
-		return err
-	})
+	vc, err := vsphere.Connect(ctx, c.u, c.t.Thumbprint, &c.dialer, c.call)
 	if err != nil {
-		sc.CloseIdleConnections()
 		return fmt.Errorf("connecting to vCenter %s: %w", c.host, err)
 	}
-	err = c.call(ctx, func(ctx context.Context) error {
-		return session.NewManager(vc).Login(ctx, url.UserPassword(c.t.Username, c.t.Password.Reveal()))
-	})
-	if err != nil {
+	sc := vc.Client
+	if err := vsphere.Login(ctx, vc, c.t.Username, c.t.Password.Reveal(), c.call); err != nil {
 		sc.CloseIdleConnections()
-		if fault.Is(err, &types.InvalidLogin{}) {
-			return fmt.Errorf("logging in to %s as %s: %w", c.host, c.t.Username, ErrLogin)
-		}
 		return fmt.Errorf("logging in to %s as %s: %w", c.host, c.t.Username, err)
 	}
 	s := &sessionState{vc: vc, about: vc.ServiceContent.About}
@@ -276,7 +235,7 @@ func (c *Collector) login(ctx context.Context) error {
 
 // logout ends s, best effort (used when a half-prepared session is dropped).
 func (c *Collector) logout(ctx context.Context, s *sessionState) {
-	_ = c.call(ctx, func(ctx context.Context) error { return session.NewManager(s.vc).Logout(ctx) })
+	_ = vsphere.Logout(ctx, s.vc, c.call)
 }
 
 // viewTypes are the object types of the inventory, one ContainerView each
@@ -339,6 +298,4 @@ func retrieveOne(ctx context.Context, vc *vim25.Client, obj types.ManagedObjectR
 
 // isNotAuthenticated reports whether err is vCenter saying the session is
 // not (or no longer) valid.
-func isNotAuthenticated(err error) bool {
-	return fault.Is(err, &types.NotAuthenticated{})
-}
+func isNotAuthenticated(err error) bool { return vsphere.IsNotAuthenticated(err) }
