@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,10 +188,27 @@ func New(t Target) (Collector, error) {
 	if t.Logger == nil {
 		t.Logger = slog.New(slog.DiscardHandler)
 	}
+	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, endpointHost(t.Endpoint))
 	if t.Timeout <= 0 {
 		t.Timeout = 60 * time.Second
 	}
 	return k.New(t)
+}
+
+// LogKeyHost is the log key under which every collector's lines carry the
+// product's host name (New adds it, with the kind under "collector").
+const LogKeyHost = "product_host"
+
+// endpointHost is the host name of an endpoint URL or host[:port].
+func endpointHost(endpoint string) string {
+	e := strings.TrimSpace(endpoint)
+	if !strings.Contains(e, "://") {
+		e = "https://" + e
+	}
+	if u, err := url.Parse(e); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return endpoint
 }
 
 // Kinds lists the registered product kinds, sorted.

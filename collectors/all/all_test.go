@@ -1,7 +1,10 @@
 package all_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/usagemeter/usagemeter/collectors"
@@ -42,5 +45,29 @@ func TestKindsAreDeclaredWhole(t *testing.T) {
 		if _, err := collectors.New(tgt); err != nil {
 			t.Errorf("%s: the default options %s are refused: %v", name, raw, err)
 		}
+	}
+}
+
+// probed is the Target the "logprobe" kind was last built with.
+var probed collectors.Target
+
+func init() {
+	collectors.Register(collectors.Kind{Name: "logprobe", DisplayName: "Log probe", New: func(t collectors.Target) (collectors.Collector, error) {
+		probed = t
+		return nil, nil
+	}})
+}
+
+// TestLogLinesNameKindAndHost: collectors.New gives every collector a logger
+// that names its kind and the product's host under one key.
+func TestLogLinesNameKindAndHost(t *testing.T) {
+	var buf bytes.Buffer
+	tgt := collectors.Target{Kind: "logprobe", Endpoint: "https://vc01.example:8443/sdk", Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	if _, err := collectors.New(tgt); err != nil {
+		t.Fatal(err)
+	}
+	probed.Logger.Info("hello")
+	if line := buf.String(); !strings.Contains(line, " collector=logprobe ") || !strings.Contains(line, " "+collectors.LogKeyHost+"=vc01.example\n") {
+		t.Fatalf("log line %q", line)
 	}
 }

@@ -111,7 +111,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.vcUUID = t.Paired.InstanceID
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
 	c.rc.ErrorMessage = errorMessage
-	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
+	c.log = c.t.Logger // collectors.New adds the kind and host
 	c.rc.Throttle = maxThrottled
 	c.rc.Throttled = func(status int, wait time.Duration) {
 		c.log.Debug("NSX is throttling, waiting", "status", status, "wait", wait)

@@ -102,7 +102,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.vcUUID = t.Paired.InstanceID
 	c.rc.Header = http.Header{"Accept": {"application/xml"}}
 	c.rc.ErrorMessage = errorMessage
-	c.log = c.t.Logger.With("collector", Kind, "nsx", c.host)
+	c.log = c.t.Logger // collectors.New adds the kind and host
 	if c.vc, err = newVCenter(c); err != nil {
 		return nil, err
 	}

@@ -125,7 +125,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.MaxBody = maxBody
 	c.rc.ErrorMessage = errorMessage
 	c.host = c.rc.Host()
-	c.log = c.t.Logger.With("collector", Kind, "vcd", c.host)
+	c.log = c.t.Logger // collectors.New adds the kind and host
 	c.sess = rest.Session{
 		Active:   func() bool { return c.token != "" },
 		Login:    c.login,

@@ -122,7 +122,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 		opts: opts,
 		u:    u,
 		host: u.Hostname(),
-		log:  t.Logger.With("collector", Kind, "vcenter", u.Hostname()),
+		log:  t.Logger, // collectors.New adds the kind and host
 	}, nil
 }
 
