@@ -15,8 +15,8 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
+	simnsxt "github.com/usagemeter/usagemeter/collectors/nsxt/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	simnsxt "github.com/usagemeter/usagemeter/internal/sim/nsxt"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 

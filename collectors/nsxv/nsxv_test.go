@@ -25,8 +25,8 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
+	simnsxv "github.com/usagemeter/usagemeter/collectors/nsxv/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	simnsxv "github.com/usagemeter/usagemeter/internal/sim/nsxv"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 

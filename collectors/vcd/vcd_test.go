@@ -14,8 +14,8 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
+	simvcd "github.com/usagemeter/usagemeter/collectors/vcd/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	simvcd "github.com/usagemeter/usagemeter/internal/sim/vcd"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 

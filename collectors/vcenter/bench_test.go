@@ -25,8 +25,8 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 

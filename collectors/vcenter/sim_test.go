@@ -12,8 +12,8 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 )
 
 // Credentials the test vCenters accept.
@@ -22,7 +22,7 @@ const (
 	simPassword = vcsim.DefaultPassword
 )
 
-// testSim is one simulated vCenter (internal/sim/vcsim) shaped by a test,
+// testSim is one simulated vCenter (collectors/vcenter/simulator) shaped by a test,
 // with lookups that fail the test instead of returning nil.
 type testSim struct {
 	*vcsim.Simulator

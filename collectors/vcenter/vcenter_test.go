@@ -16,8 +16,8 @@ import (
 	vsantypes "github.com/vmware/govmomi/vsan/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 

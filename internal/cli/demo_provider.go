@@ -10,7 +10,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
+	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 )
 
 // demoVCenter is one simulated vCenter of the demo provider and how it is

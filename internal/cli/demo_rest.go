@@ -9,12 +9,12 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
-	nsxtsim "github.com/usagemeter/usagemeter/internal/sim/nsxt"
-	nsxvsim "github.com/usagemeter/usagemeter/internal/sim/nsxv"
-	vcdsim "github.com/usagemeter/usagemeter/internal/sim/vcd"
+	nsxtsim "github.com/usagemeter/usagemeter/collectors/nsxt/simulator"
+	nsxvsim "github.com/usagemeter/usagemeter/collectors/nsxv/simulator"
+	vcdsim "github.com/usagemeter/usagemeter/collectors/vcd/simulator"
 )
 
-// demoVCD is a Cloud Director (internal/sim/vcd) in front of vc01: the
+// demoVCD is a Cloud Director (collectors/vcd/simulator) in front of vc01: the
 // tenants' folders it manages are its organisations, and its VMs are those
 // of the folders, followed hour by hour.
 type demoVCD struct {
@@ -100,7 +100,7 @@ func (d *demoVCD) state() vcdsim.State {
 // sync updates the VCD's view after the vCenter changed.
 func (d *demoVCD) sync() { d.srv.SetState(d.state()) }
 
-// demoNSXT is an NSX Manager (internal/sim/nsxt) paired with vc01: Acme
+// demoNSXT is an NSX Manager (collectors/nsxt/simulator) paired with vc01: Acme
 // Corp's VMs on a routed segment (Professional), Initech's also under a
 // distributed firewall policy (Advanced), Umbrella Health's also under a
 // distributed IDS/IPS rule (Enterprise Plus). Its simulator's state is set
@@ -180,7 +180,7 @@ func demoNSX(vc *demoVCenter) *demoNSXT {
 
 func (d *demoNSXT) close() { d.stop() }
 
-// demoNSXVManager is an NSX-V Manager (internal/sim/nsxv) paired with vc02,
+// demoNSXVManager is an NSX-V Manager (collectors/nsxv/simulator) paired with vc02,
 // whose three port groups back its logical switches: web behind an edge
 // with NAT (Base), app under a distributed firewall rule (Advanced), DR
 // stretched by an L2 VPN edge (Enterprise). It resolves VMs through vc02,

@@ -1,11 +1,20 @@
-// Package simhttp is the plumbing the REST product simulators
-// (internal/sim/vcd, internal/sim/nsxt, internal/sim/nsxv and the next ones)
-// share, so that each simulator holds only its product's API: the
-// request count and fault switches every request starts with (Core: the
-// product's Faults, the Delay fault, Wait), the logged-in sessions with the
-// "expire after N calls" and "reject every session" faults (Sessions), and
-// loading a state file strictly (LoadState). Serving a simulator over TLS
-// with a thumbprint is internal/sim.StartTLS.
+// Package simhttp is the plumbing the REST product simulators share
+// (collectors/vcd/simulator, collectors/nsxt/simulator,
+// collectors/nsxv/simulator and the next ones), so that each simulator holds
+// only its product's API: the request count and fault switches every request
+// starts with (Core: the product's Faults, the Delay fault, Wait), the
+// logged-in sessions with the "expire after N calls" and "reject every
+// session" faults (Sessions), loading a state file strictly (LoadState), and
+// serving over TLS with a self-signed certificate whose thumbprint an admin
+// would accept (ServeTLS, StartTLS).
+//
+// Each simulator is written from its product's public API reference, cited in
+// its package comment: the same login flow, headers, status codes, paging and
+// field names as the real API. Tests set the state (VMs, orgs, segments,
+// rules, licences) and switch error modes (401 after N calls, 500 on a page,
+// slow answers, malformed bodies). The same simulators serve `usagemeter
+// demo`. They are public packages beside their collectors, as govmomi's
+// simulator is beside its client, and import no testing package.
 package simhttp
 
 import (

@@ -1,4 +1,4 @@
-package nsxt
+package simulator
 
 import (
 	"encoding/json"

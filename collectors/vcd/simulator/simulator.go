@@ -45,7 +45,7 @@
 // token gives 401 with a JSON Error; the largest pageSize is 128 (VCD's
 // default restapi.queryservice.maxPageSize) and larger values are clamped; a
 // page past the last is 400 Bad Request.
-package vcd
+package simulator
 
 import (
 	"crypto/rand"
@@ -61,11 +61,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/sim"
-	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
+	"github.com/usagemeter/usagemeter/collectors/internal/simhttp"
 )
 
 // MaxPageSize is the largest page the query service returns.
@@ -174,7 +172,7 @@ func New(st State) *Server {
 
 // Start serves s on a TLS test server and returns its URL and certificate
 // thumbprint.
-func (s *Server) Start(t testing.TB) (url, thumbprint string) {
+func (s *Server) Start(t simhttp.TB) (url, thumbprint string) {
 	t.Helper()
 	u, tp, stop := s.Serve()
 	t.Cleanup(stop)
@@ -183,7 +181,7 @@ func (s *Server) Start(t testing.TB) (url, thumbprint string) {
 
 // Serve is Start outside a test: it returns a function that stops the server.
 func (s *Server) Serve() (url, thumbprint string, stop func()) {
-	u, tp, stop := sim.ServeTLS(s)
+	u, tp, stop := simhttp.ServeTLS(s)
 	s.mu.Lock()
 	s.url = u
 	s.mu.Unlock()

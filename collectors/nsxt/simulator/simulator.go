@@ -45,7 +45,7 @@
 // realized VM members of a group are listed with "id" = the VM's external_id.
 // APIS.md names only /api/v1/licenses and its usage; the reference's
 // per-feature usage (licenses-usage) is not simulated.
-package nsxt
+package simulator
 
 import (
 	"bytes"
@@ -56,11 +56,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/sim"
-	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
+	"github.com/usagemeter/usagemeter/collectors/internal/simhttp"
 )
 
 // MaxPageSize is the largest and default page of a list.
@@ -223,13 +221,13 @@ func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("nsxt"
 
 // Start serves s on a TLS test server; it returns the URL and the
 // certificate thumbprint.
-func (s *Server) Start(t testing.TB) (url, thumbprint string) {
+func (s *Server) Start(t simhttp.TB) (url, thumbprint string) {
 	t.Helper()
-	return sim.StartTLS(t, s)
+	return simhttp.StartTLS(t, s)
 }
 
 // Serve is Start outside a test: it returns a function that stops the server.
-func (s *Server) Serve() (url, thumbprint string, stop func()) { return sim.ServeTLS(s) }
+func (s *Server) Serve() (url, thumbprint string, stop func()) { return simhttp.ServeTLS(s) }
 
 // SetFaults replaces the error modes.
 func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }

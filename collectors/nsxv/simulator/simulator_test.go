@@ -1,4 +1,4 @@
-package nsxv
+package simulator
 
 import (
 	"encoding/xml"

@@ -37,7 +37,7 @@
 //
 // The simulator's choices: a call on a page past the end returns an empty
 // page; the XML carries no namespace (as NSX-V answers).
-package nsxv
+package simulator
 
 import (
 	"bytes"
@@ -47,11 +47,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/sim"
-	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
+	"github.com/usagemeter/usagemeter/collectors/internal/simhttp"
 )
 
 // State is what the simulated NSX-V Manager holds. VM and portgroup
@@ -149,13 +147,13 @@ func New(st State) *Server {
 func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("nsxv", b) }
 
 // Start serves s on a TLS test server; it returns the URL and thumbprint.
-func (s *Server) Start(t testing.TB) (url, thumbprint string) {
+func (s *Server) Start(t simhttp.TB) (url, thumbprint string) {
 	t.Helper()
-	return sim.StartTLS(t, s)
+	return simhttp.StartTLS(t, s)
 }
 
 // Serve is Start outside a test: it returns a function that stops the server.
-func (s *Server) Serve() (url, thumbprint string, stop func()) { return sim.ServeTLS(s) }
+func (s *Server) Serve() (url, thumbprint string, stop func()) { return simhttp.ServeTLS(s) }
 
 // SetFaults replaces the error modes.
 func (s *Server) SetFaults(f Faults) { s.core.SetFaults(f) }

@@ -1,4 +1,4 @@
-package vcd
+package simulator
 
 import (
 	"encoding/json"

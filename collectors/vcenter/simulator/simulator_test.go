@@ -1,4 +1,4 @@
-package vcsim_test
+package simulator_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
+	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/sim/vcsim"
 )
 
 // TestShapedInventoryThroughTheCollector builds a small provider, collects it

@@ -1,4 +1,4 @@
-// Package vcsim is a vCenter simulator shaped like a cloud provider's, usable
+// Package simulator is a vCenter simulator shaped like a cloud provider's, usable
 // outside tests (`usagemeter demo`) as well as in them.
 //
 // It is govmomi's simulator (simulator.VPX) with what that simulator does not
@@ -16,7 +16,7 @@
 //
 // Inventory edits (SetMemory, SetPower, CreateVM, ...) are meant to be made
 // between collections; each takes the simulator's lock on the object it edits.
-package vcsim
+package simulator
 
 import (
 	"context"
@@ -38,7 +38,7 @@ import (
 	pbmmethods "github.com/vmware/govmomi/pbm/methods"
 	pbmsim "github.com/vmware/govmomi/pbm/simulator" // the storage policy endpoint (/pbm)
 	pbmtypes "github.com/vmware/govmomi/pbm/types"
-	"github.com/vmware/govmomi/simulator"
+	govsim "github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
@@ -72,14 +72,14 @@ type Options struct {
 	InstanceUUID string
 	// Shape, if set, edits the model's counts after the defaults above and
 	// before the inventory is created.
-	Shape func(m *simulator.Model)
+	Shape func(m *govsim.Model)
 }
 
 // Simulator is one running simulated vCenter.
 type Simulator struct {
-	Model *simulator.Model
+	Model *govsim.Model
 
-	server   *simulator.Server
+	server   *govsim.Server
 	relay    *relay
 	user     string
 	password string
@@ -97,7 +97,7 @@ func New(o Options) (*Simulator, error) {
 	if o.User == "" {
 		o.User, o.Password = DefaultUser, DefaultPassword
 	}
-	m := simulator.VPX()
+	m := govsim.VPX()
 	m.Datacenter = max(o.Datacenters, 1)
 	m.Cluster = 2
 	if o.Clusters > 0 {
@@ -122,7 +122,7 @@ func New(o Options) (*Simulator, error) {
 	m.Service.RegisterEndpoints = true
 	m.Service.Listen = &url.URL{User: url.UserPassword(o.User, o.Password)}
 	s := &Simulator{Model: m, user: o.User, password: o.Password}
-	sm := m.Map().Get(*m.ServiceContent.SessionManager).(*simulator.SessionManager)
+	sm := m.Map().Get(*m.ServiceContent.SessionManager).(*govsim.SessionManager)
 	sm.ValidLogin = func(req *types.Login) bool {
 		s.logins.Add(1)
 		return !s.refuse.Load() && req.UserName == s.user && req.Password == s.password
@@ -194,33 +194,33 @@ func (s *Simulator) withLock(obj mo.Reference, f func()) {
 }
 
 // VMs returns the simulator's VMs sorted by name.
-func (s *Simulator) VMs() []*simulator.VirtualMachine {
-	var out []*simulator.VirtualMachine
+func (s *Simulator) VMs() []*govsim.VirtualMachine {
+	var out []*govsim.VirtualMachine
 	for _, e := range s.Model.Map().All("VirtualMachine") {
-		out = append(out, e.(*simulator.VirtualMachine))
+		out = append(out, e.(*govsim.VirtualMachine))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // VM returns the VM named name, nil if there is none.
-func (s *Simulator) VM(name string) *simulator.VirtualMachine {
-	return byName[*simulator.VirtualMachine](s.Model, "VirtualMachine", name)
+func (s *Simulator) VM(name string) *govsim.VirtualMachine {
+	return byName[*govsim.VirtualMachine](s.Model, "VirtualMachine", name)
 }
 
 // Host returns the host named name, nil if there is none.
-func (s *Simulator) Host(name string) *simulator.HostSystem {
-	return byName[*simulator.HostSystem](s.Model, "HostSystem", name)
+func (s *Simulator) Host(name string) *govsim.HostSystem {
+	return byName[*govsim.HostSystem](s.Model, "HostSystem", name)
 }
 
 // Cluster returns the cluster named name, nil if there is none.
-func (s *Simulator) Cluster(name string) *simulator.ClusterComputeResource {
-	return byName[*simulator.ClusterComputeResource](s.Model, "ClusterComputeResource", name)
+func (s *Simulator) Cluster(name string) *govsim.ClusterComputeResource {
+	return byName[*govsim.ClusterComputeResource](s.Model, "ClusterComputeResource", name)
 }
 
 // byName returns the inventory object of a type (kind, e.g. "HostSystem")
 // named name, the zero T if there is none.
-func byName[T mo.Entity](m *simulator.Model, kind, name string) T {
+func byName[T mo.Entity](m *govsim.Model, kind, name string) T {
 	for _, e := range m.Map().All(kind) {
 		if e.Entity().Name == name {
 			if o, ok := e.(T); ok {
@@ -233,30 +233,30 @@ func byName[T mo.Entity](m *simulator.Model, kind, name string) T {
 }
 
 // Hosts returns the simulator's hosts sorted by name.
-func (s *Simulator) Hosts() []*simulator.HostSystem {
-	var out []*simulator.HostSystem
+func (s *Simulator) Hosts() []*govsim.HostSystem {
+	var out []*govsim.HostSystem
 	for _, e := range s.Model.Map().All("HostSystem") {
-		out = append(out, e.(*simulator.HostSystem))
+		out = append(out, e.(*govsim.HostSystem))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // Clusters returns the simulator's clusters sorted by name.
-func (s *Simulator) Clusters() []*simulator.ClusterComputeResource {
-	var out []*simulator.ClusterComputeResource
+func (s *Simulator) Clusters() []*govsim.ClusterComputeResource {
+	var out []*govsim.ClusterComputeResource
 	for _, e := range s.Model.Map().All("ClusterComputeResource") {
-		out = append(out, e.(*simulator.ClusterComputeResource))
+		out = append(out, e.(*govsim.ClusterComputeResource))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // ClusterHosts returns the hosts of cl sorted by name.
-func (s *Simulator) ClusterHosts(cl *simulator.ClusterComputeResource) []*simulator.HostSystem {
-	var out []*simulator.HostSystem
+func (s *Simulator) ClusterHosts(cl *govsim.ClusterComputeResource) []*govsim.HostSystem {
+	var out []*govsim.HostSystem
 	for _, ref := range cl.Host {
-		if h, ok := s.Model.Map().Get(ref).(*simulator.HostSystem); ok {
+		if h, ok := s.Model.Map().Get(ref).(*govsim.HostSystem); ok {
 			out = append(out, h)
 		}
 	}
@@ -266,10 +266,10 @@ func (s *Simulator) ClusterHosts(cl *simulator.ClusterComputeResource) []*simula
 
 // Portgroups returns the distributed port groups VMs can be on (not the
 // uplink ones), sorted by name; Options.Shape sets how many (m.Portgroup).
-func (s *Simulator) Portgroups() []*simulator.DistributedVirtualPortgroup {
-	var out []*simulator.DistributedVirtualPortgroup
+func (s *Simulator) Portgroups() []*govsim.DistributedVirtualPortgroup {
+	var out []*govsim.DistributedVirtualPortgroup
 	for _, e := range s.Model.Map().All("DistributedVirtualPortgroup") {
-		if pg := e.(*simulator.DistributedVirtualPortgroup); !strings.Contains(pg.Name, "DVUplinks") {
+		if pg := e.(*govsim.DistributedVirtualPortgroup); !strings.Contains(pg.Name, "DVUplinks") {
 			out = append(out, pg)
 		}
 	}
@@ -279,22 +279,22 @@ func (s *Simulator) Portgroups() []*simulator.DistributedVirtualPortgroup {
 
 // SetNetworks sets the networks (port groups) a VM is on, as its network
 // property reports them.
-func (s *Simulator) SetNetworks(vm *simulator.VirtualMachine, networks ...types.ManagedObjectReference) {
+func (s *Simulator) SetNetworks(vm *govsim.VirtualMachine, networks ...types.ManagedObjectReference) {
 	s.withLock(vm, func() { vm.Network = append([]types.ManagedObjectReference(nil), networks...) })
 }
 
 // SetMemory sets a VM's configured memory and its reservation (MB).
-func (s *Simulator) SetMemory(vm *simulator.VirtualMachine, memoryMB int32, reservationMB int64) {
+func (s *Simulator) SetMemory(vm *govsim.VirtualMachine, memoryMB int32, reservationMB int64) {
 	s.withLock(vm, func() { SetMemory(vm, memoryMB, reservationMB) })
 }
 
 // SetPower sets a VM's power state as vCenter reports it.
-func (s *Simulator) SetPower(vm *simulator.VirtualMachine, st types.VirtualMachinePowerState) {
+func (s *Simulator) SetPower(vm *govsim.VirtualMachine, st types.VirtualMachinePowerState) {
 	s.withLock(vm, func() { SetPower(vm, st) })
 }
 
 // SetTemplate marks a VM as a template (or not).
-func (s *Simulator) SetTemplate(vm *simulator.VirtualMachine, template bool) {
+func (s *Simulator) SetTemplate(vm *govsim.VirtualMachine, template bool) {
 	s.withLock(vm, func() {
 		vm.Config.Template = template
 		vm.Summary.Config.Template = template
@@ -302,26 +302,26 @@ func (s *Simulator) SetTemplate(vm *simulator.VirtualMachine, template bool) {
 }
 
 // SetCores gives a host packages sockets of coresPer cores each.
-func (s *Simulator) SetCores(h *simulator.HostSystem, packages, coresPer int16) {
+func (s *Simulator) SetCores(h *govsim.HostSystem, packages, coresPer int16) {
 	s.withLock(h, func() { SetCores(h, packages, coresPer) })
 }
 
 // SetMemory sets a VM's configured memory and reservation (MB) on the object
 // itself; the caller holds the simulator's lock or nothing is being served.
-func SetMemory(vm *simulator.VirtualMachine, memoryMB int32, reservationMB int64) {
+func SetMemory(vm *govsim.VirtualMachine, memoryMB int32, reservationMB int64) {
 	vm.Config.Hardware.MemoryMB = memoryMB
 	vm.Config.MemoryAllocation.Reservation = types.NewInt64(reservationMB)
 	vm.Summary.Config.MemorySizeMB = memoryMB
 }
 
 // SetPower sets a VM's power state (as vCenter reports it) on the object.
-func SetPower(vm *simulator.VirtualMachine, st types.VirtualMachinePowerState) {
+func SetPower(vm *govsim.VirtualMachine, st types.VirtualMachinePowerState) {
 	vm.Runtime.PowerState = st
 	vm.Summary.Runtime.PowerState = st
 }
 
 // SetCores gives a host packages sockets of coresPer cores on the object.
-func SetCores(h *simulator.HostSystem, packages, coresPer int16) {
+func SetCores(h *govsim.HostSystem, packages, coresPer int16) {
 	h.Hardware.CpuInfo.NumCpuPackages = packages
 	h.Hardware.CpuInfo.NumCpuCores = packages * coresPer
 	h.Hardware.CpuInfo.NumCpuThreads = packages * coresPer * 2
@@ -354,8 +354,8 @@ var (
 // AssignLicence assigns lic to the entity (host or cluster) ref, as
 // LicenseAssignmentManager.UpdateAssignedLicense would.
 func (s *Simulator) AssignLicence(ref types.ManagedObjectReference, lic types.LicenseManagerLicenseInfo) error {
-	lm := s.Model.Map().Get(*s.Model.ServiceContent.LicenseManager).(*simulator.LicenseManager)
-	lam := s.Model.Map().Get(*lm.LicenseAssignmentManager).(*simulator.LicenseAssignmentManager)
+	lm := s.Model.Map().Get(*s.Model.ServiceContent.LicenseManager).(*govsim.LicenseManager)
+	lam := s.Model.Map().Get(*lm.LicenseAssignmentManager).(*govsim.LicenseAssignmentManager)
 	found := false
 	s.withLock(lam, func() {
 		for i, a := range lam.QueryAssignedLicensesResponse.Returnval {
@@ -396,7 +396,7 @@ type clusterConfigSystem struct {
 }
 
 // VsanClusterGetConfig answers as vSAN health does for a cluster.
-func (s *clusterConfigSystem) VsanClusterGetConfig(ctx *simulator.Context, req *vsantypes.VsanClusterGetConfig) soap.HasFault {
+func (s *clusterConfigSystem) VsanClusterGetConfig(ctx *govsim.Context, req *vsantypes.VsanClusterGetConfig) soap.HasFault {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	cfg := s.config[req.Cluster.Value]
@@ -413,7 +413,7 @@ type stretchedClusterSystem struct {
 }
 
 // VSANVcGetWitnessHosts lists a cluster's witness hosts (none unless stretched).
-func (s *stretchedClusterSystem) VSANVcGetWitnessHosts(ctx *simulator.Context, req *vsantypes.VSANVcGetWitnessHosts) soap.HasFault {
+func (s *stretchedClusterSystem) VSANVcGetWitnessHosts(ctx *govsim.Context, req *vsantypes.VSANVcGetWitnessHosts) soap.HasFault {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	return &vsanmethods.VSANVcGetWitnessHostsBody{Res: &vsantypes.VSANVcGetWitnessHostsResponse{Returnval: s.witness[req.Cluster.Value]}}
@@ -426,24 +426,24 @@ type spaceReportSystem struct {
 }
 
 // VsanQuerySpaceUsage answers a cluster's capacity and free space.
-func (s *spaceReportSystem) VsanQuerySpaceUsage(ctx *simulator.Context, req *vsantypes.VsanQuerySpaceUsage) soap.HasFault {
+func (s *spaceReportSystem) VsanQuerySpaceUsage(ctx *govsim.Context, req *vsantypes.VsanQuerySpaceUsage) soap.HasFault {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	u, ok := s.usage[req.Cluster.Value]
 	if !ok {
-		return &vsanmethods.VsanQuerySpaceUsageBody{Fault_: simulator.Fault("vSAN is not enabled on the cluster", &types.InvalidState{})}
+		return &vsanmethods.VsanQuerySpaceUsageBody{Fault_: govsim.Fault("vSAN is not enabled on the cluster", &types.InvalidState{})}
 	}
 	return &vsanmethods.VsanQuerySpaceUsageBody{Res: &vsantypes.VsanQuerySpaceUsageResponse{Returnval: u}}
 }
 
 // registerVSAN puts the handlers into the simulator's vSAN health endpoint,
 // replacing the simulator's own config and stretched-cluster systems.
-func registerVSAN(m *simulator.Model) *vsanHandlers {
+func registerVSAN(m *govsim.Model) *vsanHandlers {
 	h := &vsanHandlers{}
 	h.config = &clusterConfigSystem{ManagedObjectReference: vsan.VsanVcClusterConfigSystemInstance, h: h, config: map[string]*vsantypes.VsanConfigInfoEx{}}
 	h.stretch = &stretchedClusterSystem{ManagedObjectReference: vsan.VsanVcStretchedClusterSystem, h: h, witness: map[string][]vsantypes.VimClusterVSANWitnessHostInfo{}}
 	h.space = &spaceReportSystem{ManagedObjectReference: vsanSpaceReportSystem, h: h, usage: map[string]vsantypes.VsanSpaceUsage{}}
-	r := simulator.NewRegistry()
+	r := govsim.NewRegistry()
 	r.Namespace = vsan.Namespace
 	r.Path = vsan.Path
 	r.Put(h.config)
@@ -464,7 +464,7 @@ type VSANFeatures struct {
 // EnableVSAN turns vSAN on for a cluster: enabled in the inventory, its
 // configuration and witness host on the vSAN health service, and its
 // capacity and free space (bytes).
-func (s *Simulator) EnableVSAN(cl *simulator.ClusterComputeResource, f VSANFeatures, totalB, freeB int64) {
+func (s *Simulator) EnableVSAN(cl *govsim.ClusterComputeResource, f VSANFeatures, totalB, freeB int64) {
 	cfg := vsantypes.VsanConfigInfoEx{}
 	if f.Dedup || f.Compression {
 		cfg.DataEfficiencyConfig = &vsantypes.VsanDataEfficiencyConfig{
@@ -485,7 +485,7 @@ func (s *Simulator) EnableVSAN(cl *simulator.ClusterComputeResource, f VSANFeatu
 // hosts given as the vSAN health service answers them (VsanClusterGetConfig,
 // VSANVcGetWitnessHosts), for what VSANFeatures does not describe (key
 // providers, preferred fault domains, several witnesses). cfg.Enabled is set.
-func (s *Simulator) EnableVSANConfig(cl *simulator.ClusterComputeResource, cfg vsantypes.VsanConfigInfoEx, witness []vsantypes.VimClusterVSANWitnessHostInfo, totalB, freeB int64) {
+func (s *Simulator) EnableVSANConfig(cl *govsim.ClusterComputeResource, cfg vsantypes.VsanConfigInfoEx, witness []vsantypes.VimClusterVSANWitnessHostInfo, totalB, freeB int64) {
 	s.withLock(cl, func() {
 		cl.ConfigurationEx.(*types.ClusterConfigInfoEx).VsanConfigInfo = &types.VsanClusterConfigInfo{
 			Enabled: types.NewBool(true),
@@ -505,14 +505,14 @@ func (s *Simulator) EnableVSANConfig(cl *simulator.ClusterComputeResource, cfg v
 }
 
 // SetVSANSpace changes a vSAN cluster's capacity and free space (bytes).
-func (s *Simulator) SetVSANSpace(cl *simulator.ClusterComputeResource, totalB, freeB int64) {
+func (s *Simulator) SetVSANSpace(cl *govsim.ClusterComputeResource, totalB, freeB int64) {
 	s.vsan.mu.Lock()
 	s.vsan.space.usage[cl.Self.Value] = vsantypes.VsanSpaceUsage{TotalCapacityB: totalB, FreeCapacityB: freeB}
 	s.vsan.mu.Unlock()
 }
 
 // VSANSpace returns a vSAN cluster's capacity and free space (bytes).
-func (s *Simulator) VSANSpace(cl *simulator.ClusterComputeResource) (totalB, freeB int64) {
+func (s *Simulator) VSANSpace(cl *govsim.ClusterComputeResource) (totalB, freeB int64) {
 	s.vsan.mu.Lock()
 	defer s.vsan.mu.Unlock()
 	u := s.vsan.space.usage[cl.Self.Value]
@@ -538,13 +538,13 @@ func (m *profileManager) PbmQueryAssociatedEntity(req *pbmtypes.PbmQueryAssociat
 
 // registerPBM replaces the simulator's storage policy manager by one that
 // also answers association queries.
-func registerPBM(m *simulator.Model) *profileManager {
+func registerPBM(m *govsim.Model) *profileManager {
 	ref := types.ManagedObjectReference{Type: "PbmProfileProfileManager", Value: "ProfileManager"}
 	pm := &profileManager{
 		ProfileManager: pbmsim.New().Get(ref).(*pbmsim.ProfileManager),
 		assoc:          map[string]map[string][]pbmtypes.PbmServerObjectRef{},
 	}
-	r := simulator.NewRegistry()
+	r := govsim.NewRegistry()
 	r.Namespace = pbm.Namespace
 	r.Path = pbm.Path
 	r.Put(pm)
@@ -664,7 +664,7 @@ func (s *Simulator) CreateFolder(ctx context.Context, name string) (string, erro
 type VMSpec struct {
 	Name          string
 	Folder        string // folder name under the datacenter's VM folder; "" = the VM folder itself
-	Host          *simulator.HostSystem
+	Host          *govsim.HostSystem
 	MemoryMB      int32
 	ReservationMB int64
 	PowerState    types.VirtualMachinePowerState // "" = poweredOff
@@ -674,7 +674,7 @@ type VMSpec struct {
 
 // CreateVM creates a VM through the API (CreateVM_Task) on spec.Host's
 // cluster, then sets its memory reservation, power state and template flag.
-func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*simulator.VirtualMachine, error) {
+func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*govsim.VirtualMachine, error) {
 	c, dc, err := s.datacenter(ctx)
 	if err != nil {
 		return nil, err
@@ -703,7 +703,7 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*simulator.Virtu
 	if len(ds) == 0 {
 		return nil, fmt.Errorf("vcsim: host %s has no datastore", spec.Host.Name)
 	}
-	dsName := s.Model.Map().Get(ds[0]).(*simulator.Datastore).Name
+	dsName := s.Model.Map().Get(ds[0]).(*govsim.Datastore).Name
 	cfg := types.VirtualMachineConfigSpec{
 		Name:     spec.Name,
 		GuestId:  string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
@@ -719,7 +719,7 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*simulator.Virtu
 	if err != nil {
 		return nil, fmt.Errorf("vcsim: creating VM %s: %w", spec.Name, err)
 	}
-	vm, ok := s.Model.Map().Get(info.Result.(types.ManagedObjectReference)).(*simulator.VirtualMachine)
+	vm, ok := s.Model.Map().Get(info.Result.(types.ManagedObjectReference)).(*govsim.VirtualMachine)
 	if !ok {
 		return nil, fmt.Errorf("vcsim: VM %s not in the inventory after creation", spec.Name)
 	}
@@ -739,7 +739,7 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*simulator.Virtu
 }
 
 // DestroyVM deletes a VM through the API (Destroy_Task).
-func (s *Simulator) DestroyVM(ctx context.Context, vm *simulator.VirtualMachine) error {
+func (s *Simulator) DestroyVM(ctx context.Context, vm *govsim.VirtualMachine) error {
 	c, err := s.Client(ctx)
 	if err != nil {
 		return err
