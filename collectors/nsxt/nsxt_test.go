@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
+	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	simnsxt "github.com/usagemeter/usagemeter/collectors/nsxt/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -45,16 +44,33 @@ func start(t testing.TB, st simnsxt.State, opts string) (*simnsxt.Server, *Colle
 
 func loadState(t testing.TB, path string) simnsxt.State {
 	t.Helper()
-	return resttest.LoadState(t, path, simnsxt.LoadState)
+	return collectortest.LoadState(t, path, simnsxt.LoadState)
+}
+
+// conformanceSim gives the conformance kit its fault switches.
+type conformanceSim struct{ *simnsxt.Server }
+
+func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simnsxt.Faults{Delay: d}) }
+func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simnsxt.Faults{ExpireAfter: n}) }
+
+// TestConformance runs the suite every REST collector passes, on a state of
+// several pages.
+func TestConformance(t *testing.T) {
+	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
+		st := loadState(t, "testdata/several-pages/state.json")
+		s := simnsxt.New(st)
+		u, thumb := s.Start(t)
+		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
+	}})
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	resttest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), resttest.Options(dir))
-		resttest.Golden(t, dir, c, hour)
+	collectortest.Cases(t, func(t *testing.T, dir string) {
+		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
+		collectortest.Golden(t, dir, c, hour)
 		if s.Logins() != 1 {
 			t.Errorf("logins = %d, want 1", s.Logins())
 		}
@@ -92,43 +108,11 @@ func TestEditionRules(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			got := editions(t, tc.dir)
-			resttest.WantEditions(t, got, tc.want, DimFeatures)
+			collectortest.WantEditions(t, got, tc.want, DimFeatures)
 		})
 	}
 	if got := editions(t, "template-and-powered-off")["stopped"].Dims[DimPowerState]; got != "VM_STOPPED" {
 		t.Errorf("power_state %q", got)
-	}
-}
-
-func TestSessionKeptAndRenewed(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	ctx := context.Background()
-	for range 2 {
-		if _, err := c.Collect(ctx, hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if s.Logins() != 1 {
-		t.Fatalf("logins = %d, want 1", s.Logins())
-	}
-	s.ExpireSessions()
-	if _, err := c.Collect(ctx, hour); err != nil {
-		t.Fatal(err)
-	}
-	if s.Logins() != 2 {
-		t.Fatalf("logins = %d after expiry, want 2", s.Logins())
-	}
-	s.SetFaults(simnsxt.Faults{ExpireAfter: 4})
-	obs, err := c.Collect(ctx, hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(obs) != len(st.VMs) || s.Logins() < 4 {
-		t.Fatalf("%d observations, %d logins after mid-collection expiries", len(obs), s.Logins())
-	}
-	if err := c.Close(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -177,7 +161,6 @@ func TestFaults(t *testing.T) {
 		{"malformed compute_ids", simnsxt.Faults{MalformField: "compute_ids"}, 0,
 			[]string{"field results.compute_ids"}, nil},
 		{"truncated", simnsxt.Faults{Truncate: true}, 0, []string{"malformed body: truncated JSON"}, nil},
-		{"slow", simnsxt.Faults{Delay: time.Second}, 200 * time.Millisecond, []string{"deadline"}, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, c := start(t, st, `{"page_size": 2}`)
@@ -186,7 +169,7 @@ func TestFaults(t *testing.T) {
 			}
 			s.SetFaults(tc.faults)
 			_, err := c.Collect(context.Background(), hour)
-			resttest.WantError(t, err, tc.want, tc.is)
+			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
@@ -230,38 +213,6 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
 		}
 	})
-}
-
-func TestTLS(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
-	s := simnsxt.New(st)
-	u, thumb := s.Start(t)
-	for _, tc := range []struct {
-		name, thumb string
-		want        error
-	}{
-		{"untrusted", "", tlsutil.ErrUntrusted},
-		{"changed", strings.Repeat("CD:", 31) + "CD", tlsutil.ErrChanged},
-		{"pinned", thumb, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := newCollector(target(u, st.User, st.Password, tc.thumb, ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = c.Collect(context.Background(), hour)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var ce *tlsutil.CertError
-			if !errors.As(err, &ce) || !errors.Is(err, tc.want) {
-				t.Fatalf("error %v, want *tlsutil.CertError %v", err, tc.want)
-			}
-		})
-	}
 }
 
 func TestIdentify(t *testing.T) {
@@ -309,7 +260,7 @@ func simBody(t testing.TB, st simnsxt.State, path string) []byte {
 
 func seedStates(f *testing.F) []simnsxt.State {
 	var sts []simnsxt.State
-	for _, dir := range resttest.Dirs(f) {
+	for _, dir := range collectortest.Dirs(f) {
 		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
 	}
 	return sts
@@ -390,5 +341,5 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 		st.VMs = append(st.VMs, v)
 	}
 	_, c := start(b, st, "")
-	resttest.Bench(b, c, hour, func(n int) bool { return n >= 9000 })
+	collectortest.Bench(b, c, hour, func(n int) bool { return n >= 9000 })
 }

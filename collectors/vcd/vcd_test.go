@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/collectors/internal/resttest"
+	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	simvcd "github.com/usagemeter/usagemeter/collectors/vcd/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
@@ -39,16 +39,34 @@ func start(t testing.TB, st simvcd.State, opts string) (*simvcd.Server, *Collect
 
 func loadState(t testing.TB, path string) simvcd.State {
 	t.Helper()
-	return resttest.LoadState(t, path, simvcd.LoadState)
+	return collectortest.LoadState(t, path, simvcd.LoadState)
+}
+
+// conformanceSim gives the conformance kit its fault switches.
+type conformanceSim struct{ *simvcd.Server }
+
+func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simvcd.Faults{Delay: d}) }
+func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simvcd.Faults{ExpireAfter: n}) }
+
+// TestConformance runs the suite every REST collector passes, on a state of
+// several pages.
+func TestConformance(t *testing.T) {
+	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
+		st := loadState(t, "testdata/several-pages/state.json")
+		s := simvcd.New(st)
+		u, thumb := s.Start(t)
+		return conformanceSim{s}, collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
+			Thumbprint: thumb, Options: json.RawMessage(`{"page_size": 2}`), Timeout: 5 * time.Second}
+	}})
 }
 
 // TestCases walks testdata/<case>/: state.json is the simulator's state,
 // options.json (optional) the product options, expected.json the
 // observations, sorted by object key. -update rewrites expected.json.
 func TestCases(t *testing.T) {
-	resttest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), resttest.Options(dir))
-		resttest.Golden(t, dir, c, hour)
+	collectortest.Cases(t, func(t *testing.T, dir string) {
+		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
+		collectortest.Golden(t, dir, c, hour)
 		if s.Logins() != 1 {
 			t.Errorf("logins = %d, want 1", s.Logins())
 		}
@@ -91,44 +109,6 @@ func TestRules(t *testing.T) {
 	}
 }
 
-func TestSessionKeptAndRenewed(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	ctx := context.Background()
-	for range 2 {
-		if _, err := c.Collect(ctx, hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if s.Logins() != 1 {
-		t.Fatalf("two collections logged in %d times, want 1 (session kept)", s.Logins())
-	}
-	// Expired between hours: one new login.
-	s.ExpireSessions()
-	if _, err := c.Collect(ctx, hour); err != nil {
-		t.Fatal(err)
-	}
-	if s.Logins() != 2 {
-		t.Fatalf("logins = %d after expiry, want 2", s.Logins())
-	}
-	// Expired in the middle of the VM pages: every expiry is recovered and
-	// nothing is lost or doubled.
-	s.SetFaults(simvcd.Faults{ExpireAfter: 5})
-	obs, err := c.Collect(ctx, hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(obs) != len(st.VMs) {
-		t.Fatalf("%d observations after mid-collection expiry, want %d", len(obs), len(st.VMs))
-	}
-	if s.Logins() < 3 {
-		t.Fatalf("logins = %d, want a new login mid-collection", s.Logins())
-	}
-	if err := c.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestFaults(t *testing.T) {
 	st := loadState(t, "testdata/several-pages/state.json")
 	cases := []struct {
@@ -146,8 +126,6 @@ func TestFaults(t *testing.T) {
 			want: []string{"field record.isVAppTemplate"}},
 		{name: "truncated body", faults: simvcd.Faults{Truncate: true},
 			want: []string{"virtualCenter query page 1", "malformed body"}},
-		{name: "slow product", faults: simvcd.Faults{Delay: time.Second}, timeout: 200 * time.Millisecond,
-			want: []string{"deadline"}, is: context.DeadlineExceeded},
 		{name: "session refused after login", faults: simvcd.Faults{RejectTokens: true},
 			want: []string{"virtualCenter query page 1", "session refused right after logging in", "HTTP 401"}},
 	}
@@ -159,7 +137,7 @@ func TestFaults(t *testing.T) {
 			}
 			s.SetFaults(tc.faults)
 			_, err := c.Collect(context.Background(), hour)
-			resttest.WantError(t, err, tc.want, tc.is)
+			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
@@ -231,38 +209,6 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("error %v, want ErrVersion with 406 and the offered versions", err)
 		}
 	})
-}
-
-func TestTLS(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
-	s := simvcd.New(st)
-	u, thumb := s.Start(t)
-	for _, tc := range []struct {
-		name, thumb string
-		want        error
-	}{
-		{"untrusted", "", tlsutil.ErrUntrusted},
-		{"changed", strings.Repeat("AB:", 31) + "AB", tlsutil.ErrChanged},
-		{"pinned", strings.ToLower(strings.ReplaceAll(thumb, ":", "")), nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := newCollector(collectors.Target{Endpoint: u, Username: st.User, Password: config.Secret(st.Password), Thumbprint: tc.thumb, Timeout: 2 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = c.Collect(context.Background(), hour)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var ce *tlsutil.CertError
-			if !errors.As(err, &ce) || !errors.Is(err, tc.want) || ce.Seen != thumb {
-				t.Fatalf("error %v, want a *tlsutil.CertError %v seeing %s", err, tc.want, thumb)
-			}
-		})
-	}
 }
 
 func TestIdentify(t *testing.T) {
@@ -347,7 +293,7 @@ func simBody(t testing.TB, st simvcd.State, path string) []byte {
 
 func seedStates(f *testing.F) []simvcd.State {
 	var sts []simvcd.State
-	for _, dir := range resttest.Dirs(f) {
+	for _, dir := range collectortest.Dirs(f) {
 		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
 	}
 	return sts
@@ -429,5 +375,5 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 		})
 	}
 	_, c := start(b, st, "")
-	resttest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
+	collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 }

@@ -1,8 +1,13 @@
-// Package resttest is what the REST collectors' tests share: the case
-// folders (testdata/<case>/ with state.json, an optional options.json and
-// expected.json, the observations sorted by object key, which -update
-// rewrites), loading a simulator state, and checking an error's words.
-package resttest
+// Package collectortest is the collectors' conformance kit, what every
+// product collector's tests share: the case folders (testdata/<case>/ with
+// state.json, an optional options.json and expected.json, the observations
+// sorted by object key, which -update rewrites), loading a simulator state,
+// checking an error's words, and Conformance, the one suite every REST
+// collector runs against its simulator (session kept and renewed, expiry in
+// the middle of the pages, wrong password is ErrAuth and not retried,
+// cancellation, the per-call deadline, certificate pinning, no password in
+// an error).
+package collectortest
 
 import (
 	"context"
