@@ -3,6 +3,7 @@ package srm
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 // Dimension names of the observations.
@@ -35,6 +37,7 @@ type inventory struct {
 	pairings      int // pairings whose local vCenter is the paired one
 	otherPairings []string
 	otherGroups   int // groups protecting another vCenter's VMs
+	gone          int // pairings or groups deleted while being read
 }
 
 // Collect reads SRM and returns one vm.protected observation per protected
@@ -56,6 +59,9 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	obs, sk := build(c.vcUUID, c.host, in.vms)
 	if sk.missing > 0 || sk.noID > 0 {
 		c.log.Warn("protected VM records skipped", "deleted_from_inventory", sk.missing, "without_id", sk.noID)
+	}
+	if in.gone > 0 {
+		c.log.Info("pairings or protection groups deleted during the collection were skipped", "count", in.gone)
 	}
 	if in.otherGroups > 0 {
 		c.log.Debug("protection groups of the remote vCenter not metered here", "groups", in.otherGroups)
@@ -81,6 +87,10 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 		gpath := "/pairings/" + url.PathEscape(p.PairingID) + "/protection-management/groups"
 		var groups []group
 		if err := listAll(ctx, c, gpath, func(g *group) { groups = append(groups, *g) }); err != nil {
+			if deleted(err) {
+				in.gone++ // unpaired since /pairings was read: it protects nothing now
+				continue
+			}
 			return nil, err
 		}
 		for _, g := range groups {
@@ -96,6 +106,10 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 				in.vms = append(in.vms, protectedVM{id: v.ID, name: v.Name, group: name,
 					replication: g.ReplicationType, status: v.Status.Status})
 			})
+			if deleted(err) {
+				in.gone++ // deleted since its pairing's groups were read: its VMs are not protected now
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -103,6 +117,10 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 	}
 	return in, nil
 }
+
+// deleted reports whether a list answered 404 Not Found: its pairing or
+// group was removed after the list that named it was read.
+func deleted(err error) bool { return rest.StatusIs(err, http.StatusNotFound) }
 
 // skipped counts the records build leaves out.
 type skipped struct{ missing, noID int }

@@ -27,7 +27,9 @@
 // protection is billed, not running); a VM listed in two groups, or twice
 // across pages, counts once; a VM whose status is MISSING_UNPROTECTED_VM
 // (deleted from the inventory while in a group) and a record without an id
-// are skipped and counted in the log, never guessed.
+// are skipped and counted in the log, never guessed. A pairing or group
+// removed between the list that named it and its own list (404) is skipped:
+// it protects nothing any more.
 //
 // An SRM product must be paired with its vCenter (Target.Paired with the
 // vCenter's instance UUID): New refuses it otherwise.

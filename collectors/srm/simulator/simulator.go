@@ -137,6 +137,9 @@ type Faults struct {
 	MalformField  string        // that field of every VM record gets a wrong JSON type
 	Truncate      bool          // VM list bodies are cut in half
 	ThrottleEvery int           // every ThrottleEvery-th call answers 503 Service Unavailable (0: never)
+	// GoneGroup is the id of a group that is listed but whose VM list
+	// answers 404, as when it is deleted between the two calls.
+	GoneGroup string
 }
 
 // SRM is a simulated SRM server. It is safe for concurrent use.
@@ -298,7 +301,7 @@ func (s *SRM) get(w http.ResponseWriter, r *http.Request, f Faults, version, p s
 				g = &pr.Groups[i]
 			}
 		}
-		if g == nil {
+		if g == nil || f.GoneGroup == parts[4] {
 			respError(w, http.StatusNotFound, "NotFound", "Protection group "+parts[4]+" not found.")
 			return
 		}
