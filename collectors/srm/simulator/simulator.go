@@ -1,7 +1,7 @@
 // Package simulator simulates the parts of the VMware Site Recovery Manager
 // (SRM) REST API that the usage meter reads, as govmomi's simulator sits
-// beside its client: the srm collector's tests and `usagemeter demo` run
-// against it.
+// beside its client: the srm collector's tests run against it, and it can
+// serve `usagemeter demo` (Serve works outside tests).
 //
 // Reference followed (public): "VMware Site Recovery Manager REST API
 // Gateway" (developer.broadcom.com/xapis/vmware-site-recovery-manager-rest-api-gateway,
@@ -35,19 +35,29 @@
 //     the client must authenticate (a wrong password, an expired or unknown
 //     session), 404 for an unknown pairing or group, 500 for a server fault.
 //
-// Where the reference and docs/APIS.md disagree, the reference is followed:
-// APIS.md says only "replication_type ABR, HBR, VVOL, VSAN"; the reference
-// puts replication_type on the protection group, not on each VM, so a VM's
-// replication type is its group's. APIS.md names v2 as "newer releases";
-// the simulator serves both /api/rest/srm/v1 and /api/rest/srm/v2 (State.Versions)
-// with the same shapes, and answers 404 under any other version.
+// Where the reference and the project's APIS.md disagree, the reference is
+// followed, and the difference is said here:
+//   - APIS.md lists replication_type ABR, HBR, VVOL, VSAN as if per VM; the
+//     reference puts replication_type on the protection group (a VM's type
+//     is its group's) and lists UNKNOWN, ABR, HBR, VVOL. VSAN is kept from
+//     APIS.md as a group type of the releases with vSAN protection groups
+//     (the reference's .../replication-management/vsan/protection-groups),
+//     which the reference's group enum does not show: an assumption.
+//   - APIS.md names v2 for "newer releases"; the reference documents 1.0.0
+//     and 2.0.0 with the same list shapes. The simulator serves both
+//     /api/rest/srm/v1 and /api/rest/srm/v2 (State.Versions) and answers 404
+//     under any other version.
+//   - APIS.md does not say how lists page: the reference pages every list
+//     with offset/limit and _meta (total, links.next), as above.
 //
 // The simulator's choices where the reference is silent: a VM's id is its
 // vCenter MoRef value ("vm-1042"), as the reference's HbrProtectionGroupSpec
 // "vms" take VM ids from the vCenter inventory; the reference gives no
 // instance UUID and no power state for a protected VM. The remote-site login
-// (POST /pairings/{id}/remote-session) is not simulated: reading groups and
-// their VMs does not ask for it here.
+// (the reference's "Create Remote Session", which its getting-started steps
+// run before listing groups) is not simulated: reading the local site's
+// groups and their VMs does not ask for it here. A wrong password at POST
+// /session is 401.
 package simulator
 
 import (
