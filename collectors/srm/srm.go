@@ -210,6 +210,10 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 		if err != nil {
 			return c.rc.PageError(path, page, err)
 		}
+		if p.Meta.Offset != offset && (p.Meta.Offset != 0 || p.Meta.Total != 0) {
+			// A server that ignores offset would page forever.
+			return c.rc.PageError(path, page, fmt.Errorf("the answer is for offset %d, asked for %d", p.Meta.Offset, offset))
+		}
 		for i := range p.List {
 			add(&p.List[i])
 		}

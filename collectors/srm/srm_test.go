@@ -219,6 +219,7 @@ func TestFaults(t *testing.T) {
 		{"malformed template", simulator.Faults{MalformField: "template"}, 0,
 			[]string{"field list.template: expected a bool"}, nil},
 		{"truncated", simulator.Faults{Truncate: true}, 0, []string{"malformed body: truncated JSON"}, nil},
+		{"offset ignored", simulator.Faults{IgnoreOffset: true}, 0, []string{"/vms page 2", "the answer is for offset 0, asked for 2"}, nil},
 		{"slow", simulator.Faults{Delay: time.Second}, 200 * time.Millisecond, []string{"deadline"}, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,6 +150,9 @@ type Faults struct {
 	// GoneGroup is the id of a group that is listed but whose VM list
 	// answers 404, as when it is deleted between the two calls.
 	GoneGroup string
+	// IgnoreOffset makes the VM lists answer their first page whatever
+	// the offset asked for (a broken proxy or server).
+	IgnoreOffset bool
 }
 
 // SRM is a simulated SRM server. It is safe for concurrent use.
@@ -411,6 +414,9 @@ func (s *SRM) list(w http.ResponseWriter, r *http.Request, f Faults, vms bool, t
 			return
 		}
 		limit = n
+	}
+	if vms && f.IgnoreOffset {
+		offset = 0
 	}
 	if vms && f.FailPage > 0 && offset/limit+1 == f.FailPage {
 		respError(w, http.StatusInternalServerError, "InternalServerError", "An internal error occurred: com.vmware.vcDr.api.fault.ServerFault")
