@@ -129,6 +129,19 @@ func TestRules(t *testing.T) {
 			t.Errorf("archive-02 replication type %q", rt)
 		}
 	})
+	t.Run("duplicate across pages", func(t *testing.T) {
+		st := loadState(t, "testdata/small/state.json")
+		g := &st.Pairings[0].Groups[0]
+		g.VMs = append(g.VMs, simulator.VM{ID: "vm-3333", Name: "between"}, g.VMs[0]) // web-01 again, on page 2
+		_, c := start(t, st, `{"page_size": 2}`)
+		obs, err := c.Collect(context.Background(), hour)
+		if err != nil || len(obs) != 5 {
+			t.Fatalf("%d observations (want 4 + 1 new, web-01 once), %v", len(obs), err)
+		}
+		if got := collectByName(t, "edge-cases", `{"page_size": 1}`); len(got) != 4 {
+			t.Errorf("edge cases one VM a page: %d protected VMs, want 4", len(got))
+		}
+	})
 	t.Run("group deleted while read", func(t *testing.T) {
 		s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
 		s.SetFaults(simulator.Faults{GoneGroup: "protection-group-301"})
@@ -197,6 +210,11 @@ func TestThrottled(t *testing.T) {
 	_, err = c.Collect(context.Background(), hour)
 	if err == nil || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("always busy: %v", err)
+	}
+	s.SetFaults(simulator.Faults{ThrottleEvery: 2, Throttle429: true})
+	obs, err = c.Collect(context.Background(), hour)
+	if err != nil || len(obs) != 18 {
+		t.Fatalf("rate-limited collection (429): %d observations, %v", len(obs), err)
 	}
 }
 

@@ -147,6 +147,7 @@ type Faults struct {
 	MalformField  string        // that field of every VM record gets a wrong JSON type
 	Truncate      bool          // VM list bodies are cut in half
 	ThrottleEvery int           // every ThrottleEvery-th call answers 503 Service Unavailable (0: never)
+	Throttle429   bool          // the throttled calls answer 429 Too Many Requests instead
 	// GoneGroup is the id of a group that is listed but whose VM list
 	// answers 404, as when it is deleted between the two calls.
 	GoneGroup string
@@ -230,6 +231,10 @@ func (s *SRM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "0")
+		if f.Throttle429 {
+			respError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests, try again later.")
+			return
+		}
 		respError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The server is busy, try again later.")
 		return
 	}
