@@ -7,6 +7,7 @@ package all
 import (
 	_ "github.com/usagemeter/usagemeter/collectors/nsxt"    // NSX-T (NSX Data Center)
 	_ "github.com/usagemeter/usagemeter/collectors/nsxv"    // NSX for vSphere
+	_ "github.com/usagemeter/usagemeter/collectors/srm"     // Site Recovery Manager
 	_ "github.com/usagemeter/usagemeter/collectors/vcd"     // Cloud Director
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter" // vCenter, vSAN, VCF, Tanzu (TKGs)
 )
