@@ -67,17 +67,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/sim/simhttp"
-	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/collectors/internal/simhttp"
 )
 
 // BasePath is the API's path below which the version comes.
@@ -186,12 +183,10 @@ func LoadState(b []byte) (State, error) { return simhttp.LoadState[State]("srm",
 // Serve serves s on a loopback TLS server with a self-signed certificate,
 // and returns its URL, the SHA-256 thumbprint of its certificate and a
 // function that stops it.
-func (s *SRM) Serve() (url, thumbprint string, stop func()) {
-	ts := httptest.NewUnstartedServer(s)
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what TLS tests provoke
-	ts.StartTLS()
-	return ts.URL, tlsutil.Thumbprint(ts.Certificate().Raw), ts.Close
-}
+func (s *SRM) Serve() (url, thumbprint string, stop func()) { return simhttp.ServeTLS(s) }
+
+// Start is Serve for a test: the server stops when the test ends.
+func (s *SRM) Start(t simhttp.TB) (url, thumbprint string) { return simhttp.StartTLS(t, s) }
 
 // SetFaults replaces the error modes.
 func (s *SRM) SetFaults(f Faults) { s.core.SetFaults(f) }
