@@ -284,6 +284,6 @@ func (o storeOutbox) MarkSent(ctx context.Context, id int64, at time.Time) error
 	return o.st.MarkMailSent(ctx, id, at)
 }
 
-func (o storeOutbox) MarkFailed(ctx context.Context, id int64, errText string, next time.Time, permanent bool) error {
-	return o.st.MarkMailFailed(ctx, id, errText, next, permanent)
+func (o storeOutbox) MarkFailed(ctx context.Context, id int64, errText string, next time.Time, class umail.Class) error {
+	return o.st.MarkMailFailed(ctx, id, errText, next, string(class))
 }

@@ -3,11 +3,13 @@
 // Sender delivers one Message over SMTP with github.com/wneessen/go-mail:
 // STARTTLS (mandatory: a server that does not offer it gets nothing, not even
 // credentials), implicit TLS, or, only where explicitly allowed, plain text;
-// AUTH PLAIN, LOGIN or CRAM-MD5. Its errors say what failed and are
-// classified by IsPermanent so that the caller can tell a message the server
-// refused (5xx: unknown recipient, authentication failed) from one that may
-// go through later (connection refused, 4xx, timeouts). Passwords never
-// appear in errors or logs.
+// AUTH PLAIN, LOGIN or CRAM-MD5. Its errors say what failed and carry a Class
+// so that the caller can tell three kinds of failure apart: a temporary one
+// (connection refused, 4xx, timeouts), a configuration one that an admin has
+// to fix (authentication refused, no STARTTLS, a certificate not trusted, a
+// policy refusal) and a definitive refusal of the message itself (an unknown
+// recipient). Only the last one ends a mail; the first two are retried.
+// Passwords never appear in errors or logs.
 //
 // Worker drains the outbox: every e-mail is first stored, then sent by
 // RunOnce with retries and exponential backoff, so that nothing is lost while
@@ -211,6 +213,25 @@ func (c Config) validate() error {
 	return nil
 }
 
+// Class is the kind of a send failure: what should happen to the mail.
+type Class string
+
+const (
+	// Temporary failures (connection refused or lost, 4xx replies,
+	// timeouts) go away by themselves: retry with backoff.
+	Temporary Class = "temporary"
+	// Configuration failures need an admin: the server refused the
+	// credentials, does not offer STARTTLS, presents a certificate that is
+	// not trusted, or refused the sender or message by policy (5.7.x,
+	// 530, 554 greeting, 552 size). The mail is kept and retried with
+	// backoff, and an admin is alerted at once.
+	Configuration Class = "configuration"
+	// Refused is a definitive refusal of this mail: a recipient the server
+	// says does not exist (550 5.1.1), or a message that cannot be built.
+	// Sending it again fails the same way; the mail ends, with an alert.
+	Refused Class = "refused"
+)
+
 // Error is what Send returns when a message was not delivered.
 type Error struct {
 	// Addr is the server, host:port.
@@ -219,8 +240,10 @@ type Error struct {
 	Reason string
 	// Code is the SMTP reply code, 0 when the server did not answer one.
 	Code int
-	// Permanent is true when sending the message again will fail the same
-	// way until someone changes it or the configuration; see IsPermanent.
+	// Class says what should happen to the mail; see ClassOf.
+	Class Class
+	// Permanent is true when the mail is refused for good (Class Refused);
+	// see IsPermanent.
 	Permanent bool
 
 	detail string // the server's reply or the cause, password removed
@@ -237,16 +260,27 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.err }
 
-// IsPermanent reports whether err says the message cannot be delivered as it
-// is: the server answered 5xx (unknown recipient, authentication failed,
-// message refused), or the connection cannot be made safe (the server does
-// not offer STARTTLS, its certificate is not trusted) or the message or AUTH
-// mechanism is not acceptable. Everything else (connection refused or lost,
-// 4xx replies, timeouts, cancellation) is temporary and worth retrying, as is
-// any error that is not from Sender.
+// IsPermanent reports whether err refuses the mail for good (Class Refused):
+// a recipient the server does not know, or a message that cannot be built.
+// An authentication, TLS or policy refusal is not permanent: it is a
+// Configuration failure, fixed by an admin, after which the same mail goes
+// through.
 func IsPermanent(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Permanent
+	return errors.As(err, &e) && e.Class == Refused
+}
+
+// ClassOf returns the class of a send failure. Errors that are not from
+// Sender (cancellation, ...) are Temporary; nil is "".
+func ClassOf(err error) Class {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Class != "" {
+		return e.Class
+	}
+	return Temporary
 }
 
 // Send delivers m over a new SMTP connection. It returns once the server
@@ -255,7 +289,7 @@ func IsPermanent(err error) bool {
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg, err := s.build(m)
 	if err != nil {
-		return s.fail("message invalid", 0, true, err)
+		return s.fail("message invalid", 0, Refused, err)
 	}
 
 	d := &dialer{s: s, outer: ctx}
@@ -263,7 +297,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	auth := s.auth()
 	client, err := gomail.NewClient(s.cfg.Host, s.options(d, auth)...)
 	if err != nil {
-		return s.fail("configuring SMTP client", 0, true, err)
+		return s.fail("configuring SMTP client", 0, Configuration, err)
 	}
 
 	sc, err := client.DialToSMTPClientWithContext(ctx)
@@ -457,18 +491,18 @@ func (s *Sender) classifySetup(ctx context.Context, err error, auth *trackedAuth
 	code := replyCode(err)
 	switch {
 	case isCertificateError(err):
-		return s.fail("TLS certificate not trusted", 0, true, err)
+		return s.fail("TLS certificate not trusted", 0, Configuration, err)
 	case ctx.Err() != nil:
-		return s.fail("interrupted", 0, false, context.Cause(ctx))
+		return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 	case errors.As(err, &df):
 		if isTimeout(err) {
-			return s.fail(df.reason+": timed out", 0, false, df.err)
+			return s.fail(df.reason+": timed out", 0, Temporary, df.err)
 		}
-		return s.fail(df.reason, 0, false, df.err)
+		return s.fail(df.reason, 0, Temporary, df.err)
 	case strings.Contains(err.Error(), "does not support STARTTLS"):
 		// go-mail has no sentinel for this; TestSTARTTLSNotOffered pins
 		// the wording.
-		return s.fail("server does not offer STARTTLS", 0, true, nil)
+		return s.fail("server does not offer STARTTLS", 0, Configuration, nil)
 	case auth != nil && auth.started:
 		if errors.Is(err, errMechanismNotOffered) {
 			detail := "server does not offer AUTH " + auth.mech
@@ -477,55 +511,79 @@ func (s *Sender) classifySetup(ctx context.Context, err error, auth *trackedAuth
 			} else {
 				detail += "; it offers no AUTH at all"
 			}
-			return s.fail("authentication failed", 0, true, errors.New(detail))
+			return s.fail("authentication failed", 0, Configuration, errors.New(detail))
 		}
 		if code == 0 {
-			return s.fail("connection lost during authentication", 0, false, err)
+			return s.fail("connection lost during authentication", 0, Temporary, err)
 		}
-		return s.fail("authentication failed", code, code >= 500, reply(err))
+		return s.fail("authentication failed", code, classFor(code, Configuration), reply(err))
 	case code != 0:
-		return s.fail("server refused the session", code, code >= 500, reply(err))
+		return s.fail("server refused the session", code, classFor(code, Configuration), reply(err))
 	case isTimeout(err):
-		return s.fail("timed out", 0, false, err)
+		return s.fail("timed out", 0, Temporary, err)
 	}
-	return s.fail("SMTP session failed", 0, false, err)
+	return s.fail("SMTP session failed", 0, Temporary, err)
 }
 
-// classifySend turns an error from MAIL, RCPT or DATA into an *Error.
+// classFor is Temporary for a 4xx reply and class for a 5xx one.
+func classFor(code int, class Class) Class {
+	if code >= 500 {
+		return class
+	}
+	return Temporary
+}
+
+var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+
+// classifySend turns an error from MAIL, RCPT or DATA into an *Error. Only a
+// recipient refused with 5xx (other than a 5.7.x policy refusal, such as
+// "relaying denied") ends the mail; a refused sender or message is a matter
+// of configuration or policy that an admin can fix.
 func (s *Sender) classifySend(ctx context.Context, err error) error {
 	var se *gomail.SendError
 	if !errors.As(err, &se) {
 		if ctx.Err() != nil {
-			return s.fail("interrupted", 0, false, context.Cause(ctx))
+			return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 		}
-		return s.fail("sending failed", 0, false, err)
+		return s.fail("sending failed", 0, Temporary, err)
 	}
 	code := se.ErrorCode()
 	if code < 400 || code > 599 {
 		code = 0
 	}
-	reason := "sending failed"
+	detail := strings.TrimPrefix(se.Error(), se.Reason.String()+": ")
+	esc := se.EnhancedStatusCode()
+	if esc == "" {
+		esc = enhancedCode.FindString(detail)
+	}
+	policy := strings.HasPrefix(esc, "5.7.")
+	reason, class := "sending failed", Configuration
 	switch se.Reason {
 	case gomail.ErrSMTPMailFrom:
 		reason = "sender refused"
 	case gomail.ErrSMTPRcptTo:
 		reason = "recipient refused"
+		if !policy {
+			class = Refused
+		}
 	case gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
 		reason = "message refused"
 	case gomail.ErrConnCheck, gomail.ErrWriteContent:
 		reason = "connection lost"
 	case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-		return s.fail("message invalid", 0, true, err)
+		return s.fail("message invalid", 0, Refused, err)
 	}
 	if ctx.Err() != nil && code == 0 {
-		return s.fail("interrupted", 0, false, context.Cause(ctx))
+		return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 	}
-	detail := strings.TrimPrefix(se.Error(), se.Reason.String()+": ")
-	return s.fail(reason, code, code >= 500, errors.New(detail))
+	if code == 0 {
+		class = Temporary
+	}
+	return s.fail(reason, code, classFor(code, class), errors.New(detail))
 }
 
-func (s *Sender) fail(reason string, code int, permanent bool, cause error) *Error {
-	e := &Error{Addr: s.addr, Reason: reason, Code: code, Permanent: permanent, err: cause}
+func (s *Sender) fail(reason string, code int, class Class, cause error) *Error {
+	e := &Error{Addr: s.addr, Reason: reason, Code: code, Class: class, Permanent: class == Refused, err: cause}
 	if cause != nil {
 		e.detail = s.scrub(readable(cause.Error()))
 	}
