@@ -153,10 +153,13 @@ func (s *Store) SetReportChannel(ctx context.Context, id int64, channel string, 
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE reports SET channels = jsonb_set(channels, ARRAY[$2::text], $3::jsonb) WHERE id = $1`, id, channel, b)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("report %d: %w", id, ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("recording report %d channel %s: %w", id, channel, err)
 	}
-	return err
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("report %d: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // ReportMailKey is the outbox dedup key of report id's mail on channel.
@@ -207,6 +210,46 @@ func (s *Store) QueueReportMail(ctx context.Context, id int64, channel string, m
 		return 0, fmt.Errorf("queueing report mail: %w", err)
 	}
 	return mid, nil
+}
+
+// FollowOutbox brings the channels of rep that went through the outbox up to
+// date with their mail: sent once the worker delivered it, failed (with the
+// server's answer) once it was refused for good, still queued otherwise,
+// with the last error of a mail that is being retried. Changes of state are
+// recorded in the reports table; the updated report is returned.
+func (s *Store) FollowOutbox(ctx context.Context, rep Report) (Report, error) {
+	for name, c := range rep.Channels {
+		id := c.OutboxID()
+		if id == 0 || c.State != ChannelQueued {
+			continue
+		}
+		m, err := s.MailStatus(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed by retention long after delivery
+		}
+		if err != nil {
+			return rep, fmt.Errorf("following report %d into the outbox: %w", rep.ID, err)
+		}
+		next := c
+		switch m.State {
+		case MailSent:
+			next.State, next.Error = ChannelSent, ""
+			if m.SentAt != nil {
+				next.At = *m.SentAt
+			}
+		case MailFailed:
+			next.State, next.Error = ChannelFailed, m.LastError
+		default:
+			next.Error = m.LastError
+		}
+		if next.State != c.State {
+			if err := s.SetReportChannel(ctx, rep.ID, name, next); err != nil {
+				return rep, err
+			}
+		}
+		rep.Channels[name] = next
+	}
+	return rep, nil
 }
 
 // ReadAppliance returns the appliance row without creating it or checking
