@@ -333,14 +333,18 @@ func (e *Engine) MailWorks(ctx context.Context) error {
 		"The SMTP server accepts the appliance's mail again; the mails kept in the outbox are being sent.")
 }
 
-// MailRefused records that the SMTP server refused one mail for good (an
-// unknown recipient): the mail ends, and an alert mail says which one and
-// why. The alert about a refused alert mail of this kind is recorded without
+// MailRefused records that the SMTP server refused one mail for good to
+// the recipients refused (unknown addresses): the mail ends for them (the
+// others, if othersGotIt, received it), and an alert mail says which one,
+// to whom and why. The alert about a refused alert mail of this kind is recorded without
 // a mail (it would be refused the same way).
-func (e *Engine) MailRefused(ctx context.Context, outboxID int64, kind string, to []string, subject, errText string) error {
+func (e *Engine) MailRefused(ctx context.Context, outboxID int64, kind string, refused []string, othersGotIt bool, subject, errText string) error {
 	now := e.now()
 	key := fmt.Sprintf("%s:outbox-%d", KindMailRefused, outboxID)
-	what := fmt.Sprintf("The SMTP server refused the mail %q (outbox %d, %s) to %s for good: %s. It will not be sent again.", subject, outboxID, kind, strings.Join(to, ", "), errText)
+	what := fmt.Sprintf("The SMTP server refused the mail %q (outbox %d, %s) to %s for good: %s. It will not be sent to them again.", subject, outboxID, kind, strings.Join(refused, ", "), errText)
+	if othersGotIt {
+		what += " The other recipients received it."
+	}
 	action := "Check the recipient addresses (alerts.to for alerts, report.to for reports) and correct them; run usagemeter report send --month YYYY-MM to send a refused report again."
 	var m *store.Mail
 	if kind != "alert:"+KindMailRefused {

@@ -345,7 +345,11 @@ func (d *daemon) MailFailed(ctx context.Context, it umail.OutboxItem, err error,
 			d.app.Log.Error("raising the mail_failing alert", "err", aerr)
 		}
 	case umail.Refused:
-		if aerr := d.engine.MailRefused(ctx, it.ID, it.Kind, it.Message.To, it.Message.Subject, err.Error()); aerr != nil {
+		refused := umail.RefusedRecipients(err)
+		if len(refused) == 0 {
+			refused = it.Message.To
+		}
+		if aerr := d.engine.MailRefused(ctx, it.ID, it.Kind, refused, umail.PartlyDelivered(err), it.Message.Subject, err.Error()); aerr != nil {
 			d.app.Log.Error("raising the mail_refused alert", "outbox_id", it.ID, "err", aerr)
 		}
 	}

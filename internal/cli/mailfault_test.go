@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/usagemeter/usagemeter/internal/alert"
+	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/httpapi"
 	umail "github.com/usagemeter/usagemeter/internal/mail"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
@@ -199,4 +200,38 @@ func metricValue(t *testing.T, m prometheus.Metric) float64 {
 		return d.Gauge.GetValue()
 	}
 	return d.Counter.GetValue()
+}
+
+// TestRefusedAlertRecipient: one unknown address in alerts.to does not
+// keep the alerts from the other admins; the refusal is alerted to them
+// once (the alert about it, refused for that address too, is not alerted
+// again: no loop).
+func TestRefusedAlertRecipient(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Alerts.To = []string{"ops@provider.example", "left-the-company@provider.example"}
+	})
+	ctx := context.Background()
+	h.smtp.RejectRecipient("left-the-company@provider.example")
+	_, p := h.addProduct("https://vc01.provider.example")
+	p.down[t0] = errors.New("connection refused")
+	h.hour(0)
+	for i := 0; i < 5; i++ {
+		h.clock.Set(h.clock.Now().Add(time.Minute))
+		h.d.outboxJob(ctx)
+	}
+	got := subjects(h.smtp.Messages())
+	if len(got) != 2 || !strings.Contains(got[0], "collection from") || !strings.Contains(got[1], "mail refused: [usagemeter] collection from") {
+		t.Fatalf("mails: %q", got)
+	}
+	for _, m := range h.smtp.Messages() {
+		if len(m.To) != 1 || m.To[0] != "ops@provider.example" {
+			t.Errorf("delivered to %v", m.To)
+		}
+	}
+	if st, _ := h.app.Store.OutboxStats(ctx); st.Queued != 0 || st.Failed != 0 {
+		t.Errorf("outbox: %+v", st)
+	}
+	if hist, _ := h.app.Store.Alerts(ctx, 10); len(hist) != 3 {
+		t.Errorf("alert history: %d rows, want the collection alert and two refusals", len(hist))
+	}
 }

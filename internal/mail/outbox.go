@@ -156,7 +156,7 @@ func (w *Worker) RunOnce(ctx context.Context) (sent, failed int, err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if sendErr == nil {
+		if sendErr == nil || PartlyDelivered(sendErr) {
 			sent++
 		} else {
 			failed++
@@ -167,8 +167,9 @@ func (w *Worker) RunOnce(ctx context.Context) (sent, failed int, err error) {
 
 // Attempt sends one claimed item and records the outcome: sent, or failed
 // with its class and next attempt. sendErr is the send failure (recorded,
-// logged and given to the Observer); err says the outcome could not be
-// recorded. RunOnce calls it for every claimed item; `report send` calls it
+// logged and given to the Observer; when PartlyDelivered, the mail is
+// recorded sent and the refusal reported); err says the outcome could not
+// be recorded. RunOnce calls it for every claimed item; `report send` calls it
 // for the report's own mail, claimed by id.
 func (w *Worker) Attempt(ctx context.Context, it OutboxItem, log *slog.Logger) (sendErr, err error) {
 	if log == nil {
@@ -181,15 +182,22 @@ func (w *Worker) Attempt(ctx context.Context, it OutboxItem, log *slog.Logger) (
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
 	attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "message_id", it.Message.MessageID, "attempt", it.Attempts + 1}
-	if sendErr == nil {
+	if sendErr == nil || PartlyDelivered(sendErr) {
 		if err := w.Outbox.MarkSent(markCtx, it.ID, w.now()); err != nil {
-			return nil, fmt.Errorf("marking outbox item %d sent: %w", it.ID, err)
+			return sendErr, fmt.Errorf("marking outbox item %d sent: %w", it.ID, err)
 		}
-		log.Info("mail sent", attrs...)
+		if sendErr != nil {
+			log.Error("mail sent, but refused for good for some recipients", append(attrs, "error", sendErr.Error(), "refused", RefusedRecipients(sendErr))...)
+		} else {
+			log.Info("mail sent", attrs...)
+		}
 		if w.Observer != nil {
 			w.Observer.MailSent(markCtx, it)
+			if sendErr != nil {
+				w.Observer.MailFailed(markCtx, it, sendErr, Refused)
+			}
 		}
-		return nil, nil
+		return sendErr, nil
 	}
 	class := ClassOf(sendErr)
 	wait := w.backoff(it.Attempts + 1)

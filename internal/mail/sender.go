@@ -245,6 +245,12 @@ type Error struct {
 	// Permanent is true when the mail is refused for good (Class Refused);
 	// see IsPermanent.
 	Permanent bool
+	// Refused lists the recipients the server refused for good, when it
+	// named them (Class Refused, reason "recipient refused").
+	Refused []string
+	// DeliveredTo lists the other recipients, to whom the message was
+	// delivered after the refusal: the mail is sent, except to Refused.
+	DeliveredTo []string
 
 	detail string // the server's reply or the cause, password removed
 	err    error
@@ -255,7 +261,27 @@ func (e *Error) Error() string {
 	if e.detail != "" {
 		s += " (" + e.detail + ")"
 	}
+	if len(e.DeliveredTo) > 0 {
+		s += "; delivered to the other recipients: " + strings.Join(e.DeliveredTo, ", ")
+	}
 	return s
+}
+
+// PartlyDelivered reports whether err refused some recipients for good but
+// the message was delivered to all the others: the mail is sent.
+func PartlyDelivered(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && len(e.DeliveredTo) > 0
+}
+
+// RefusedRecipients returns the recipients err refused for good, when the
+// server named them.
+func RefusedRecipients(err error) []string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Refused
+	}
+	return nil
 }
 
 func (e *Error) Unwrap() error { return e.err }
@@ -308,7 +334,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		if client.CloseWithSMTPClient(sc) != nil {
 			_ = sc.Close()
 		}
-		return s.classifySend(ctx, err)
+		return s.sendToOthers(ctx, m, s.classifySend(ctx, err))
 	}
 	// Delivered. A failing QUIT changes nothing about that; reporting it
 	// would make the outbox send the message again.
@@ -318,6 +344,42 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	s.logger.Debug("mail sent", "server", s.addr, "message_id", msg.GetMessageID(), "recipients", len(m.To))
 	return nil
 }
+
+// sendToOthers delivers m to the recipients the server did not refuse, when
+// err refused only some of them for good: one unknown address among the
+// admins must not keep the mail from the others. The result says both.
+func (s *Sender) sendToOthers(ctx context.Context, m Message, err error) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Class != Refused || len(e.Refused) == 0 {
+		return err
+	}
+	var rest []string
+	for _, to := range m.To {
+		if !slices.ContainsFunc(e.Refused, func(r string) bool { return sameAddress(r, to) }) {
+			rest = append(rest, to)
+		}
+	}
+	if len(rest) == 0 || len(rest) == len(m.To) {
+		return err
+	}
+	m.To = rest
+	if err := s.Send(ctx, m); err != nil {
+		return err // retried later, to everyone: nothing was delivered
+	}
+	e.DeliveredTo = rest
+	return e
+}
+
+func sameAddress(a, b string) bool {
+	pa, err1 := netmail.ParseAddress(a)
+	pb, err2 := netmail.ParseAddress(b)
+	if err1 != nil || err2 != nil {
+		return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+	}
+	return strings.EqualFold(pa.Address, pb.Address)
+}
+
+var affectedRecipients = regexp.MustCompile(`, affected recipient\(s\): (.+?)(?:, affected message ID: \S*)?$`)
 
 func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
@@ -579,7 +641,17 @@ func (s *Sender) classifySend(ctx context.Context, err error) error {
 	if code == 0 {
 		class = Temporary
 	}
-	return s.fail(reason, code, classFor(code, class), errors.New(detail))
+	e := s.fail(reason, code, classFor(code, class), errors.New(detail))
+	if e.Class == Refused && se.Reason == gomail.ErrSMTPRcptTo {
+		// go-mail names the refused recipients only in its text
+		// (TestPartlyRefusedRecipients pins it).
+		if m := affectedRecipients.FindStringSubmatch(detail); m != nil {
+			for _, r := range strings.Split(m[1], ", ") {
+				e.Refused = append(e.Refused, strings.TrimSuffix(strings.TrimPrefix(r, "<"), ">"))
+			}
+		}
+	}
+	return e
 }
 
 func (s *Sender) fail(reason string, code int, class Class, cause error) *Error {

@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,14 +217,34 @@ func TestUnknownRecipient(t *testing.T) {
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true}))
 	srv.RejectRecipient("nobody@provider.example")
 	m := testMessage(1)
-	m.To = []string{"ops@provider.example", "nobody@provider.example"}
+	m.To = []string{"nobody@provider.example"}
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), m)
 	me := checkErr(t, err, mail.Refused, "recipient refused (550 5.1.1 no such user")
-	if me.Code != 550 || !strings.Contains(err.Error(), "nobody@provider.example") {
+	if me.Code != 550 || !strings.Contains(err.Error(), "nobody@provider.example") || mail.PartlyDelivered(err) {
 		t.Errorf("Code %d, error %q should name the recipient", me.Code, err)
 	}
 	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("%d messages delivered", n)
+	}
+}
+
+// TestPartlyRefusedRecipients: one unknown address among the recipients
+// does not keep the mail from the others; the error names it, and says the
+// others got the mail.
+func TestPartlyRefusedRecipients(t *testing.T) {
+	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true}))
+	srv.RejectRecipient("nobody@provider.example")
+	m := testMessage(1)
+	m.To = []string{"ops@provider.example", "Nobody <nobody@provider.example>", "oncall@provider.example"}
+	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), m)
+	checkErr(t, err, mail.Refused, "recipient refused (550 5.1.1 no such user")
+	if !mail.PartlyDelivered(err) || !slices.Equal(mail.RefusedRecipients(err), []string{"nobody@provider.example"}) ||
+		!strings.Contains(err.Error(), "delivered to the other recipients: ops@provider.example, oncall@provider.example") {
+		t.Fatalf("error %q, refused %q", err, mail.RefusedRecipients(err))
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{"ops@provider.example", "oncall@provider.example"}) {
+		t.Fatalf("delivered %d messages: %+v", len(msgs), msgs)
 	}
 }
 
