@@ -13,7 +13,8 @@
 //
 // Worker drains the outbox: every e-mail is first stored, then sent by
 // RunOnce with retries and exponential backoff, so that nothing is lost while
-// the SMTP server is down. The store itself (PostgreSQL) lives in
+// the SMTP server is down or refuses the configuration; only a Refused mail
+// ends, and an Observer hears of every failure as it happens. The store itself (PostgreSQL) lives in
 // internal/store and implements the Outbox interface defined here.
 package mail
 
