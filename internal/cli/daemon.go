@@ -318,8 +318,19 @@ func (d *daemon) mailHealth(context.Context) error {
 	return nil
 }
 
-// MailSent implements umail.Observer: mail works, whatever failed before.
+// MailSent implements umail.Observer: mail works again once no queued mail
+// is left whose last attempt the server refused for a configuration reason
+// (one refused by policy, say a report too large, keeps the alert open
+// while the small alert mails go through).
 func (d *daemon) MailSent(ctx context.Context, it umail.OutboxItem) {
+	st, err := d.app.Store.OutboxStats(ctx)
+	if err != nil {
+		d.app.Log.Error("reading the outbox after a mail was sent", "err", err)
+		return
+	}
+	if st.Misconfigured > 0 {
+		return
+	}
 	d.setMailFailing("")
 	if err := d.engine.MailWorks(ctx); err != nil {
 		d.app.Log.Error("resolving the mail_failing alert", "err", err)

@@ -235,3 +235,66 @@ func TestRefusedAlertRecipient(t *testing.T) {
 		t.Errorf("alert history: %d rows, want the collection alert and two refusals", len(hist))
 	}
 }
+
+// TestPolicyRefusalOfOneMail: the relay refuses the report mail by policy
+// (too large) while the small alert mails go through. The report stays
+// queued, the mail_failing alert is mailed once and stays open (no
+// open-resolve flapping every retry), and once the limit is raised the
+// report goes out, once, and the alert resolves.
+func TestPolicyRefusalOfOneMail(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	if err := h.smtp.SetMaxMessageBytes(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("usage"), 40<<10)
+	id, err := h.app.Store.EnqueueMail(ctx, store.Mail{Kind: "report", To: []string{"usage@aggregator.example"}, Subject: "Usage report 2026-04", Text: "x",
+		Attachments: []store.Attachment{{Name: "usage-2026-04-v1.tar.gz.gpg", ContentType: "application/pgp-encrypted", Data: big}}, CreatedAt: h.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		h.d.outboxJob(ctx)
+		h.clock.Set(h.clock.Now().Add(umail.ConfigRetryMax))
+	}
+	if m, _ := h.app.Store.MailStatus(ctx, id); m.State != store.MailQueued || m.Failure != store.MailConfiguration || !strings.Contains(m.LastError, "552") {
+		t.Fatalf("report mail while refused: %+v", m)
+	}
+	count := func(subject string) int {
+		n := 0
+		for _, s := range subjects(h.smtp.Messages()) {
+			if strings.Contains(s, subject) {
+				n++
+			}
+		}
+		return n
+	}
+	// The outbox-stuck alert comes too, after an hour: it is.
+	if count("mail delivery failing") != 1 || count("resolved: mail delivery works again") != 0 || count("Usage report") != 0 {
+		t.Fatalf("mails while the report is refused: %q", subjects(h.smtp.Messages()))
+	}
+	if _, err := h.app.Store.OpenAlert(ctx, alert.KindMailFailing); err != nil {
+		t.Fatalf("mail_failing alert not open: %v", err)
+	}
+	if body := healthz(t, h); !strings.Contains(body, `"status":"degraded"`) {
+		t.Errorf("/healthz: %s", body)
+	}
+
+	if err := h.smtp.SetMaxMessageBytes(32 << 20); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		h.d.outboxJob(ctx)
+		h.clock.Set(h.clock.Now().Add(umail.ConfigRetryMax))
+	}
+	for _, subject := range []string{"mail delivery failing", "Usage report 2026-04", "resolved: mail delivery works again"} {
+		if count(subject) != 1 {
+			t.Errorf("%d mails %q among %q", count(subject), subject, subjects(h.smtp.Messages()))
+		}
+	}
+	for mid, n := range messageIDCounts(t, h.smtp.Messages()) {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", mid, n)
+		}
+	}
+}

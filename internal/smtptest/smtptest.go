@@ -83,6 +83,8 @@ type Options struct {
 
 	// Domain is the name in the greeting; default "smtptest.local".
 	Domain string
+	// MaxMessageBytes refuses larger messages with 552 5.3.4; default 32 MiB.
+	MaxMessageBytes int64
 	// Timeout is the server's read and write timeout per command; default 10s.
 	Timeout time.Duration
 }
@@ -235,6 +237,9 @@ func (s *Server) serveLocked(l net.Listener) {
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.MaxMessageBytes = 32 << 20
+	if s.opts.MaxMessageBytes > 0 {
+		srv.MaxMessageBytes = s.opts.MaxMessageBytes
+	}
 	srv.MaxRecipients = 100
 	srv.AllowInsecureAuth = s.opts.AllowInsecureAuth
 	srv.ErrorLog = log.New(io.Discard, "", 0)
@@ -322,11 +327,24 @@ func (s *Server) SetSTARTTLS(on bool) error {
 		return nil
 	}
 	s.opts.STARTTLS = on
+	return s.restartLocked()
+}
+
+// SetMaxMessageBytes changes the size limit (see Options.MaxMessageBytes)
+// for the sessions that start from now on, as an admin who raised it.
+func (s *Server) SetMaxMessageBytes(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.MaxMessageBytes = n
+	return s.restartLocked()
+}
+
+// restartLocked restarts a running server on the same port so that it
+// takes changed options: go-smtp holds them in its server.
+func (s *Server) restartLocked() error {
 	if s.srv == nil || s.closed {
 		return nil // Up starts with the new setting
 	}
-	// go-smtp reads its TLS configuration per session, but holds it in the
-	// server: restart the server on the same port.
 	l := s.addr
 	if err := s.downLocked(); err != nil {
 		return err

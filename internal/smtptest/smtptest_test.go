@@ -342,3 +342,17 @@ func TestRotateCertificate(t *testing.T) {
 	}
 	conn.Close()
 }
+
+func TestSetMaxMessageBytes(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{MaxMessageBytes: 100})
+	big := body + strings.Repeat("x", 200) + "\r\n"
+	if err := send(dial(t, s, false), "a@example.org", []string{"b@example.org"}, big); code(err) != 552 {
+		t.Fatalf("a message over the limit: %v, want 552", err)
+	}
+	if err := s.SetMaxMessageBytes(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(dial(t, s, false), "a@example.org", []string{"b@example.org"}, big); err != nil {
+		t.Fatalf("after raising the limit: %v", err)
+	}
+}

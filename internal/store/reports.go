@@ -225,7 +225,9 @@ func (s *Store) FollowOutbox(ctx context.Context, rep Report) (Report, error) {
 		}
 		m, err := s.MailStatus(ctx, id)
 		if errors.Is(err, ErrNotFound) {
-			continue // removed by retention long after delivery
+			// Retention removes only mails sent long ago.
+			m = Mail{State: MailSent}
+			err = nil
 		}
 		if err != nil {
 			return rep, fmt.Errorf("following report %d into the outbox: %w", rep.ID, err)
