@@ -45,8 +45,9 @@ type daemon struct {
 	dbDownSince         time.Time
 	report              *report.Generator
 
-	smtpAddr string
-	mu       sync.Mutex
+	smtpAddr      string
+	outboxStarted bool // the first outbox run is done (one run at a time)
+	mu            sync.Mutex
 	// mailFailing is why mail cannot be delivered (the SMTP server refuses
 	// the configuration), "" while it works: /healthz reports it.
 	mailFailing string
@@ -165,8 +166,20 @@ func (d *daemon) Start(ctx context.Context) {
 // Stop stops the scheduler and waits for running jobs.
 func (d *daemon) Stop() { d.sched.Stop(20 * time.Second) }
 
-// outboxJob sends what is due and watches for a stuck outbox.
+// outboxJob sends what is due and watches for a stuck outbox. Its first run
+// sends the mails refused for a configuration reason at once: the daemon
+// was perhaps restarted with that configuration fixed.
 func (d *daemon) outboxJob(ctx context.Context) {
+	if !d.outboxStarted {
+		if n, err := d.app.Store.RetryMisconfiguredNow(ctx, d.now()); err != nil {
+			d.app.Log.Error("outbox", "err", err)
+		} else {
+			d.outboxStarted = true
+			if n > 0 {
+				d.app.Log.Info("retrying at once the mails the SMTP server refused for configuration before the restart", "count", n)
+			}
+		}
+	}
 	sent, failed, err := d.worker.RunOnce(ctx)
 	if err != nil {
 		d.app.Log.Error("outbox", "err", err)

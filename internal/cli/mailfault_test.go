@@ -133,6 +133,14 @@ func TestMailConfigurationFailures(t *testing.T) {
 			if err := tc.fix(h); err != nil {
 				t.Fatal(err)
 			}
+			if tc.name == "certificate from a new CA" {
+				// Restarted with the fix: the waiting mails go at once,
+				// not at the end of their backoff.
+				h.d.outboxJob(ctx)
+				if len(h.smtp.Messages()) == 0 {
+					t.Fatal("nothing sent at the first outbox run after the restart")
+				}
+			}
 			for i := 0; i < 10; i++ {
 				h.clock.Set(h.clock.Now().Add(umail.ConfigRetryMax))
 				h.d.outboxJob(ctx)

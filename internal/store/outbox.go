@@ -254,6 +254,18 @@ func (s *Store) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	return st, nil
 }
 
+// RetryMisconfiguredNow makes the queued mails whose last attempt failed
+// for a configuration reason due at now: after a restart, which is how a
+// changed configuration takes effect, they go out at once rather than at
+// the end of their backoff. It returns how many.
+func (s *Store) RetryMisconfiguredNow(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE outbox SET next_attempt = $1 WHERE state = 'queued' AND failure = 'configuration' AND next_attempt > $1`, now)
+	if err != nil {
+		return 0, fmt.Errorf("making the mails refused for configuration due: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // ClaimMailKey claims the sending of the mail identified by key for owner:
 // it returns true for the first claim, and again once the last claim is
 // older than window (a reminder); false while another claim holds. Daemons

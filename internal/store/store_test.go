@@ -384,9 +384,19 @@ func TestOutboxFailureClasses(t *testing.T) {
 	if m, _ := s.MailStatus(ctx, b); m.State != store.MailFailed || m.Failure != store.MailRefused {
 		t.Fatalf("refusal: %+v", m)
 	}
+	// After a restart the configuration failures are due at once.
+	if n, err := s.RetryMisconfiguredNow(ctx, now); err != nil || n != 1 {
+		t.Fatalf("RetryMisconfiguredNow: %d %v", n, err)
+	}
+	if got, _ := s.ClaimMail(ctx, now, 10, time.Minute); len(got) != 1 || got[0].ID != a {
+		t.Fatalf("not due after RetryMisconfiguredNow: %+v", got)
+	}
+	if err := s.MarkMailFailed(ctx, a, "authentication failed (535)", now.Add(time.Minute), store.MailConfiguration); err != nil {
+		t.Fatal(err)
+	}
 	// report send claims it at once, before its next attempt is due.
 	m, ok, err := s.ClaimMailByID(ctx, a, now, time.Minute)
-	if err != nil || !ok || m.ID != a || m.Attempts != 2 {
+	if err != nil || !ok || m.ID != a || m.Attempts != 3 {
 		t.Fatalf("claim by id: %+v %v %v", m, ok, err)
 	}
 	if _, ok, _ := s.ClaimMailByID(ctx, a, now, time.Minute); ok {
