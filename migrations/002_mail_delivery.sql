@@ -14,13 +14,16 @@ ALTER TABLE outbox ADD COLUMN dedup_key text;
 CREATE UNIQUE INDEX outbox_dedup_key ON outbox (dedup_key);
 
 -- Mails given up before this version for an authentication, TLS or policy
--- refusal were never delivered: queue them again. Only unknown recipients
--- and unbuildable messages stay failed.
-UPDATE outbox SET state = 'queued', failure = 'configuration', next_attempt = now(), lease_until = NULL
+-- refusal were never delivered: queue the report mails again, and the alert
+-- mails of the last week (older alerts would only confuse; they stay failed,
+-- their failure unknown). Unknown recipients and unbuildable messages stay
+-- failed, as refused.
+UPDATE outbox SET failure = 'refused'
  WHERE state = 'failed'
-   AND coalesce(last_error, '') NOT LIKE '%: recipient refused (5%'
-   AND coalesce(last_error, '') NOT LIKE '%: message invalid%';
-UPDATE outbox SET failure = 'refused' WHERE state = 'failed';
+   AND (coalesce(last_error, '') LIKE '%: recipient refused (5%' OR coalesce(last_error, '') LIKE '%: message invalid%');
+UPDATE outbox SET state = 'queued', failure = 'configuration', next_attempt = now(), lease_until = NULL
+ WHERE state = 'failed' AND failure IS NULL
+   AND (kind = 'report' OR created_at > now() - interval '7 days');
 
 -- Claims of alert mails sent outside the outbox (straight to SMTP when the
 -- alert cannot be queued): the daemon whose INSERT wins sends, the others do
