@@ -29,6 +29,8 @@ const (
 // Delivery is what a channel delivers: the encrypted bundle and what
 // identifies it.
 type Delivery struct {
+	ReportID    int64 // the reports row; 0 when delivered without one
+	Attempts    int   // attempts made on this channel before
 	ApplianceID string
 	ContractID  string
 	Month       string // YYYY-MM
@@ -46,7 +48,9 @@ type Channel interface {
 }
 
 // MailChannel queues the report into the outbox, the encrypted bundle
-// attached, to the report.to addresses.
+// attached, to the report.to addresses. The mail and the channel's status
+// are written in one transaction, keyed by report version and channel: a
+// delivery retried after a crash finds the mail queued before.
 type MailChannel struct {
 	Store *store.Store
 	To    []string
@@ -72,7 +76,7 @@ aggregator's PGP keys and signed by the appliance key. Decrypt it with
   gpg --output usage.tar.gz --decrypt %s
 SHA-256 of the attachment: %s
 `, d.Month, d.Version, d.ApplianceID, d.ContractID, d.FileName, d.FileName, d.SHA256)
-	id, err := c.Store.EnqueueMail(ctx, store.Mail{
+	m := store.Mail{
 		Kind:    "report",
 		To:      c.To,
 		Subject: fmt.Sprintf("Usage report %s (version %d), contract %s", d.Month, d.Version, d.ContractID),
@@ -81,12 +85,30 @@ SHA-256 of the attachment: %s
 			Name: d.FileName, ContentType: "application/pgp-encrypted", Data: d.Data,
 		}},
 		CreatedAt: now(),
-	})
+	}
+	var (
+		id  int64
+		err error
+	)
+	if d.ReportID == 0 {
+		id, err = c.Store.EnqueueMail(ctx, m)
+	} else {
+		id, err = c.Store.QueueReportMail(ctx, d.ReportID, ChannelEmail, m,
+			store.ChannelStatus{State: store.ChannelQueued, At: now(), Attempts: d.Attempts + 1})
+	}
 	if err != nil {
-		return "", 1, err
+		return "", 1, fmt.Errorf("queueing the report mail: %w", err)
 	}
 	return "outbox " + strconv.FormatInt(id, 10), 1, nil
 }
+
+// recordsItself implements selfRecording: the status is written with the
+// mail.
+func (c *MailChannel) recordsItself() bool { return true }
+
+// selfRecording is a Channel that records its status itself, in the same
+// transaction as the delivery, when it succeeds.
+type selfRecording interface{ recordsItself() bool }
 
 // UploadChannel POSTs the encrypted bundle to an HTTPS endpoint with a
 // bearer token, retrying network errors, 408, 429 and 5xx answers with

@@ -42,8 +42,12 @@
 // # Delivery
 //
 // [Channel]s: [MailChannel] queues the encrypted bundle in the outbox (the
-// outbox worker sends it, retries and alerts); [UploadChannel] POSTs it over
-// HTTPS with a bearer token, retrying. The status of each channel is kept in
-// reports.channels; [Generator.RunMonthly] is the monthly job and is
-// idempotent; [Generator.RetryUndelivered] retries failed channels.
+// outbox worker sends it, retries and alerts), in the same transaction as
+// the channel's status and keyed by report version and channel, so that a
+// retry after a crash finds it; [UploadChannel] POSTs it over HTTPS with a
+// bearer token, retrying. The status of each channel is kept in
+// reports.channels, the e-mail one following its mail in the outbox (sent,
+// or failed once refused for good); [Generator.RunMonthly] is the monthly
+// job and is idempotent, also over a bundle file a crash left without its
+// row; [Generator.RetryUndelivered] retries failed channels.
 package report

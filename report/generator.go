@@ -64,6 +64,11 @@ type Generator struct {
 	channels   []Channel
 	now        func() time.Time
 	log        *slog.Logger
+
+	// crashAfterDeliver, set by tests, is called after a channel delivered
+	// and before its status is recorded; an error stops Deliver there, as
+	// a crash would.
+	crashAfterDeliver func(channel string) error
 }
 
 // New returns a Generator.
@@ -262,7 +267,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	}
 	base := filepath.Join(g.dir, fmt.Sprintf("usage-%s-v%d.tar.gz", m, version))
 	res := &Result{PlainPath: base, Path: base}
-	if err := writeNew(base, tgz); err != nil {
+	if err := g.writeVersion(base, tgz); err != nil {
 		return nil, err
 	}
 	delivered := tgz
@@ -272,7 +277,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 			return nil, err
 		}
 		res.Path = base + encryptedExtension
-		if err := writeNew(res.Path, enc.Bytes()); err != nil {
+		if err := g.writeVersion(res.Path, enc.Bytes()); err != nil {
 			return nil, err
 		}
 		delivered = enc.Bytes()
@@ -345,14 +350,23 @@ func (g *Generator) saveAnonMap(ctx context.Context, b *Bundle) error {
 
 // Deliver sends rep on every configured channel on which it is not yet
 // delivered (queued in the outbox, or accepted by the upload server), and
-// records the status of each in the reports table. It returns the failures
-// joined, naming each channel.
+// records the status of each in the reports table. An e-mail refused for
+// good before is queued again (the admin asked, after fixing report.to).
+// It returns the failures joined, naming each channel.
 func (g *Generator) Deliver(ctx context.Context, rep store.Report) error {
+	return g.deliver(ctx, rep, true)
+}
+
+func (g *Generator) deliver(ctx context.Context, rep store.Report, retryRefused bool) error {
 	if len(g.channels) == 0 {
 		return nil
 	}
 	if !strings.HasSuffix(rep.Path, encryptedExtension) {
 		return fmt.Errorf("report %s version %d: %w", rep.Month.Format("2006-01"), rep.Version, ErrNoRecipients)
+	}
+	rep, err := g.store.FollowOutbox(ctx, rep)
+	if err != nil {
+		return err
 	}
 	data, err := os.ReadFile(rep.Path)
 	if err != nil {
@@ -365,25 +379,41 @@ func (g *Generator) Deliver(ctx context.Context, rep store.Report) error {
 	if err != nil {
 		return err
 	}
-	d := Delivery{ApplianceID: app.ID, ContractID: app.ContractID, Month: rep.Month.Format("2006-01"), Version: rep.Version,
-		FileName: filepath.Base(rep.Path), Data: data, SHA256: rep.BundleSHA256}
+	month := rep.Month.Format("2006-01")
 	var errs []error
 	for _, c := range g.channels {
 		st := rep.Channels[c.Name()]
 		if st.Done() {
 			continue
 		}
+		if !retryRefused && st.State == store.ChannelFailed && st.OutboxID() != 0 {
+			// Refused for good by the mail server: sending it again
+			// hourly fails the same way. `report send` asks again.
+			errs = append(errs, fmt.Errorf("report %s version %d by %s was refused by the mail server: %s (fix report.to, then run usagemeter report send --month %s)",
+				month, rep.Version, c.Name(), st.Error, month))
+			continue
+		}
+		d := Delivery{ReportID: rep.ID, Attempts: st.Attempts, ApplianceID: app.ID, ContractID: app.ContractID, Month: month, Version: rep.Version,
+			FileName: filepath.Base(rep.Path), Data: data, SHA256: rep.BundleSHA256}
 		detail, attempts, err := c.Deliver(ctx, d)
+		if err == nil && g.crashAfterDeliver != nil {
+			if err := g.crashAfterDeliver(c.Name()); err != nil {
+				return err // the process died here: nothing after is recorded
+			}
+		}
 		st = store.ChannelStatus{State: store.ChannelSent, At: g.now(), Attempts: st.Attempts + attempts, Detail: detail}
 		if c.Name() == ChannelEmail {
 			st.State = store.ChannelQueued
 		}
 		if err != nil {
 			st.State, st.Error = store.ChannelFailed, err.Error()
-			errs = append(errs, fmt.Errorf("delivering report %s version %d by %s: %w", d.Month, d.Version, c.Name(), err))
-			g.log.Error("report delivery failed", "channel", c.Name(), "month", d.Month, "version", d.Version, "err", err)
+			errs = append(errs, fmt.Errorf("delivering report %s version %d by %s: %w", month, rep.Version, c.Name(), err))
+			g.log.Error("report delivery failed", "channel", c.Name(), "month", month, "version", rep.Version, "err", err)
 		} else {
-			g.log.Info("report delivered", "channel", c.Name(), "month", d.Month, "version", d.Version, "detail", detail)
+			g.log.Info("report delivered", "channel", c.Name(), "month", month, "version", rep.Version, "detail", detail)
+		}
+		if sr, ok := c.(selfRecording); ok && err == nil && sr.recordsItself() {
+			continue
 		}
 		if err := g.store.SetReportChannel(ctx, rep.ID, c.Name(), st); err != nil {
 			errs = append(errs, err)
@@ -393,17 +423,23 @@ func (g *Generator) Deliver(ctx context.Context, rep store.Report) error {
 }
 
 // Send generates month (a new version only if its figures changed) and
-// delivers it on every channel not yet done.
+// delivers it on every channel not yet done. The report returned follows
+// its e-mail into the outbox: queued until the worker (or `report send`)
+// delivered it.
 func (g *Generator) Send(ctx context.Context, m store.Month) (*Result, error) {
 	res, err := g.Generate(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.Deliver(ctx, res.Report); err != nil {
-		return res, err
+	derr := g.Deliver(ctx, res.Report)
+	rep, err := g.store.ReportByID(ctx, res.Report.ID)
+	if err == nil {
+		rep, err = g.store.FollowOutbox(ctx, rep)
 	}
-	res.Report, err = g.store.ReportByID(ctx, res.Report.ID)
-	return res, err
+	if err == nil {
+		res.Report = rep
+	}
+	return res, errors.Join(derr, err)
 }
 
 // PreviousMonth is the month before the one now falls in, in loc.
@@ -432,14 +468,31 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// writeNew writes a new file with mode 0600; an existing file (a version
-// stored before) is never overwritten.
-func writeNew(path string, data []byte) error {
-	if err := secretfile.CreateExclusive(path, data); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s exists already: a report version is never overwritten (remove the stray file if no row of `usagemeter report list` names it)", path)
-		}
+// writeVersion writes the file of a new version with mode 0600. A version
+// is never overwritten once stored; but the version written here is newer
+// than every reports row, so a file already at path belongs to no report:
+// it was left by a run that stopped between writing it and storing its row
+// (a crash, a full disk). It is replaced, through a temporary file renamed
+// over it, so that a crash now leaves the old file or the new one whole.
+func (g *Generator) writeVersion(path string, data []byte) error {
+	err := secretfile.CreateExclusive(path, data)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	g.log.Warn("replacing a report file left by an interrupted run: no report row names it", "path", path)
+	tmp := path + ".partial"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", tmp, err)
+	}
+	if err := secretfile.CreateExclusive(tmp, data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("replacing the leftover %s: %w", path, err)
 	}
 	return nil
 }
@@ -470,6 +523,9 @@ func (g *Generator) Channels() []string {
 // delivery failed on some channel (or was never attempted), e.g. an upload
 // refused for longer than its retries lasted. Meant for a periodic job (the
 // daemon may run it hourly); it does nothing when every channel is done.
+// An e-mail the mail server refused for good (unknown recipient) is not
+// queued again, but returned as an error every time, so that the alert
+// stays open until an admin fixed report.to and ran `report send`.
 func (g *Generator) RetryUndelivered(ctx context.Context) error {
 	if len(g.channels) == 0 {
 		return nil
@@ -486,6 +542,11 @@ func (g *Generator) RetryUndelivered(ctx context.Context) error {
 			continue
 		}
 		seen[month] = true
+		r, err := g.store.FollowOutbox(ctx, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		pending := false
 		for _, c := range g.channels {
 			if !r.Channels[c.Name()].Done() {
@@ -495,7 +556,7 @@ func (g *Generator) RetryUndelivered(ctx context.Context) error {
 		if !pending || !strings.HasSuffix(r.Path, encryptedExtension) {
 			continue
 		}
-		if err := g.Deliver(ctx, r); err != nil {
+		if err := g.deliver(ctx, r, false); err != nil {
 			errs = append(errs, err)
 		}
 	}

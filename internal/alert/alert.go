@@ -37,6 +37,12 @@ const (
 	KindReportFailed       = "report_failed"
 	KindOutboxStuck        = "outbox_stuck"
 	KindDatabaseDown       = "database_down"
+	// KindMailFailing: the SMTP server refuses the appliance's
+	// configuration (authentication, TLS, policy); mails are kept queued.
+	KindMailFailing = "mail_failing"
+	// KindMailRefused: the SMTP server refused one mail for good (an
+	// unknown recipient); that mail ends.
+	KindMailRefused = "mail_refused"
 )
 
 // Key is an alert's deduplication key.
@@ -307,4 +313,79 @@ func (e *Engine) Resolve(ctx context.Context, kind string, productID int64, subj
 		return nil
 	}
 	return err
+}
+
+// MailFailing opens the mail_failing alert: the SMTP server refused the
+// appliance's configuration (errText says how). Its own mail waits in the
+// outbox with the others and arrives once the cause is fixed; the daemon
+// says it meanwhile in the log, /healthz and the metrics. A repeat while
+// open reminds after the reminder interval. Only one daemon of a database
+// opens it (the alerts table's key).
+func (e *Engine) MailFailing(ctx context.Context, server string, queued int, errText string) error {
+	return e.Raise(ctx, KindMailFailing, 0, "mail delivery failing: the SMTP server refuses the configuration",
+		fmt.Sprintf("The SMTP server %s refused to take the appliance's mail: %s. Nothing is lost: %d mails (alerts, reports) are kept in the outbox and retried every few minutes, and go out as soon as the cause is fixed. This mail waited with them.", server, mailCause(errText), queued),
+		mailAction(errText), errText)
+}
+
+// MailWorks resolves the mail_failing alert once a mail went out again.
+func (e *Engine) MailWorks(ctx context.Context) error {
+	return e.Resolve(ctx, KindMailFailing, 0, "mail delivery works again",
+		"The SMTP server accepts the appliance's mail again; the mails kept in the outbox are being sent.")
+}
+
+// MailRefused records that the SMTP server refused one mail for good to
+// the recipients refused (unknown addresses): the mail ends for them (the
+// others, if othersGotIt, received it), and an alert mail says which one,
+// to whom and why. The alert about a refused alert mail of this kind is recorded without
+// a mail (it would be refused the same way).
+func (e *Engine) MailRefused(ctx context.Context, outboxID int64, kind string, refused []string, othersGotIt bool, subject, errText string) error {
+	now := e.now()
+	key := fmt.Sprintf("%s:outbox-%d", KindMailRefused, outboxID)
+	what := fmt.Sprintf("The SMTP server refused the mail %q (outbox %d, %s) to %s for good: %s. It will not be sent to them again.", subject, outboxID, kind, strings.Join(refused, ", "), errText)
+	if othersGotIt {
+		what += " The other recipients received it."
+	}
+	action := "Check the recipient addresses (alerts.to for alerts, report.to for reports) and correct them; run usagemeter report send --month YYYY-MM to send a refused report again."
+	var m *store.Mail
+	if kind != "alert:"+KindMailRefused {
+		mm := e.mail(KindMailRefused, "[usagemeter] mail refused: "+subject, mailData{Product: "appliance", Since: now, Now: now, Error: errText, What: what, Action: action, State: "opened"})
+		m = &mm
+	}
+	if _, err := e.Store.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindMailRefused, OpenedAt: now, LastError: errText}, m); err != nil {
+		return fmt.Errorf("recording the refused mail %d: %w", outboxID, err)
+	}
+	// An event, not a condition: kept as history, closed at once.
+	if _, err := e.Store.ResolveAlert(ctx, key, now, func(store.Alert) *store.Mail { return nil }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("recording the refused mail %d: %w", outboxID, err)
+	}
+	return nil
+}
+
+func mailCause(errText string) string {
+	_, cause, ok := strings.Cut(errText, ": ")
+	if !ok {
+		return errText
+	}
+	return cause
+}
+
+// mailAction says what to do about a configuration failure, from the
+// sender's error text (internal/mail: reasons are fixed phrases).
+func mailAction(errText string) string {
+	switch {
+	case strings.Contains(errText, "authentication failed"):
+		return "Check smtp.username and smtp.password (or smtp.password_file) against the SMTP server: the password may have expired or changed, or the account be locked. After a change restart usagemeter; it sends the waiting mail at once."
+	case strings.Contains(errText, "does not offer STARTTLS"):
+		return "The SMTP server no longer offers STARTTLS, so the appliance sends it nothing (not even the password). Re-enable TLS on the server, or, if it speaks TLS from the first byte, set smtp.tls: tls (usually port 465)."
+	case strings.Contains(errText, "certificate not trusted"):
+		return "The SMTP server presents a certificate the appliance does not trust: it may have been renewed by another certificate authority, or someone intercepts the connection. Check it (openssl s_client -starttls smtp -connect HOST:PORT), then add its CA to the appliance's trusted certificates and restart usagemeter."
+	case strings.Contains(errText, "sender refused"):
+		return "The SMTP server refuses the sender address: check smtp.from and that the account may send as it (and smtp.auth if the server wants authentication)."
+	case strings.Contains(errText, "recipient refused"):
+		return "The SMTP server refuses to relay to the recipients by policy: check that the account may send outside its domain, and the recipient lists alerts.to and report.to."
+	case strings.Contains(errText, "message refused"):
+		return "The SMTP server refuses the message by policy (a size limit for the report attachment, a content filter): check its rules for the appliance's sender."
+	default:
+		return "Check the smtp section of the configuration against the SMTP server."
+	}
 }

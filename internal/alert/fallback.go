@@ -18,11 +18,22 @@ import (
 // appended to a spill file in data_dir (so a restart loses nothing) and sent
 // straight through SMTP; Flush records the spilled alerts in the database
 // once it answers again.
+//
+// Several daemons may share one database: whenever the database answers,
+// a mail sent straight is first claimed in it (Claims), so that only one
+// daemon sends it; when it does not, each daemon sends its own, and Flush
+// queues a spilled mail that could not be sent only if no other daemon
+// claimed it.
 type Fallback struct {
 	Path   string // spill file, e.g. data_dir/alerts-spill.jsonl
 	Sender interface {
 		Send(ctx context.Context, m mail.Message) error
 	}
+	// Claims, if set, deduplicates mails between daemons (internal/store).
+	Claims interface {
+		ClaimMailKey(ctx context.Context, key, owner string, now time.Time, window time.Duration) (bool, error)
+	}
+	Owner  string // this daemon, in claims (host name and process id)
 	Domain string
 	Log    *slog.Logger
 	Now    func() time.Time
@@ -38,9 +49,38 @@ type spilled struct {
 	Mail    store.Mail `json:"mail"`
 	Sent    bool       `json:"sent"`
 	SendErr string     `json:"send_error,omitempty"`
+	// ClaimedElsewhere: another daemon claimed (and sends) this mail.
+	ClaimedElsewhere bool `json:"claimed_elsewhere,omitempty"`
 }
 
-// Raise spills the alert and sends it directly (at most once per 24h per subject).
+// claimWindow is how long one daemon's claim on a mail holds: the others
+// do not send it again within it (a reminder after it is due anyway).
+const claimWindow = 24 * time.Hour
+
+// claimTimeout bounds asking the database for a claim: it may well be down.
+const claimTimeout = 3 * time.Second
+
+// claimKey identifies a spilled alert mail between daemons: its subject
+// names the alert and the product.
+func claimKey(m store.Mail) string { return "alert-mail:" + m.Subject }
+
+// claim asks the database whether this daemon sends m. It answers true when
+// the database cannot be asked (better two mails than none).
+func (f *Fallback) claim(ctx context.Context, m store.Mail, now time.Time) (mine bool, err error) {
+	if f.Claims == nil {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	ok, err := f.Claims.ClaimMailKey(ctx, claimKey(m), f.Owner, now, claimWindow)
+	if err != nil {
+		return true, err
+	}
+	return ok, nil
+}
+
+// Raise spills the alert and sends it directly (at most once per 24h per
+// subject, and by one daemon of the database when it can be asked).
 func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 	now := time.Now()
 	if f.Now != nil {
@@ -55,7 +95,15 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 		return
 	}
 	rec := spilled{At: now, Reason: reason, Mail: m}
-	if f.Sender != nil {
+	mine, cerr := f.claim(ctx, m, now)
+	if !mine {
+		// Another daemon of this database sends it.
+		rec.ClaimedElsewhere = true
+		f.recent[m.Subject] = now
+	} else if f.Sender != nil {
+		if cerr != nil && f.Log != nil {
+			f.Log.Debug("alert mail not claimed in the database, sending it anyway", "subject", m.Subject, "err", cerr)
+		}
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := f.Sender.Send(ctx, mail.Message{
 			MessageID: fmt.Sprintf("<spill-%d@%s>", now.UnixNano(), f.domain()),
@@ -65,6 +113,10 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 		rec.Sent = err == nil
 		if err != nil {
 			rec.SendErr = err.Error()
+			if f.Log != nil {
+				f.Log.Error("alert not delivered: the database is unreachable and the SMTP server refused it; kept in the spill file",
+					"subject", m.Subject, "path", f.Path, "error", err.Error(), "failure", string(mail.ClassOf(err)))
+			}
 		}
 	}
 	if rec.Sent {
@@ -121,9 +173,23 @@ func (f *Fallback) Flush(ctx context.Context, st *store.Store) (int, error) {
 	for i, r := range recs {
 		key := fmt.Sprintf("%s:spilled:%d", KindDatabaseDown, r.At.UnixNano())
 		var m *store.Mail
-		if !r.Sent {
-			mm := r.Mail
-			m = &mm
+		if !r.Sent && !r.ClaimedElsewhere {
+			// Not sent: queue it, unless another daemon claimed it
+			// meanwhile (it sent or queued its own).
+			mine, err := f.claim(ctx, r.Mail, r.At)
+			if err != nil {
+				return i, fmt.Errorf("claiming spilled alert mail %q: %w", r.Mail.Subject, err)
+			}
+			if mine {
+				mm := r.Mail
+				m = &mm
+			}
+		} else if r.Sent {
+			// Sent straight: claim it, so that another daemon does not
+			// queue its own unsent copy when it flushes.
+			if _, err := f.claim(ctx, r.Mail, r.At); err != nil {
+				return i, fmt.Errorf("claiming spilled alert mail %q: %w", r.Mail.Subject, err)
+			}
 		}
 		if _, err := st.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindDatabaseDown, OpenedAt: r.At, LastError: r.Reason + ": " + r.Mail.Subject}, m); err != nil {
 			return i, err

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usagemeter/usagemeter/internal/alert"
 	"github.com/usagemeter/usagemeter/internal/mail"
@@ -60,4 +63,74 @@ func TestFallbackWhileDatabaseDown(t *testing.T) {
 	if stats.Queued != 1 {
 		t.Fatalf("the unsent alert should be queued: %+v", stats)
 	}
+}
+
+// TestTwoDaemonsOneAlertMail: two daemons of one database raise the same
+// alert outside the outbox. While the database answers, the one that claims
+// it sends it and the other does not; while it is down each sends its own
+// (nothing can tell them apart), but a mail neither could send is queued
+// once when the database returns, not once per daemon.
+func TestTwoDaemonsOneAlertMail(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	sender, err := mail.NewSender(mail.Config{Host: srv.Host(), Port: srv.Port(), TLS: mail.TLSNone, Auth: mail.AuthNone, From: "meter@example.com", Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := seal.NewBox(bytes.Repeat([]byte{1}, 32))
+	st := store.New(pgtest.NewPool(t), box)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	daemon := func(name string) *alert.Fallback {
+		return &alert.Fallback{Path: filepath.Join(t.TempDir(), "alerts-spill.jsonl"), Sender: sender, Claims: st, Owner: name,
+			Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	}
+	a, b := daemon("a"), daemon("b")
+	m := store.Mail{Kind: "alert:" + alert.KindDatabaseDown, To: []string{"ops@example.com"}, Subject: "[usagemeter] database unreachable", Text: "down"}
+	a.Raise(ctx, m, "database unreachable")
+	b.Raise(ctx, m, "database unreachable")
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("%d mails from two daemons, want 1", n)
+	}
+
+	// Database and SMTP both down: neither daemon can claim or send.
+	down := store.New(downPool(t), box)
+	a.Claims, b.Claims = down, down
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := m
+	m2.Subject = "[usagemeter] collection from vcenter vc01 failing"
+	a.Raise(ctx, m2, "collection failed")
+	b.Raise(ctx, m2, "collection failed")
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	a.Claims, b.Claims = st, st
+	for _, f := range []*alert.Fallback{a, b} {
+		if _, err := f.Flush(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, _ := st.OutboxStats(ctx)
+	if stats.Queued != 1 {
+		t.Fatalf("%d mails queued for one alert spilled by two daemons, want 1", stats.Queued)
+	}
+}
+
+// downPool is a pool to a PostgreSQL that is not there: every query fails to
+// connect, as while the database is down.
+func downPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	pool, err := pgxpool.New(context.Background(), "postgres://meter@"+addr+"/usagemeter?connect_timeout=2&sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

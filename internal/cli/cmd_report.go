@@ -9,14 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/config"
+	umail "github.com/usagemeter/usagemeter/internal/mail"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/report"
 )
@@ -189,7 +190,14 @@ func printChannels(e *Env, ch map[string]store.ChannelStatus) {
 	sort.Strings(names)
 	for _, n := range names {
 		c := ch[n]
-		line := fmt.Sprintf("  %s: %s", n, c.State)
+		state := c.State
+		switch {
+		case c.State == store.ChannelQueued && c.Error != "":
+			state = "queued, not delivered yet"
+		case c.State == store.ChannelFailed && c.OutboxID() != 0:
+			state = "failed, refused by the mail server"
+		}
+		line := fmt.Sprintf("  %s: %s", n, state)
 		if c.Detail != "" {
 			line += " (" + c.Detail + ")"
 		}
@@ -220,13 +228,71 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	res, err := g.Send(ctx, m)
-	if res != nil {
-		if rep, err2 := app.Store.ReportByID(ctx, res.Report.ID); err2 == nil {
+	if res == nil {
+		return err
+	}
+	// The report's mail goes out now, not at the daemon's next attempt:
+	// the admin who runs report send (perhaps after fixing the smtp
+	// section) learns at once whether it is delivered.
+	var serr error
+	if st := res.Report.Channels[report.ChannelEmail]; st.State == store.ChannelQueued && st.OutboxID() != 0 {
+		serr = sendReportMailNow(ctx, app, st.OutboxID())
+	}
+	if rep, err2 := app.Store.ReportByID(ctx, res.Report.ID); err2 == nil {
+		if rep, err2 = app.Store.FollowOutbox(ctx, rep); err2 == nil {
 			res.Report = rep
 		}
-		printReport(e, res)
 	}
-	return err
+	printReport(e, res)
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	var undelivered []string
+	for _, name := range g.Channels() {
+		if c := res.Report.Channels[name]; !c.Delivered() {
+			undelivered = append(undelivered, name)
+		}
+	}
+	if len(undelivered) > 0 {
+		return fmt.Errorf("report %s version %d is not delivered by %s yet: it stays queued and the daemon keeps retrying (see above for why)",
+			res.Manifest.Month, res.Report.Version, strings.Join(undelivered, ", "))
+	}
+	return nil
+}
+
+// sendReportMailNow tries the report's outbox mail at once, whatever its
+// backoff, as the daemon's worker would (same lease, same recording). If
+// the daemon is sending it right now, it waits for the outcome.
+func sendReportMailNow(ctx context.Context, app *App, id int64) error {
+	sender, err := umail.NewSender(mailConfig(app.Config.SMTP), app.Log)
+	if err != nil {
+		return fmt.Errorf("smtp: %w", err)
+	}
+	ob := storeOutbox{st: app.Store, domain: mailDomain(app.Config.SMTP.From)}
+	w := &umail.Worker{Outbox: ob, Sender: sender, Logger: app.Log}
+	wait := 2*app.Config.SMTP.Timeout.D() + 10*time.Second
+	deadline := time.Now().Add(wait)
+	for {
+		m, ok, err := app.Store.ClaimMailByID(ctx, id, time.Now(), umail.DefaultLease)
+		if err != nil {
+			return err
+		}
+		if ok {
+			_, err := w.Attempt(ctx, ob.item(m), nil)
+			return err // a send failure is recorded and printed with the channel
+		}
+		if m.State != store.MailSending || time.Now().After(deadline) {
+			return nil // sent, refused, or still with the daemon: the channel says which
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func runReportList(ctx context.Context, e *Env, args []string) error {
@@ -343,26 +409,26 @@ func runReportKey(ctx context.Context, e *Env, args []string) error {
 }
 
 // outboxState is a channel's state, followed into the outbox for e-mail:
-// "queued" there becomes "sent" once the worker delivered the mail (or
-// "failed" when it gave up).
+// "queued" there becomes "sent" once the worker delivered the mail,
+// "failed(...)" once the server refused it for good, and
+// "queued(not delivered: ...)" while it is retried after a failure.
 func outboxState(ctx context.Context, st *store.Store, c store.ChannelStatus) string {
-	idText, ok := strings.CutPrefix(c.Detail, "outbox ")
-	if !ok || c.State != store.ChannelQueued {
+	id := c.OutboxID()
+	if id == 0 || c.State != store.ChannelQueued {
 		return c.State
 	}
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil {
-		return c.State
-	}
-	m, err := st.Mail(ctx, id)
+	m, err := st.MailStatus(ctx, id)
 	if err != nil {
 		return c.State
 	}
 	switch m.State {
-	case "sent":
-		return "sent"
-	case "failed":
+	case store.MailSent:
+		return store.ChannelSent
+	case store.MailFailed:
 		return "failed(" + m.LastError + ")"
+	}
+	if m.Failure != "" {
+		return "queued(not delivered: " + m.Failure + " failure, retrying)"
 	}
 	return c.State
 }

@@ -41,6 +41,7 @@ func serve(ctx context.Context, app *App, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	api.AddCheck("mail", daemon.mailHealth)
 
 	ln, err := net.Listen("tcp", app.Config.HTTP.Listen)
 	if err != nil {

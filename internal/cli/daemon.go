@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +35,22 @@ type daemon struct {
 	fallback *alert.Fallback
 	now      func() time.Time
 
-	outboxQueued prometheus.Gauge
-	outboxAge    prometheus.Gauge
-	outboxFailed prometheus.Gauge
-	alertsOpen   prometheus.Gauge
-	dbDownSince  time.Time
-	report       *report.Generator
+	outboxQueued        prometheus.Gauge
+	outboxAge           prometheus.Gauge
+	outboxFailed        prometheus.Gauge
+	outboxMisconfigured prometheus.Gauge
+	mailFailures        *prometheus.CounterVec
+	mailConfigFailing   prometheus.Gauge
+	alertsOpen          prometheus.Gauge
+	dbDownSince         time.Time
+	report              *report.Generator
+
+	smtpAddr      string
+	outboxStarted bool // the first outbox run is done (one run at a time)
+	mu            sync.Mutex
+	// mailFailing is why mail cannot be delivered (the SMTP server refuses
+	// the configuration), "" while it works: /healthz reports it.
+	mailFailing string
 }
 
 // mailConfig converts the smtp section for the sender.
@@ -84,7 +98,9 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	}
 	domain := mailDomain(cfg.SMTP.From)
 	d := &daemon{app: app, now: o.now}
-	d.fallback = &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: o.sender, Domain: domain, Log: app.Log, Now: o.now}
+	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
+	d.fallback = &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: o.sender, Domain: domain, Log: app.Log, Now: o.now,
+		Claims: app.Store, Owner: daemonOwner()}
 	d.engine = &alert.Engine{
 		Store: app.Store, Log: app.Log, Now: o.now, Appliance: app.Appliance.ID, Fallback: d.fallback,
 		Rules: alert.Rules{To: cfg.Alerts.To, FailureThreshold: cfg.Alerts.FailureThreshold, Reminder: cfg.Alerts.ReminderInterval.D(), DeactivateAfter: cfg.Alerts.DeactivateAfter},
@@ -100,14 +116,20 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 		Minute: cfg.Collection.Minute, Concurrency: cfg.Collection.Concurrency, Timeout: cfg.Collection.Timeout.D(),
 		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries,
 	}, app.Store, app.Log, opts...)
-	d.worker = &umail.Worker{Outbox: storeOutbox{st: app.Store, domain: domain}, Sender: o.sender, Now: o.now, Logger: app.Log}
+	d.worker = &umail.Worker{Outbox: storeOutbox{st: app.Store, domain: domain}, Sender: o.sender, Now: o.now, Logger: app.Log, Observer: d}
 
 	d.outboxQueued = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_queued", Help: "Mails waiting in the outbox."})
 	d.outboxAge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_oldest_age_seconds", Help: "Age of the oldest unsent mail (0 when none)."})
 	d.outboxFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_failed", Help: "Mails given up after a permanent error."})
+	d.outboxMisconfigured = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_outbox_misconfigured", Help: "Mails kept queued because the SMTP server refused the configuration (authentication, TLS, policy) at their last attempt."})
+	d.mailFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "usagemeter_mail_failures_total", Help: "Failed mail attempts by class: temporary, configuration (kept queued), refused (the mail ends)."}, []string{"class"})
+	d.mailConfigFailing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_mail_configuration_failing", Help: "1 while the SMTP server refuses the appliance's configuration: no mail gets through."})
+	for _, c := range []umail.Class{umail.Temporary, umail.Configuration, umail.Refused} {
+		d.mailFailures.WithLabelValues(string(c))
+	}
 	d.alertsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_alerts_open", Help: "Open alerts."})
 	if reg != nil {
-		reg.MustRegister(d.outboxQueued, d.outboxAge, d.outboxFailed, d.alertsOpen)
+		reg.MustRegister(d.outboxQueued, d.outboxAge, d.outboxFailed, d.outboxMisconfigured, d.mailFailures, d.mailConfigFailing, d.alertsOpen)
 	}
 
 	if err := d.sched.AddJob("* * * * *", "outbox", d.outboxJob); err != nil {
@@ -144,8 +166,20 @@ func (d *daemon) Start(ctx context.Context) {
 // Stop stops the scheduler and waits for running jobs.
 func (d *daemon) Stop() { d.sched.Stop(20 * time.Second) }
 
-// outboxJob sends what is due and watches for a stuck outbox.
+// outboxJob sends what is due and watches for a stuck outbox. Its first run
+// sends the mails refused for a configuration reason at once: the daemon
+// was perhaps restarted with that configuration fixed.
 func (d *daemon) outboxJob(ctx context.Context) {
+	if !d.outboxStarted {
+		if n, err := d.app.Store.RetryMisconfiguredNow(ctx, d.now()); err != nil {
+			d.app.Log.Error("outbox", "err", err)
+		} else {
+			d.outboxStarted = true
+			if n > 0 {
+				d.app.Log.Info("retrying at once the mails the SMTP server refused for configuration before the restart", "count", n)
+			}
+		}
+	}
 	sent, failed, err := d.worker.RunOnce(ctx)
 	if err != nil {
 		d.app.Log.Error("outbox", "err", err)
@@ -158,6 +192,14 @@ func (d *daemon) outboxJob(ctx context.Context) {
 	}
 	d.outboxQueued.Set(float64(st.Queued))
 	d.outboxFailed.Set(float64(st.Failed))
+	d.outboxMisconfigured.Set(float64(st.Misconfigured))
+	if st.Misconfigured == 0 {
+		// Sent meanwhile (perhaps by another daemon): mail works.
+		d.setMailFailing("")
+	} else if d.mailState() == "" {
+		// After a restart: the outbox remembers what this process does not.
+		d.setMailFailing(fmt.Sprintf("%d mails kept queued: the SMTP server %s refused the configuration at their last attempt", st.Misconfigured, d.smtpAddr))
+	}
 	age := time.Duration(0)
 	if st.Oldest != nil {
 		age = d.now().Sub(*st.Oldest)
@@ -257,6 +299,86 @@ func (d *daemon) dailyJob(ctx context.Context) {
 	}
 }
 
+// daemonOwner names this daemon in claims: host name and process id.
+func daemonOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
+func (d *daemon) setMailFailing(why string) {
+	d.mu.Lock()
+	d.mailFailing = why
+	d.mu.Unlock()
+	if why == "" {
+		d.mailConfigFailing.Set(0)
+	} else {
+		d.mailConfigFailing.Set(1)
+	}
+}
+
+func (d *daemon) mailState() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mailFailing
+}
+
+// mailHealth is the /healthz check of mail delivery: degraded while the SMTP
+// server refuses the configuration.
+func (d *daemon) mailHealth(context.Context) error {
+	if why := d.mailState(); why != "" {
+		return errors.New(why)
+	}
+	return nil
+}
+
+// MailSent implements umail.Observer: mail works again once no queued mail
+// is left whose last attempt the server refused for a configuration reason
+// (one refused by policy, say a report too large, keeps the alert open
+// while the small alert mails go through).
+func (d *daemon) MailSent(ctx context.Context, it umail.OutboxItem) {
+	st, err := d.app.Store.OutboxStats(ctx)
+	if err != nil {
+		d.app.Log.Error("reading the outbox after a mail was sent", "err", err)
+		return
+	}
+	if st.Misconfigured > 0 {
+		return
+	}
+	d.setMailFailing("")
+	if err := d.engine.MailWorks(ctx); err != nil {
+		d.app.Log.Error("resolving the mail_failing alert", "err", err)
+	}
+}
+
+// MailFailed implements umail.Observer. A temporary failure is retried and
+// watched by the outbox-stuck alert. A configuration failure is said at once
+// everywhere it still can be: the log (the worker, at error level),
+// /healthz, the metrics, and the mail_failing alert, recorded in the
+// database (or the spill file when it is down) with a mail that waits in
+// the outbox until the cause is fixed. A mail refused for good is alerted.
+func (d *daemon) MailFailed(ctx context.Context, it umail.OutboxItem, err error, class umail.Class) {
+	d.mailFailures.WithLabelValues(string(class)).Inc()
+	switch class {
+	case umail.Configuration:
+		d.setMailFailing(err.Error())
+		queued := 0
+		if st, serr := d.app.Store.OutboxStats(ctx); serr == nil {
+			queued = st.Queued
+		}
+		if aerr := d.engine.MailFailing(ctx, d.smtpAddr, queued, err.Error()); aerr != nil {
+			d.app.Log.Error("raising the mail_failing alert", "err", aerr)
+		}
+	case umail.Refused:
+		refused := umail.RefusedRecipients(err)
+		if len(refused) == 0 {
+			refused = it.Message.To
+		}
+		if aerr := d.engine.MailRefused(ctx, it.ID, it.Kind, refused, umail.PartlyDelivered(err), it.Message.Subject, err.Error()); aerr != nil {
+			d.app.Log.Error("raising the mail_refused alert", "outbox_id", it.ID, "err", aerr)
+		}
+	}
+}
+
 // storeOutbox adapts the store's outbox to the mail worker.
 type storeOutbox struct {
 	st     *store.Store
@@ -270,20 +392,25 @@ func (o storeOutbox) ClaimDue(ctx context.Context, now time.Time, limit int, lea
 	}
 	items := make([]umail.OutboxItem, len(mails))
 	for i, m := range mails {
-		msg := umail.Message{MessageID: umail.MessageID(m.ID, o.domain), To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Date: m.CreatedAt}
-		for _, a := range m.Attachments {
-			msg.Attachments = append(msg.Attachments, umail.Attachment{Name: a.Name, ContentType: a.ContentType, Data: a.Data})
-		}
-		// The store counts the claim as an attempt; the worker wants attempts before it.
-		items[i] = umail.OutboxItem{ID: m.ID, Kind: m.Kind, Message: msg, Attempts: m.Attempts - 1, CreatedAt: m.CreatedAt}
+		items[i] = o.item(m)
 	}
 	return items, nil
+}
+
+// item is the worker's view of a claimed mail.
+func (o storeOutbox) item(m store.Mail) umail.OutboxItem {
+	msg := umail.Message{MessageID: umail.MessageID(m.ID, o.domain), To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Date: m.CreatedAt}
+	for _, a := range m.Attachments {
+		msg.Attachments = append(msg.Attachments, umail.Attachment{Name: a.Name, ContentType: a.ContentType, Data: a.Data})
+	}
+	// The store counts the claim as an attempt; the worker wants attempts before it.
+	return umail.OutboxItem{ID: m.ID, Kind: m.Kind, Message: msg, Attempts: m.Attempts - 1, CreatedAt: m.CreatedAt}
 }
 
 func (o storeOutbox) MarkSent(ctx context.Context, id int64, at time.Time) error {
 	return o.st.MarkMailSent(ctx, id, at)
 }
 
-func (o storeOutbox) MarkFailed(ctx context.Context, id int64, errText string, next time.Time, permanent bool) error {
-	return o.st.MarkMailFailed(ctx, id, errText, next, permanent)
+func (o storeOutbox) MarkFailed(ctx context.Context, id int64, errText string, next time.Time, class umail.Class) error {
+	return o.st.MarkMailFailed(ctx, id, errText, next, string(class))
 }

@@ -1,12 +1,14 @@
 // Package httpapi serves the appliance's HTTP endpoints: /healthz (database
-// reachable, schema version), /metrics (Prometheus) and, as later issues add
-// them, the admin JSON API.
+// reachable, schema version, and the checks the daemon adds, such as mail
+// delivery), /metrics (Prometheus) and, as later issues add them, the admin
+// JSON API.
 package httpapi
 
 import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,25 @@ type Server struct {
 	health   Health
 	latest   int32
 	dbUp     prometheus.Gauge
+
+	mu     sync.Mutex
+	checks []check
+}
+
+type check struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// AddCheck adds a part of the appliance that /healthz reports on besides the
+// database, e.g. "mail": fn returns nil while it works, or what is wrong
+// (no secrets). A failing check makes the status "degraded" (HTTP 200: the
+// daemon runs and must not be restarted for it) and names the check and its
+// error under "degraded".
+func (s *Server) AddCheck(name string, fn func(ctx context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks = append(s.checks, check{name, fn})
 }
 
 // New builds the handlers. latest is the schema version the binary expects.
@@ -54,6 +75,8 @@ type healthBody struct {
 	SchemaVersion int32  `json:"schema_version"`
 	Expected      int32  `json:"expected_schema_version"`
 	Error         string `json:"error,omitempty"`
+	// Degraded names the failing checks (AddCheck) and what is wrong.
+	Degraded map[string]string `json:"degraded,omitempty"`
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +96,20 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 			body.Status = "unavailable"
 			body.Error = "schema version differs from this binary's"
 			code = http.StatusServiceUnavailable
+		}
+	}
+	s.mu.Lock()
+	checks := append([]check(nil), s.checks...)
+	s.mu.Unlock()
+	for _, c := range checks {
+		if err := c.fn(ctx); err != nil {
+			if body.Degraded == nil {
+				body.Degraded = map[string]string{}
+			}
+			body.Degraded[c.name] = err.Error()
+			if body.Status == "ok" {
+				body.Status = "degraded"
+			}
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

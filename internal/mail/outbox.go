@@ -30,10 +30,19 @@ type Outbox interface {
 	ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]OutboxItem, error)
 	// MarkSent records delivery and releases the lease.
 	MarkSent(ctx context.Context, id int64, at time.Time) error
-	// MarkFailed records a failed attempt: it increments the attempts,
-	// stores errText, and either schedules the next attempt at nextAttempt
-	// or, when permanent, stops trying. It releases the lease.
-	MarkFailed(ctx context.Context, id int64, errText string, nextAttempt time.Time, permanent bool) error
+	// MarkFailed records a failed attempt and its class: it stores errText
+	// and either schedules the next attempt at nextAttempt (Temporary,
+	// Configuration: the mail stays queued) or, for Refused only, stops
+	// trying. It releases the lease.
+	MarkFailed(ctx context.Context, id int64, errText string, nextAttempt time.Time, class Class) error
+}
+
+// Observer is told the outcome of every attempt, after it was recorded, so
+// that failures reach an admin by other ways than mail (alerts, metrics,
+// /healthz). Its methods must not block for long.
+type Observer interface {
+	MailSent(ctx context.Context, it OutboxItem)
+	MailFailed(ctx context.Context, it OutboxItem, err error, class Class)
 }
 
 // Default Worker settings.
@@ -42,6 +51,10 @@ const (
 	DefaultLease      = 10 * time.Minute
 	DefaultRetryFirst = time.Minute
 	DefaultRetryMax   = 6 * time.Hour
+	// ConfigRetryMax caps the wait after a Configuration failure: once an
+	// admin fixed the configuration or the server, waiting mail goes out
+	// within this time (or at once with `report send`).
+	ConfigRetryMax = 30 * time.Minute
 )
 
 // Worker sends what is due in the outbox. RunOnce is meant to be called
@@ -56,8 +69,11 @@ type Worker struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Backoff is the wait after the attempts-th failed attempt (1 for the
-	// first failure); nil means DefaultBackoff.
+	// first failure); nil means DefaultBackoff. After a Configuration
+	// failure the wait is at most ConfigRetryMax.
 	Backoff func(attempts int) time.Duration
+	// Observer, if set, is told every outcome.
+	Observer Observer
 
 	// Batch is how many items one RunOnce claims; 0 means DefaultBatch.
 	Batch int
@@ -135,33 +151,80 @@ func (w *Worker) RunOnce(ctx context.Context) (sent, failed int, err error) {
 			break
 		}
 		sendCtx, cancel := context.WithDeadline(ctx, stopAt.Add(lease/10))
-		sendErr := w.Sender.Send(sendCtx, it.Message)
+		sendErr, err := w.Attempt(sendCtx, it, log)
 		cancel()
-		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
-		attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "message_id", it.Message.MessageID, "attempt", it.Attempts + 1}
-		if sendErr == nil {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if sendErr == nil || PartlyDelivered(sendErr) {
 			sent++
-			if err := w.Outbox.MarkSent(markCtx, it.ID, w.now()); err != nil {
-				errs = append(errs, fmt.Errorf("marking outbox item %d sent: %w", it.ID, err))
-			}
-			cancel()
-			log.Info("mail sent", attrs...)
-			continue
-		}
-		failed++
-		permanent := IsPermanent(sendErr)
-		next := w.now().Add(w.backoff(it.Attempts + 1))
-		if err := w.Outbox.MarkFailed(markCtx, it.ID, sendErr.Error(), next, permanent); err != nil {
-			errs = append(errs, fmt.Errorf("marking outbox item %d failed: %w", it.ID, err))
-		}
-		cancel()
-		if permanent {
-			log.Error("mail refused, not retrying", append(attrs, "error", sendErr.Error())...)
 		} else {
-			log.Warn("mail not sent, will retry", append(attrs, "error", sendErr.Error(), "next_attempt", next)...)
+			failed++
 		}
 	}
 	return sent, failed, errors.Join(errs...)
+}
+
+// Attempt sends one claimed item and records the outcome: sent, or failed
+// with its class and next attempt. sendErr is the send failure (recorded,
+// logged and given to the Observer; when PartlyDelivered, the mail is
+// recorded sent and the refusal reported); err says the outcome could not
+// be recorded. RunOnce calls it for every claimed item; `report send` calls it
+// for the report's own mail, claimed by id.
+func (w *Worker) Attempt(ctx context.Context, it OutboxItem, log *slog.Logger) (sendErr, err error) {
+	if log == nil {
+		log = w.Logger
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sendErr = w.Sender.Send(ctx, it.Message)
+	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	defer cancel()
+	attrs := []any{"outbox_id", it.ID, "kind", it.Kind, "message_id", it.Message.MessageID, "attempt", it.Attempts + 1}
+	if sendErr == nil || PartlyDelivered(sendErr) {
+		if err := w.Outbox.MarkSent(markCtx, it.ID, w.now()); err != nil {
+			return sendErr, fmt.Errorf("marking outbox item %d sent: %w", it.ID, err)
+		}
+		if sendErr != nil {
+			log.Error("mail sent, but refused for good for some recipients", append(attrs, "error", sendErr.Error(), "refused", RefusedRecipients(sendErr))...)
+		} else {
+			log.Info("mail sent", attrs...)
+		}
+		if w.Observer != nil {
+			w.Observer.MailSent(markCtx, it)
+			if sendErr != nil {
+				w.Observer.MailFailed(markCtx, it, sendErr, Refused)
+			}
+		}
+		return sendErr, nil
+	}
+	class := ClassOf(sendErr)
+	wait := w.backoff(it.Attempts + 1)
+	if class == Configuration {
+		wait = min(wait, ConfigRetryMax)
+	}
+	next := w.now().Add(wait)
+	if err := w.Outbox.MarkFailed(markCtx, it.ID, sendErr.Error(), next, class); err != nil {
+		err = fmt.Errorf("marking outbox item %d failed: %w", it.ID, err)
+		if w.Observer != nil {
+			w.Observer.MailFailed(markCtx, it, sendErr, class)
+		}
+		return sendErr, err
+	}
+	attrs = append(attrs, "error", sendErr.Error(), "failure", string(class))
+	switch class {
+	case Refused:
+		log.Error("mail refused by the server for good, not retrying", attrs...)
+	case Configuration:
+		log.Error("mail not sent: the SMTP server refused the configuration; kept queued, retried once it is fixed", append(attrs, "next_attempt", next)...)
+	default:
+		log.Warn("mail not sent, will retry", append(attrs, "next_attempt", next)...)
+	}
+	if w.Observer != nil {
+		w.Observer.MailFailed(markCtx, it, sendErr, class)
+	}
+	return sendErr, nil
 }
 
 func (w *Worker) now() time.Time {

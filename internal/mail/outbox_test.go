@@ -83,14 +83,14 @@ func (o *memOutbox) MarkSent(_ context.Context, id int64, at time.Time) error {
 	return errors.New("no such item")
 }
 
-func (o *memOutbox) MarkFailed(_ context.Context, id int64, errText string, next time.Time, permanent bool) error {
+func (o *memOutbox) MarkFailed(_ context.Context, id int64, errText string, next time.Time, class mail.Class) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, it := range o.items {
 		if it.item.ID == id {
 			it.item.Attempts++
 			it.lastErr, it.next, it.leaseUntil = errText, next, time.Time{}
-			if permanent {
+			if class == mail.Refused {
 				it.state = "failed"
 			}
 			return nil
@@ -320,5 +320,70 @@ func TestDefaultBackoff(t *testing.T) {
 		if got := mail.DefaultBackoff(tc.attempts); got != tc.want {
 			t.Errorf("DefaultBackoff(%d) = %s, want %s", tc.attempts, got, tc.want)
 		}
+	}
+}
+
+type recordingObserver struct {
+	mu      sync.Mutex
+	sent    []int64
+	classes []mail.Class
+}
+
+func (o *recordingObserver) MailSent(_ context.Context, it mail.OutboxItem) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sent = append(o.sent, it.ID)
+}
+
+func (o *recordingObserver) MailFailed(_ context.Context, _ mail.OutboxItem, _ error, c mail.Class) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.classes = append(o.classes, c)
+}
+
+// TestWorkerKeepsConfigurationFailures: an AUTH refused with 535, a server
+// without STARTTLS and a certificate from a new CA keep the mail queued (the
+// backoff capped at ConfigRetryMax) and tell the Observer; once the cause is
+// gone the same mail goes out once. Only an unknown recipient ends a mail.
+func TestWorkerKeepsConfigurationFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		breakIt func(*smtptest.Server)
+		fix     func(*smtptest.Server, *mail.Worker)
+		want    string
+	}{
+		{"auth refused once", func(s *smtptest.Server) { s.RefuseAuth(1) }, func(*smtptest.Server, *mail.Worker) {}, "authentication failed (535"},
+		{"starttls missing", func(s *smtptest.Server) { _ = s.SetSTARTTLS(false) }, func(s *smtptest.Server, _ *mail.Worker) { _ = s.SetSTARTTLS(true) }, "server does not offer STARTTLS"},
+		{"new CA", func(s *smtptest.Server) { _ = s.RotateCertificate() }, func(s *smtptest.Server, w *mail.Worker) {
+			w.Sender = newSender(t, configFor(s, mail.TLSStartTLS, mail.AuthLogin)) // the admin trusts the new CA
+		}, "TLS certificate not trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true, AuthRequired: true}))
+			clk := &clock{t: t0}
+			ob := &memOutbox{}
+			ob.add(1, "report", testMessage(1), t0)
+			w := newWorker(t, srv, ob, clk)
+			w.Backoff = func(int) time.Duration { return 6 * time.Hour }
+			obs := &recordingObserver{}
+			w.Observer = obs
+			tc.breakIt(srv)
+			runOnce(t, w, 0, 1)
+			it := ob.get(1)
+			if it.state != "queued" || !strings.Contains(it.lastErr, tc.want) || !it.next.Equal(t0.Add(mail.ConfigRetryMax)) {
+				t.Fatalf("after the refusal: state %s next %v error %q", it.state, it.next, it.lastErr)
+			}
+			if !slices.Equal(obs.classes, []mail.Class{mail.Configuration}) {
+				t.Fatalf("observer saw %v", obs.classes)
+			}
+			tc.fix(srv, w)
+			clk.Add(mail.ConfigRetryMax)
+			runOnce(t, w, 1, 0)
+			clk.Add(time.Hour)
+			runOnce(t, w, 0, 0)
+			if n := len(srv.Messages()); n != 1 || ob.get(1).state != "sent" || !slices.Equal(obs.sent, []int64{1}) {
+				t.Fatalf("%d messages delivered, state %s, observer %v", n, ob.get(1).state, obs.sent)
+			}
+		})
 	}
 }

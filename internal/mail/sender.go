@@ -3,15 +3,18 @@
 // Sender delivers one Message over SMTP with github.com/wneessen/go-mail:
 // STARTTLS (mandatory: a server that does not offer it gets nothing, not even
 // credentials), implicit TLS, or, only where explicitly allowed, plain text;
-// AUTH PLAIN, LOGIN or CRAM-MD5. Its errors say what failed and are
-// classified by IsPermanent so that the caller can tell a message the server
-// refused (5xx: unknown recipient, authentication failed) from one that may
-// go through later (connection refused, 4xx, timeouts). Passwords never
-// appear in errors or logs.
+// AUTH PLAIN, LOGIN or CRAM-MD5. Its errors say what failed and carry a Class
+// so that the caller can tell three kinds of failure apart: a temporary one
+// (connection refused, 4xx, timeouts), a configuration one that an admin has
+// to fix (authentication refused, no STARTTLS, a certificate not trusted, a
+// policy refusal) and a definitive refusal of the message itself (an unknown
+// recipient). Only the last one ends a mail; the first two are retried.
+// Passwords never appear in errors or logs.
 //
 // Worker drains the outbox: every e-mail is first stored, then sent by
 // RunOnce with retries and exponential backoff, so that nothing is lost while
-// the SMTP server is down. The store itself (PostgreSQL) lives in
+// the SMTP server is down or refuses the configuration; only a Refused mail
+// ends, and an Observer hears of every failure as it happens. The store itself (PostgreSQL) lives in
 // internal/store and implements the Outbox interface defined here.
 package mail
 
@@ -211,6 +214,25 @@ func (c Config) validate() error {
 	return nil
 }
 
+// Class is the kind of a send failure: what should happen to the mail.
+type Class string
+
+const (
+	// Temporary failures (connection refused or lost, 4xx replies,
+	// timeouts) go away by themselves: retry with backoff.
+	Temporary Class = "temporary"
+	// Configuration failures need an admin: the server refused the
+	// credentials, does not offer STARTTLS, presents a certificate that is
+	// not trusted, or refused the sender or message by policy (5.7.x,
+	// 530, 554 greeting, 552 size). The mail is kept and retried with
+	// backoff, and an admin is alerted at once.
+	Configuration Class = "configuration"
+	// Refused is a definitive refusal of this mail: a recipient the server
+	// says does not exist (550 5.1.1), or a message that cannot be built.
+	// Sending it again fails the same way; the mail ends, with an alert.
+	Refused Class = "refused"
+)
+
 // Error is what Send returns when a message was not delivered.
 type Error struct {
 	// Addr is the server, host:port.
@@ -219,9 +241,17 @@ type Error struct {
 	Reason string
 	// Code is the SMTP reply code, 0 when the server did not answer one.
 	Code int
-	// Permanent is true when sending the message again will fail the same
-	// way until someone changes it or the configuration; see IsPermanent.
+	// Class says what should happen to the mail; see ClassOf.
+	Class Class
+	// Permanent is true when the mail is refused for good (Class Refused);
+	// see IsPermanent.
 	Permanent bool
+	// Refused lists the recipients the server refused for good, when it
+	// named them (Class Refused, reason "recipient refused").
+	Refused []string
+	// DeliveredTo lists the other recipients, to whom the message was
+	// delivered after the refusal: the mail is sent, except to Refused.
+	DeliveredTo []string
 
 	detail string // the server's reply or the cause, password removed
 	err    error
@@ -232,21 +262,52 @@ func (e *Error) Error() string {
 	if e.detail != "" {
 		s += " (" + e.detail + ")"
 	}
+	if len(e.DeliveredTo) > 0 {
+		s += "; delivered to the other recipients: " + strings.Join(e.DeliveredTo, ", ")
+	}
 	return s
+}
+
+// PartlyDelivered reports whether err refused some recipients for good but
+// the message was delivered to all the others: the mail is sent.
+func PartlyDelivered(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && len(e.DeliveredTo) > 0
+}
+
+// RefusedRecipients returns the recipients err refused for good, when the
+// server named them.
+func RefusedRecipients(err error) []string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Refused
+	}
+	return nil
 }
 
 func (e *Error) Unwrap() error { return e.err }
 
-// IsPermanent reports whether err says the message cannot be delivered as it
-// is: the server answered 5xx (unknown recipient, authentication failed,
-// message refused), or the connection cannot be made safe (the server does
-// not offer STARTTLS, its certificate is not trusted) or the message or AUTH
-// mechanism is not acceptable. Everything else (connection refused or lost,
-// 4xx replies, timeouts, cancellation) is temporary and worth retrying, as is
-// any error that is not from Sender.
+// IsPermanent reports whether err refuses the mail for good (Class Refused):
+// a recipient the server does not know, or a message that cannot be built.
+// An authentication, TLS or policy refusal is not permanent: it is a
+// Configuration failure, fixed by an admin, after which the same mail goes
+// through.
 func IsPermanent(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Permanent
+	return errors.As(err, &e) && e.Class == Refused
+}
+
+// ClassOf returns the class of a send failure. Errors that are not from
+// Sender (cancellation, ...) are Temporary; nil is "".
+func ClassOf(err error) Class {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Class != "" {
+		return e.Class
+	}
+	return Temporary
 }
 
 // Send delivers m over a new SMTP connection. It returns once the server
@@ -255,7 +316,7 @@ func IsPermanent(err error) bool {
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg, err := s.build(m)
 	if err != nil {
-		return s.fail("message invalid", 0, true, err)
+		return s.fail("message invalid", 0, Refused, err)
 	}
 
 	d := &dialer{s: s, outer: ctx}
@@ -263,7 +324,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	auth := s.auth()
 	client, err := gomail.NewClient(s.cfg.Host, s.options(d, auth)...)
 	if err != nil {
-		return s.fail("configuring SMTP client", 0, true, err)
+		return s.fail("configuring SMTP client", 0, Configuration, err)
 	}
 
 	sc, err := client.DialToSMTPClientWithContext(ctx)
@@ -274,7 +335,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		if client.CloseWithSMTPClient(sc) != nil {
 			_ = sc.Close()
 		}
-		return s.classifySend(ctx, err)
+		return s.sendToOthers(ctx, m, s.classifySend(ctx, err))
 	}
 	// Delivered. A failing QUIT changes nothing about that; reporting it
 	// would make the outbox send the message again.
@@ -284,6 +345,42 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 	s.logger.Debug("mail sent", "server", s.addr, "message_id", msg.GetMessageID(), "recipients", len(m.To))
 	return nil
 }
+
+// sendToOthers delivers m to the recipients the server did not refuse, when
+// err refused only some of them for good: one unknown address among the
+// admins must not keep the mail from the others. The result says both.
+func (s *Sender) sendToOthers(ctx context.Context, m Message, err error) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Class != Refused || len(e.Refused) == 0 {
+		return err
+	}
+	var rest []string
+	for _, to := range m.To {
+		if !slices.ContainsFunc(e.Refused, func(r string) bool { return sameAddress(r, to) }) {
+			rest = append(rest, to)
+		}
+	}
+	if len(rest) == 0 || len(rest) == len(m.To) {
+		return err
+	}
+	m.To = rest
+	if err := s.Send(ctx, m); err != nil {
+		return err // retried later, to everyone: nothing was delivered
+	}
+	e.DeliveredTo = rest
+	return e
+}
+
+func sameAddress(a, b string) bool {
+	pa, err1 := netmail.ParseAddress(a)
+	pb, err2 := netmail.ParseAddress(b)
+	if err1 != nil || err2 != nil {
+		return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+	}
+	return strings.EqualFold(pa.Address, pb.Address)
+}
+
+var affectedRecipients = regexp.MustCompile(`, affected recipient\(s\): (.+?)(?:, affected message ID: \S*)?$`)
 
 func (s *Sender) build(m Message) (*gomail.Msg, error) {
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
@@ -457,18 +554,18 @@ func (s *Sender) classifySetup(ctx context.Context, err error, auth *trackedAuth
 	code := replyCode(err)
 	switch {
 	case isCertificateError(err):
-		return s.fail("TLS certificate not trusted", 0, true, err)
+		return s.fail("TLS certificate not trusted", 0, Configuration, err)
 	case ctx.Err() != nil:
-		return s.fail("interrupted", 0, false, context.Cause(ctx))
+		return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 	case errors.As(err, &df):
 		if isTimeout(err) {
-			return s.fail(df.reason+": timed out", 0, false, df.err)
+			return s.fail(df.reason+": timed out", 0, Temporary, df.err)
 		}
-		return s.fail(df.reason, 0, false, df.err)
+		return s.fail(df.reason, 0, Temporary, df.err)
 	case strings.Contains(err.Error(), "does not support STARTTLS"):
 		// go-mail has no sentinel for this; TestSTARTTLSNotOffered pins
 		// the wording.
-		return s.fail("server does not offer STARTTLS", 0, true, nil)
+		return s.fail("server does not offer STARTTLS", 0, Configuration, nil)
 	case auth != nil && auth.started:
 		if errors.Is(err, errMechanismNotOffered) {
 			detail := "server does not offer AUTH " + auth.mech
@@ -477,55 +574,89 @@ func (s *Sender) classifySetup(ctx context.Context, err error, auth *trackedAuth
 			} else {
 				detail += "; it offers no AUTH at all"
 			}
-			return s.fail("authentication failed", 0, true, errors.New(detail))
+			return s.fail("authentication failed", 0, Configuration, errors.New(detail))
 		}
 		if code == 0 {
-			return s.fail("connection lost during authentication", 0, false, err)
+			return s.fail("connection lost during authentication", 0, Temporary, err)
 		}
-		return s.fail("authentication failed", code, code >= 500, reply(err))
+		return s.fail("authentication failed", code, classFor(code, Configuration), reply(err))
 	case code != 0:
-		return s.fail("server refused the session", code, code >= 500, reply(err))
+		return s.fail("server refused the session", code, classFor(code, Configuration), reply(err))
 	case isTimeout(err):
-		return s.fail("timed out", 0, false, err)
+		return s.fail("timed out", 0, Temporary, err)
 	}
-	return s.fail("SMTP session failed", 0, false, err)
+	return s.fail("SMTP session failed", 0, Temporary, err)
 }
 
-// classifySend turns an error from MAIL, RCPT or DATA into an *Error.
+// classFor is Temporary for a 4xx reply and class for a 5xx one.
+func classFor(code int, class Class) Class {
+	if code >= 500 {
+		return class
+	}
+	return Temporary
+}
+
+var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
+
+// classifySend turns an error from MAIL, RCPT or DATA into an *Error. Only a
+// recipient refused with 5xx (other than a 5.7.x policy refusal, such as
+// "relaying denied") ends the mail; a refused sender or message is a matter
+// of configuration or policy that an admin can fix.
 func (s *Sender) classifySend(ctx context.Context, err error) error {
 	var se *gomail.SendError
 	if !errors.As(err, &se) {
 		if ctx.Err() != nil {
-			return s.fail("interrupted", 0, false, context.Cause(ctx))
+			return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 		}
-		return s.fail("sending failed", 0, false, err)
+		return s.fail("sending failed", 0, Temporary, err)
 	}
 	code := se.ErrorCode()
 	if code < 400 || code > 599 {
 		code = 0
 	}
-	reason := "sending failed"
+	detail := strings.TrimPrefix(se.Error(), se.Reason.String()+": ")
+	esc := se.EnhancedStatusCode()
+	if esc == "" {
+		esc = enhancedCode.FindString(detail)
+	}
+	policy := strings.HasPrefix(esc, "5.7.")
+	reason, class := "sending failed", Configuration
 	switch se.Reason {
 	case gomail.ErrSMTPMailFrom:
 		reason = "sender refused"
 	case gomail.ErrSMTPRcptTo:
 		reason = "recipient refused"
+		if !policy {
+			class = Refused
+		}
 	case gomail.ErrSMTPData, gomail.ErrSMTPDataClose:
 		reason = "message refused"
 	case gomail.ErrConnCheck, gomail.ErrWriteContent:
 		reason = "connection lost"
 	case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
-		return s.fail("message invalid", 0, true, err)
+		return s.fail("message invalid", 0, Refused, err)
 	}
 	if ctx.Err() != nil && code == 0 {
-		return s.fail("interrupted", 0, false, context.Cause(ctx))
+		return s.fail("interrupted", 0, Temporary, context.Cause(ctx))
 	}
-	detail := strings.TrimPrefix(se.Error(), se.Reason.String()+": ")
-	return s.fail(reason, code, code >= 500, errors.New(detail))
+	if code == 0 {
+		class = Temporary
+	}
+	e := s.fail(reason, code, classFor(code, class), errors.New(detail))
+	if e.Class == Refused && se.Reason == gomail.ErrSMTPRcptTo {
+		// go-mail names the refused recipients only in its text
+		// (TestPartlyRefusedRecipients pins it).
+		if m := affectedRecipients.FindStringSubmatch(detail); m != nil {
+			for _, r := range strings.Split(m[1], ", ") {
+				e.Refused = append(e.Refused, strings.TrimSuffix(strings.TrimPrefix(r, "<"), ">"))
+			}
+		}
+	}
+	return e
 }
 
-func (s *Sender) fail(reason string, code int, permanent bool, cause error) *Error {
-	e := &Error{Addr: s.addr, Reason: reason, Code: code, Permanent: permanent, err: cause}
+func (s *Sender) fail(reason string, code int, class Class, cause error) *Error {
+	e := &Error{Addr: s.addr, Reason: reason, Code: code, Class: class, Permanent: class == Refused, err: cause}
 	if cause != nil {
 		e.detail = s.scrub(readable(cause.Error()))
 	}

@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,9 +65,9 @@ func testMessage(id int64) mail.Message {
 	}
 }
 
-// checkErr fails unless err is a *mail.Error with the given permanence whose
-// text contains want, and proves the password is nowhere in it.
-func checkErr(t *testing.T, err error, permanent bool, want string) *mail.Error {
+// checkErr fails unless err is a *mail.Error of the given class whose text
+// contains want, and proves the password is nowhere in it.
+func checkErr(t *testing.T, err error, class mail.Class, want string) *mail.Error {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("Send succeeded, want an error containing %q", want)
@@ -76,8 +77,11 @@ func checkErr(t *testing.T, err error, permanent bool, want string) *mail.Error 
 	if !errors.As(err, &me) {
 		t.Fatalf("error %T %v is not a *mail.Error", err, err)
 	}
-	if got := mail.IsPermanent(err); got != permanent {
-		t.Errorf("IsPermanent = %v, want %v for %v", got, permanent, err)
+	if got := mail.ClassOf(err); got != class {
+		t.Errorf("ClassOf = %q, want %q for %v", got, class, err)
+	}
+	if got := mail.IsPermanent(err); got != (class == mail.Refused) {
+		t.Errorf("IsPermanent = %v for class %s", got, class)
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not contain %q", err, want)
@@ -177,7 +181,7 @@ func TestSTARTTLSRequiredButNotOffered(t *testing.T) {
 	// The server would even take the password in clear text.
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{AllowInsecureAuth: true}))
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), testMessage(1))
-	checkErr(t, err, true, "sending mail via "+srv.Addr()+": server does not offer STARTTLS")
+	checkErr(t, err, mail.Configuration, "sending mail via "+srv.Addr()+": server does not offer STARTTLS")
 	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("%d messages delivered in clear text", n)
 	}
@@ -187,7 +191,7 @@ func TestWrongPassword(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{STARTTLS: true, Username: user, Password: "something else", AuthRequired: true})
 	for _, auth := range []mail.AuthMode{mail.AuthPlain, mail.AuthLogin, mail.AuthCRAMMD5} {
 		err := newSender(t, configFor(srv, mail.TLSStartTLS, auth)).Send(context.Background(), testMessage(1))
-		me := checkErr(t, err, true, "sending mail via "+srv.Addr()+": authentication failed (535")
+		me := checkErr(t, err, mail.Configuration, "sending mail via "+srv.Addr()+": authentication failed (535")
 		if me.Code != 535 {
 			t.Errorf("%s: Code = %d", auth, me.Code)
 		}
@@ -200,27 +204,47 @@ func TestWrongPassword(t *testing.T) {
 func TestMechanismNotOffered(t *testing.T) {
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true, Mechanisms: []string{smtptest.CramMD5}}))
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthLogin)).Send(context.Background(), testMessage(1))
-	checkErr(t, err, true, "authentication failed (server does not offer AUTH LOGIN; it offers CRAM-MD5)")
+	checkErr(t, err, mail.Configuration, "authentication failed (server does not offer AUTH LOGIN; it offers CRAM-MD5)")
 }
 
 func TestAuthRequiredButNotConfigured(t *testing.T) {
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true, AuthRequired: true}))
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthNone)).Send(context.Background(), testMessage(1))
-	checkErr(t, err, true, "sender refused (530")
+	checkErr(t, err, mail.Configuration, "sender refused (530")
 }
 
 func TestUnknownRecipient(t *testing.T) {
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true}))
 	srv.RejectRecipient("nobody@provider.example")
 	m := testMessage(1)
-	m.To = []string{"ops@provider.example", "nobody@provider.example"}
+	m.To = []string{"nobody@provider.example"}
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), m)
-	me := checkErr(t, err, true, "recipient refused (550 5.1.1 no such user")
-	if me.Code != 550 || !strings.Contains(err.Error(), "nobody@provider.example") {
+	me := checkErr(t, err, mail.Refused, "recipient refused (550 5.1.1 no such user")
+	if me.Code != 550 || !strings.Contains(err.Error(), "nobody@provider.example") || mail.PartlyDelivered(err) {
 		t.Errorf("Code %d, error %q should name the recipient", me.Code, err)
 	}
 	if n := len(srv.Messages()); n != 0 {
 		t.Errorf("%d messages delivered", n)
+	}
+}
+
+// TestPartlyRefusedRecipients: one unknown address among the recipients
+// does not keep the mail from the others; the error names it, and says the
+// others got the mail.
+func TestPartlyRefusedRecipients(t *testing.T) {
+	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true}))
+	srv.RejectRecipient("nobody@provider.example")
+	m := testMessage(1)
+	m.To = []string{"ops@provider.example", "Nobody <nobody@provider.example>", "oncall@provider.example"}
+	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), m)
+	checkErr(t, err, mail.Refused, "recipient refused (550 5.1.1 no such user")
+	if !mail.PartlyDelivered(err) || !slices.Equal(mail.RefusedRecipients(err), []string{"nobody@provider.example"}) ||
+		!strings.Contains(err.Error(), "delivered to the other recipients: ops@provider.example, oncall@provider.example") {
+		t.Fatalf("error %q, refused %q", err, mail.RefusedRecipients(err))
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 || !slices.Equal(msgs[0].To, []string{"ops@provider.example", "oncall@provider.example"}) {
+		t.Fatalf("delivered %d messages: %+v", len(msgs), msgs)
 	}
 }
 
@@ -230,14 +254,14 @@ func TestServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthPlain)).Send(context.Background(), testMessage(1))
-	checkErr(t, err, false, "sending mail via "+srv.Addr()+": connecting failed")
+	checkErr(t, err, mail.Temporary, "sending mail via "+srv.Addr()+": connecting failed")
 }
 
 func TestTemporaryFailure(t *testing.T) {
 	srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: true}))
 	srv.FailNext(1)
 	s := newSender(t, configFor(srv, mail.TLSStartTLS, mail.AuthCRAMMD5))
-	me := checkErr(t, s.Send(context.Background(), testMessage(1)), false, "message refused (451 4.3.0")
+	me := checkErr(t, s.Send(context.Background(), testMessage(1)), mail.Temporary, "message refused (451 4.3.0")
 	if me.Code != 451 {
 		t.Errorf("Code = %d", me.Code)
 	}
@@ -254,7 +278,7 @@ func TestUntrustedCertificate(t *testing.T) {
 		srv := smtptest.Start(t, serverOpts(smtptest.Options{STARTTLS: mode == mail.TLSStartTLS, ImplicitTLS: mode == mail.TLSImplicit}))
 		cfg := configFor(srv, mode, mail.AuthPlain)
 		cfg.RootCAs = nil // system roots do not know the test certificate
-		checkErr(t, newSender(t, cfg).Send(context.Background(), testMessage(1)), true, "TLS certificate not trusted")
+		checkErr(t, newSender(t, cfg).Send(context.Background(), testMessage(1)), mail.Configuration, "TLS certificate not trusted")
 	}
 }
 
@@ -278,7 +302,7 @@ func TestTimeout(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	s := newSender(t, mail.Config{Host: "127.0.0.1", Port: port, TLS: mail.TLSStartTLS, From: "meter@provider.example", Timeout: 300 * time.Millisecond})
 	start := time.Now()
-	checkErr(t, s.Send(context.Background(), testMessage(1)), false, "")
+	checkErr(t, s.Send(context.Background(), testMessage(1)), mail.Temporary, "")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Send took %s with a 300ms timeout", d)
 	}
@@ -288,7 +312,7 @@ func TestTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	checkErr(t, s.Send(ctx, testMessage(1)), false, "interrupted (context deadline exceeded)")
+	checkErr(t, s.Send(ctx, testMessage(1)), mail.Temporary, "interrupted (context deadline exceeded)")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Send took %s after cancellation", d)
 	}
@@ -479,7 +503,7 @@ func TestInvalidMessageIsPermanent(t *testing.T) {
 	} {
 		m := testMessage(1)
 		edit(&m)
-		checkErr(t, s.Send(context.Background(), m), true, "message invalid")
+		checkErr(t, s.Send(context.Background(), m), mail.Refused, "message invalid")
 	}
 	if n := srv.Connections(); n != 0 {
 		t.Errorf("%d connections for invalid messages", n)
@@ -502,7 +526,7 @@ func TestIsPermanentOtherErrors(t *testing.T) {
 	if mail.IsPermanent(nil) || mail.IsPermanent(errors.New("x")) || mail.IsPermanent(context.Canceled) {
 		t.Error("non-Sender errors must be temporary")
 	}
-	wrapped := fmt.Errorf("outbox: %w", &mail.Error{Permanent: true})
+	wrapped := fmt.Errorf("outbox: %w", &mail.Error{Class: mail.Refused})
 	if !mail.IsPermanent(wrapped) {
 		t.Error("wrapped permanent error not recognised")
 	}

@@ -12,8 +12,11 @@
 // Every delivered message is captured with its envelope, its raw data and how
 // it arrived (TLS or not, which AUTH mechanism). Failures can be switched on
 // while a test runs: Down and Up close and reopen the listener on the same
-// port, RejectRecipient answers 550 to one address, and FailNext answers 451
-// to the next n messages.
+// port, RejectRecipient answers 550 to one address, FailNext answers 451
+// to the next n messages, RefuseAuth answers 535 to the next n AUTH
+// exchanges whatever the credentials, SetSTARTTLS stops or starts offering
+// STARTTLS, and RotateCertificate makes the server present a certificate
+// from a new CA.
 //
 // As in a real relay, AUTH is only advertised on a TLS connection unless
 // Options.AllowInsecureAuth is set.
@@ -80,6 +83,8 @@ type Options struct {
 
 	// Domain is the name in the greeting; default "smtptest.local".
 	Domain string
+	// MaxMessageBytes refuses larger messages with 552 5.3.4; default 32 MiB.
+	MaxMessageBytes int64
 	// Timeout is the server's read and write timeout per command; default 10s.
 	Timeout time.Duration
 }
@@ -104,23 +109,25 @@ type Message struct {
 // Server is a running SMTP test server. Its methods are safe for concurrent
 // use.
 type Server struct {
-	opts Options
-	cert *x509.Certificate
 	tls  *tls.Config
-	pool *x509.CertPool
 	addr string // 127.0.0.1:port, fixed for the server's life
 
-	mu        sync.Mutex
-	cond      *sync.Cond
-	msgs      []Message
-	rejected  map[string]bool
-	failNext  int
-	failCode  int
-	conns     int
-	srv       *smtp.Server
-	listener  net.Listener
-	serveDone chan struct{}
-	closed    bool
+	mu         sync.Mutex
+	opts       Options
+	cert       *x509.Certificate
+	pair       tls.Certificate
+	pool       *x509.CertPool
+	cond       *sync.Cond
+	msgs       []Message
+	rejected   map[string]bool
+	failNext   int
+	refuseAuth int
+	failCode   int
+	conns      int
+	srv        *smtp.Server
+	listener   net.Listener
+	serveDone  chan struct{}
+	closed     bool
 }
 
 // Start starts a server for the duration of the test and closes it in
@@ -161,12 +168,18 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		cert:     leaf,
+		pair:     certificate,
 		pool:     x509.NewCertPool(),
 		rejected: map[string]bool{},
-		tls: &tls.Config{
-			Certificates: []tls.Certificate{certificate},
-			MinVersion:   tls.VersionTLS12,
+	}
+	s.tls = &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			c := s.pair
+			return &c, nil
 		},
+		MinVersion: tls.VersionTLS12,
 	}
 	s.pool.AddCert(leaf)
 	s.cond = sync.NewCond(&s.mu)
@@ -224,6 +237,9 @@ func (s *Server) serveLocked(l net.Listener) {
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.MaxMessageBytes = 32 << 20
+	if s.opts.MaxMessageBytes > 0 {
+		srv.MaxMessageBytes = s.opts.MaxMessageBytes
+	}
 	srv.MaxRecipients = 100
 	srv.AllowInsecureAuth = s.opts.AllowInsecureAuth
 	srv.ErrorLog = log.New(io.Discard, "", 0)
@@ -257,20 +273,106 @@ func (s *Server) Port() int {
 	return n
 }
 
-// Certificate returns the server's self-signed certificate.
-func (s *Server) Certificate() *x509.Certificate { return s.cert }
+// Certificate returns the server's current self-signed certificate.
+func (s *Server) Certificate() *x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
+}
 
-// CertPool returns a pool that trusts the server's certificate, for a
-// client's RootCAs.
-func (s *Server) CertPool() *x509.CertPool { return s.pool }
+// CertPool returns a pool that trusts the server's current certificate (and
+// only it), for a client's RootCAs.
+func (s *Server) CertPool() *x509.CertPool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pool
+}
 
-// Thumbprint returns the SHA-256 thumbprint of the certificate in the form
-// internal/tlsutil uses (upper-case hex pairs separated by colons).
-func (s *Server) Thumbprint() string { return tlsutil.Thumbprint(s.cert.Raw) }
+// Thumbprint returns the SHA-256 thumbprint of the current certificate in
+// the form internal/tlsutil uses (upper-case hex pairs separated by colons).
+func (s *Server) Thumbprint() string { return tlsutil.Thumbprint(s.Certificate().Raw) }
 
 // TLSConfig returns a client configuration that trusts the server.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{RootCAs: s.pool, ServerName: s.Host(), MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: s.CertPool(), ServerName: s.Host(), MinVersion: tls.VersionTLS12}
+}
+
+// RotateCertificate makes the server present a new self-signed certificate,
+// its own CA, from the next TLS handshake on: a client that trusts only the
+// old one (an old CertPool) refuses it, as when a relay's certificate is
+// renewed by another CA.
+func (s *Server) RotateCertificate() error {
+	pair, leaf, err := selfSigned()
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pair, s.cert, s.pool = pair, leaf, pool
+	return nil
+}
+
+// SetSTARTTLS makes the plain listener offer STARTTLS (on) or not (off) to
+// the sessions that start from now on, as a relay whose TLS was switched off
+// by mistake and then on again. It is an error on an implicit TLS server.
+func (s *Server) SetSTARTTLS(on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.ImplicitTLS {
+		return errors.New("smtptest: SetSTARTTLS on an implicit TLS server")
+	}
+	if s.opts.STARTTLS == on {
+		return nil
+	}
+	s.opts.STARTTLS = on
+	return s.restartLocked()
+}
+
+// SetMaxMessageBytes changes the size limit (see Options.MaxMessageBytes)
+// for the sessions that start from now on, as an admin who raised it.
+func (s *Server) SetMaxMessageBytes(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.MaxMessageBytes = n
+	return s.restartLocked()
+}
+
+// restartLocked restarts a running server on the same port so that it
+// takes changed options: go-smtp holds them in its server.
+func (s *Server) restartLocked() error {
+	if s.srv == nil || s.closed {
+		return nil // Up starts with the new setting
+	}
+	l := s.addr
+	if err := s.downLocked(); err != nil {
+		return err
+	}
+	var (
+		ln  net.Listener
+		err error
+	)
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", l); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("smtptest: reopening %s: %w", l, err)
+	}
+	s.serveLocked(ln)
+	return nil
+}
+
+// RefuseAuth makes the next n AUTH exchanges fail with "535 5.7.8
+// Authentication credentials invalid", whatever the credentials, as a relay
+// whose directory refused the account for a while.
+func (s *Server) RefuseAuth(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseAuth = n
 }
 
 // Down closes the listener and every open connection: connecting is refused
@@ -433,7 +535,13 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	check := func(user, pass string) error {
-		if user != ss.s.opts.Username || pass != ss.s.opts.Password {
+		ss.s.mu.Lock()
+		refuse := ss.s.refuseAuth > 0
+		if refuse {
+			ss.s.refuseAuth--
+		}
+		ss.s.mu.Unlock()
+		if refuse || user != ss.s.opts.Username || pass != ss.s.opts.Password {
 			return smtp.ErrAuthFailed
 		}
 		ss.mech, ss.user = mech, user
@@ -458,7 +566,13 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 			mac := hmac.New(md5.New, []byte(ss.s.opts.Password))
 			mac.Write(cs.challenge)
 			want := hex.EncodeToString(mac.Sum(nil))
-			if user != ss.s.opts.Username || !hmac.Equal([]byte(want), []byte(strings.ToLower(digest))) {
+			ss.s.mu.Lock()
+			refuse := ss.s.refuseAuth > 0
+			if refuse {
+				ss.s.refuseAuth--
+			}
+			ss.s.mu.Unlock()
+			if refuse || user != ss.s.opts.Username || !hmac.Equal([]byte(want), []byte(strings.ToLower(digest))) {
 				return smtp.ErrAuthFailed
 			}
 			ss.mech, ss.user = mech, user

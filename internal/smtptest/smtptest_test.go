@@ -287,3 +287,72 @@ func TestWaitForTimesOut(t *testing.T) {
 		t.Errorf("WaitFor returned after %s", d)
 	}
 }
+
+func TestRefuseAuthThenAccept(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{Username: "u", Password: "p", AllowInsecureAuth: true})
+	s.RefuseAuth(1)
+	c := dial(t, s, false)
+	if err := c.Auth(gsmtp.PlainAuth("", "u", "p", s.Host(), true)); code(err) != 535 {
+		t.Fatalf("first AUTH with the right password: %v, want 535", err)
+	}
+	c = dial(t, s, false)
+	if err := c.Auth(gsmtp.PlainAuth("", "u", "p", s.Host(), true)); err != nil {
+		t.Fatalf("second AUTH: %v", err)
+	}
+}
+
+func TestSetSTARTTLS(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{STARTTLS: true})
+	if err := s.SetSTARTTLS(false); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := dial(t, s, false).Extension("STARTTLS"); ok {
+		t.Fatal("STARTTLS offered after SetSTARTTLS(false)")
+	}
+	if err := s.SetSTARTTLS(true); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, false)
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		t.Fatal("STARTTLS not offered after SetSTARTTLS(true)")
+	}
+	if err := c.StartTLS(s.TLSConfig()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRotateCertificate(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{ImplicitTLS: true})
+	old := s.TLSConfig()
+	oldPrint := s.Thumbprint()
+	if err := s.RotateCertificate(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Thumbprint() == oldPrint {
+		t.Fatal("thumbprint unchanged")
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if conn, err := tls.DialWithDialer(d, "tcp", s.Addr(), old); err == nil {
+		conn.Close()
+		t.Fatal("the old CA still verifies the new certificate")
+	}
+	conn, err := tls.DialWithDialer(d, "tcp", s.Addr(), s.TLSConfig())
+	if err != nil {
+		t.Fatalf("the new CA: %v", err)
+	}
+	conn.Close()
+}
+
+func TestSetMaxMessageBytes(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{MaxMessageBytes: 100})
+	big := body + strings.Repeat("x", 200) + "\r\n"
+	if err := send(dial(t, s, false), "a@example.org", []string{"b@example.org"}, big); code(err) != 552 {
+		t.Fatalf("a message over the limit: %v, want 552", err)
+	}
+	if err := s.SetMaxMessageBytes(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(dial(t, s, false), "a@example.org", []string{"b@example.org"}, big); err != nil {
+		t.Fatalf("after raising the limit: %v", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,8 +29,27 @@ type ChannelStatus struct {
 	Detail   string    `json:"detail,omitempty"` // e.g. "outbox 12", "HTTP 201"
 }
 
-// Done reports whether the channel needs no further attempt.
+// Done reports whether the channel needs no further attempt from the
+// report: it was delivered, or (e-mail) it is in the outbox, whose worker
+// retries it. Queued is not delivered: see Delivered.
 func (c ChannelStatus) Done() bool { return c.State == ChannelQueued || c.State == ChannelSent }
+
+// Delivered reports whether the report reached the other side on the channel.
+func (c ChannelStatus) Delivered() bool { return c.State == ChannelSent }
+
+// OutboxID is the outbox mail of an e-mail channel ("outbox ID" in Detail),
+// 0 when none.
+func (c ChannelStatus) OutboxID() int64 {
+	s, ok := strings.CutPrefix(c.Detail, "outbox ")
+	if !ok {
+		return 0
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
+}
 
 // Report is one stored version of a monthly report.
 type Report struct {
@@ -132,10 +153,105 @@ func (s *Store) SetReportChannel(ctx context.Context, id int64, channel string, 
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE reports SET channels = jsonb_set(channels, ARRAY[$2::text], $3::jsonb) WHERE id = $1`, id, channel, b)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("report %d: %w", id, ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("recording report %d channel %s: %w", id, channel, err)
 	}
-	return err
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("report %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ReportMailKey is the outbox dedup key of report id's mail on channel.
+func ReportMailKey(id int64, channel string) string {
+	return fmt.Sprintf("report:%d:%s", id, channel)
+}
+
+// QueueReportMail queues the mail of report id on channel and records the
+// channel's status in one transaction, so that a crash leaves either both
+// or neither. The mail is keyed by (report, channel): if it is in the
+// outbox already (a retry after a crash, a second daemon), that mail is
+// kept and its id returned, not a second one. A mail refused for good
+// before is set aside (its key renamed) and a new one queued: the admin
+// asked again, after fixing the recipients. st.Detail is set to
+// "outbox ID".
+func (s *Store) QueueReportMail(ctx context.Context, id int64, channel string, m Mail, st ChannelStatus) (int64, error) {
+	key := ReportMailKey(id, channel)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queueing report mail: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Lock the report row: concurrent deliveries of one report queue one
+	// mail, one after the other.
+	if err := tx.QueryRow(ctx, `SELECT id FROM reports WHERE id = $1 FOR UPDATE`, id).Scan(new(int64)); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, fmt.Errorf("report %d: %w", id, ErrNotFound)
+		}
+		return 0, fmt.Errorf("locking report %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET dedup_key = dedup_key || ':refused:' || id WHERE dedup_key = $1 AND state = 'failed'`, key); err != nil {
+		return 0, fmt.Errorf("setting aside the refused report mail: %w", err)
+	}
+	m.DedupKey = key
+	mid, err := enqueueTx(ctx, tx, m)
+	if err != nil {
+		return 0, err
+	}
+	st.Detail = "outbox " + strconv.FormatInt(mid, 10)
+	b, err := json.Marshal(st)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE reports SET channels = jsonb_set(channels, ARRAY[$2::text], $3::jsonb) WHERE id = $1`, id, channel, b); err != nil {
+		return 0, fmt.Errorf("recording report %d channel %s: %w", id, channel, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("queueing report mail: %w", err)
+	}
+	return mid, nil
+}
+
+// FollowOutbox brings the channels of rep that went through the outbox up to
+// date with their mail: sent once the worker delivered it, failed (with the
+// server's answer) once it was refused for good, still queued otherwise,
+// with the last error of a mail that is being retried. Changes of state are
+// recorded in the reports table; the updated report is returned.
+func (s *Store) FollowOutbox(ctx context.Context, rep Report) (Report, error) {
+	for name, c := range rep.Channels {
+		id := c.OutboxID()
+		if id == 0 || c.State != ChannelQueued {
+			continue
+		}
+		m, err := s.MailStatus(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			// Retention removes only mails sent long ago.
+			m = Mail{State: MailSent}
+			err = nil
+		}
+		if err != nil {
+			return rep, fmt.Errorf("following report %d into the outbox: %w", rep.ID, err)
+		}
+		next := c
+		switch m.State {
+		case MailSent:
+			next.State, next.Error = ChannelSent, ""
+			if m.SentAt != nil {
+				next.At = *m.SentAt
+			}
+		case MailFailed:
+			next.State, next.Error = ChannelFailed, m.LastError
+		default:
+			next.Error = m.LastError
+		}
+		if next.State != c.State {
+			if err := s.SetReportChannel(ctx, rep.ID, name, next); err != nil {
+				return rep, err
+			}
+		}
+		rep.Channels[name] = next
+	}
+	return rep, nil
 }
 
 // ReadAppliance returns the appliance row without creating it or checking

@@ -320,7 +320,7 @@ func TestOutbox(t *testing.T) {
 	if again, _ := s.ClaimMail(ctx, now, 10, time.Minute); len(again) != 0 {
 		t.Fatalf("claimed twice: %+v", again)
 	}
-	if err := s.MarkMailFailed(ctx, id, "connection refused", now.Add(2*time.Minute), false); err != nil {
+	if err := s.MarkMailFailed(ctx, id, "connection refused", now.Add(2*time.Minute), store.MailTemporary); err != nil {
 		t.Fatal(err)
 	}
 	if early, _ := s.ClaimMail(ctx, now.Add(time.Minute), 10, time.Minute); len(early) != 0 {
@@ -351,5 +351,144 @@ func assertSpans(t *testing.T, got, want []spanView) {
 	t.Helper()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("spans:\n got  %v\n want %v", got, want)
+	}
+}
+
+// TestOutboxFailureClasses: a configuration failure keeps the mail queued
+// (counted as misconfigured); only a refusal ends it.
+func TestOutboxFailureClasses(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, _ := s.EnqueueMail(ctx, store.Mail{Kind: "alert", To: []string{"ops@example.com"}, Subject: "a", Text: "t", CreatedAt: now})
+	b, _ := s.EnqueueMail(ctx, store.Mail{Kind: "alert", To: []string{"gone@example.com"}, Subject: "b", Text: "t", CreatedAt: now})
+	if got, err := s.ClaimMail(ctx, now, 10, time.Minute); err != nil || len(got) != 2 {
+		t.Fatalf("claim: %d %v", len(got), err)
+	}
+	if err := s.MarkMailFailed(ctx, a, "authentication failed (535)", now.Add(time.Minute), store.MailConfiguration); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkMailFailed(ctx, b, "recipient refused (550 5.1.1)", now.Add(time.Minute), store.MailRefused); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkMailFailed(ctx, b, "x", now, "permanent"); err == nil {
+		t.Fatal("an unknown failure class was recorded")
+	}
+	st, err := s.OutboxStats(ctx)
+	if err != nil || st.Queued != 1 || st.Misconfigured != 1 || st.Failed != 1 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+	if m, _ := s.MailStatus(ctx, a); m.State != store.MailQueued || m.Failure != store.MailConfiguration {
+		t.Fatalf("configuration failure: %+v", m)
+	}
+	if m, _ := s.MailStatus(ctx, b); m.State != store.MailFailed || m.Failure != store.MailRefused {
+		t.Fatalf("refusal: %+v", m)
+	}
+	// After a restart the configuration failures are due at once.
+	if n, err := s.RetryMisconfiguredNow(ctx, now); err != nil || n != 1 {
+		t.Fatalf("RetryMisconfiguredNow: %d %v", n, err)
+	}
+	if got, _ := s.ClaimMail(ctx, now, 10, time.Minute); len(got) != 1 || got[0].ID != a {
+		t.Fatalf("not due after RetryMisconfiguredNow: %+v", got)
+	}
+	if err := s.MarkMailFailed(ctx, a, "authentication failed (535)", now.Add(time.Minute), store.MailConfiguration); err != nil {
+		t.Fatal(err)
+	}
+	// report send claims it at once, before its next attempt is due.
+	m, ok, err := s.ClaimMailByID(ctx, a, now, time.Minute)
+	if err != nil || !ok || m.ID != a || m.Attempts != 3 {
+		t.Fatalf("claim by id: %+v %v %v", m, ok, err)
+	}
+	if _, ok, _ := s.ClaimMailByID(ctx, a, now, time.Minute); ok {
+		t.Fatal("claimed by id while leased")
+	}
+	if _, ok, _ := s.ClaimMailByID(ctx, b, now, time.Minute); ok {
+		t.Fatal("a refused mail was claimed")
+	}
+	if err := s.MarkMailSent(ctx, a, now); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.MailStatus(ctx, a); m.State != store.MailSent || m.Failure != "" || m.LastError != "" {
+		t.Fatalf("sent: %+v", m)
+	}
+}
+
+// TestEnqueueDedupKey: a mail queued again under the same key is the same
+// mail.
+func TestEnqueueDedupKey(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	m := store.Mail{Kind: "report", To: []string{"b@example.com"}, Subject: "r", Text: "t", DedupKey: "report:1:email"}
+	a, err := s.EnqueueMail(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.EnqueueMail(ctx, m)
+	if err != nil || b != a {
+		t.Fatalf("second enqueue: %d %v, want %d", b, err, a)
+	}
+	st, _ := s.OutboxStats(ctx)
+	if st.Queued != 1 {
+		t.Fatalf("%d queued", st.Queued)
+	}
+}
+
+// TestQueueReportMail: the report's mail and its channel status are written
+// together; a retry (after a crash, or a second daemon) finds the mail; a
+// mail refused for good is set aside and a new one queued.
+func TestQueueReportMail(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	rep, err := s.InsertReport(ctx, store.Report{Month: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Version: 1, RulesVersion: "r", FiguresSHA256: "f", BundleSHA256: "b", Path: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := store.Mail{Kind: "report", To: []string{"b@example.com"}, Subject: "r", Text: "t"}
+	st := store.ChannelStatus{State: store.ChannelQueued, Attempts: 1}
+	id, err := s.QueueReportMail(ctx, rep.ID, "email", m, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.ReportByID(ctx, rep.ID)
+	if c := got.Channels["email"]; c.State != store.ChannelQueued || c.OutboxID() != id {
+		t.Fatalf("channel %+v, outbox %d", c, id)
+	}
+	// The channel record lost (a crash before it, in the old code): the
+	// retry finds the mail instead of queueing another.
+	if err := s.SetReportChannel(ctx, rep.ID, "email", store.ChannelStatus{State: store.ChannelPending}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.QueueReportMail(ctx, rep.ID, "email", m, st); err != nil || again != id {
+		t.Fatalf("retry queued %d (%v), want %d", again, err, id)
+	}
+	// Refused for good: asked again, a new mail.
+	if _, err := s.ClaimMail(ctx, time.Now(), 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkMailFailed(ctx, id, "recipient refused", time.Now(), store.MailRefused); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.QueueReportMail(ctx, rep.ID, "email", m, st)
+	if err != nil || next == id {
+		t.Fatalf("after a refusal: %d %v", next, err)
+	}
+	if _, err := s.QueueReportMail(ctx, 999, "email", m, st); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown report: %v", err)
+	}
+}
+
+// TestClaimMailKey: one claim per window, whoever asks.
+func TestClaimMailKey(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if ok, err := s.ClaimMailKey(ctx, "database_down", "a", now, 24*time.Hour); err != nil || !ok {
+		t.Fatalf("first claim: %v %v", ok, err)
+	}
+	if ok, _ := s.ClaimMailKey(ctx, "database_down", "b", now.Add(time.Minute), 24*time.Hour); ok {
+		t.Fatal("second daemon claimed the same mail")
+	}
+	if ok, _ := s.ClaimMailKey(ctx, "database_down", "b", now.Add(25*time.Hour), 24*time.Hour); !ok {
+		t.Fatal("no reminder after the window")
 	}
 }
