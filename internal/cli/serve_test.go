@@ -280,6 +280,23 @@ func TestServeBadInput(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
 	})
+	t.Run("config check rejects a port serve cannot listen on", func(t *testing.T) {
+		cfg := writeConfig(t, t.TempDir(), "")
+		b, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "127.0.0.1:0", "127.0.0.1:80800", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out := run("config", "check", "--config", cfg)
+		if code != 1 || !strings.Contains(out, `http.listen: port "80800" must be a number between 0 and 65535`) {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("wrong type names the key", func(t *testing.T) {
+		code, out := run("config", "check", "--config", writeConfig(t, t.TempDir(), "retention:\n  months: forever\n"))
+		if code != 1 || !strings.Contains(out, "retention.months: cannot unmarshal !!str `forever` into int (line 15)") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
 	t.Run("unknown command", func(t *testing.T) {
 		code, out := run("frobnicate")
 		if code != 2 || !strings.Contains(out, `unknown command "frobnicate"`) {
