@@ -197,6 +197,11 @@ func (d *daemon) databaseJob(ctx context.Context) {
 		return
 	}
 	d.dbDownSince = time.Time{}
+	if n, err := d.app.Store.CloseRemovedProductAlerts(ctx, d.now()); err != nil {
+		d.app.Log.Error("closing alerts of removed products", "err", err)
+	} else if n > 0 {
+		d.app.Log.Info("closed alerts of removed products", "count", n)
+	}
 	if n, err := d.fallback.Flush(ctx, d.app.Store); err != nil {
 		d.app.Log.Error("recording spilled alerts", "err", err)
 	} else if n > 0 {

@@ -353,3 +353,44 @@ func assertSpans(t *testing.T, got, want []spanView) {
 		t.Fatalf("spans:\n got  %v\n want %v", got, want)
 	}
 }
+
+// TestRemovedProductAlertsClosed: removing a product closes its open alerts,
+// whether it is deleted (no usage) or kept for its history; an alert raised
+// by a collection still running at the removal is closed by the sweep.
+func TestRemovedProductAlertsClosed(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	unused, used, other := addProduct(t, s), addProduct(t, s), addProduct(t, s)
+	collect(t, s, used, hour(0), vm("a", 1024, "x"))
+	raise := func(pid int64) {
+		t.Helper()
+		key := fmt.Sprintf("collection_failed:%d", pid)
+		if _, err := s.RaiseAlert(ctx, store.Alert{Key: key, Kind: "collection_failed", ProductID: pid, OpenedAt: hour(1), LastError: "boom"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pid := range []int64{unused, used, other} {
+		raise(pid)
+	}
+	if deleted, err := s.RemoveProduct(ctx, unused, hour(2)); err != nil || !deleted {
+		t.Fatalf("remove unused: %v %v", deleted, err)
+	}
+	if deleted, err := s.RemoveProduct(ctx, used, hour(2)); err != nil || deleted {
+		t.Fatalf("remove used: %v %v", deleted, err)
+	}
+	open, err := s.OpenAlerts(ctx)
+	if err != nil || len(open) != 1 || open[0].ProductID != other {
+		t.Fatalf("open alerts after removing two products: %+v %v", open, err)
+	}
+	// A collection that was running during the removal raises afterwards.
+	raise(used)
+	if n, err := s.CloseRemovedProductAlerts(ctx, hour(3)); err != nil || n != 1 {
+		t.Fatalf("sweep closed %d: %v", n, err)
+	}
+	if open, _ := s.OpenAlerts(ctx); len(open) != 1 || open[0].ProductID != other {
+		t.Fatalf("open alerts after the sweep: %+v", open)
+	}
+	if _, err := s.RemoveProduct(ctx, unused, hour(4)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("removing a deleted product: %v", err)
+	}
+}
