@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"path/filepath"
 	"strings"
@@ -48,6 +49,14 @@ func mailConfig(c config.SMTP) umail.Config {
 	}
 }
 
+// newFallback is the alert path that needs no database: the spill file in
+// data_dir and SMTP directly.
+func newFallback(cfg *config.Config, sender interface {
+	Send(ctx context.Context, m umail.Message) error
+}, log *slog.Logger, now func() time.Time) *alert.Fallback {
+	return &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: sender, Domain: mailDomain(cfg.SMTP.From), Log: log, Now: now}
+}
+
 // mailDomain is the domain of the sender address, for stable Message-IDs.
 func mailDomain(from string) string {
 	if a, err := mail.ParseAddress(from); err == nil {
@@ -59,9 +68,11 @@ func mailDomain(from string) string {
 }
 
 type daemonOptions struct {
-	now     func() time.Time
-	factory scheduler.Factory
-	sender  interface {
+	now      func() time.Time
+	catchUp  time.Duration // between catch-up ticks; default a minute
+	fallback *alert.Fallback
+	factory  scheduler.Factory
+	sender   interface {
 		Send(ctx context.Context, m umail.Message) error
 	}
 }
@@ -84,7 +95,10 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	}
 	domain := mailDomain(cfg.SMTP.From)
 	d := &daemon{app: app, now: o.now}
-	d.fallback = &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: o.sender, Domain: domain, Log: app.Log, Now: o.now}
+	d.fallback = o.fallback
+	if d.fallback == nil {
+		d.fallback = newFallback(cfg, o.sender, app.Log, o.now)
+	}
 	d.engine = &alert.Engine{
 		Store: app.Store, Log: app.Log, Now: o.now, Appliance: app.Appliance.ID, Fallback: d.fallback,
 		Rules: alert.Rules{To: cfg.Alerts.To, FailureThreshold: cfg.Alerts.FailureThreshold, Reminder: cfg.Alerts.ReminderInterval.D(), DeactivateAfter: cfg.Alerts.DeactivateAfter},
@@ -98,7 +112,7 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	}
 	d.sched = scheduler.New(scheduler.Config{
 		Minute: cfg.Collection.Minute, Concurrency: cfg.Collection.Concurrency, Timeout: cfg.Collection.Timeout.D(),
-		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries,
+		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries, CatchUp: o.catchUp,
 	}, app.Store, app.Log, opts...)
 	d.worker = &umail.Worker{Outbox: storeOutbox{st: app.Store, domain: domain}, Sender: o.sender, Now: o.now, Logger: app.Log}
 
@@ -195,6 +209,11 @@ func (d *daemon) databaseJob(ctx context.Context) {
 			}, "database unreachable")
 		}
 		return
+	}
+	if !d.dbDownSince.IsZero() {
+		// Back: collect what the outage held up now, not at the next tick.
+		d.app.Log.Info("database reachable again", "down_since", d.dbDownSince.Format(time.RFC3339))
+		d.sched.Kick(ctx, false)
 	}
 	d.dbDownSince = time.Time{}
 	if n, err := d.app.Store.CloseRemovedProductAlerts(ctx, d.now()); err != nil {
