@@ -189,7 +189,11 @@ func (d *daemon) outboxJob(ctx context.Context) {
 	}
 }
 
-// databaseJob watches the database: after 5 minutes down, the admins are
+// databaseDownSubject is the subject of the database-down mail, the same at
+// start-up and later: the fallback sends one a day per subject.
+const databaseDownSubject = "[usagemeter] database unreachable: collection and reports stopped"
+
+// databaseJob watches the database: after alerts.database_down_after down, the admins are
 // told directly (the outbox lives in the database); when it is back, the
 // spilled alerts are recorded.
 func (d *daemon) databaseJob(ctx context.Context) {
@@ -200,10 +204,10 @@ func (d *daemon) databaseJob(ctx context.Context) {
 		if d.dbDownSince.IsZero() {
 			d.dbDownSince = d.now()
 		}
-		if d.now().Sub(d.dbDownSince) >= 5*time.Minute {
+		if d.now().Sub(d.dbDownSince) >= d.app.Config.Alerts.DatabaseDownAfter.D() {
 			d.fallback.Raise(ctx, store.Mail{
 				Kind: "alert:" + alert.KindDatabaseDown, To: d.app.Config.Alerts.To,
-				Subject: "[usagemeter] database unreachable: collection and reports stopped",
+				Subject: databaseDownSubject,
 				Text: fmt.Sprintf("usagemeter appliance %s cannot reach its database since %s: %v\n\nNo hour can be stored while it is down. Check the PostgreSQL service (or database.url).\n",
 					d.app.Appliance.ID, d.dbDownSince.Format(time.RFC1123), err),
 			}, "database unreachable")

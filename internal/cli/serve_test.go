@@ -97,6 +97,7 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 	}
 	d := &daemonProc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan error, 1)}
 	addrCh := make(chan string, 1)
+	readyCh := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -106,6 +107,9 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 			d.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				addrCh <- m[1]
+			}
+			if strings.Contains(line, "appliance ready") {
+				readyCh <- struct{}{}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -121,12 +125,19 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 			}
 		}
 	})
-	select {
-	case d.addr = <-addrCh:
-	case err := <-d.exited:
-		t.Fatalf("serve exited early: %v\n%s", err, d.log())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("serve did not come up in 90s:\n%s", d.log())
+	// The listener comes first (it answers while the database is awaited),
+	// then the appliance.
+	timeout := time.After(90 * time.Second)
+	for ready := false; d.addr == "" || !ready; {
+		select {
+		case d.addr = <-addrCh:
+		case <-readyCh:
+			ready = true
+		case err := <-d.exited:
+			t.Fatalf("serve exited early: %v\n%s", err, d.log())
+		case <-timeout:
+			t.Fatalf("serve did not come up in 90s:\n%s", d.log())
+		}
 	}
 	return d
 }

@@ -77,6 +77,9 @@ type Alerts struct {
 	ReminderInterval Duration `yaml:"reminder_interval"`
 	FailureThreshold int      `yaml:"failure_threshold"` // failed hours before the first mail
 	DeactivateAfter  int      `yaml:"deactivate_after"`  // consecutive failed hours before a product is deactivated
+	// DatabaseDownAfter is how long the database may be unreachable (also
+	// while the daemon starts) before the admins are mailed directly.
+	DatabaseDownAfter Duration `yaml:"database_down_after"`
 }
 
 // Report is the monthly usage report.
@@ -106,7 +109,7 @@ func Default() Config {
 		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
 		Collection: Collection{Minute: 5, Concurrency: 8, Timeout: Duration(10 * time.Minute), CallTimeout: Duration(60 * time.Second), Retries: 3},
 		SMTP:       SMTP{Port: 587, TLS: "starttls", Auth: "plain", Timeout: Duration(30 * time.Second)},
-		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720},
+		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720, DatabaseDownAfter: Duration(5 * time.Minute)},
 		Report:     Report{Anonymization: "hashed", Timezone: "UTC", Schedule: "0 2 1 * *"},
 		Retention:  Retention{Months: 36, SentMailDays: 90},
 		Log:        Log{Level: "info", Format: "text"},
@@ -410,6 +413,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Alerts.DeactivateAfter < 1 {
 		bad("alerts.deactivate_after", "must be at least 1 (hours)")
+	}
+	if d := c.Alerts.DatabaseDownAfter.D(); d <= 0 || d > time.Hour {
+		bad("alerts.database_down_after", "must be between 1s and 1h (got %s)", d)
 	}
 
 	r := c.Report

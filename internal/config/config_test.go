@@ -51,6 +51,7 @@ func TestBadConfigs(t *testing.T) {
 		{"report to without keys", good + "report:\n  to: [usage@aggregator.example]\n", "report.recipient_keys: must list at least one PGP public key file when report.to is set: reports are only sent encrypted"},
 		{"missing key file", good + "report:\n  recipient_keys: [/nonexistent/key.asc]\n", "report.recipient_keys[0]: stat /nonexistent/key.asc: no such file or directory"},
 		{"upload http", good + "report:\n  upload_url: http://x\n  upload_token: t\n", "report.upload_url: must be an https:// URL"},
+		{"database down alert never", strings.Replace(good, "  to: [ops@example.com]\n", "  to: [ops@example.com]\n  database_down_after: 0s\n", 1), "alerts.database_down_after: must be between 1s and 1h (got 0s)"},
 		{"log level", good + "log:\n  level: verbose\n", `log.level: must be debug, info, warn or error (got "verbose")`},
 		{"listen", good + "http:\n  listen: 8080\n", "http.listen: must be host:port"},
 		{"both passwords", good + "  password_file: /etc/pw\n", "smtp.password_file: set either smtp.password or smtp.password_file, not both"},
