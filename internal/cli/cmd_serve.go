@@ -118,9 +118,10 @@ func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpS
 		return err
 	}
 	app.Log.Info("appliance ready", "appliance", app.Appliance.ID)
-	d.Start(ctx)
-	// At once, not at the next tick: record what was spilled while waiting.
+	// At once, not at the next tick (and before the cron runs the same job):
+	// record what was spilled while waiting.
 	d.databaseJob(ctx)
+	d.Start(ctx)
 
 	select {
 	case <-ctx.Done():
