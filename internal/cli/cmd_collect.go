@@ -107,7 +107,7 @@ func printResult(e *Env, r scheduler.Result) {
 		if r.LeasedBy != "" {
 			who = " (" + r.LeasedBy + ")"
 		}
-		fmt.Fprintf(e.Stdout, "being collected by another daemon%s until %s; if that daemon died, the hour is collected again once the lease has run out\n", who, until)
+		fmt.Fprintf(e.Stdout, "being collected by another daemon until %s%s; if that daemon died, the hour is collected again once the lease has run out\n", until, who)
 		return
 	case r.Err != nil:
 		fmt.Fprintf(e.Stdout, "FAILED after %d attempts: %v\n", r.Attempts, r.Err)

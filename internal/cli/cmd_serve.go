@@ -197,7 +197,8 @@ func (h *daemonHealth) SchemaVersion(ctx context.Context) (int32, error) {
 // watchStartup mails the admins through the fallback (spill file and SMTP
 // directly: there is no outbox without the database) once the daemon has
 // waited alerts.database_down_after for its database, and logs it at error
-// level; the fallback sends it once a day at most. It ends with ctx.
+// level; the fallback sends it once a day at most, and an unsent one is
+// retried hourly. It ends with ctx.
 func watchStartup(ctx context.Context, cfg *config.Config, log *slog.Logger, h *daemonHealth, fb *alert.Fallback) {
 	after := cfg.Alerts.DatabaseDownAfter.D()
 	t := time.NewTimer(after)
@@ -220,6 +221,9 @@ func watchStartup(ctx context.Context, cfg *config.Config, log *slog.Logger, h *
 			Text: fmt.Sprintf("usagemeter on %s started at %s and is waiting for its database since: %v\n\nNothing is collected and no report is made while it is down. Check the PostgreSQL service (or database.url); /healthz says degraded until it answers.\n",
 				host, h.since.UTC().Format(time.RFC1123), err),
 		}, "database unreachable at start-up")
-		t.Reset(time.Minute)
+		// A sent mail is not repeated for a day (the fallback); one that
+		// could not be sent is spilled and tried again in an hour, not every
+		// minute (each spilled one is queued when the database returns).
+		t.Reset(time.Hour)
 	}
 }

@@ -179,7 +179,7 @@ alerts:
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if code != 1 || !strings.Contains(string(out), "being collected by another daemon") || !strings.Contains(string(out), " until "+hour.Format("2006-01-02T")) {
+	if code != 1 || !strings.Contains(string(out), "being collected by another daemon until "+hour.Format("2006-01-02T")) {
 		t.Fatalf("collect during the lease (exit %d):\n%s", code, out)
 	}
 
