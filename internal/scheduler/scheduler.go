@@ -108,6 +108,7 @@ type Scheduler struct {
 	inflight   map[int64]bool     // products this daemon is collecting now
 	misses     map[time.Time]miss // why the current hour could not be collected so far
 	gapsBefore time.Time          // hours before this were checked for gaps
+	failing    bool               // the last tick could not reach the store
 	sem        chan struct{}      // bounds the catch-up's collections
 
 	cron   *cron.Cron
@@ -119,7 +120,8 @@ type Scheduler struct {
 // miss is why a tick could not collect an hour (the database was down).
 type miss struct {
 	first, last time.Time
-	err         string
+	err         string // the last error
+	unreachable bool   // the database could not be reached
 }
 
 type cachedCollector struct {
@@ -425,23 +427,22 @@ func (s *Scheduler) CatchUp(ctx context.Context, force bool) []Result {
 	now := s.now().UTC()
 	hour := now.Truncate(time.Hour)
 	if err := s.recordGaps(ctx, hour); err != nil {
-		s.noteMiss(hour, err)
-		if ctx.Err() == nil {
-			s.log.Warn("catch-up: cannot check for missed hours", "err", err)
-		}
-		return nil
+		s.tickFailed(ctx, hour, fmt.Errorf("checking for missed hours: %w", err))
 	}
 	if !force && now.Minute() < s.cfg.Minute {
 		return nil
 	}
 	products, err := s.store.ProductsToCollect(ctx, hour)
 	if err != nil {
-		s.noteMiss(hour, err)
-		if ctx.Err() == nil {
-			s.log.Warn("catch-up: cannot list the products to collect", "hour", hour.Format(time.RFC3339), "err", err)
-		}
+		s.tickFailed(ctx, hour, fmt.Errorf("listing the products to collect: %w", err))
 		return nil
 	}
+	s.catchMu.Lock()
+	if s.failing {
+		s.failing = false
+		s.log.Info("catch-up: the database answers again", "hour", hour.Format(time.RFC3339))
+	}
+	s.catchMu.Unlock()
 	var (
 		mu      sync.Mutex
 		results []Result
@@ -475,8 +476,21 @@ func (s *Scheduler) CatchUp(ctx context.Context, force bool) []Result {
 	return results
 }
 
-// noteMiss remembers that hour could not be collected because of err (the
-// database), to name the cause if the hour ends uncollected.
+// tickFailed notes why a tick could not collect, and logs it once per
+// outage (the database watch alerts on the database itself).
+func (s *Scheduler) tickFailed(ctx context.Context, hour time.Time, err error) {
+	s.noteMiss(hour, err)
+	s.catchMu.Lock()
+	first := !s.failing
+	s.failing = true
+	s.catchMu.Unlock()
+	if first && ctx.Err() == nil {
+		s.log.Warn("catch-up: cannot collect until the database answers", "hour", hour.Format(time.RFC3339), "err", err)
+	}
+}
+
+// noteMiss remembers that hour could not be collected because of err, to
+// name the cause if the hour ends uncollected.
 func (s *Scheduler) noteMiss(hour time.Time, err error) {
 	now := s.now().UTC()
 	s.catchMu.Lock()
@@ -486,6 +500,7 @@ func (s *Scheduler) noteMiss(hour time.Time, err error) {
 		m.first = now
 	}
 	m.last, m.err = now, err.Error()
+	m.unreachable = m.unreachable || store.Unreachable(err)
 	s.misses[hour] = m
 }
 
@@ -497,8 +512,12 @@ func (s *Scheduler) cause(hour time.Time) string {
 	if !ok {
 		return "not collected before the hour ended: no collection was attempted (no usagemeter daemon was running, or it was started after the hour)"
 	}
-	return fmt.Sprintf("not collected before the hour ended: the database was unreachable (tried from %s to %s): %s",
-		m.first.Format("15:04:05 MST"), m.last.Format("15:04:05 MST"), m.err)
+	what := "the collection could not start"
+	if m.unreachable {
+		what = "the database was unreachable"
+	}
+	return fmt.Sprintf("not collected before the hour ended: %s (tried from %s to %s): %s",
+		what, m.first.Format("15:04:05 MST"), m.last.Format("15:04:05 MST"), m.err)
 }
 
 // recordGaps records the ended hours before hour that nobody collected:
@@ -550,8 +569,8 @@ func (s *Scheduler) tellGaps(ctx context.Context, gaps []store.Gap) {
 		}
 	}
 	for _, o := range s.observer {
-		if go_, ok := o.(GapObserver); ok {
-			go_.ObserveGaps(context.WithoutCancel(ctx), told)
+		if gobs, ok := o.(GapObserver); ok {
+			gobs.ObserveGaps(context.WithoutCancel(ctx), told)
 		}
 	}
 }
