@@ -257,6 +257,14 @@ func (a *App) connect(ctx context.Context, box *seal.Box) error {
 	url := a.Config.Database.URL.Reveal()
 	if url == "" {
 		dir := filepath.Join(a.Config.DataDir, "postgres")
+		if a.cluster != nil {
+			select {
+			case <-a.cluster.Exited():
+				a.Log.Warn("managed PostgreSQL exited while usagemeter waited for it; starting it again", "dir", dir)
+				a.cluster = nil
+			default:
+			}
+		}
 		if a.cluster == nil {
 			c, err := localpg.New(localpg.Options{Dir: dir})
 			if err != nil {
