@@ -215,7 +215,7 @@ func (e *Engine) ObserveGaps(ctx context.Context, gaps []scheduler.Gap) {
 		What:   "These hours ended before usagemeter could collect them. Each one is a gap in the monthly report (its manifest counts the missing hours per product):" + list.String(),
 		Action: "Fix the cause named for each hour (the database, the daemon's service). An ended hour cannot be collected any more; if the usage did not change since, an admin may record the present state as that hour with usagemeter collect --product ID --hour HOUR.",
 	})
-	key := fmt.Sprintf("%s:%d", KindHoursLost, now.UnixNano())
+	key := fmt.Sprintf("%s:%s", KindHoursLost, now.Format(time.RFC3339Nano)) // not "kind:<product id>"
 	var pid int64
 	if len(products) == 1 {
 		pid = first.Product.ID
