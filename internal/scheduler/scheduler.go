@@ -297,9 +297,12 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 	for attempt := 0; ; attempt++ {
 		claim, err := s.store.ClaimHour(ctx, p.ID, hour, s.owner, s.cfg.Lease)
 		if err != nil {
+			// The database, not the product: no run and no product alert (the
+			// database watch alerts); the catch-up collects the hour when the
+			// database answers again, or records it as a gap naming this.
 			r.Err = fmt.Errorf("claiming the hour: %w", err)
 			s.noteMiss(hour, r.Err)
-			break
+			return r
 		}
 		if !claim.Claimed {
 			if claim.State == store.RunDone {
