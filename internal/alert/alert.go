@@ -43,6 +43,7 @@ const (
 	// KindMailRefused: the SMTP server refused one mail for good (an
 	// unknown recipient); that mail ends.
 	KindMailRefused = "mail_refused"
+	KindHoursLost   = "hours_not_collected"
 )
 
 // Key is an alert's deduplication key.
@@ -80,8 +81,8 @@ func (e *Engine) now() time.Time {
 
 // Observe implements scheduler.Observer.
 func (e *Engine) Observe(ctx context.Context, r scheduler.Result) {
-	if r.Skipped != "" {
-		return
+	if r.Skipped != "" || r.Gap {
+		return // gaps are told together, by ObserveGaps
 	}
 	var err error
 	if r.Err == nil {
@@ -189,6 +190,54 @@ func (e *Engine) failed(ctx context.Context, r scheduler.Result) error {
 		}
 	}
 	return nil
+}
+
+// ObserveGaps implements scheduler.GapObserver: one mail naming every hour
+// that ended uncollected, product by product, with its cause. It is kept as
+// alert history (opened and closed at once: nothing can collect an ended
+// hour any more), and goes to the spill file and SMTP if the database fails.
+func (e *Engine) ObserveGaps(ctx context.Context, gaps []scheduler.Gap) {
+	if len(gaps) == 0 {
+		return
+	}
+	now := e.now()
+	var list strings.Builder
+	products := map[int64]bool{}
+	for _, g := range gaps {
+		products[g.Product.ID] = true
+		fmt.Fprintf(&list, "\n- %s, hour %s: %s", productName(g.Product), g.Hour.Format("2006-01-02 15:04 MST"), g.Cause)
+	}
+	first := gaps[0]
+	subject := fmt.Sprintf("[usagemeter] hour %s of %s not collected", first.Hour.Format("2006-01-02 15:04 MST"), productName(first.Product))
+	if len(gaps) > 1 {
+		subject = fmt.Sprintf("[usagemeter] %d hours of %d products not collected", len(gaps), len(products))
+	}
+	name := productName(first.Product)
+	if len(products) > 1 {
+		name = fmt.Sprintf("%d products", len(products))
+	}
+	m := e.mail(KindHoursLost, subject, mailData{
+		Product: name, Since: first.Hour, Now: now, Hours: len(gaps), State: "opened",
+		What:   "These hours ended before usagemeter could collect them. Each one is a gap in the monthly report (its manifest counts the missing hours per product):" + list.String(),
+		Action: "Fix the cause named for each hour (the database, the daemon's service). An ended hour cannot be collected any more; if the usage did not change since, an admin may record the present state as that hour with usagemeter collect --product ID --hour HOUR.",
+	})
+	key := fmt.Sprintf("%s:%s", KindHoursLost, now.Format(time.RFC3339Nano)) // not "kind:<product id>"
+	var pid int64
+	if len(products) == 1 {
+		pid = first.Product.ID
+	}
+	_, err := e.Store.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindHoursLost, ProductID: pid, OpenedAt: now, LastError: first.Cause, Failures: len(gaps)}, &m)
+	if err == nil {
+		_, err = e.Store.ResolveAlert(ctx, key, now, func(store.Alert) *store.Mail { return nil })
+	}
+	if err != nil {
+		e.Log.Error("alerting hours not collected", "gaps", len(gaps), "err", err)
+		if e.Fallback != nil {
+			e.Fallback.Raise(ctx, m, "hours not collected and the database is unreachable")
+		}
+		return
+	}
+	e.Log.Warn("alert: hours not collected", "gaps", len(gaps), "products", len(products))
 }
 
 func (e *Engine) collectionMail(p store.Product, lastErr string, since time.Time, hours int, state string) store.Mail {

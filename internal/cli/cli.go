@@ -183,6 +183,9 @@ func parseAndOpen(ctx context.Context, e *Env, fs *flag.FlagSet, cfgPath *string
 // openOptions shape openApp.
 type openOptions struct {
 	retry bool // keep retrying an unreachable database (serve)
+	// waiting, with retry, is told each failed attempt to reach the
+	// database (serve's /healthz and start-up alert).
+	waiting func(err error)
 }
 
 // openApp loads the config and brings up the database. It is what every
@@ -209,35 +212,18 @@ func openWithConfig(ctx context.Context, e *Env, cfg *config.Config, o openOptio
 	}
 	a.Box = box
 
-	url := cfg.Database.URL.Reveal()
-	if url == "" {
-		c, err := localpg.New(localpg.Options{Dir: filepath.Join(cfg.DataDir, "postgres")})
-		if err != nil {
-			return nil, fmt.Errorf("database.url is empty, so usagemeter runs its own PostgreSQL: %w", err)
-		}
-		fresh := !c.Initialized()
-		if err := c.Start(ctx); err != nil {
-			return nil, fmt.Errorf("starting managed PostgreSQL in %s: %w", filepath.Join(cfg.DataDir, "postgres"), err)
-		}
-		a.cluster = c
-		a.Log.Info("managed PostgreSQL running", "dir", filepath.Join(cfg.DataDir, "postgres"), "new_cluster", fresh)
-		if err := ensureDatabase(ctx, c); err != nil {
-			a.Close()
-			return nil, err
-		}
-		url = c.URL("usagemeter")
-	}
-
 	backoff := time.Second
 	for {
-		p, err := store.Connect(ctx, url)
+		err := a.connect(ctx, box)
 		if err == nil {
-			a.Store = store.New(p, box)
 			break
 		}
 		if !o.retry || ctx.Err() != nil {
 			a.Close()
 			return nil, err
+		}
+		if o.waiting != nil {
+			o.waiting(err)
 		}
 		a.Log.Warn("database unreachable; retrying", "err", err, "retry_in", backoff.String())
 		select {
@@ -262,6 +248,46 @@ func openWithConfig(ctx context.Context, e *Env, cfg *config.Config, o openOptio
 		return nil, err
 	}
 	return a, nil
+}
+
+// connect brings up the database: the managed PostgreSQL first when
+// database.url is empty (started once; its database created if missing),
+// then the pool. Each step can be retried after an error.
+func (a *App) connect(ctx context.Context, box *seal.Box) error {
+	url := a.Config.Database.URL.Reveal()
+	if url == "" {
+		dir := filepath.Join(a.Config.DataDir, "postgres")
+		if a.cluster != nil {
+			select {
+			case <-a.cluster.Exited():
+				a.Log.Warn("managed PostgreSQL exited while usagemeter waited for it; starting it again", "dir", dir)
+				a.cluster = nil
+			default:
+			}
+		}
+		if a.cluster == nil {
+			c, err := localpg.New(localpg.Options{Dir: dir})
+			if err != nil {
+				return fmt.Errorf("database.url is empty, so usagemeter runs its own PostgreSQL: %w", err)
+			}
+			fresh := !c.Initialized()
+			if err := c.Start(ctx); err != nil {
+				return fmt.Errorf("starting managed PostgreSQL in %s: %w", dir, err)
+			}
+			a.cluster = c
+			a.Log.Info("managed PostgreSQL running", "dir", dir, "new_cluster", fresh)
+		}
+		if err := ensureDatabase(ctx, a.cluster); err != nil {
+			return err
+		}
+		url = a.cluster.URL("usagemeter")
+	}
+	p, err := store.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	a.Store = store.New(p, box)
+	return nil
 }
 
 // checkDataDir makes sure data_dir exists and is writable, with a clear error.

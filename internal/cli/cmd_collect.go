@@ -64,18 +64,27 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 			return fmt.Errorf("no active products: add one with `usagemeter product add`")
 		}
 	}
-	failed := 0
+	failed, busy := 0, 0
 	for _, p := range products {
 		r := d.sched.CollectProduct(ctx, p, hour)
 		printResult(e, r)
 		if r.Err != nil {
 			failed++
 		}
+		if r.Skipped == "leased" {
+			busy++
+		}
 	}
 	// Deliver the alert mails this run may have queued.
 	d.outboxJob(ctx)
-	if failed > 0 {
+	switch {
+	case failed > 0 && busy > 0:
+		return fmt.Errorf("%d of %d products failed, %d are being collected by another daemon", failed, len(products), busy)
+	case failed > 0:
 		return fmt.Errorf("%d of %d products failed", failed, len(products))
+	case busy > 0:
+		// Nothing was collected by this command: say so with the exit status.
+		return fmt.Errorf("%d of %d products are being collected by another daemon; try again after its lease", busy, len(products))
 	}
 	return nil
 }
@@ -87,7 +96,15 @@ func printResult(e *Env, r scheduler.Result) {
 		fmt.Fprintln(e.Stdout, "already collected (an hour is stored once)")
 		return
 	case r.Skipped != "":
-		fmt.Fprintln(e.Stdout, "being collected by another daemon")
+		until := "its lease runs out"
+		if r.Until != nil {
+			until = r.Until.UTC().Format(time.RFC3339)
+		}
+		who := ""
+		if r.LeasedBy != "" {
+			who = " (" + r.LeasedBy + ")"
+		}
+		fmt.Fprintf(e.Stdout, "being collected by another daemon until %s%s; if that daemon died, the hour is collected again once the lease has run out\n", until, who)
 		return
 	case r.Err != nil:
 		fmt.Fprintf(e.Stdout, "FAILED after %d attempts: %v\n", r.Attempts, r.Err)

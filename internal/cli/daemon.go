@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/mail"
 	"os"
@@ -62,6 +63,14 @@ func mailConfig(c config.SMTP) umail.Config {
 	}
 }
 
+// newFallback is the alert path that needs no database: the spill file in
+// data_dir and SMTP directly.
+func newFallback(cfg *config.Config, sender interface {
+	Send(ctx context.Context, m umail.Message) error
+}, log *slog.Logger, now func() time.Time) *alert.Fallback {
+	return &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: sender, Domain: mailDomain(cfg.SMTP.From), Log: log, Now: now}
+}
+
 // mailDomain is the domain of the sender address, for stable Message-IDs.
 func mailDomain(from string) string {
 	if a, err := mail.ParseAddress(from); err == nil {
@@ -73,9 +82,11 @@ func mailDomain(from string) string {
 }
 
 type daemonOptions struct {
-	now     func() time.Time
-	factory scheduler.Factory
-	sender  interface {
+	now      func() time.Time
+	catchUp  time.Duration // between catch-up ticks; default a minute
+	fallback *alert.Fallback
+	factory  scheduler.Factory
+	sender   interface {
 		Send(ctx context.Context, m umail.Message) error
 	}
 }
@@ -99,8 +110,13 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	domain := mailDomain(cfg.SMTP.From)
 	d := &daemon{app: app, now: o.now}
 	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
-	d.fallback = &alert.Fallback{Path: filepath.Join(cfg.DataDir, "alerts-spill.jsonl"), Sender: o.sender, Domain: domain, Log: app.Log, Now: o.now,
-		Claims: app.Store, Owner: daemonOwner()}
+	d.fallback = o.fallback
+	if d.fallback == nil {
+		d.fallback = newFallback(cfg, o.sender, app.Log, o.now)
+	}
+	// The database is open now: a mail sent straight to SMTP is claimed in
+	// it first, so two daemons on one database send it once.
+	d.fallback.Claims, d.fallback.Owner = app.Store, daemonOwner()
 	d.engine = &alert.Engine{
 		Store: app.Store, Log: app.Log, Now: o.now, Appliance: app.Appliance.ID, Fallback: d.fallback,
 		Rules: alert.Rules{To: cfg.Alerts.To, FailureThreshold: cfg.Alerts.FailureThreshold, Reminder: cfg.Alerts.ReminderInterval.D(), DeactivateAfter: cfg.Alerts.DeactivateAfter},
@@ -114,7 +130,7 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	}
 	d.sched = scheduler.New(scheduler.Config{
 		Minute: cfg.Collection.Minute, Concurrency: cfg.Collection.Concurrency, Timeout: cfg.Collection.Timeout.D(),
-		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries,
+		CallTimeout: cfg.Collection.CallTimeout.D(), Retries: cfg.Collection.Retries, CatchUp: o.catchUp,
 	}, app.Store, app.Log, opts...)
 	d.worker = &umail.Worker{Outbox: storeOutbox{st: app.Store, domain: domain}, Sender: o.sender, Now: o.now, Logger: app.Log, Observer: d}
 
@@ -217,7 +233,11 @@ func (d *daemon) outboxJob(ctx context.Context) {
 	}
 }
 
-// databaseJob watches the database: after 5 minutes down, the admins are
+// databaseDownSubject is the subject of the database-down mail, the same at
+// start-up and later: the fallback sends one a day per subject.
+const databaseDownSubject = "[usagemeter] database unreachable: collection and reports stopped"
+
+// databaseJob watches the database: after alerts.database_down_after down, the admins are
 // told directly (the outbox lives in the database); when it is back, the
 // spilled alerts are recorded.
 func (d *daemon) databaseJob(ctx context.Context) {
@@ -228,17 +248,27 @@ func (d *daemon) databaseJob(ctx context.Context) {
 		if d.dbDownSince.IsZero() {
 			d.dbDownSince = d.now()
 		}
-		if d.now().Sub(d.dbDownSince) >= 5*time.Minute {
+		if d.now().Sub(d.dbDownSince) >= d.app.Config.Alerts.DatabaseDownAfter.D() {
 			d.fallback.Raise(ctx, store.Mail{
 				Kind: "alert:" + alert.KindDatabaseDown, To: d.app.Config.Alerts.To,
-				Subject: "[usagemeter] database unreachable: collection and reports stopped",
+				Subject: databaseDownSubject,
 				Text: fmt.Sprintf("usagemeter appliance %s cannot reach its database since %s: %v\n\nNo hour can be stored while it is down. Check the PostgreSQL service (or database.url).\n",
 					d.app.Appliance.ID, d.dbDownSince.Format(time.RFC1123), err),
 			}, "database unreachable")
 		}
 		return
 	}
+	if !d.dbDownSince.IsZero() {
+		// Back: collect what the outage held up now, not at the next tick.
+		d.app.Log.Info("database reachable again", "down_since", d.dbDownSince.Format(time.RFC3339))
+		d.sched.Kick(ctx, false)
+	}
 	d.dbDownSince = time.Time{}
+	if n, err := d.app.Store.CloseRemovedProductAlerts(ctx, d.now()); err != nil {
+		d.app.Log.Error("closing alerts of removed products", "err", err)
+	} else if n > 0 {
+		d.app.Log.Info("closed alerts of removed products", "count", n)
+	}
 	if n, err := d.fallback.Flush(ctx, d.app.Store); err != nil {
 		d.app.Log.Error("recording spilled alerts", "err", err)
 	} else if n > 0 {

@@ -97,6 +97,7 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 	}
 	d := &daemonProc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan error, 1)}
 	addrCh := make(chan string, 1)
+	readyCh := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -106,6 +107,9 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 			d.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				addrCh <- m[1]
+			}
+			if strings.Contains(line, "appliance ready") {
+				readyCh <- struct{}{}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -121,12 +125,19 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 			}
 		}
 	})
-	select {
-	case d.addr = <-addrCh:
-	case err := <-d.exited:
-		t.Fatalf("serve exited early: %v\n%s", err, d.log())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("serve did not come up in 90s:\n%s", d.log())
+	// The listener comes first (it answers while the database is awaited),
+	// then the appliance.
+	timeout := time.After(90 * time.Second)
+	for ready := false; d.addr == "" || !ready; {
+		select {
+		case d.addr = <-addrCh:
+		case <-readyCh:
+			ready = true
+		case err := <-d.exited:
+			t.Fatalf("serve exited early: %v\n%s", err, d.log())
+		case <-timeout:
+			t.Fatalf("serve did not come up in 90s:\n%s", d.log())
+		}
 	}
 	return d
 }
@@ -277,6 +288,23 @@ func TestServeBadInput(t *testing.T) {
 	t.Run("config show hides secrets", func(t *testing.T) {
 		code, out := run("config", "show", "--config", writeConfig(t, t.TempDir(), "database:\n  url: postgres://meter:DbPassw0rd@db/usagemeter\n"))
 		if code != 0 || strings.Contains(out, "SmtpPassw0rd") || strings.Contains(out, "DbPassw0rd") || !strings.Contains(out, "password: <secret>") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("config check rejects a port serve cannot listen on", func(t *testing.T) {
+		cfg := writeConfig(t, t.TempDir(), "")
+		b, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "127.0.0.1:0", "127.0.0.1:80800", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out := run("config", "check", "--config", cfg)
+		if code != 1 || !strings.Contains(out, `http.listen: port "80800" must be a number between 0 and 65535`) {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+	t.Run("wrong type names the key", func(t *testing.T) {
+		code, out := run("config", "check", "--config", writeConfig(t, t.TempDir(), "retention:\n  months: forever\n"))
+		if code != 1 || !strings.Contains(out, "retention.months: cannot unmarshal !!str `forever` into int (line 15)") {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
 	})

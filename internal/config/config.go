@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,6 +77,9 @@ type Alerts struct {
 	ReminderInterval Duration `yaml:"reminder_interval"`
 	FailureThreshold int      `yaml:"failure_threshold"` // failed hours before the first mail
 	DeactivateAfter  int      `yaml:"deactivate_after"`  // consecutive failed hours before a product is deactivated
+	// DatabaseDownAfter is how long the database may be unreachable (also
+	// while the daemon starts) before the admins are mailed directly.
+	DatabaseDownAfter Duration `yaml:"database_down_after"`
 }
 
 // Report is the monthly usage report.
@@ -104,7 +109,7 @@ func Default() Config {
 		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
 		Collection: Collection{Minute: 5, Concurrency: 8, Timeout: Duration(10 * time.Minute), CallTimeout: Duration(60 * time.Second), Retries: 3},
 		SMTP:       SMTP{Port: 587, TLS: "starttls", Auth: "plain", Timeout: Duration(30 * time.Second)},
-		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720},
+		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720, DatabaseDownAfter: Duration(5 * time.Minute)},
 		Report:     Report{Anonymization: "hashed", Timezone: "UTC", Schedule: "0 2 1 * *"},
 		Retention:  Retention{Months: 36, SentMailDays: 90},
 		Log:        Log{Level: "info", Format: "text"},
@@ -182,13 +187,15 @@ func cleanYAMLError(err error) error {
 }
 
 // checkKeys walks the YAML mapping against the struct's yaml tags and reports
-// every unknown key with its full dotted name, its line, and a suggestion.
+// every unknown key with its full dotted name, its line, and a suggestion, and
+// every value of the wrong type with its dotted name and line (the decoder
+// itself names only the line).
 func checkKeys(n *yaml.Node, t reflect.Type, prefix string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
-		return nil
+		return checkValue(n, t, strings.TrimSuffix(prefix, "."))
 	}
 	fields := map[string]reflect.Type{}
 	var names []string
@@ -214,6 +221,45 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) []error {
 			continue
 		}
 		errs = append(errs, checkKeys(v, ft, full+".")...)
+	}
+	return errs
+}
+
+// yamlLine is the "line N: " the YAML decoder starts its messages with.
+var yamlLine = regexp.MustCompile(`^line \d+: `)
+
+// checkValue decodes the value of key on its own into its Go type, and
+// reports a wrong type as "key: what is wrong (line N)".
+func checkValue(n *yaml.Node, t reflect.Type, key string) []error {
+	if n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice {
+		var errs []error
+		for i, e := range n.Content {
+			errs = append(errs, checkKeys(e, t.Elem(), fmt.Sprintf("%s[%d].", key, i))...)
+		}
+		return errs
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // an empty value keeps the default
+	}
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return nil
+	}
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	errs := make([]error, 0, len(msgs))
+	for _, m := range msgs {
+		m = yamlLine.ReplaceAllString(strings.TrimPrefix(m, "yaml: "), "")
+		if key == "" {
+			errs = append(errs, fmt.Errorf("%s (line %d)", m, n.Line))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %s (line %d)", key, m, n.Line))
 	}
 	return errs
 }
@@ -290,8 +336,10 @@ func (c *Config) Validate() error {
 		bad("data_dir", "must be set")
 	}
 	if c.HTTP.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 			bad("http.listen", "must be host:port, e.g. 127.0.0.1:8080 (%v)", strings.TrimPrefix(err.Error(), "address "+c.HTTP.Listen+": "))
+		} else if !validPort(port) {
+			bad("http.listen", "port %q must be a number between 0 and 65535 (or a service name)", port)
 		}
 	}
 
@@ -366,6 +414,9 @@ func (c *Config) Validate() error {
 	if c.Alerts.DeactivateAfter < 1 {
 		bad("alerts.deactivate_after", "must be at least 1 (hours)")
 	}
+	if d := c.Alerts.DatabaseDownAfter.D(); d <= 0 || d > time.Hour {
+		bad("alerts.database_down_after", "must be between 1s and 1h (got %s)", d)
+	}
 
 	r := c.Report
 	for i, a := range r.To {
@@ -410,6 +461,16 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validPort accepts what net.Listen accepts as a TCP port: a number from 0
+// to 65535, or a service name known to the system.
+func validPort(port string) bool {
+	if n, err := strconv.Atoi(port); err == nil {
+		return n >= 0 && n <= 65535
+	}
+	_, err := net.LookupPort("tcp", port)
+	return err == nil
 }
 
 func oneOf(v string, allowed ...string) bool {

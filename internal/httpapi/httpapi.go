@@ -1,6 +1,7 @@
 // Package httpapi serves the appliance's HTTP endpoints: /healthz (database
 // reachable, schema version, and the checks the daemon adds, such as mail
-// delivery), /metrics (Prometheus) and, as later issues add them, the admin
+// delivery; degraded with a reason while the daemon waits for its
+// database), /metrics (Prometheus) and, as later issues add them, the admin
 // JSON API.
 package httpapi
 
@@ -20,6 +21,13 @@ import (
 type Health interface {
 	Ping(ctx context.Context) error
 	SchemaVersion(ctx context.Context) (int32, error)
+}
+
+// Degraded is implemented by a Health that can say why the daemon is not
+// (yet) working, e.g. still waiting for its database at start-up: a
+// non-empty reason makes /healthz answer 503, status "degraded", with it.
+type Degraded interface {
+	Degraded() string
 }
 
 // Server is the HTTP handler set.
@@ -84,6 +92,16 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	body := healthBody{Status: "ok", Database: "up", Expected: s.latest}
 	code := http.StatusOK
+	if dg, ok := s.health.(Degraded); ok {
+		if reason := dg.Degraded(); reason != "" {
+			body.Status, body.Database, body.Error = "degraded", "down", reason
+			s.dbUp.Set(0)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(body)
+			return
+		}
+	}
 	if err := s.health.Ping(ctx); err != nil {
 		body.Status, body.Database, body.Error = "unavailable", "down", "database unreachable"
 		code = http.StatusServiceUnavailable

@@ -159,3 +159,23 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// NewServer starts a PostgreSQL server of the test's own, which the test may
+// stop and start again (a database outage across minute M, a reboot into a
+// broken database) without disturbing the shared one. Its databases are not
+// migrated: connect to URL("postgres") and migrate as the daemon does. It is
+// stopped when the test ends.
+func NewServer(t testing.TB) *localpg.Cluster {
+	t.Helper()
+	c, err := localpg.New(localpg.Options{Dir: filepath.Join(t.TempDir(), "pg"), Fast: true, Settings: []string{"log_min_messages=warning"}})
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatalf("pgtest: starting a server of the test's own: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	return c
+}

@@ -1,11 +1,17 @@
 // Package scheduler runs the appliance's clock: one robfig/cron in UTC (with
-// Recover and SkipIfStillRunning) that collects every active product at
+// Recover and SkipIfStillRunning) that collects every active product from
 // minute M of each hour with bounded concurrency, a timeout and retries
 // inside the hour, and that hosts the other periodic jobs (outbox, retention,
 // monthly report). Each (product, hour) is claimed in the store with a lease,
 // so several daemons on one database never collect the same hour twice, and
-// a daemon killed mid-collection leaves nothing half-written: its lease
-// expires and the next run collects the hour.
+// a daemon killed mid-collection leaves nothing half-written.
+//
+// Collection is a catch-up, not a single shot: every tick (each minute, and
+// when the database returns) collects every product whose current hour has
+// no run yet or whose run was left running past its lease by a killed
+// daemon. An hour that ended without being collected is recorded as a gap,
+// a failed run whose error is the cause (the database was unreachable, the
+// collecting daemon died, no daemon ran), and the observers are told.
 package scheduler
 
 import (
@@ -35,6 +41,29 @@ type Config struct {
 	Retries     int           // retries within the hour
 	RetryBase   time.Duration // first retry delay; doubles
 	Lease       time.Duration // hour claim lease; longer than Timeout
+	CatchUp     time.Duration // between catch-up ticks (default a minute)
+}
+
+// GapLookback is how far back ended hours are checked for gaps (hours
+// without any run) when a daemon starts or its database returns.
+const GapLookback = 48 * time.Hour
+
+// GapError is the error of a Result for an hour that ended uncollected.
+type GapError struct{ Cause string }
+
+func (e *GapError) Error() string { return e.Cause }
+
+// GapObserver is told the gaps a tick recorded, together (one alert mail
+// for an outage, not one per product and hour).
+type GapObserver interface {
+	ObserveGaps(ctx context.Context, gaps []Gap)
+}
+
+// Gap is an hour of a product recorded as not collected.
+type Gap struct {
+	Product store.Product
+	Hour    time.Time
+	Cause   string
 }
 
 // Result is the outcome of one product's hour.
@@ -46,6 +75,9 @@ type Result struct {
 	Attempts int                // attempts in this run
 	Duration time.Duration      // of the successful or last attempt
 	Skipped  string             // non-empty when not collected: "committed", "leased"
+	LeasedBy string             // when Skipped is "leased": the owner holding the hour
+	Until    *time.Time         // and until when its lease runs (database clock)
+	Gap      bool               // the hour ended uncollected; Err says why
 	Objects  map[string]int     // observations per metric
 	Totals   map[string]float64 // summed quantity per metric
 }
@@ -72,10 +104,24 @@ type Scheduler struct {
 	mu    sync.Mutex
 	cache map[int64]cachedCollector
 
+	catchMu    sync.Mutex
+	inflight   map[int64]bool     // products this daemon is collecting now
+	misses     map[time.Time]miss // why the current hour could not be collected so far
+	gapsBefore time.Time          // hours before this were checked for gaps
+	failing    bool               // the last tick could not reach the store
+	sem        chan struct{}      // bounds the catch-up's collections
+
 	cron   *cron.Cron
 	jobsWG sync.WaitGroup
 	root   context.Context
 	cancel context.CancelFunc
+}
+
+// miss is why a tick could not collect an hour (the database was down).
+type miss struct {
+	first, last time.Time
+	err         string // the last error
+	unreachable bool   // the database could not be reached
 }
 
 type cachedCollector struct {
@@ -120,17 +166,24 @@ func New(cfg Config, st *store.Store, log *slog.Logger, opts ...Option) *Schedul
 		cfg.RetryBase = 30 * time.Second
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = cfg.Timeout + 5*time.Minute
+		// One attempt and its commit; a claim is renewed for every attempt.
+		cfg.Lease = cfg.Timeout + min(cfg.Timeout, 5*time.Minute)
+	}
+	if cfg.CatchUp <= 0 {
+		cfg.CatchUp = time.Minute
 	}
 	host, _ := os.Hostname()
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Scheduler{
 		cfg: cfg, store: st, log: log, now: time.Now,
-		owner:   fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:])),
-		factory: collectors.New,
-		cache:   map[int64]cachedCollector{},
-		sleep:   sleepCtx,
+		owner:    fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:])),
+		factory:  collectors.New,
+		cache:    map[int64]cachedCollector{},
+		sleep:    sleepCtx,
+		inflight: map[int64]bool{},
+		misses:   map[time.Time]miss{},
+		sem:      make(chan struct{}, cfg.Concurrency),
 	}
 	for _, o := range opts {
 		o(s)
@@ -244,14 +297,19 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 	for attempt := 0; ; attempt++ {
 		claim, err := s.store.ClaimHour(ctx, p.ID, hour, s.owner, s.cfg.Lease)
 		if err != nil {
+			// The database, not the product: no run and no product alert (the
+			// database watch alerts); the catch-up collects the hour when the
+			// database answers again, or records it as a gap naming this.
 			r.Err = fmt.Errorf("claiming the hour: %w", err)
-			break
+			s.noteMiss(hour, r.Err)
+			return r
 		}
 		if !claim.Claimed {
 			if claim.State == store.RunDone {
 				r.Skipped = "committed"
 			} else {
 				r.Skipped = "leased"
+				r.LeasedBy, r.Until = claim.Owner, claim.LeaseUntil
 			}
 			log.Debug("hour not claimed", "state", claim.State)
 			return r
@@ -333,28 +391,191 @@ func countMetrics(obs []collectors.Observation) (map[string]int, map[string]floa
 	return n, sum
 }
 
-// Start runs the cron: collection at minute M, the jobs added with AddJob,
-// and a collection of the current hour now if it is missing.
+// Start runs the cron: the catch-up tick every minute (collection from
+// minute M on, gaps of ended hours), the jobs added with AddJob, and a
+// catch-up now that collects the current hour if it is missing.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.root, s.cancel = context.WithCancel(ctx)
 	s.ensureCron()
-	if _, err := s.cron.AddFunc(fmt.Sprintf("%d * * * *", s.cfg.Minute), s.job("collection", func(ctx context.Context) {
-		if _, err := s.RunHour(ctx, s.now()); err != nil {
-			s.log.Error("hourly collection", "err", err)
-		}
+	if _, err := s.cron.AddFunc(fmt.Sprintf("@every %s", s.cfg.CatchUp), s.job("collection", func(ctx context.Context) {
+		s.Kick(ctx, false)
 	})); err != nil {
 		return err
 	}
 	s.cron.Start()
-	// Catch up: the current hour, if this daemon starts after minute M or missed it.
+	s.Kick(s.root, true) // the current hour, if this daemon starts after minute M or missed it
+	return nil
+}
+
+// Kick runs a catch-up in the background (a tick, the database's return);
+// force collects the current hour even before minute M (start-up). It
+// returns at once: a slow product does not hold up the next tick, and
+// products already being collected by this daemon are left alone.
+func (s *Scheduler) Kick(ctx context.Context, force bool) {
+	if s.root == nil || s.root.Err() != nil {
+		return
+	}
 	s.jobsWG.Add(1)
 	go func() {
 		defer s.jobsWG.Done()
-		if _, err := s.RunHour(s.root, s.now()); err != nil && s.root.Err() == nil {
-			s.log.Error("start-up collection", "err", err)
-		}
+		s.CatchUp(ctx, force)
 	}()
+}
+
+// CatchUp records the gaps of ended hours, then, from minute M of the hour
+// on (or at once when force), collects every product whose current hour is
+// still to be collected: no run yet, or a run abandoned past its lease. It
+// returns the results of the collections it ran.
+func (s *Scheduler) CatchUp(ctx context.Context, force bool) []Result {
+	now := s.now().UTC()
+	hour := now.Truncate(time.Hour)
+	if err := s.recordGaps(ctx, hour); err != nil {
+		s.tickFailed(ctx, hour, fmt.Errorf("checking for missed hours: %w", err))
+	}
+	if !force && now.Minute() < s.cfg.Minute {
+		return nil
+	}
+	products, err := s.store.ProductsToCollect(ctx, hour)
+	if err != nil {
+		s.tickFailed(ctx, hour, fmt.Errorf("listing the products to collect: %w", err))
+		return nil
+	}
+	s.catchMu.Lock()
+	if s.failing {
+		s.failing = false
+		s.log.Info("catch-up: the database answers again", "hour", hour.Format(time.RFC3339))
+	}
+	s.catchMu.Unlock()
+	var (
+		mu      sync.Mutex
+		results []Result
+		wg      sync.WaitGroup
+	)
+	for _, p := range products {
+		s.catchMu.Lock()
+		busy := s.inflight[p.ID]
+		s.inflight[p.ID] = true
+		s.catchMu.Unlock()
+		if busy {
+			continue
+		}
+		wg.Add(1)
+		go func(p store.Product) {
+			defer wg.Done()
+			defer func() { s.catchMu.Lock(); delete(s.inflight, p.ID); s.catchMu.Unlock() }()
+			select {
+			case s.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-s.sem }()
+			r := s.CollectProduct(ctx, p, hour)
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		}(p)
+	}
+	wg.Wait()
+	return results
+}
+
+// tickFailed notes why a tick could not collect, and logs it once per
+// outage (the database watch alerts on the database itself).
+func (s *Scheduler) tickFailed(ctx context.Context, hour time.Time, err error) {
+	s.noteMiss(hour, err)
+	s.catchMu.Lock()
+	first := !s.failing
+	s.failing = true
+	s.catchMu.Unlock()
+	if first && ctx.Err() == nil {
+		s.log.Warn("catch-up: cannot collect until the database answers", "hour", hour.Format(time.RFC3339), "err", err)
+	}
+}
+
+// noteMiss remembers that hour could not be collected because of err, to
+// name the cause if the hour ends uncollected.
+func (s *Scheduler) noteMiss(hour time.Time, err error) {
+	now := s.now().UTC()
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	m, ok := s.misses[hour]
+	if !ok {
+		m.first = now
+	}
+	m.last, m.err = now, err.Error()
+	m.unreachable = m.unreachable || store.Unreachable(err)
+	s.misses[hour] = m
+}
+
+// cause is the recorded reason why hour ended uncollected.
+func (s *Scheduler) cause(hour time.Time) string {
+	s.catchMu.Lock()
+	m, ok := s.misses[hour]
+	s.catchMu.Unlock()
+	if !ok {
+		return "not collected before the hour ended: no collection was attempted (no usagemeter daemon was running, or it was started after the hour)"
+	}
+	what := "the collection could not start"
+	if m.unreachable {
+		what = "the database was unreachable"
+	}
+	return fmt.Sprintf("not collected before the hour ended: %s (tried from %s to %s): %s",
+		what, m.first.Format("15:04:05 MST"), m.last.Format("15:04:05 MST"), m.err)
+}
+
+// recordGaps records the ended hours before hour that nobody collected:
+// runs abandoned past their lease, and hours without a run (checked back to
+// GapLookback, each hour once per daemon once recorded). The observers are
+// told each gap this daemon recorded.
+func (s *Scheduler) recordGaps(ctx context.Context, hour time.Time) error {
+	gaps, err := s.store.FailAbandonedRuns(ctx, hour)
+	if err != nil {
+		return err
+	}
+	s.catchMu.Lock()
+	from := s.gapsBefore
+	s.catchMu.Unlock()
+	if from.IsZero() || from.Before(hour.Add(-GapLookback)) {
+		from = hour.Add(-GapLookback)
+	}
+	for h := from; h.Before(hour); h = h.Add(time.Hour) {
+		g, err := s.store.RecordMissedHour(ctx, h, s.cause(h), s.owner)
+		if err != nil {
+			s.tellGaps(ctx, gaps)
+			return err
+		}
+		gaps = append(gaps, g...)
+		s.catchMu.Lock()
+		s.gapsBefore = h.Add(time.Hour)
+		delete(s.misses, h)
+		s.catchMu.Unlock()
+	}
+	s.tellGaps(ctx, gaps)
 	return nil
+}
+
+func (s *Scheduler) tellGaps(ctx context.Context, gaps []store.Gap) {
+	if len(gaps) == 0 {
+		return
+	}
+	var told []Gap
+	for _, g := range gaps {
+		p, err := s.store.Product(ctx, g.ProductID)
+		if err != nil {
+			p = store.Product{ID: g.ProductID}
+		}
+		s.log.Warn("hour not collected", "product", g.ProductID, "hour", g.Hour.UTC().Format(time.RFC3339), "cause", g.Cause)
+		told = append(told, Gap{Product: p, Hour: g.Hour.UTC(), Cause: g.Cause})
+		r := Result{Product: p, Hour: g.Hour.UTC(), Err: &GapError{Cause: g.Cause}, Gap: true}
+		for _, o := range s.observer {
+			o.Observe(context.WithoutCancel(ctx), r)
+		}
+	}
+	for _, o := range s.observer {
+		if gobs, ok := o.(GapObserver); ok {
+			gobs.ObserveGaps(context.WithoutCancel(ctx), told)
+		}
+	}
 }
 
 func (s *Scheduler) ensureCron() {

@@ -377,21 +377,24 @@ type ProductGap struct {
 	Expected  int // hours of the month in which the product was registered and active
 	Collected int // of those, hours with a done collection run
 	Missing   int // Expected - Collected
+	Failed    int // of the missing hours, those with a failed run: a gap whose cause is recorded (collection_runs.error)
 }
 
 // MonthGaps counts, per product, the hours of the month with no done
 // collection run. A product is expected from the earlier of its creation and
 // its first run, until its deactivation, and never after now (runs in the
-// future cannot exist yet).
+// future cannot exist yet). Failed counts the missing hours whose cause is
+// recorded: failed collections, and hours that ended uncollected (the
+// scheduler records those as failed runs naming why).
 func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]ProductGap, error) {
 	rows, err := s.pool.Query(ctx, `
-	SELECT p.id, count(*)::int, count(r.hour)::int
+	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done')::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
 	  FROM products p
 	 CROSS JOIN LATERAL generate_series(
 	         greatest($1::timestamptz, date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))),
 	         least($2::timestamptz, date_trunc('hour', $3::timestamptz), coalesce(p.deactivated_at, $2::timestamptz)) - interval '1 hour',
 	         interval '1 hour') AS h(hour)
-	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour AND r.state = 'done'
+	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour
 	 GROUP BY p.id
 	 ORDER BY p.id`, m.Start, m.End, now)
 	if err != nil {
@@ -399,7 +402,7 @@ func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]Produc
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProductGap, error) {
 		var g ProductGap
-		err := r.Scan(&g.ProductID, &g.Expected, &g.Collected)
+		err := r.Scan(&g.ProductID, &g.Expected, &g.Collected, &g.Failed)
 		g.Missing = g.Expected - g.Collected
 		return g, err
 	})

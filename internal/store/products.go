@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usagemeter/usagemeter/internal/config"
 )
@@ -141,24 +142,51 @@ func (s *Store) queryProducts(ctx context.Context, sql string, args ...any) ([]P
 }
 
 // RemoveProduct deletes a product that has no usage recorded; one with usage
-// is deactivated instead, so that billed history is never lost.
+// is deactivated instead, so that billed history is never lost. Its open
+// alerts are closed in the same transaction: nothing is collected from it
+// any more, so nothing about it can resolve them later.
 func (s *Store) RemoveProduct(ctx context.Context, id int64, at time.Time) (deleted bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("removing product %d: %w", id, err)
+	}
+	defer tx.Rollback(ctx)
 	var used bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1)`, id).Scan(&used); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1)`, id).Scan(&used); err != nil {
 		return false, err
 	}
+	if _, err := tx.Exec(ctx, `UPDATE alerts SET resolved_at = $2 WHERE product_id = $1 AND resolved_at IS NULL`, id, at); err != nil {
+		return false, fmt.Errorf("closing the alerts of product %d: %w", id, err)
+	}
+	var tag pgconn.CommandTag
 	if used {
-		tag, err := s.pool.Exec(ctx, `UPDATE products SET active = false, removed_at = $2 WHERE id = $1 AND removed_at IS NULL`, id, at)
-		if err == nil && tag.RowsAffected() == 0 {
-			err = fmt.Errorf("product %d: %w", id, ErrNotFound)
-		}
-		return false, err
+		tag, err = tx.Exec(ctx, `UPDATE products SET active = false, removed_at = $2 WHERE id = $1 AND removed_at IS NULL`, id, at)
+	} else {
+		tag, err = tx.Exec(ctx, `DELETE FROM products WHERE id = $1`, id)
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM products WHERE id = $1`, id)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = fmt.Errorf("product %d: %w", id, ErrNotFound)
+	if err != nil {
+		return false, fmt.Errorf("removing product %d: %w", id, err)
 	}
-	return err == nil, err
+	if tag.RowsAffected() == 0 {
+		return false, fmt.Errorf("product %d: %w", id, ErrNotFound)
+	}
+	return !used, tx.Commit(ctx)
+}
+
+// CloseRemovedProductAlerts closes the open alerts of products that are
+// removed: one raised by a collection that was running while the product was
+// removed, or left open by an older usagemeter (whose deleted products'
+// alerts kept their product key, "kind:id", but lost their product_id).
+func (s *Store) CloseRemovedProductAlerts(ctx context.Context, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE alerts a SET resolved_at = $1
+		 WHERE a.resolved_at IS NULL
+		   AND (a.product_id IN (SELECT id FROM products WHERE removed_at IS NOT NULL)
+		        OR (a.product_id IS NULL AND a.key ~ '^[a-z_]+:[0-9]+$'
+		            AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = substring(a.key FROM ':([0-9]+)$')::bigint)))`, now)
+	if err != nil {
+		return 0, fmt.Errorf("closing the alerts of removed products: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // SetProductActive activates or deactivates a product.

@@ -30,9 +30,11 @@ var ErrCommitted = errors.New("hour already committed")
 
 // Claim is the outcome of ClaimHour.
 type Claim struct {
-	Claimed  bool
-	Attempts int    // attempts so far, including this one when claimed
-	State    string // the run's state when not claimed (running: leased elsewhere; done)
+	Claimed    bool
+	Attempts   int        // attempts so far, including this one when claimed
+	State      string     // the run's state when not claimed (running: leased elsewhere; done)
+	Owner      string     // who holds the lease when not claimed and running
+	LeaseUntil *time.Time // until when, on the database's clock
 }
 
 // ClaimHour claims (product, hour) for owner with a lease. It succeeds for a
@@ -57,8 +59,82 @@ func (s *Store) ClaimHour(ctx context.Context, productID int64, hour time.Time, 
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return c, fmt.Errorf("claiming hour %s of product %d: %w", hour.Format(time.RFC3339), productID, err)
 	}
-	err = s.pool.QueryRow(ctx, `SELECT state, attempts FROM collection_runs WHERE product_id = $1 AND hour = $2`, productID, hour).Scan(&c.State, &c.Attempts)
-	return c, err
+	err = s.pool.QueryRow(ctx, `SELECT state, attempts, coalesce(owner, ''), lease_until FROM collection_runs WHERE product_id = $1 AND hour = $2`,
+		productID, hour).Scan(&c.State, &c.Attempts, &c.Owner, &c.LeaseUntil)
+	if err != nil {
+		return c, fmt.Errorf("reading the run of hour %s of product %d: %w", hour.Format(time.RFC3339), productID, err)
+	}
+	return c, nil
+}
+
+// ProductsToCollect lists the products due at hour (see ProductsDue) whose
+// hour is still to be collected: no run yet, or a run left running by a
+// daemon whose lease has expired (killed mid-collection). A failed hour is
+// not listed: its retries within the hour were spent by whoever ran it.
+func (s *Store) ProductsToCollect(ctx context.Context, hour time.Time) ([]Product, error) {
+	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products p
+		WHERE removed_at IS NULL
+		  AND (active OR (deactivated_at IS NOT NULL
+		                  AND extract(hour FROM deactivated_at AT TIME ZONE 'UTC') = extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')
+		                  AND $1::timestamptz > deactivated_at))
+		  AND NOT EXISTS (SELECT 1 FROM collection_runs r
+		                   WHERE r.product_id = p.id AND r.hour = $1
+		                     AND (r.state <> 'running' OR r.lease_until >= clock_timestamp()))
+		ORDER BY id`, hour.UTC().Truncate(time.Hour))
+}
+
+// Gap is an hour recorded as not collected, with its cause.
+type Gap struct {
+	ProductID int64
+	Hour      time.Time
+	Cause     string
+}
+
+// RecordMissedHour records hour as a gap of every active product that has no
+// run for it, with cause as the run's error: the hour ended and nobody
+// collected it. Products are expected from the earlier of their creation and
+// their first run (as in MonthGaps). It returns the gaps it recorded; a
+// concurrent daemon recording the same hour records each gap once.
+func (s *Store) RecordMissedHour(ctx context.Context, hour time.Time, cause, owner string) ([]Gap, error) {
+	hour = hour.UTC().Truncate(time.Hour)
+	rows, err := s.pool.Query(ctx, `
+		INSERT INTO collection_runs (product_id, hour, state, attempts, owner, finished_at, error)
+		SELECT p.id, $1, 'failed', 0, $3, clock_timestamp(), $2
+		  FROM products p
+		 WHERE p.removed_at IS NULL AND p.active
+		   AND $1::timestamptz >= date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))
+		ON CONFLICT (product_id, hour) DO NOTHING
+		RETURNING product_id, hour, error`, hour, cause, owner)
+	if err != nil {
+		return nil, fmt.Errorf("recording hour %s as not collected: %w", hour.Format(time.RFC3339), err)
+	}
+	return pgx.CollectRows(rows, scanGap)
+}
+
+// FailAbandonedRuns turns the runs of hours before `before` that are still
+// running after their lease expired (their daemon was killed, and the hour
+// ended before anyone could reclaim it) into gaps whose error says so.
+func (s *Store) FailAbandonedRuns(ctx context.Context, before time.Time) ([]Gap, error) {
+	rows, err := s.pool.Query(ctx, `
+		UPDATE collection_runs
+		   SET state = 'failed', finished_at = clock_timestamp(), lease_until = NULL,
+		       error = 'not collected before the hour ended: the collection started at '
+		               || coalesce(to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), '?')
+		               || ' by ' || coalesce(owner, '?')
+		               || ' never finished (that daemon was stopped or killed), and no daemon reclaimed it before the hour ended (its lease ran out at '
+		               || to_char(lease_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') || ')'
+		 WHERE state = 'running' AND hour < $1 AND lease_until < clock_timestamp()
+		RETURNING product_id, hour, error`, before.UTC().Truncate(time.Hour))
+	if err != nil {
+		return nil, fmt.Errorf("recording abandoned collections: %w", err)
+	}
+	return pgx.CollectRows(rows, scanGap)
+}
+
+func scanGap(r pgx.CollectableRow) (Gap, error) {
+	var g Gap
+	err := r.Scan(&g.ProductID, &g.Hour, &g.Cause)
+	return g, err
 }
 
 // FailHour records a failed attempt; the hour can be claimed again.

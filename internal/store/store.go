@@ -9,6 +9,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -176,6 +179,22 @@ func (s *Store) Register(ctx context.Context, contractID, program string, at tim
 		return errors.New("appliance row missing: run `usagemeter migrate` first")
 	}
 	return nil
+}
+
+// Unreachable reports whether err means the database could not be reached
+// or went away mid-statement (as opposed to a statement that failed).
+func Unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: the server shuts down or is starting.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func isUniqueViolation(err error) bool {

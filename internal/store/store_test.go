@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -490,5 +491,88 @@ func TestClaimMailKey(t *testing.T) {
 	}
 	if ok, _ := s.ClaimMailKey(ctx, "database_down", "b", now.Add(25*time.Hour), 24*time.Hour); !ok {
 		t.Fatal("no reminder after the window")
+	}
+}
+
+// TestRemovedProductAlertsClosed: removing a product closes its open alerts,
+// whether it is deleted (no usage) or kept for its history; an alert raised
+// by a collection still running at the removal is closed by the sweep.
+func TestRemovedProductAlertsClosed(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	unused, used, other := addProduct(t, s), addProduct(t, s), addProduct(t, s)
+	collect(t, s, used, hour(0), vm("a", 1024, "x"))
+	raise := func(pid int64) {
+		t.Helper()
+		key := fmt.Sprintf("collection_failed:%d", pid)
+		if _, err := s.RaiseAlert(ctx, store.Alert{Key: key, Kind: "collection_failed", ProductID: pid, OpenedAt: hour(1), LastError: "boom"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pid := range []int64{unused, used, other} {
+		raise(pid)
+	}
+	if deleted, err := s.RemoveProduct(ctx, unused, hour(2)); err != nil || !deleted {
+		t.Fatalf("remove unused: %v %v", deleted, err)
+	}
+	if deleted, err := s.RemoveProduct(ctx, used, hour(2)); err != nil || deleted {
+		t.Fatalf("remove used: %v %v", deleted, err)
+	}
+	open, err := s.OpenAlerts(ctx)
+	if err != nil || len(open) != 1 || open[0].ProductID != other {
+		t.Fatalf("open alerts after removing two products: %+v %v", open, err)
+	}
+	// A collection that was running during the removal raises afterwards.
+	raise(used)
+	if n, err := s.CloseRemovedProductAlerts(ctx, hour(3)); err != nil || n != 1 {
+		t.Fatalf("sweep closed %d: %v", n, err)
+	}
+	if open, _ := s.OpenAlerts(ctx); len(open) != 1 || open[0].ProductID != other {
+		t.Fatalf("open alerts after the sweep: %+v", open)
+	}
+	if _, err := s.RemoveProduct(ctx, unused, hour(4)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("removing a deleted product: %v", err)
+	}
+}
+
+// TestGapsRecordedOnce: an hour nobody ran and an hour abandoned past its
+// lease become failed runs naming their cause, each recorded once; a
+// running hour whose lease still runs, and the current hour, are left alone.
+func TestGapsRecordedOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	pid := addProduct(t, s)
+	collect(t, s, pid, hour(0), vm("a", 1024, "x"))
+	if c, err := s.ClaimHour(ctx, pid, hour(1), "dead-daemon", 200*time.Millisecond); err != nil || !c.Claimed {
+		t.Fatal(c, err)
+	}
+	if c, err := s.ClaimHour(ctx, pid, hour(3), "live-daemon", time.Hour); err != nil || !c.Claimed {
+		t.Fatal(c, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	gaps, err := s.FailAbandonedRuns(ctx, hour(3))
+	if err != nil || len(gaps) != 1 || !gaps[0].Hour.Equal(hour(1)) || !strings.Contains(gaps[0].Cause, "by dead-daemon never finished") {
+		t.Fatalf("abandoned: %+v %v", gaps, err)
+	}
+	if again, err := s.FailAbandonedRuns(ctx, hour(4)); err != nil || len(again) != 0 {
+		t.Fatalf("abandoned twice: %+v %v (the live lease must stay)", again, err)
+	}
+	for i := 0; i < 2; i++ {
+		gaps, err = s.RecordMissedHour(ctx, hour(2), "not collected before the hour ended: test", "me")
+		if err != nil || len(gaps) != 1-i {
+			t.Fatalf("missed hour, pass %d: %+v %v", i, gaps, err)
+		}
+	}
+	if gaps, _ := s.RecordMissedHour(ctx, hour(-5), "before the product", "me"); len(gaps) != 0 {
+		t.Fatalf("gap recorded before the product existed: %+v", gaps)
+	}
+	for h, want := range map[int]string{1: store.RunFailed, 2: store.RunFailed, 3: store.RunRunning} {
+		if r, _ := s.Run(ctx, pid, hour(h)); r.State != want {
+			t.Fatalf("hour %d: %+v, want %s", h, r, want)
+		}
+	}
+	// A gap can still be filled late by hand (collect --hour).
+	if c, err := s.ClaimHour(ctx, pid, hour(2), "admin", time.Minute); err != nil || !c.Claimed {
+		t.Fatalf("claiming a gap by hand: %+v %v", c, err)
 	}
 }

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/pgtest"
+	"github.com/usagemeter/usagemeter/internal/smtptest"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// TestServeBeforeTheDatabase (issue 20, item 4): an appliance rebooting
+// into a broken database answers /healthz at once (503, degraded, with the
+// reason) and mails the admins once the database has been unreachable for
+// alerts.database_down_after; when the database returns the daemon comes
+// up and records the alert it could only spill.
+func TestServeBeforeTheDatabase(t *testing.T) {
+	pg := pgtest.NewServer(t)
+	if err := pg.Stop(); err != nil { // the reboot finds PostgreSQL down
+		t.Fatal(err)
+	}
+	mailSrv := smtptest.Start(t, smtptest.Options{})
+	dataDir := t.TempDir()
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
+database:
+  url: %s
+http:
+  listen: 127.0.0.1:0
+smtp:
+  host: %s
+  port: %d
+  tls: none
+  auth: none
+  from: meter@provider.example
+alerts:
+  to: [ops@provider.example]
+  database_down_after: 2s
+`, dataDir, pg.URL("postgres"), mailSrv.Host(), mailSrv.Port())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"usagemeter", "serve", "--config", cfgPath}, io.Discard, logs) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+
+	servingRE := regexp.MustCompile(`usagemeter serving.*http=(\S+)`)
+	var addr string
+	for deadline := time.Now().Add(15 * time.Second); addr == ""; time.Sleep(50 * time.Millisecond) {
+		if m := servingRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no HTTP listener while the database is down:\n%s", logs.String())
+		}
+	}
+	get := func() (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	code, body := get()
+	if code != http.StatusServiceUnavailable || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["error"]), "waiting for the database") ||
+		!strings.Contains(fmt.Sprint(body["error"]), "connect") {
+		t.Fatalf("healthz while the database is down: %d %v", code, body)
+	}
+
+	// The admins hear of it within alerts.database_down_after, by SMTP directly.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got := subjects(mailSrv.Messages()); len(got) == 1 && strings.Contains(got[0], "database unreachable") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no database-down mail while starting: %q\n%s", got, logs.String())
+		}
+	}
+	if !strings.Contains(strings.ReplaceAll(string(mailSrv.Messages()[0].Data), "=\r\n", ""), "is waiting for its database since") {
+		t.Fatalf("mail does not say the daemon is waiting:\n%s", mailSrv.Messages()[0].Data)
+	}
+
+	// The database returns: the daemon comes up, and records the spilled alert.
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if code, body = get(); code == http.StatusOK && body["status"] == "ok" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("healthz after the database returned: %d %v\n%s", code, body, logs.String())
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dataDir, "alerts-spill.jsonl")); os.IsNotExist(err) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("spilled alert not recorded once the database returned:\n%s", logs.String())
+		}
+	}
+	pool, err := store.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE kind = 'database_down'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("database_down alerts recorded: %d %v", n, err)
+	}
+	if len(mailSrv.Messages()) != 1 {
+		t.Fatalf("the database-down mail was sent again: %q", subjects(mailSrv.Messages()))
+	}
+}
