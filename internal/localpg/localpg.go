@@ -4,6 +4,14 @@
 // starts the server on a unix socket only, stops it cleanly, and reuses an
 // existing cluster. When the process is root, the server runs as the
 // `postgres` OS user (PostgreSQL refuses to run as root).
+//
+// The server cannot outlive the process that started it: it is started with
+// a parent-death signal (SIGINT, PostgreSQL's fast shutdown), so a daemon
+// killed with kill -9 takes its postmaster down with it. As a second line, a
+// postmaster found running on the cluster at Start whose starting process is
+// gone (one left by an older version, or started with the signal lost) is
+// stopped with a fast shutdown, and logged, before a new one starts; a
+// postmaster.pid whose process is gone is removed.
 package localpg
 
 import (
@@ -12,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -30,11 +39,12 @@ var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) no
 
 // Options shape a cluster.
 type Options struct {
-	Dir      string   // cluster directory (PGDATA); the socket lives in Dir/socket
-	BinDir   string   // where initdb and postgres are; "" = search
-	Fast     bool     // fsync off etc., for tests only
-	Settings []string // extra "name=value" server settings
-	Log      io.Writer
+	Dir      string       // cluster directory (PGDATA); the socket lives in Dir/socket
+	BinDir   string       // where initdb and postgres are; "" = search
+	Fast     bool         // fsync off etc., for tests only
+	Settings []string     // extra "name=value" server settings
+	Log      io.Writer    // the server's own output, besides Dir/server.log
+	Logger   *slog.Logger // what localpg does (nil: slog.Default())
 }
 
 // Cluster is one PostgreSQL data directory and, once started, its server.
@@ -81,6 +91,9 @@ func New(opts Options) (*Cluster, error) {
 		if bin, err = FindBinDir(); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	c := &Cluster{opts: opts, bin: bin}
 	if os.Geteuid() == 0 {
@@ -187,6 +200,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.prepareDir(); err != nil {
 		return err
 	}
+	if c.cmd != nil {
+		return fmt.Errorf("postgres in %s: already started", c.opts.Dir)
+	}
+	if err := c.stopOrphan(ctx); err != nil {
+		return err
+	}
 	c.clearStalePid()
 	args := []string{"-D", c.opts.Dir, "-k", c.SocketDir(), "-c", "listen_addresses=", "-c", "port=5432"}
 	if c.opts.Fast {
@@ -215,9 +234,19 @@ func (c *Cluster) Start(ctx context.Context) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	// The server dies with us (kill -9 included): the kernel sends it
+	// SIGINT, a fast shutdown, when this process ends. Go applies it after
+	// the switch to the postgres user (a credential change clears it), and
+	// postgres is not set-user-ID, so exec keeps it. It is tied to the
+	// forking thread, which the Go runtime never ends for a goroutine that
+	// did not lock it.
+	cmd.SysProcAttr.Pdeathsig = pdeathsig
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return fmt.Errorf("starting postgres: %w", err)
+	}
+	if err := c.writeOwner(); err != nil {
+		c.opts.Logger.Warn("cannot record the process that runs PostgreSQL", "dir", c.opts.Dir, "err", err)
 	}
 	c.cmd = cmd
 	c.exited = make(chan struct{})
@@ -256,22 +285,19 @@ func (c *Cluster) ready(ctx context.Context) bool {
 	return true
 }
 
-// clearStalePid removes a postmaster.pid left by a crash when its process is gone.
+// clearStalePid removes a postmaster.pid left by a crash whose process is
+// gone (or is another program now: pids are reused after a reboot).
 func (c *Cluster) clearStalePid() {
-	pidFile := filepath.Join(c.opts.Dir, "postmaster.pid")
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
+	pid := c.readPid("postmaster.pid")
+	if pid == 0 {
 		return
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		return
-	}
-	if syscall.Kill(pid, 0) == nil {
+	if alive(pid) && c.isPostmaster(pid) {
 		return // still running: postgres itself will refuse with a clear message
 	}
-	_ = os.Remove(pidFile)
+	if os.Remove(filepath.Join(c.opts.Dir, "postmaster.pid")) == nil {
+		c.opts.Logger.Info("removed a stale postmaster.pid (its process is gone)", "dir", c.opts.Dir, "pid", pid)
+	}
 }
 
 // Stop shuts the server down with a fast shutdown (SIGINT) and waits.
@@ -284,6 +310,7 @@ func (c *Cluster) Stop() error {
 			c.logf.Close()
 		}
 		c.cmd = nil
+		_ = os.Remove(filepath.Join(c.opts.Dir, ownerFile))
 	}()
 	select {
 	case <-c.exited:
