@@ -79,8 +79,13 @@ const (
 	DimVCD          = "vcd"
 )
 
-// maxBody bounds one response body.
-const maxBody = 64 << 20
+// limits are what one Cloud Director answer may cost: a records page of
+// pageSize records (each a flat list of attributes, about 1.5 KiB; 16 KiB
+// allowed) and its links, at least 8 MiB.
+func limits(pageSize int) rest.Limits {
+	page := max(8<<20, int64(pageSize)*16<<10+64<<10)
+	return rest.Limits{Response: page, Object: 1 << 20, Budget: page}
+}
 
 // Collector collects one Cloud Director. Calls are serialised: they share
 // one session.
@@ -115,7 +120,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if c.rc, err = rest.NewClient(Kind, &c.t, "/api"); err != nil {
 		return nil, err
 	}
-	c.rc.MaxBody = maxBody
+	c.rc.Limits = limits(c.opts.PageSize)
 	c.rc.ErrorMessage = errorMessage
 	c.host = c.rc.Host()
 	c.log = c.t.Logger.With("collector", Kind, "vcd", c.host)
@@ -192,16 +197,17 @@ func (c *Collector) login(ctx context.Context) error {
 	return nil
 }
 
-// get reads an authenticated /api path. A 401 logs in again once and retries.
-func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
-	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
+// get reads an authenticated /api path and decodes the JSON answer into v as
+// it arrives. A 401 logs in again once and retries.
+func (c *Collector) get(ctx context.Context, path string, v any) error {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
 		hdr := http.Header{
 			"Accept":        {"application/*+json;version=" + c.version},
 			"Authorization": {"Bearer " + c.token},
 		}
-		body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
-		return body, err
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, path, nil, hdr, v)
 	})
+	return err
 }
 
 // queryAll pages through a records query, calling add for every record.
@@ -209,12 +215,11 @@ func queryAll[R any](ctx context.Context, c *Collector, typ string, add func(*R)
 	seen := 0
 	for page := 1; ; page++ {
 		path := "/api/query?type=" + typ + "&format=records&page=" + strconv.Itoa(page) + "&pageSize=" + strconv.Itoa(c.opts.PageSize)
-		body, err := c.get(ctx, path)
-		if err != nil {
+		p := new(recordsPage[R])
+		if err := c.get(ctx, path, p); err != nil {
 			return c.rc.PageError(typ+" query", page, err)
 		}
-		p, err := parsePage[R](body)
-		if err != nil {
+		if err := p.check(); err != nil {
 			return c.rc.PageError(typ+" query", page, err)
 		}
 		if p.Page != page {
