@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ type Cluster struct {
 	bin    string
 	cred   *syscall.Credential
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	logf   *os.File
 }
 
@@ -237,11 +238,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// The server dies with us (kill -9 included): the kernel sends it
 	// SIGINT, a fast shutdown, when this process ends. Go applies it after
 	// the switch to the postgres user (a credential change clears it), and
-	// postgres is not set-user-ID, so exec keeps it. It is tied to the
-	// forking thread, which the Go runtime never ends for a goroutine that
-	// did not lock it.
+	// postgres is not set-user-ID, so exec keeps it.
 	cmd.SysProcAttr.Pdeathsig = pdeathsig
-	if err := cmd.Start(); err != nil {
+	exited, err := startLocked(cmd)
+	if err != nil {
 		lf.Close()
 		return fmt.Errorf("starting postgres: %w", err)
 	}
@@ -249,8 +249,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.opts.Logger.Warn("cannot record the process that runs PostgreSQL", "dir", c.opts.Dir, "err", err)
 	}
 	c.cmd = cmd
-	c.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(c.exited) }()
+	c.exited = exited
 
 	deadline := time.Now().Add(60 * time.Second)
 	sock := filepath.Join(c.SocketDir(), ".s.PGSQL.5432")
@@ -271,6 +270,33 @@ func (c *Cluster) Start(ctx context.Context) error {
 			return fmt.Errorf("postgres did not accept connections within 60s; see %s", logPath)
 		}
 	}
+}
+
+// startLocked starts cmd from a goroutine locked to its OS thread until cmd
+// has ended, and returns a channel closed then. The parent-death signal is
+// sent when the thread that forked ends, not only the process, and the Go
+// runtime ends a thread whose goroutine exits while locked to it (golang/go
+// issue 27505); a locked thread runs no other goroutine, so none can end it
+// under the server.
+func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+		runtime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }
 
 // ready reports whether the server accepts a connection (not merely its socket).

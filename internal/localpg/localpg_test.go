@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,6 +216,48 @@ func TestOrphanedPostmasterStoppedAtStart(t *testing.T) {
 	for _, want := range []string{"stopping a PostgreSQL server left running by a process that is gone", "pid=" + strconv.Itoa(pid), "stopped the left-over PostgreSQL server"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// The parent-death signal follows the thread that forked, not the process
+// (golang/go issue 27505): children started by goroutines whose threads
+// then end (locked, they exit) must live on. Without startLocked most of
+// them die with those threads.
+func TestStartLockedOutlivesTheCallingThread(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	const n = 4
+	type started struct {
+		cmd    *exec.Cmd
+		exited <-chan struct{}
+		err    error
+	}
+	done := make(chan started)
+	for range n {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+			cmd := exec.Command(sleep, "60")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+			exited, err := startLocked(cmd)
+			done <- started{cmd, exited, err}
+		}()
+	}
+	var cmds []started
+	for range n {
+		s := <-done
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		cmds = append(cmds, s)
+		t.Cleanup(func() { _ = s.cmd.Process.Kill(); <-s.exited })
+	}
+	time.Sleep(time.Second) // the threads end after their goroutines
+	for _, s := range cmds {
+		if !alive(s.cmd.Process.Pid) {
+			t.Errorf("child %d ended with the thread that started it", s.cmd.Process.Pid)
 		}
 	}
 }
