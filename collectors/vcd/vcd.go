@@ -81,9 +81,10 @@ const (
 
 // limits are what one Cloud Director answer may cost: a records page of
 // pageSize records (each a flat list of attributes, about 1.5 KiB; 16 KiB
-// allowed) and its links, at least 8 MiB.
+// allowed) and its links, at least 8 MiB and, whatever page_size says, at
+// most 64 MiB (VCD's own largest page is 128 records unless reconfigured).
 func limits(pageSize int) rest.Limits {
-	page := max(8<<20, int64(pageSize)*16<<10+64<<10)
+	page := min(64<<20, max(8<<20, int64(pageSize)*16<<10+64<<10))
 	return rest.Limits{Response: page, Object: 1 << 20, Budget: page}
 }
 
