@@ -110,6 +110,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	}
 	c.vcUUID = t.Paired.InstanceID
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
+	c.rc.Limits = limits
 	c.rc.ErrorMessage = errorMessage
 	c.log = c.t.Logger // collectors.New adds the kind and host
 	c.rc.Throttle = maxThrottled
@@ -133,6 +134,12 @@ func errorMessage(b []byte) string {
 	}
 	return rest.Snippet(b)
 }
+
+// limits are what one NSX answer may cost: a list page of at most 1000
+// objects (a fabric VM or a port is 1 to 3 KiB, a rule with many groups
+// more; 16 KiB allowed each) and, for the budget, somewhat less than that
+// decoded: 8 products at once must fit the appliance.
+var limits = rest.Limits{Response: 32 << 20, Object: 1 << 20, Budget: 24 << 20}
 
 // maxThrottled is how many 429/503 answers one call waits out: NSX's API
 // rate limit, or a manager node starting.
@@ -165,23 +172,23 @@ func (c *Collector) login(ctx context.Context) error {
 	return nil
 }
 
-// get reads an authenticated path. With a kept session, a 401/403 logs in
-// again once and retries.
-func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
+// get reads an authenticated path and decodes the JSON answer into v as it
+// arrives. With a kept session, a 401/403 logs in again once and retries.
+func (c *Collector) get(ctx context.Context, path string, v any) error {
 	if c.opts.Auth == AuthBasic {
 		hdr := http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}}
-		b, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
+		err := c.rc.DoJSON(ctx, http.MethodGet, path, nil, hdr, v)
 		var he *rest.HTTPError
 		if errors.As(err, &he) && he.AuthFailed() {
-			return nil, fmt.Errorf("%w (%v)", ErrLogin, he)
+			return fmt.Errorf("%w (%v)", ErrLogin, he)
 		}
-		return b, err
+		return err
 	}
-	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
 		hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
-		b, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
-		return b, err
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, path, nil, hdr, v)
 	})
+	return err
 }
 
 // listAll pages through an NSX list, calling add for every result.
@@ -196,12 +203,11 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 		if cursor != "" {
 			q += "&cursor=" + url.QueryEscape(cursor)
 		}
-		body, err := c.get(ctx, q)
-		if err != nil {
+		p := new(listResult[T])
+		if err := c.get(ctx, q, p); err != nil {
 			return c.rc.PageError(path, page, err)
 		}
-		p, err := parseList[T](body)
-		if err != nil {
+		if err := p.check(); err != nil {
 			return c.rc.PageError(path, page, err)
 		}
 		for i := range p.Results {
@@ -220,11 +226,7 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 // getOne reads a single object.
 func getOne[T any](ctx context.Context, c *Collector, path string) (T, error) {
 	var v T
-	body, err := c.get(ctx, path)
-	if err != nil {
-		return v, fmt.Errorf("nsxt %s: %s: %w", c.host, path, err)
-	}
-	if err := rest.DecodeJSON(body, &v); err != nil {
+	if err := c.get(ctx, path, &v); err != nil {
 		return v, fmt.Errorf("nsxt %s: %s: %w", c.host, path, err)
 	}
 	return v, nil

@@ -14,16 +14,24 @@ type listResult[T any] struct {
 	Results     []T    `json:"results"`
 }
 
-// parseList reads one page of a list.
+// parseList reads one page of a list (as get does from the answer).
 func parseList[T any](body []byte) (*listResult[T], error) {
 	p := new(listResult[T])
 	if err := rest.DecodeJSON(body, p); err != nil {
 		return nil, err
 	}
-	if p.ResultCount < 0 {
-		return nil, fmt.Errorf("field result_count: negative (%d)", p.ResultCount)
+	if err := p.check(); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// check validates a decoded list page.
+func (p *listResult[T]) check() error {
+	if p.ResultCount < 0 {
+		return fmt.Errorf("field result_count: negative (%d)", p.ResultCount)
+	}
+	return nil
 }
 
 // vm is a fabric VirtualMachine.

@@ -101,6 +101,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	}
 	c.vcUUID = t.Paired.InstanceID
 	c.rc.Header = http.Header{"Accept": {"application/xml"}}
+	c.rc.Limits = limits
 	c.rc.ErrorMessage = errorMessage
 	c.log = c.t.Logger // collectors.New adds the kind and host
 	if c.vc, err = newVCenter(c); err != nil {
@@ -123,18 +124,22 @@ func errorMessage(body []byte) string {
 	return ""
 }
 
-// get reads path (Basic auth) and decodes the XML answer into v.
+// get reads path (Basic auth) and decodes the XML answer into v as it
+// arrives.
 func (c *Collector) get(ctx context.Context, path string, v any) error {
-	body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}})
+	err := c.rc.DoXML(ctx, http.MethodGet, path, nil, http.Header{"Authorization": {rest.Basic(c.t.Username, c.t.Password.Reveal())}}, v)
 	var he *rest.HTTPError
 	if errors.As(err, &he) && he.AuthFailed() {
 		return fmt.Errorf("as %s: %w (%v)", c.t.Username, ErrLogin, he)
 	}
-	if err != nil {
-		return err
-	}
-	return rest.DecodeXML(body, v)
+	return err
 }
+
+// limits are what one NSX-V answer may cost: a page of at most 1024
+// logical switches or edges (under 1 KiB each) or, unpaged, the whole
+// distributed firewall configuration (a large one, tens of thousands of
+// rules, is tens of MiB); decoded, the XML keeps less than its text.
+var limits = rest.Limits{Response: 64 << 20, Object: 1 << 20, Budget: 48 << 20}
 
 // Identify returns "nsxv:<paired vCenter instanceUuid>" (see the package
 // comment), the NSX-V version and the manager's host name.

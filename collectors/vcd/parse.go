@@ -197,19 +197,27 @@ type vcRecord struct {
 	UUID string `json:"uuid"`
 }
 
-// parsePage reads one records page.
+// parsePage reads one records page (as get does from the answer).
 func parsePage[R any](body []byte) (*recordsPage[R], error) {
 	p := new(recordsPage[R])
 	if err := rest.DecodeJSON(body, p); err != nil {
 		return nil, err
 	}
-	if p.Page < 1 || p.PageSize < 1 || p.Total < 0 {
-		return nil, fmt.Errorf("field page/pageSize/total: invalid values %d/%d/%d", p.Page, p.PageSize, p.Total)
-	}
-	if len(p.Record) > p.PageSize {
-		return nil, fmt.Errorf("field record: %d records on a page of %d", len(p.Record), p.PageSize)
+	if err := p.check(); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// check validates a decoded records page.
+func (p *recordsPage[R]) check() error {
+	if p.Page < 1 || p.PageSize < 1 || p.Total < 0 {
+		return fmt.Errorf("field page/pageSize/total: invalid values %d/%d/%d", p.Page, p.PageSize, p.Total)
+	}
+	if len(p.Record) > p.PageSize {
+		return fmt.Errorf("field record: %d records on a page of %d", len(p.Record), p.PageSize)
+	}
+	return nil
 }
 
 // lastSegment is the id at the end of an href (".../api/org/<uuid>").

@@ -86,8 +86,14 @@ const (
 	DimVCD          = "vcd"
 )
 
-// maxBody bounds one response body.
-const maxBody = 64 << 20
+// limits are what one Cloud Director answer may cost: a records page of
+// pageSize records (each a flat list of attributes, about 1.5 KiB; 16 KiB
+// allowed) and its links, at least 8 MiB and, whatever page_size says, at
+// most 64 MiB (VCD's own largest page is 128 records unless reconfigured).
+func limits(pageSize int) rest.Limits {
+	page := min(64<<20, max(8<<20, int64(pageSize)*16<<10+64<<10))
+	return rest.Limits{Response: page, Object: 1 << 20, Budget: page}
+}
 
 // Collector collects one Cloud Director. Calls are serialised: they share
 // one session.
@@ -122,7 +128,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if c.rc, err = rest.NewClient(Kind, &c.t, "/api"); err != nil {
 		return nil, err
 	}
-	c.rc.MaxBody = maxBody
+	c.rc.Limits = limits(c.opts.PageSize)
 	c.rc.ErrorMessage = errorMessage
 	c.host = c.rc.Host()
 	c.log = c.t.Logger // collectors.New adds the kind and host
@@ -199,16 +205,17 @@ func (c *Collector) login(ctx context.Context) error {
 	return nil
 }
 
-// get reads an authenticated /api path. A 401 logs in again once and retries.
-func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
-	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
+// get reads an authenticated /api path and decodes the JSON answer into v as
+// it arrives. A 401 logs in again once and retries.
+func (c *Collector) get(ctx context.Context, path string, v any) error {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
 		hdr := http.Header{
 			"Accept":        {"application/*+json;version=" + c.version},
 			"Authorization": {"Bearer " + c.token},
 		}
-		body, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, hdr)
-		return body, err
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, path, nil, hdr, v)
 	})
+	return err
 }
 
 // queryAll pages through a records query, calling add for every record.
@@ -216,12 +223,11 @@ func queryAll[R any](ctx context.Context, c *Collector, typ string, add func(*R)
 	seen := 0
 	for page := 1; ; page++ {
 		path := "/api/query?type=" + typ + "&format=records&page=" + strconv.Itoa(page) + "&pageSize=" + strconv.Itoa(c.opts.PageSize)
-		body, err := c.get(ctx, path)
-		if err != nil {
+		p := new(recordsPage[R])
+		if err := c.get(ctx, path, p); err != nil {
 			return c.rc.PageError(typ+" query", page, err)
 		}
-		p, err := parsePage[R](body)
-		if err != nil {
+		if err := p.check(); err != nil {
 			return c.rc.PageError(typ+" query", page, err)
 		}
 		if p.Page != page {

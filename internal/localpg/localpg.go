@@ -4,6 +4,14 @@
 // starts the server on a unix socket only, stops it cleanly, and reuses an
 // existing cluster. When the process is root, the server runs as the
 // `postgres` OS user (PostgreSQL refuses to run as root).
+//
+// The server cannot outlive the process that started it: it is started with
+// a parent-death signal (SIGINT, PostgreSQL's fast shutdown), so a daemon
+// killed with kill -9 takes its postmaster down with it. As a second line, a
+// postmaster found running on the cluster at Start whose starting process is
+// gone (one left by an older version, or started with the signal lost) is
+// stopped with a fast shutdown, and logged, before a new one starts; a
+// postmaster.pid whose process is gone is removed.
 package localpg
 
 import (
@@ -12,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,11 +40,12 @@ var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) no
 
 // Options shape a cluster.
 type Options struct {
-	Dir      string   // cluster directory (PGDATA); the socket lives in Dir/socket
-	BinDir   string   // where initdb and postgres are; "" = search
-	Fast     bool     // fsync off etc., for tests only
-	Settings []string // extra "name=value" server settings
-	Log      io.Writer
+	Dir      string       // cluster directory (PGDATA); the socket lives in Dir/socket
+	BinDir   string       // where initdb and postgres are; "" = search
+	Fast     bool         // fsync off etc., for tests only
+	Settings []string     // extra "name=value" server settings
+	Log      io.Writer    // the server's own output, besides Dir/server.log
+	Logger   *slog.Logger // what localpg does (nil: slog.Default())
 }
 
 // Cluster is one PostgreSQL data directory and, once started, its server.
@@ -43,7 +54,7 @@ type Cluster struct {
 	bin    string
 	cred   *syscall.Credential
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	logf   *os.File
 }
 
@@ -81,6 +92,9 @@ func New(opts Options) (*Cluster, error) {
 		if bin, err = FindBinDir(); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	c := &Cluster{opts: opts, bin: bin}
 	if os.Geteuid() == 0 {
@@ -187,6 +201,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := c.prepareDir(); err != nil {
 		return err
 	}
+	if c.cmd != nil {
+		return fmt.Errorf("postgres in %s: already started", c.opts.Dir)
+	}
+	if err := c.stopOrphan(ctx); err != nil {
+		return err
+	}
 	c.clearStalePid()
 	args := []string{"-D", c.opts.Dir, "-k", c.SocketDir(), "-c", "listen_addresses=", "-c", "port=5432"}
 	if c.opts.Fast {
@@ -215,13 +235,21 @@ func (c *Cluster) Start(ctx context.Context) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
+	// The server dies with us (kill -9 included): the kernel sends it
+	// SIGINT, a fast shutdown, when this process ends. Go applies it after
+	// the switch to the postgres user (a credential change clears it), and
+	// postgres is not set-user-ID, so exec keeps it.
+	cmd.SysProcAttr.Pdeathsig = pdeathsig
+	exited, err := startLocked(cmd)
+	if err != nil {
 		lf.Close()
 		return fmt.Errorf("starting postgres: %w", err)
 	}
+	if err := c.writeOwner(); err != nil {
+		c.opts.Logger.Warn("cannot record the process that runs PostgreSQL", "dir", c.opts.Dir, "err", err)
+	}
 	c.cmd = cmd
-	c.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(c.exited) }()
+	c.exited = exited
 
 	deadline := time.Now().Add(60 * time.Second)
 	sock := filepath.Join(c.SocketDir(), ".s.PGSQL.5432")
@@ -244,6 +272,33 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 }
 
+// startLocked starts cmd from a goroutine locked to its OS thread until cmd
+// has ended, and returns a channel closed then. The parent-death signal is
+// sent when the thread that forked ends, not only the process, and the Go
+// runtime ends a thread whose goroutine exits while locked to it (golang/go
+// issue 27505); a locked thread runs no other goroutine, so none can end it
+// under the server.
+func startLocked(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+		runtime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
+}
+
 // ready reports whether the server accepts a connection (not merely its socket).
 func (c *Cluster) ready(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -256,22 +311,19 @@ func (c *Cluster) ready(ctx context.Context) bool {
 	return true
 }
 
-// clearStalePid removes a postmaster.pid left by a crash when its process is gone.
+// clearStalePid removes a postmaster.pid left by a crash whose process is
+// gone (or is another program now: pids are reused after a reboot).
 func (c *Cluster) clearStalePid() {
-	pidFile := filepath.Join(c.opts.Dir, "postmaster.pid")
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
+	pid := c.readPid("postmaster.pid")
+	if pid == 0 {
 		return
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		return
-	}
-	if syscall.Kill(pid, 0) == nil {
+	if alive(pid) && c.isPostmaster(pid) {
 		return // still running: postgres itself will refuse with a clear message
 	}
-	_ = os.Remove(pidFile)
+	if os.Remove(filepath.Join(c.opts.Dir, "postmaster.pid")) == nil {
+		c.opts.Logger.Info("removed a stale postmaster.pid (its process is gone)", "dir", c.opts.Dir, "pid", pid)
+	}
 }
 
 // Stop shuts the server down with a fast shutdown (SIGINT) and waits.
@@ -284,6 +336,7 @@ func (c *Cluster) Stop() error {
 			c.logf.Close()
 		}
 		c.cmd = nil
+		_ = os.Remove(filepath.Join(c.opts.Dir, ownerFile))
 	}()
 	select {
 	case <-c.exited:

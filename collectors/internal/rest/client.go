@@ -21,20 +21,25 @@ import (
 // DefaultTimeout is the per-call deadline when Target.Timeout is not set.
 const DefaultTimeout = 60 * time.Second
 
-// DefaultMaxBody bounds one response body when Client.MaxBody is not set.
-const DefaultMaxBody = 128 << 20
+// maxErrorBody bounds what is read of a non-2xx answer (for its message).
+const maxErrorBody = 64 << 10
+
+// drainBody is how much of an answer is read past its decoded value, so
+// that the connection can be reused (a product sends a newline, maybe).
+const drainBody = 4 << 10
 
 // Client sends one collector's calls to its product: every call under its
 // own deadline (Target.Timeout, read at each call), TLS verified by the
-// system roots or the accepted thumbprint, the body read up to MaxBody, a
-// non-2xx answer returned as an *HTTPError.
+// system roots or the accepted thumbprint, the answer decoded as it
+// arrives within Limits, a non-2xx answer returned as an *HTTPError.
 type Client struct {
 	Kind   string             // product kind, first word of messages
 	Base   *url.URL           // paths are appended to its path
 	HTTP   *http.Client       //
 	Target *collectors.Target // the collector's target (Timeout)
-	// MaxBody bounds one response body (0: DefaultMaxBody).
-	MaxBody int64
+	// Limits bound what one answer may cost (fields left 0:
+	// DefaultLimits). Set them to what the product could send for one page.
+	Limits Limits
 	// Header is sent on every call; the call's own headers win.
 	Header http.Header
 	// ErrorMessage extracts the message of a non-2xx answer's body (nil:
@@ -134,18 +139,50 @@ func (e *HTTPError) AuthFailed() bool {
 
 // Do sends one request, each try under its own deadline, waiting out up to
 // Throttle refusals for load. path may carry a query. It returns the body of
-// a 2xx answer and the response (its body closed; for the headers and
-// cookies); a non-2xx answer is an *HTTPError, returned with the response.
+// a 2xx answer, read whole and so at most Limits.Object (logins, small
+// documents; lists go through DoJSON or DoXML), and the response (its body
+// closed; for the headers and cookies); a non-2xx answer is an *HTTPError,
+// returned with the response.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte, hdr http.Header) ([]byte, *http.Response, error) {
+	var b []byte
+	resp, err := c.send(ctx, method, path, body, hdr, true, func(m *meter) error {
+		var err error
+		b, err = io.ReadAll(m)
+		return err
+	})
+	if err != nil {
+		return nil, resp, err
+	}
+	return b, resp, nil
+}
+
+// DoJSON sends one request as Do does and decodes a 2xx answer into v as
+// it arrives (see decodeJSON: v's list fields element by element), within
+// Limits: an answer past one is a *LimitError naming the product kind, the
+// call and the limit. Other errors are those of Do and of DecodeJSON.
+func (c *Client) DoJSON(ctx context.Context, method, path string, body []byte, hdr http.Header, v any) error {
+	_, err := c.send(ctx, method, path, body, hdr, false, func(m *meter) error { return decodeJSON(m, v) })
+	return err
+}
+
+// DoXML is DoJSON for an XML answer (see DecodeXML).
+func (c *Client) DoXML(ctx context.Context, method, path string, body []byte, hdr http.Header, v any) error {
+	_, err := c.send(ctx, method, path, body, hdr, false, func(m *meter) error { return decodeXML(m, v) })
+	return err
+}
+
+// send runs the tries of one call; read consumes a 2xx answer, read whole
+// (within Limits.Object) when whole.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, hdr http.Header, whole bool, read func(*meter) error) (*http.Response, error) {
 	for try := 1; ; try++ {
 		var rd io.Reader
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
-		b, resp, err := c.do(ctx, method, path, rd, hdr)
+		resp, err := c.do(ctx, method, path, rd, hdr, whole, read)
 		var he *HTTPError
 		if try > c.Throttle || !errors.As(err, &he) || (he.Status != http.StatusTooManyRequests && he.Status != http.StatusServiceUnavailable) {
-			return b, resp, err
+			return resp, err
 		}
 		wait := time.Duration(try) * 200 * time.Millisecond
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
@@ -157,13 +194,13 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte, hdr h
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// do is one try of Do.
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) ([]byte, *http.Response, error) {
+// do is one try of send.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header, whole bool, read func(*meter) error) (*http.Response, error) {
 	timeout := c.Target.Timeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -173,7 +210,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 	u.RawQuery = q
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for k, v := range c.Header {
 		req.Header[k] = v
@@ -184,30 +221,46 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 	req.Header.Set("User-Agent", "usagemeter")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, nil, Deadline(ctx, timeout, err)
+		return nil, Deadline(ctx, timeout, err)
 	}
+	// Closing a body not read to its end drops the connection, which is
+	// what an answer stopped at a limit needs.
 	defer resp.Body.Close()
-	limit := c.MaxBody
-	if limit <= 0 {
-		limit = DefaultMaxBody
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, nil, Deadline(ctx, timeout, fmt.Errorf("reading the answer: %w", err))
-	}
-	if err := ctx.Err(); err != nil {
-		// The deadline passed while the answer came in: a body cut short by
-		// it is not the product's answer, so say deadline, not "malformed".
-		return nil, nil, Deadline(ctx, timeout, err)
-	}
 	if resp.StatusCode/100 != 2 {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil || ctx.Err() != nil {
+			// A message cut short by the deadline is not the product's.
+			return nil, Deadline(ctx, timeout, fmt.Errorf("reading the answer: %w", errors.Join(err, ctx.Err())))
+		}
 		msg := c.ErrorMessage
 		if msg == nil {
 			msg = Snippet
 		}
-		return nil, resp, &HTTPError{Status: resp.StatusCode, Msg: msg(b)}
+		return resp, &HTTPError{Status: resp.StatusCode, Msg: msg(b)}
 	}
-	return b, resp, nil
+	lim := c.Limits.orDefault()
+	if whole {
+		lim.Response = min(lim.Response, lim.Object)
+	}
+	call := method + " " + path
+	m := newMeter(resp.Body, lim, func(which string, limit int64) error {
+		return &LimitError{Kind: c.Kind, Call: call, Which: which, Limit: limit}
+	})
+	if err := read(m); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			// The deadline passed while the answer came in: a body cut
+			// short by it is not the product's answer, so say deadline,
+			// not "malformed".
+			return nil, Deadline(ctx, timeout, err)
+		}
+		return nil, err
+	}
+	// Read to the end (a trailing newline), so the connection is reused.
+	_, _ = io.CopyN(io.Discard, resp.Body, drainBody)
+	return resp, nil
 }
 
 // Call runs f under its own deadline of timeout, for calls that do not go

@@ -3,12 +3,10 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
-	"strconv"
 	"strings"
 )
 
@@ -68,71 +66,17 @@ func optionNames(opts any) []string {
 }
 
 // DecodeJSON decodes body into v with errors that start "malformed body"
-// and name the field.
+// and name the field: the decoding of Client.DoJSON, for a body already in
+// memory.
 func DecodeJSON(body []byte, v any) error {
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("malformed body: field %s: expected a %s, got a JSON %s", te.Field, te.Type, te.Value)
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed body: invalid JSON at byte %d: %v", se.Offset, se)
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-			return fmt.Errorf("malformed body: truncated JSON (%d bytes)", len(body))
-		}
-		return fmt.Errorf("malformed body: %w", err)
-	}
-	return nil
+	return decodeJSON(newMeter(bytes.NewReader(body), unlimited, nil), v)
 }
 
 // DecodeXML decodes body into v with errors that start "malformed body" and
-// name the element.
+// name the element: the decoding of Client.DoXML, for a body already in
+// memory.
 func DecodeXML(body []byte, v any) error {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		var se *xml.SyntaxError
-		var ue *xml.UnmarshalError
-		var ne *strconv.NumError
-		switch {
-		case errors.As(err, &se):
-			return fmt.Errorf("malformed body: invalid XML at line %d: %s", se.Line, se.Msg)
-		case errors.As(err, &ne):
-			return fmt.Errorf("malformed body: %s", describeNumError(body, ne))
-		case errors.As(err, &ue):
-			return fmt.Errorf("malformed body: %s", string(*ue))
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			return fmt.Errorf("malformed body: truncated XML (%d bytes)", len(body))
-		}
-		return fmt.Errorf("malformed body: %w", err)
-	}
-	return nil
-}
-
-// describeNumError names the element whose text is not a number or boolean
-// (encoding/xml does not say which one).
-func describeNumError(body []byte, ne *strconv.NumError) string {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	var stack []string
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			stack = append(stack, t.Name.Local)
-		case xml.EndElement:
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
-			}
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) == ne.Num && len(stack) > 0 {
-				return fmt.Sprintf("element %s: %q is not a valid %s", strings.Join(stack, ">"), ne.Num, kindOf(ne.Func))
-			}
-		}
-	}
-	return fmt.Sprintf("value %q is not a valid %s", ne.Num, kindOf(ne.Func))
+	return decodeXML(newMeter(bytes.NewReader(body), unlimited, nil), v)
 }
 
 func kindOf(fn string) string {

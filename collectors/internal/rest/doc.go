@@ -8,8 +8,8 @@
 // own deadline (Target.Timeout; an expired one is a context.DeadlineExceeded
 // that says so, see Deadline and Call) over TLS verified by the system roots
 // or the accepted thumbprint (internal/tlsutil: a refused certificate is a
-// *tlsutil.CertError), reads at most MaxBody of the answer and returns a
-// non-2xx answer as an *HTTPError carrying the product's message. An error
+// *tlsutil.CertError) and returns a non-2xx answer as an *HTTPError
+// carrying the product's message. An error
 // reading one page of a list is a *PageError naming the list and the page.
 // A product with an API rate limit sets Client.Throttle: 429 and 503
 // answers are then waited out (Retry-After) a few times per call.
@@ -19,8 +19,18 @@
 // refused login, or a session refused right after logging in, is an error,
 // never a retry loop.
 //
+// Memory: answers are decoded as they arrive, never read whole first.
+// Client.DoJSON walks the top-level object and decodes each element of a
+// list on its own; Client.DoXML decodes token by token. Client.Limits (set
+// by each product to what it could send for one page) bound the bytes of
+// one answer, of one object in it, and the memory it is decoded into (the
+// product's budget: its calls are serialised); an answer past one is a
+// *LimitError (errors.Is ErrTooLarge) naming the product kind, the call and
+// the limit. Do reads small answers (logins) whole, within one object.
+//
 // Options: DecodeOptions decodes a product's Target.Options strictly
 // (unknown keys, wrong types and trailing data are errors naming the key).
-// Answers: DecodeJSON and DecodeXML decode a body with errors that say
-// "malformed body" and name the field or element.
+// Answers: DecodeJSON and DecodeXML decode a body already in memory as
+// DoJSON and DoXML do, with errors that say "malformed body" and name the
+// field or element.
 package rest

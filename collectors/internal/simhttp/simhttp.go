@@ -168,3 +168,29 @@ func LoadState[S any](kind string, b []byte) (S, error) {
 	}
 	return st, nil
 }
+
+// Endless writes an answer that never ends, as a product gone wrong may (the
+// Endless fault): head, then item, sep, item, sep, ... until the client
+// stops reading or goes away. The status is 200 with contentType.
+func Endless(w http.ResponseWriter, r *http.Request, contentType string, head, item, sep []byte) {
+	w.Header().Set("Content-Type", contentType)
+	if _, err := w.Write(head); err != nil {
+		return
+	}
+	var chunk bytes.Buffer
+	chunk.Write(item)
+	for chunk.Len() < 64<<10 {
+		chunk.Write(sep)
+		chunk.Write(item)
+	}
+	for r.Context().Err() == nil {
+		if _, err := w.Write(chunk.Bytes()); err != nil {
+			return
+		}
+		chunk.Reset()
+		for chunk.Len() < 64<<10 {
+			chunk.Write(sep)
+			chunk.Write(item)
+		}
+	}
+}

@@ -171,6 +171,7 @@ type Faults struct {
 	Delay         time.Duration // added before every answer
 	MalformField  string        // that field of every VM record gets a wrong JSON type
 	Truncate      bool          // the VM list bodies are cut in half
+	Endless       bool          // the VM list answers a page whose results never end
 	ThrottleEvery int           // every ThrottleEvery-th call answers 429 Too Many Requests (0: never)
 }
 
@@ -586,6 +587,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList b
 	}
 	if vmList && f.FailPage > 0 && start/size+1 == f.FailPage {
 		nsxError(w, http.StatusInternalServerError, 100, "common-services", "General error has occurred.")
+		return
+	}
+	if vmList && f.Endless {
+		rec, _ := json.Marshal(vmRecord(VM{ExternalID: "50 1c 3e 7a 9b 2d 4f 61-8a 0b 1c 2d 3e 4f 5a 6b", Name: "web-frontend-01",
+			PowerState: "VM_RUNNING", InstanceUUID: "501c3e7a-9b2d-4f61-8a0b-1c2d3e4f5a6b", Moref: "vm-1042",
+			HostID: "8d3e2f1a-4b5c-4d6e-9f0a-1b2c3d4e5f6a"}))
+		simhttp.Endless(w, r, "application/json;charset=UTF-8", []byte(`{"results":[`), rec, []byte(","))
 		return
 	}
 	end := min(start+size, n)

@@ -121,6 +121,7 @@ type Faults struct {
 	Delay        time.Duration // added before every answer
 	MalformField string        // that element of every virtualWire gets a non-XML-safe or wrong value
 	Truncate     bool          // the virtualwires bodies are cut in half
+	Endless      bool          // the virtualwires answer is a page whose logical switches never end
 	RejectAll    bool          // every call is refused with 403 (password changed)
 }
 
@@ -238,6 +239,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if f.FailPage > 0 && start/size+1 == f.FailPage {
 			apiError(w, http.StatusInternalServerError, 100, "Internal server error has occurred.")
+			return
+		}
+		if f.Endless {
+			head := fmt.Sprintf("%s<virtualWires><dataPage><pagingInfo><pageSize>%d</pageSize><startIndex>%d</startIndex><totalCount>%d</totalCount><sortOrderAscending>true</sortOrderAscending></pagingInfo>", xml.Header, size, start, len(st.VirtualWires))
+			wire := "<virtualWire><objectId>virtualwire-42</objectId><objectTypeName>VirtualWire</objectTypeName><name>tenant-a-web</name><tenantId>virtual wire tenant</tenantId><vdnScopeId>vdnscope-1</vdnScopeId><vdsContextWithBacking><switch><objectId>dvs-21</objectId><objectTypeName>VmwareDistributedVirtualSwitch</objectTypeName><name>dvs-compute</name></switch><mtu>1600</mtu><promiscuousMode>false</promiscuousMode><backingType>portgroup</backingType><backingValue>dvportgroup-142</backingValue></vdsContextWithBacking><vdnId>5042</vdnId><guestVlanAllowed>false</guestVlanAllowed><controlPlaneMode>UNICAST_MODE</controlPlaneMode><isUniversal>false</isUniversal><universalRevision>0</universalRevision></virtualWire>"
+			simhttp.Endless(w, r, "application/xml", []byte(head), []byte(wire), nil)
 			return
 		}
 		end := min(start+size, len(st.VirtualWires))

@@ -141,6 +141,8 @@ type Faults struct {
 	MalformField string
 	// Truncate cuts every query body in half.
 	Truncate bool
+	// Endless makes every query answer a page whose records never end.
+	Endless bool
 	// RejectTokens refuses every token with 401, fresh ones included (a
 	// proxy that drops the Authorization header).
 	RejectTokens bool
@@ -534,6 +536,10 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, version string, f
 		legacyError(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("Bad request: page %d is out of range (1 to %d)", page, last))
 		return
 	}
+	if f.Endless {
+		s.endless(w, r, typ, version, pageSize, total)
+		return
+	}
 	lo, hi := (page-1)*pageSize, min(page*pageSize, total)
 	pageURL := func(p int) string {
 		v := url.Values{"type": {typ}, "format": {"records"}, "page": {strconv.Itoa(p)}, "pageSize": {strconv.Itoa(pageSize)}}
@@ -562,6 +568,26 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, version string, f
 	}
 	w.Header().Set("Content-Type", mt+";version="+version)
 	_, _ = w.Write(body)
+}
+
+// endless answers a records page of typ that never ends: its records are
+// one realistic adminVM record, over and over.
+func (s *Server) endless(w http.ResponseWriter, r *http.Request, typ, version string, pageSize, total int) {
+	s.mu.Lock()
+	base := s.url
+	s.mu.Unlock()
+	mt := "application/vnd.vmware.vcloud.query.records+json"
+	head := fmt.Sprintf(`{"otherAttributes":{},"href":%q,"type":%q,"name":%q,"page":1,"pageSize":%d,"total":%d,"link":[],"record":[`,
+		base+"/api/query?type="+typ, mt, typ, pageSize, total)
+	rec, _ := json.Marshal(adminVMRecord{
+		Type: "QueryResultAdminVMRecordType", Href: base + "/api/vApp/vm-3f1c2b7e-9a4d-4e0b-8c21-6d5f0a9e7b13", Name: "web-frontend-01",
+		ContainerName: "web-tier", Container: base + "/api/vApp/vapp-web-tier", Status: "POWERED_ON",
+		Vdc: base + "/api/vdc/0b9e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d", VdcName: "acme-prod-vdc", HostName: "esx-07.example.net",
+		GuestOs: "Ubuntu Linux (64-bit)", NumberOfCpus: 4, MemoryMB: 8192, IsDeployed: true, IsVdcEnabled: true,
+		DatastoreName: "vsanDatastore", Vc: base + "/api/admin/extension/vimServer/6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d",
+		VcName: "vc-01", Moref: "vm-1042", Org: base + "/api/org/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+	})
+	simhttp.Endless(w, r, mt+";version="+version, []byte(head), rec, []byte(","))
 }
 
 // malform gives field a value of the wrong JSON type.
