@@ -25,19 +25,25 @@ type rawMeta struct {
 	} `json:"links"`
 }
 
-// parseList reads one page of a list.
+// parseList reads one page of a list (as the collector's streaming decode
+// does; the fuzz tests call it).
 func parseList[T any](body []byte) (*listPage[T], error) {
 	p := new(listPage[T])
 	if err := rest.DecodeJSON(body, p); err != nil {
 		return nil, err
 	}
+	return p, p.check()
+}
+
+// check refuses a page whose paging fields cannot be.
+func (p *listPage[T]) check() error {
 	if p.Meta.Total < 0 {
-		return nil, fmt.Errorf("field _meta.total: negative (%d)", p.Meta.Total)
+		return fmt.Errorf("field _meta.total: negative (%d)", p.Meta.Total)
 	}
 	if p.Meta.Offset < 0 {
-		return nil, fmt.Errorf("field _meta.offset: negative (%d)", p.Meta.Offset)
+		return fmt.Errorf("field _meta.offset: negative (%d)", p.Meta.Offset)
 	}
-	return p, nil
+	return nil
 }
 
 // session is the answer to POST /session (SessionIdData).

@@ -97,6 +97,10 @@ type Collector struct {
 	lastVMs int
 }
 
+// limits bound one answer: a page of at most 1,000 VMs of a few hundred
+// bytes each is well under them.
+var limits = rest.Limits{Response: 32 << 20, Object: 1 << 20, Budget: 24 << 20}
+
 // New builds an srm collector for t. It validates the endpoint, the options
 // and the pairing, and does not contact SRM.
 func New(t collectors.Target) (collectors.Collector, error) { return newCollector(t) }
@@ -117,7 +121,8 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.vcUUID = t.Paired.InstanceID
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
 	c.rc.ErrorMessage = errorMessage
-	c.log = c.t.Logger.With("collector", Kind, "srm", c.host)
+	c.rc.Limits = limits
+	c.log = c.t.Logger // collectors.New adds the kind and host
 	c.rc.Throttle = maxThrottled
 	c.rc.Throttled = func(status int, wait time.Duration) {
 		c.log.Debug("SRM is busy, waiting", "status", status, "wait", wait)
@@ -189,11 +194,12 @@ func (c *Collector) versionError(ctx context.Context, err error) error {
 
 // get reads an authenticated path below the API base. With a kept session,
 // a 401/403 logs in again once and retries.
-func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
-	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
-		b, _, err := c.rc.Do(ctx, http.MethodGet, c.api+path, nil, http.Header{"x-dr-session": {c.session}})
-		return b, err
+// The answer is decoded into v as it arrives, within the client's Limits.
+func (c *Collector) get(ctx context.Context, path string, v any) error {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, c.api+path, nil, http.Header{"x-dr-session": {c.session}}, v)
 	})
+	return err
 }
 
 // listAll pages through an SRM list with offset/limit, calling add for
@@ -202,12 +208,11 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)) error {
 	offset := 0
 	for page := 1; ; page++ {
-		body, err := c.get(ctx, fmt.Sprintf("%s?offset=%d&limit=%d", path, offset, c.opts.PageSize))
-		if err != nil {
+		p := new(listPage[T])
+		if err := c.get(ctx, fmt.Sprintf("%s?offset=%d&limit=%d", path, offset, c.opts.PageSize), p); err != nil {
 			return c.rc.PageError(path, page, err)
 		}
-		p, err := parseList[T](body)
-		if err != nil {
+		if err := p.check(); err != nil {
 			return c.rc.PageError(path, page, err)
 		}
 		if p.Meta.Offset != offset && (p.Meta.Offset != 0 || p.Meta.Total != 0) {
@@ -242,12 +247,11 @@ func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	if err := c.ensureSession(ctx); err != nil {
 		return collectors.Identity{}, err
 	}
-	body, err := c.get(ctx, "/pairings?offset=0&limit=1")
-	if err != nil {
+	p := new(listPage[pairing])
+	if err := c.get(ctx, "/pairings?offset=0&limit=1", p); err != nil {
 		return collectors.Identity{}, fmt.Errorf("srm %s: /pairings: %w", c.host, err)
 	}
-	p, err := parseList[pairing](body)
-	if err != nil {
+	if err := p.check(); err != nil {
 		return collectors.Identity{}, fmt.Errorf("srm %s: /pairings: %w", c.host, err)
 	}
 	if len(p.List) == 0 {

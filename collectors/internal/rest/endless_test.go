@@ -15,11 +15,11 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/nsxt"
+	simnsxt "github.com/usagemeter/usagemeter/collectors/nsxt/simulator"
 	"github.com/usagemeter/usagemeter/collectors/nsxv"
+	simnsxv "github.com/usagemeter/usagemeter/collectors/nsxv/simulator"
 	"github.com/usagemeter/usagemeter/collectors/vcd"
-	simnsxt "github.com/usagemeter/usagemeter/internal/sim/nsxt"
-	simnsxv "github.com/usagemeter/usagemeter/internal/sim/nsxv"
-	simvcd "github.com/usagemeter/usagemeter/internal/sim/vcd"
+	simvcd "github.com/usagemeter/usagemeter/collectors/vcd/simulator"
 )
 
 // envEndless runs TestHelperEndless in a child process.
