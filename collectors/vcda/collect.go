@@ -84,14 +84,10 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 func build(local, host string, reps []replication) ([]collectors.Observation, int) {
 	type acc struct {
 		metric, key, name, vmID, vcUUID string
-		vapps, orgs, srcSites, dstSites []string
-		srcOrgs, dstOrgs, dirs          []string
+		vapps, orgs, srcSites, dstSites values
+		srcOrgs, dstOrgs, dirs          values
 	}
-	add := func(list *[]string, v string) {
-		if v != "" && !slices.Contains(*list, v) {
-			*list = append(*list, v)
-		}
-	}
+	add := func(vs *values, v string) { vs.add(v) }
 	noVM := 0
 	byKey := make(map[string]*acc, len(reps))
 	keys := make([]string, 0, len(reps))
@@ -127,7 +123,7 @@ func build(local, host string, reps []replication) ([]collectors.Observation, in
 		add(&a.dirs, dir)
 	}
 	sort.Strings(keys)
-	join := func(l []string) string { sort.Strings(l); return strings.Join(l, ",") }
+	join := func(vs values) string { sort.Strings(vs.list); return strings.Join(vs.list, ",") }
 	obs := make([]collectors.Observation, 0, len(keys))
 	for _, k := range keys {
 		a := byKey[k]
@@ -152,4 +148,33 @@ func build(local, host string, reps []replication) ([]collectors.Observation, in
 		})
 	}
 	return obs, noVM
+}
+
+// values is a set of dimension values in the order first seen. A VM has a
+// few (sites, orgs, vApps); past a handful they are also indexed, so that a
+// hostile or broken answer repeating one VM with many values stays linear.
+type values struct {
+	list []string
+	idx  map[string]struct{}
+}
+
+func (vs *values) add(v string) {
+	if v == "" {
+		return
+	}
+	if vs.idx != nil {
+		if _, ok := vs.idx[v]; ok {
+			return
+		}
+		vs.idx[v] = struct{}{}
+	} else if slices.Contains(vs.list, v) {
+		return
+	} else if len(vs.list) >= 8 {
+		vs.idx = make(map[string]struct{}, 2*len(vs.list))
+		for _, x := range vs.list {
+			vs.idx[x] = struct{}{}
+		}
+		vs.idx[v] = struct{}{}
+	}
+	vs.list = append(vs.list, v)
 }
