@@ -683,12 +683,16 @@ func TestCloudDirectorAvailability(t *testing.T) {
 	// Protected in February only: not in March's figure.
 	f.span(t, vcda, p, "cloud-fra/vm/old", march.Start.Add(-48*time.Hour), march.Start.Add(-time.Hour), 1, "count", "", dims("old", "outgoing"))
 	f.runs(t, vcda, march.Start, march.End)
+	// The tenant org (dims "org") takes the label of its Cloud Director org.
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Acme Corp", ObjectType: "vcd-org", ObjectName: "acme"}); err != nil {
+		t.Fatal(err)
+	}
 
 	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
 	got := string(files[FileMonthly])
 	for _, want := range []string{
-		"Cloud Director Availability\t\tUnique Protected VMs\tcount\t3.000\tvcda.corp.example\t\tNo Customer Label\n",
-		"Cloud Director Availability\t\tUnique Migrated VMs\tcount\t2.000\tvcda.corp.example\t\tNo Customer Label\n",
+		"Cloud Director Availability\t\tUnique Protected VMs\tcount\t3.000\tvcda.corp.example\t\tAcme Corp\n",
+		"Cloud Director Availability\t\tUnique Migrated VMs\tcount\t2.000\tvcda.corp.example\t\tAcme Corp\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
