@@ -42,13 +42,13 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 		return nil, err
 	}
 	reps := make([]replication, 0, c.last)
-	err := listAll(ctx, c, "/vm-replications", func(r *vmReplication) {
+	err := listAll(ctx, c, "/vm-replications", func(r *vmReplication) string { return r.ID }, func(r *vmReplication) {
 		reps = append(reps, replication{vmReplication: *r})
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = listAll(ctx, c, "/vapp-replications", func(va *vappReplication) {
+	err = listAll(ctx, c, "/vapp-replications", func(va *vappReplication) string { return va.ID }, func(va *vappReplication) {
 		for _, r := range va.VMReplications {
 			// A vApp replication is one kind for all its VMs.
 			r.IsMigration = va.IsMigration

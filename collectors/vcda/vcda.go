@@ -213,9 +213,11 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 // listAll pages through a VCDA list with offset/limit, calling add for
 // every item. It stops at an empty page or when offset reaches the total;
 // it advances by the items received, as the server may serve fewer than
-// asked (its own limit).
-func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)) error {
-	offset := 0
+// asked (its own limit). A page that starts with the record the previous
+// page started with is an error: a server or proxy that ignores offset
+// would otherwise be read total/limit times over.
+func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) string, add func(*T)) error {
+	offset, prevFirst := 0, ""
 	for pg := 1; ; pg++ {
 		body, err := c.get(ctx, fmt.Sprintf("%s?offset=%d&limit=%d", path, offset, c.opts.PageSize))
 		if err != nil {
@@ -224,6 +226,13 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 		p, err := parsePage[T](body)
 		if err != nil {
 			return c.rc.PageError(path, pg, err)
+		}
+		if len(p.Items) > 0 {
+			first := id(&p.Items[0])
+			if pg > 1 && first != "" && first == prevFirst {
+				return c.rc.PageError(path, pg, fmt.Errorf("the answer for offset %d starts with %s again, as the page before: the server ignores offset", offset, first))
+			}
+			prevFirst = first
 		}
 		for i := range p.Items {
 			add(&p.Items[i])

@@ -231,6 +231,8 @@ func TestFaults(t *testing.T) {
 		{"malformed vmName", simulator.Faults{MalformField: "vmName"},
 			[]string{"field items.vmName: expected a string, got a JSON number"}},
 		{"truncated", simulator.Faults{Truncate: true}, []string{"/vm-replications page 1", "malformed body: truncated JSON"}},
+		{"offset ignored", simulator.Faults{IgnoreOffset: true}, []string{"/vm-replications page 2",
+			"the answer for offset 2 starts with C4-5e0e0000-0000-4a5b-8c6d-7e8f9a0b1c00 again, as the page before: the server ignores offset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, c := start(t, st, `{"page_size": 2}`)

@@ -154,6 +154,9 @@ type Faults struct {
 	Truncate      bool          // list bodies are cut in half
 	ThrottleEvery int           // every ThrottleEvery-th call answers 503 (0: never)
 	Throttle429   bool          // the throttled calls answer 429 instead
+	// IgnoreOffset makes the lists answer their first page whatever the
+	// offset asked for (a broken proxy or server).
+	IgnoreOffset bool
 }
 
 // VCDA is a simulated VCDA cloud site. It is safe for concurrent use.
@@ -397,6 +400,9 @@ func (s *VCDA) list(w http.ResponseWriter, r *http.Request, f Faults, v string, 
 			return
 		}
 		limit = n
+	}
+	if f.IgnoreOffset {
+		offset = 0
 	}
 	if limit > s.st.MaxLimit {
 		limit = DefaultPageSize // the reference: "higher than the server's limits, defaults to 100"
