@@ -650,3 +650,55 @@ func TestNSX(t *testing.T) {
 		t.Errorf("a non-Enterprise NSX-V count was reported:\n%s", got)
 	}
 }
+
+// TestCloudDirectorAvailability: VCDA's replications are reported as the
+// unique protected and unique migrated VMs of the month (METERING.md
+// "Unique count"): a VM seen in one hour counts as one seen all month, a VM
+// whose name changed (two spans) counts once, a VM both protected and
+// migrated counts once in each, and a VM replicated only outside the month
+// does not count.
+func TestCloudDirectorAvailability(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	vcda, err := f.st.AddProduct(ctx, store.Product{Kind: "vcda", Endpoint: "https://vcda.corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := func(n int) time.Time { return march.Start.Add(time.Duration(n) * time.Hour) }
+	dims := func(vm, dir string) map[string]string {
+		return map[string]string{"vm": vm, "org": "acme", "direction": dir, "source_site": "cloud-fra", "destination_site": "cloud-ams"}
+	}
+	p, m := collectors.MetricVMProtected, collectors.MetricVMMigrated
+	// Protected all month, renamed half-way: two spans, one VM.
+	f.span(t, vcda, p, "cloud-fra/vm/a", march.Start, h(371), 1, "count", "", dims("app-a", "incoming"))
+	f.span(t, vcda, p, "cloud-fra/vm/a", h(372), h(743), 1, "count", "", dims("app-a-renamed", "incoming"))
+	// Protected for one hour only.
+	f.span(t, vcda, p, "cloud-fra/vm/b", h(10), h(10), 1, "count", "", dims("app-b", "incoming"))
+	// Protected, then migrated: once in each.
+	f.span(t, vcda, p, "cloud-fra/vm/c", march.Start, h(99), 1, "count", "", dims("app-c", "incoming"))
+	f.span(t, vcda, m, "cloud-fra/vm/c", h(100), h(120), 1, "count", "", dims("app-c", "incoming"))
+	// Migrated only, from an on-premises vCenter.
+	f.span(t, vcda, m, "vc-uuid/moref/vm-7", h(200), h(201), 1, "count", "", dims("erp", "incoming"))
+	// Protected in February only: not in March's figure.
+	f.span(t, vcda, p, "cloud-fra/vm/old", march.Start.Add(-48*time.Hour), march.Start.Add(-time.Hour), 1, "count", "", dims("old", "outgoing"))
+	f.runs(t, vcda, march.Start, march.End)
+	// The tenant org (dims "org") takes the label of its Cloud Director org.
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Acme Corp", ObjectType: "vcd-org", ObjectName: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := string(files[FileMonthly])
+	for _, want := range []string{
+		"Cloud Director Availability\t\tUnique Protected VMs\tcount\t3.000\tvcda.corp.example\t\tAcme Corp\n",
+		"Cloud Director Availability\t\tUnique Migrated VMs\tcount\t2.000\tvcda.corp.example\t\tAcme Corp\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Cloud Director Availability\t\tNon-unique") {
+		t.Errorf("VCDA reported as a non-unique count:\n%s", got)
+	}
+}
