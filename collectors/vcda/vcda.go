@@ -100,6 +100,10 @@ type Collector struct {
 // options, and does not contact VCDA.
 func New(t collectors.Target) (collectors.Collector, error) { return newCollector(t) }
 
+// limits bound one answer: a page of replications (the server's own limit
+// is a few hundred records of about a kilobyte) is well under them.
+var limits = rest.Limits{Response: 32 << 20, Object: 1 << 20, Budget: 24 << 20}
+
 func newCollector(t collectors.Target) (*Collector, error) {
 	opts, err := ParseOptions(t.Options)
 	if err != nil {
@@ -112,7 +116,8 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.host = c.rc.Host()
 	c.rc.Header = http.Header{"Accept": {mediaType(opts.APIVersion)}}
 	c.rc.ErrorMessage = errorMessage
-	c.log = c.t.Logger.With("collector", Kind, "vcda", c.host)
+	c.rc.Limits = limits
+	c.log = c.t.Logger // collectors.New adds the kind and host
 	c.rc.Throttle = maxThrottled
 	c.rc.Throttled = func(status int, wait time.Duration) {
 		c.log.Debug("VCDA is busy, waiting", "status", status, "wait", wait)
@@ -203,11 +208,12 @@ func (c *Collector) versionError(ctx context.Context, err error) error {
 
 // get reads an authenticated path. With a kept session, a 401/403 logs in
 // again once and retries.
-func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
-	return rest.WithSession(ctx, &c.sess, func() ([]byte, error) {
-		b, _, err := c.rc.Do(ctx, http.MethodGet, path, nil, http.Header{authHeader: {c.token}})
-		return b, err
+// The answer is decoded into v as it arrives, within the client's Limits.
+func (c *Collector) get(ctx context.Context, path string, v any) error {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, path, nil, http.Header{authHeader: {c.token}}, v)
 	})
+	return err
 }
 
 // listAll pages through a VCDA list with offset/limit, calling add for
@@ -219,12 +225,11 @@ func (c *Collector) get(ctx context.Context, path string) ([]byte, error) {
 func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) string, add func(*T)) error {
 	offset, prevFirst := 0, ""
 	for pg := 1; ; pg++ {
-		body, err := c.get(ctx, fmt.Sprintf("%s?offset=%d&limit=%d", path, offset, c.opts.PageSize))
-		if err != nil {
+		p := new(page[T])
+		if err := c.get(ctx, fmt.Sprintf("%s?offset=%d&limit=%d", path, offset, c.opts.PageSize), p); err != nil {
 			return c.rc.PageError(path, pg, err)
 		}
-		p, err := parsePage[T](body)
-		if err != nil {
+		if err := p.check(); err != nil {
 			return c.rc.PageError(path, pg, err)
 		}
 		if len(p.Items) > 0 {
@@ -262,12 +267,8 @@ func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	if err := c.ensureSession(ctx); err != nil {
 		return collectors.Identity{}, err
 	}
-	body, err := c.get(ctx, "/diagnostics/about")
-	if err != nil {
-		return collectors.Identity{}, fmt.Errorf("vcda %s: /diagnostics/about: %w", c.host, err)
-	}
-	a, err := parseAbout(body)
-	if err != nil {
+	var a about
+	if err := c.get(ctx, "/diagnostics/about", &a); err != nil {
 		return collectors.Identity{}, fmt.Errorf("vcda %s: /diagnostics/about: %w", c.host, err)
 	}
 	name := c.site()
