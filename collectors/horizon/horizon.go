@@ -199,6 +199,9 @@ func (c *Collector) renew(ctx context.Context) error {
 
 // login opens a session: POST /login.
 func (c *Collector) login(ctx context.Context) error {
+	if why := loginName(c.domain, c.user); why != "" {
+		return fmt.Errorf("logging in as %s: %w (%s)", c.user, ErrLogin, why)
+	}
 	body, _ := json.Marshal(map[string]string{"domain": c.domain, "username": c.user, "password": c.t.Password.Reveal()})
 	b, _, err := c.do(ctx, http.MethodPost, basePath+"/login", body, jsonHeader)
 	var he *rest.HTTPError

@@ -300,14 +300,26 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("user names", func(t *testing.T) {
-		for _, tc := range []struct{ user, opts, want string }{
-			{"svc-meter@corp.example", "", "does not accept UPN logins"},
-			{"svc-meter", "", "a domain is required"},
-			{`CORP\svc-meter`, `{"domain": "OTHER"}`, `the user name's domain "CORP" and the domain option "OTHER" differ`},
-		} {
-			if _, err := collectors.New(target("hz.corp.example", tc.user, "x", "", tc.opts)); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("%s %s: error %v, want %q", tc.user, tc.opts, err, tc.want)
+		if _, err := collectors.New(target("hz.corp.example", `CORP\svc-meter`, "x", "", `{"domain": "OTHER"}`)); err == nil ||
+			!strings.Contains(err.Error(), `the user name's domain "CORP" and the domain option "OTHER" differ`) {
+			t.Errorf("two domains: error %v", err)
+		}
+		// A user name the API cannot log in with: refused at the first
+		// login, without a call, as bad credentials (never retried).
+		s := simulator.New(st)
+		u, thumb := s.Start(t)
+		for user, want := range map[string]string{"svc-meter@corp.example": "does not accept UPN logins", "svc-meter": "a domain is required"} {
+			c, err := collectors.New(target(u, user, "x", thumb, ""))
+			if err != nil {
+				t.Fatal(err)
 			}
+			_, err = c.Collect(context.Background(), hour)
+			if !errors.Is(err, collectors.ErrAuth) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %v, want ErrAuth saying %q", user, err, want)
+			}
+		}
+		if s.Calls() != 0 {
+			t.Errorf("%d calls for user names that cannot log in", s.Calls())
 		}
 		if _, err := collectors.New(target("hz.corp.example", "svc-meter", "x", "", `{"domain": "CORP"}`)); err != nil {
 			t.Error(err)

@@ -51,8 +51,9 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 }
 
 // splitUser returns the login's domain and user name from the target's user
-// name ("DOMAIN\user" or "user") and the domain option; the option wins
-// when both are given and differ only when the user name has none.
+// name ("DOMAIN\user" or "user") and the domain option. A domain in both
+// that differs is an error; a missing domain is not (New accepts it, the
+// login refuses it without calling the server: see loginName).
 func splitUser(user, domain string) (d, u string, err error) {
 	user = strings.TrimSpace(user)
 	if i := strings.IndexByte(user, '\\'); i >= 0 {
@@ -60,14 +61,19 @@ func splitUser(user, domain string) (d, u string, err error) {
 		if domain != "" && !strings.EqualFold(domain, d) {
 			return "", "", fmt.Errorf("the user name's domain %q and the domain option %q differ", d, domain)
 		}
-	} else {
-		d, u = domain, user
+		return d, u, nil
 	}
-	if strings.Contains(u, "@") && d == "" {
-		return "", "", fmt.Errorf("user %q: the Horizon REST API does not accept UPN logins: write DOMAIN\\user or set the domain option", u)
+	return domain, user, nil
+}
+
+// loginName says why a domain and user name cannot log in, "" when they
+// can: the API needs a domain, and refuses UPN logins.
+func loginName(domain, user string) string {
+	switch {
+	case domain == "" && strings.Contains(user, "@"):
+		return "the Horizon REST API does not accept UPN logins: write the user name DOMAIN\\user or set the domain option"
+	case domain == "" || user == "":
+		return "a domain is required: write the user name DOMAIN\\user or set the domain option"
 	}
-	if d == "" || u == "" {
-		return "", "", fmt.Errorf("user %q: a domain is required: write DOMAIN\\user or set the domain option", user)
-	}
-	return d, u, nil
+	return ""
 }
