@@ -259,6 +259,10 @@ func TestFaults(t *testing.T) {
 			[]string{"field managed_machine_data.missing_in_vcenter: expected a bool"}},
 		{"truncated", simulator.Faults{Truncate: true}, []string{"/inventory/v1/machines page 1", "malformed body: truncated JSON"}},
 		{"page ignored", simulator.Faults{IgnorePage: true}, []string{"/inventory/v1/rds-servers page 2", "repeats page 1"}},
+		{"no licence privilege", simulator.Faults{Forbidden: "config/v1/licenses"},
+			[]string{"/config/v1/licenses", "HTTP 403", "needs the GLOBAL_CONFIG_VIEW privilege"}},
+		{"no machine privilege", simulator.Faults{Forbidden: "inventory/v1/machines"},
+			[]string{"/inventory/v1/machines page 1", "HTTP 403 Forbidden: Access to the resource is forbidden"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, c := start(t, st, `{"page_size": 2}`)

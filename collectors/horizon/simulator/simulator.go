@@ -197,6 +197,9 @@ type Faults struct {
 	RetryAfter    int           // X-Rate-Limit-Retry-After-Seconds of a throttled answer
 	IgnorePage    bool          // paged lists answer their first page whatever the page asked for
 	BrokenRefresh bool          // /refresh answers 500
+	// Forbidden is a path below /rest (e.g. "config/v1/licenses") that
+	// answers 403, as for an account without the privilege it needs.
+	Forbidden string
 }
 
 // Horizon is a simulated Connection Server. It is safe for concurrent use.
@@ -322,6 +325,10 @@ func (h *Horizon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet {
 		respError(w, http.StatusMethodNotAllowed, "common.method.not.allowed", "Method not allowed")
+		return
+	}
+	if f.Forbidden != "" && p == f.Forbidden {
+		respError(w, http.StatusForbidden, "common.access.forbidden", "Access to the resource is forbidden")
 		return
 	}
 	h.get(w, r, f, p)
