@@ -45,6 +45,13 @@ const (
 	DimNotReportableKey = "not_reportable" // set to "true" when a VM's host licence is perpetual or demo
 )
 
+// Horizon's metrics (METERING.md: the monthly maximum of each), in their
+// own block so that the table above keeps its alignment.
+const (
+	MetricDesktopVM   = "horizon.desktop" // a Horizon desktop VM under management (VDI): quantity 1
+	MetricRDSHSession = "horizon.session" // RDSH sessions under management of one Horizon farm: quantity the session count
+)
+
 // CappedBilledMB is the billed vRAM of one powered-on VM (METERING.md):
 // max(reservation, half the configured memory), capped at 24 GB.
 func CappedBilledMB(configuredMB, reservationMB float64) float64 {

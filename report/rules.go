@@ -63,6 +63,8 @@ var Rules = []Rule{
 	{Metric: collectors.MetricVMProtected, Kind: Unique, ProductKinds: []string{"vcda"}, Name: "Unique Protected VMs"},
 	{Metric: collectors.MetricVMMigrated, Kind: Unique, Name: "Unique Migrated VMs"},
 	{Metric: collectors.MetricConnections, Kind: Maximum, Name: "Maximum Concurrent Connections"},
+	{Metric: collectors.MetricDesktopVM, Kind: Maximum, Name: "Maximum Desktop VMs under Management"},
+	{Metric: collectors.MetricRDSHSession, Kind: Maximum, Name: "Maximum RDSH Sessions under Management"},
 }
 
 // productName is the product column for rules without Product: the display
@@ -108,5 +110,6 @@ var (
 	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
 		collectors.MetricMonitoredVM, collectors.MetricVMProtected, collectors.MetricVMMigrated}
 	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB}
-	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections)
+	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections,
+		collectors.MetricDesktopVM, collectors.MetricRDSHSession)
 )

@@ -5,6 +5,7 @@
 package all
 
 import (
+	_ "github.com/usagemeter/usagemeter/collectors/horizon" // Horizon (Connection Server)
 	_ "github.com/usagemeter/usagemeter/collectors/nsxt"    // NSX-T (NSX Data Center)
 	_ "github.com/usagemeter/usagemeter/collectors/nsxv"    // NSX for vSphere
 	_ "github.com/usagemeter/usagemeter/collectors/srm"     // Site Recovery Manager
