@@ -22,6 +22,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
@@ -93,7 +94,7 @@ func (e *Engine) Observe(ctx context.Context, r scheduler.Result) {
 	if err != nil {
 		e.Log.Error("alert bookkeeping failed", "product", r.Product.ID, "err", err)
 		if r.Err != nil && e.Fallback != nil {
-			e.Fallback.Raise(ctx, e.collectionMail(r.Product, r.Err.Error(), r.Hour, 0, "opened"), "collection failed and the database is unreachable")
+			e.Fallback.Raise(ctx, e.collectionMail(r.Product, r.Err, r.Hour, 0, "opened"), "collection failed and the database is unreachable")
 		}
 	}
 }
@@ -158,7 +159,7 @@ func (e *Engine) failed(ctx context.Context, r scheduler.Result) error {
 
 	key := Key(KindCollectionFailed, p.ID)
 	if streak.Hours >= max(1, e.Rules.FailureThreshold) {
-		m := e.collectionMail(p, r.Err.Error(), since, streak.Hours, "opened")
+		m := e.collectionMail(p, r.Err, since, streak.Hours, "opened")
 		opened, err := e.Store.RaiseAlert(ctx, store.Alert{Key: key, Kind: KindCollectionFailed, ProductID: p.ID, OpenedAt: now, LastError: r.Err.Error(), Failures: streak.Hours}, &m)
 		if err != nil {
 			return err
@@ -166,7 +167,7 @@ func (e *Engine) failed(ctx context.Context, r scheduler.Result) error {
 		if opened {
 			e.Log.Warn("alert opened", "key", key, "failed_hours", streak.Hours)
 		} else if e.Rules.Reminder > 0 {
-			rm := e.collectionMail(p, r.Err.Error(), since, streak.Hours, "reminder")
+			rm := e.collectionMail(p, r.Err, since, streak.Hours, "reminder")
 			if sent, err := e.Store.RemindAlert(ctx, key, now.Add(-e.Rules.Reminder), now, rm); err != nil {
 				return err
 			} else if sent {
@@ -240,14 +241,17 @@ func (e *Engine) ObserveGaps(ctx context.Context, gaps []scheduler.Gap) {
 	e.Log.Warn("alert: hours not collected", "gaps", len(gaps), "products", len(products))
 }
 
-func (e *Engine) collectionMail(p store.Product, lastErr string, since time.Time, hours int, state string) store.Mail {
+// collectionMail says a product's collection fails; the advice follows the
+// kind of error (bad credentials, certificate, deadline), classified by
+// errors.Is and errors.As, never by its words.
+func (e *Engine) collectionMail(p store.Product, lastErr error, since time.Time, hours int, state string) store.Mail {
 	subject := fmt.Sprintf("[usagemeter] collection from %s failing", productName(p))
 	if state == "reminder" {
 		subject = fmt.Sprintf("[usagemeter] reminder: collection from %s still failing (%d hours)", productName(p), hours)
 	}
 	return e.mail(KindCollectionFailed, subject, mailData{
-		Product: productName(p), Since: since, Now: e.now(), Error: lastErr, Hours: hours, State: state,
-		What:   fmt.Sprintf("usagemeter cannot collect usage from %s since %s (%d failed hours so far). Each failed hour is a gap in the monthly report.", productName(p), since.Format(time.RFC1123), hours),
+		Product: productName(p), Since: since, Now: e.now(), Error: lastErr.Error(), Hours: hours, State: state,
+		What:   fmt.Sprintf("usagemeter cannot collect usage from %s since %s (%s so far). Each failed hour is a gap in the monthly report.", productName(p), since.Format(time.RFC1123), failedHours(hours)),
 		Action: actionFor(p, lastErr),
 	})
 }
@@ -260,18 +264,26 @@ func (e *Engine) resolvedMail(p store.Product, a store.Alert, now time.Time) sto
 	})
 }
 
-func actionFor(p store.Product, errText string) string {
-	low := strings.ToLower(errText)
+func actionFor(p store.Product, err error) string {
+	var ce *tlsutil.CertError
 	switch {
-	case strings.Contains(low, "password") || strings.Contains(low, "authentication") || strings.Contains(low, "login"):
-		return fmt.Sprintf("Check the metering account on %s (password expired or changed, account locked), then update it with usagemeter product add/remove.", p.Endpoint)
-	case strings.Contains(low, "certificate"):
+	case errors.Is(err, collectors.ErrAuth):
+		return fmt.Sprintf("Check the metering account on %s: its password expired or was changed, or the account is locked. The hour is not retried with the same credentials (a retry storm could lock the account).", p.Endpoint)
+	case errors.As(err, &ce):
 		return fmt.Sprintf("Check the certificate of %s with usagemeter product test %d.", p.Endpoint, p.ID)
-	case strings.Contains(low, "timeout") || strings.Contains(low, "deadline") || strings.Contains(low, "within"):
-		return fmt.Sprintf("%s answers too slowly: check its load and the network, or raise collection.timeout.", p.Endpoint)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("%s answers too slowly: check its load and the network, or raise collection.timeout and collection.call_timeout.", p.Endpoint)
 	default:
 		return fmt.Sprintf("Check that %s is up and reachable from the appliance, then run usagemeter collect --product %d to test.", p.Endpoint, p.ID)
 	}
+}
+
+// failedHours is "1 failed hour", "3 failed hours".
+func failedHours(n int) string {
+	if n == 1 {
+		return "1 failed hour"
+	}
+	return fmt.Sprintf("%d failed hours", n)
 }
 
 func productName(p store.Product) string {
