@@ -13,11 +13,13 @@ build:
 deps:
 	@bash .ci/deps
 
-# The test suite: vet, then every test with the race detector, on a real
-# PostgreSQL (started by the tests), real SMTP, gpg and govmomi's simulator.
+# The test suite: gofmt, vet and staticcheck (a tool of go.mod), then every
+# test with the race detector, on a real PostgreSQL (started by the tests),
+# real SMTP, gpg and govmomi's simulator.
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	$(GO) test -race -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 

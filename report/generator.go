@@ -463,11 +463,6 @@ func (g *Generator) RunMonthly(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 // writeVersion writes the file of a new version with mode 0600. A version
 // is never overwritten once stored; but the version written here is newer
 // than every reports row, so a file already at path belongs to no report:

@@ -19,7 +19,6 @@ import (
 
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors"
@@ -93,16 +92,15 @@ func newSimVC(t testing.TB, spec vcenterSpec) *simVC {
 	}
 	var plain types.ManagedObjectReference
 	for _, e := range reg.All("Network") {
-		if ent, ok := e.(mo.Entity); ok && ent.Entity().Name == "VM Network" {
-			plain = ent.Reference()
+		if e.Entity().Name == "VM Network" {
+			plain = e.Reference()
 		}
 	}
 	v.morefs["pg:VM Network"] = plain.Value
 	for _, kind := range []string{"ClusterComputeResource", "HostSystem"} {
 		prefix := map[string]string{"ClusterComputeResource": "cl:", "HostSystem": "host:"}[kind]
 		for _, e := range reg.All(kind) {
-			ent := e.(mo.Entity)
-			v.morefs[prefix+ent.Entity().Name] = ent.Reference().Value
+			v.morefs[prefix+e.Entity().Name] = e.Reference().Value
 		}
 	}
 	var vms []*simulator.VirtualMachine

@@ -57,7 +57,7 @@ func (e *Engine) CheckEndpoint(ctx context.Context, p store.Product) error {
 	if err != nil {
 		return nil
 	}
-	skew := theirs.Sub(time.Now())
+	skew := time.Until(theirs)
 	if skew < 0 {
 		skew = -skew
 	}

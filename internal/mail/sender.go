@@ -505,9 +505,8 @@ type dialer struct {
 	s     *Sender
 	outer context.Context
 
-	mu      sync.Mutex
-	stops   []func() bool
-	failure error // set when connecting or the implicit TLS handshake failed
+	mu    sync.Mutex
+	stops []func() bool
 }
 
 type dialFailure struct {

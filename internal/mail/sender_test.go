@@ -514,7 +514,7 @@ func TestMessageID(t *testing.T) {
 	if got := mail.MessageID(42, "meter.provider.example"); got != "<outbox-42@meter.provider.example>" {
 		t.Errorf("MessageID = %q", got)
 	}
-	if mail.MessageID(7, "a.example") != mail.MessageID(7, "a.example") {
+	if a, b := mail.MessageID(7, "a.example"), mail.MessageID(7, "a.example"); a != b {
 		t.Error("MessageID not stable")
 	}
 	if got := mail.MessageID(1, ""); got != "<outbox-1@usagemeter.invalid>" {

@@ -122,7 +122,6 @@ type Server struct {
 	rejected   map[string]bool
 	failNext   int
 	refuseAuth int
-	failCode   int
 	conns      int
 	srv        *smtp.Server
 	listener   net.Listener

@@ -10,6 +10,7 @@ func TestDecodeOptions(t *testing.T) {
 	type opts struct {
 		Auth     string `json:"auth,omitempty"`
 		PageSize int    `json:"page_size,omitempty"`
+		//lint:ignore U1000 an unexported field, on purpose: it is not an option
 		internal int
 	}
 	for _, tc := range []struct{ in, want string }{
