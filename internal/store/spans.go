@@ -187,34 +187,68 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
-	if len(rows) > 1000 { // statistics steer the merge's plan for large hours; small ones skip the cost
-		if _, err := tx.Exec(ctx, `ANALYZE obs`); err != nil {
-			return res, err
-		}
-	}
+	// Every step below finds spans by object, through the index on
+	// (product_id, metric, object_key, first_hour): an object's latest span
+	// starting at or before an hour is one index probe (a LATERAL ... LIMIT 1,
+	// which the planner can only run as a loop over the observations), and
+	// only then are its last hour and state hash compared. Spans are never
+	// joined to observations on the state hash, which many objects may share
+	// (a count with minimal dims): such a join multiplies them and made the
+	// merge quadratic. No plan depends on statistics of obs, which is
+	// therefore not analysed. Spans of an object are disjoint, so its span
+	// ending at H-1, if any, is its latest starting at or before H-1. last_hour
+	// stays out of every index: extending a span is a HOT update.
+	//
+	// The merge: extend the span ending at H-1 of every object whose state is
+	// unchanged, insert [H, H] for the others.
 	prev := hour.Add(-time.Hour)
+	var matched int
 	err = tx.QueryRow(ctx, `
-		WITH ext AS (
-			UPDATE usage_spans s SET last_hour = $2
+		WITH obj AS MATERIALIZED (
+			SELECT o.*, latest.id AS span_id
 			  FROM obs o
-			 CROSS JOIN LATERAL (SELECT x.id FROM usage_spans x
+			  LEFT JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
 			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $3
 			                      ORDER BY x.first_hour DESC LIMIT 1) latest
-			 WHERE s.id = latest.id AND s.last_hour = $3 AND s.dims_hash = o.dims_hash
-			RETURNING s.metric, s.object_key
+			    ON latest.last_hour = $3 AND latest.dims_hash = o.dims_hash
+		), ext AS (
+			UPDATE usage_spans s SET last_hour = $2
+			  FROM obj
+			 WHERE s.id = obj.span_id
+			RETURNING 1
 		), ins AS (
 			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
-			  FROM obs o
-			 WHERE NOT EXISTS (SELECT 1 FROM ext e WHERE e.metric = o.metric AND e.object_key = o.object_key)
+			SELECT $1, obj.metric, obj.object_key, $2, $2, obj.quantity, obj.unit, obj.edition, obj.dims_hash, obj.dims::jsonb
+			  FROM obj
+			 WHERE obj.span_id IS NULL
 			RETURNING 1
 		)
-		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`, productID, hour, prev).Scan(&res.Extended, &res.Inserted)
+		SELECT (SELECT count(*) FROM obj WHERE span_id IS NOT NULL), (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`,
+		productID, hour, prev).Scan(&matched, &res.Extended, &res.Inserted)
 	if err != nil {
 		return res, fmt.Errorf("merging spans: %w", err)
 	}
+	if res.Extended < matched {
+		// A span to extend was deleted after this statement's snapshot (a
+		// late hour committed meanwhile joined it to an earlier one): its
+		// object gets a new span [H, H], found now as an object whose latest
+		// span does not reach H.
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
+			  FROM obs o
+			  LEFT JOIN LATERAL (SELECT x.last_hour FROM usage_spans x
+			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $2
+			                      ORDER BY x.first_hour DESC LIMIT 1) latest ON true
+			 WHERE latest.last_hour IS NULL OR latest.last_hour < $2`, productID, hour)
+		if err != nil {
+			return res, fmt.Errorf("inserting spans: %w", err)
+		}
+		res.Inserted += int(tag.RowsAffected())
+	}
 
-	// A late hour: join the span now ending at H with an equal one starting at H+1.
+	// A late hour: join each span starting at H+1 to its object's span now
+	// ending at H when their states are equal.
 	next := hour.Add(time.Hour)
 	var later bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1 AND first_hour = $2)`, productID, next).Scan(&later); err != nil {
@@ -224,16 +258,18 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		tag, err := tx.Exec(ctx, `
 			WITH nxt AS (
 				DELETE FROM usage_spans n
-				 USING usage_spans c
-				 WHERE n.product_id = $1 AND n.first_hour = $3
-				   AND c.product_id = $1 AND c.last_hour = $2
-				   AND c.metric = n.metric AND c.object_key = n.object_key AND c.dims_hash = n.dims_hash
-				RETURNING n.metric, n.object_key, n.dims_hash, n.last_hour
+				 USING (SELECT n.id, cur.id AS cur_id
+				          FROM usage_spans n
+				         CROSS JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
+				                              WHERE x.product_id = $1 AND x.metric = n.metric AND x.object_key = n.object_key AND x.first_hour <= $2
+				                              ORDER BY x.first_hour DESC LIMIT 1) cur
+				         WHERE n.product_id = $1 AND n.first_hour = $3 AND cur.last_hour = $2 AND cur.dims_hash = n.dims_hash) pair
+				 WHERE n.id = pair.id
+				RETURNING pair.cur_id, n.last_hour
 			)
 			UPDATE usage_spans c SET last_hour = nxt.last_hour
 			  FROM nxt
-			 WHERE c.product_id = $1 AND c.last_hour = $2
-			   AND c.metric = nxt.metric AND c.object_key = nxt.object_key AND c.dims_hash = nxt.dims_hash`, productID, hour, next)
+			 WHERE c.id = nxt.cur_id`, productID, hour, next)
 		if err != nil {
 			return res, fmt.Errorf("joining late hour: %w", err)
 		}
