@@ -180,3 +180,71 @@ func TestMergeSpanDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("spans %v, want the new [2, 2] only", got)
 	}
 }
+
+// TestConcurrentCommitsStaging: products commit concurrently through the
+// pool, each connection reusing its staging table; after commits that rolled
+// back on it (unclaimed hours), and across products sharing connections, each
+// product gets exactly its own observations.
+func TestConcurrentCommitsStaging(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	const products, hours, objects = 12, 3, 40
+	pids := make([]int64, products)
+	for i := range pids {
+		pids[i] = addProduct(t, s)
+	}
+	obs := func(p int) []collectors.Observation {
+		out := make([]collectors.Observation, objects)
+		for i := range out {
+			out[i] = vm(fmt.Sprintf("p%d/vm/%d", p, i), float64(1024*(p+1)), fmt.Sprintf("vm-%d", i))
+		}
+		return out
+	}
+	errs := make(chan error, products)
+	for p, pid := range pids {
+		go func() {
+			errs <- func() error {
+				for h := 0; h < hours; h++ {
+					if _, err := s.CommitHour(ctx, pid, hour(h), "test", obs(p)); !errors.Is(err, store.ErrNotClaimed) {
+						return fmt.Errorf("unclaimed commit: %v", err)
+					}
+					if c, err := s.ClaimHour(ctx, pid, hour(h), "test", time.Minute); err != nil || !c.Claimed {
+						return fmt.Errorf("claim: %+v %v", c, err)
+					}
+					r, err := s.CommitHour(ctx, pid, hour(h), "test", obs(p))
+					if err != nil {
+						return err
+					}
+					if want := (store.MergeResult{Observations: objects, Extended: objects}); h == 0 {
+						want.Extended, want.Inserted = 0, objects
+						if r != want {
+							return fmt.Errorf("product %d hour %d: %+v", p, h, r)
+						}
+					} else if r != want {
+						return fmt.Errorf("product %d hour %d: %+v", p, h, r)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range pids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, pid := range pids {
+		sp, err := s.Spans(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sp) != objects {
+			t.Fatalf("product %d: %d spans, want %d", p, len(sp), objects)
+		}
+		for _, x := range sp {
+			if !strings.HasPrefix(x.ObjectKey, fmt.Sprintf("p%d/", p)) || x.Quantity != float64(1024*(p+1)) || !x.FirstHour.Equal(hour(0)) || !x.LastHour.Equal(hour(hours-1)) {
+				t.Fatalf("product %d: span %+v", p, x)
+			}
+		}
+	}
+}

@@ -132,11 +132,23 @@ func StateHash(o collectors.Observation) ([]byte, []byte) {
 	return h.Sum(nil), dims
 }
 
+// createMergeObs makes the staging table of CommitHour: a temporary table
+// (each connection of the pool has its own, so concurrent commits never
+// share it), created by the first commit on a connection and emptied by
+// every commit (ON COMMIT DELETE ROWS truncates it). A temporary table
+// created and dropped by each commit wrote and deleted catalog rows (pg_class,
+// pg_attribute, pg_type) every time; this one is created once per connection,
+// or again if the transaction that created it rolled back.
+const createMergeObs = `CREATE TEMP TABLE IF NOT EXISTS merge_obs (
+	metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
+) ON COMMIT DELETE ROWS`
+
 // CommitHour stores the observations of (product, hour) and marks the run
-// done, in one transaction: COPY into a temp table, extend every span of the
-// product ending at H-1 with an equal state hash, insert the rest as [H, H],
-// join spans starting at H+1 (a late hour), mark the run. The caller must
-// hold the claim; a committed hour is never written twice (ErrCommitted).
+// done, in one transaction: COPY into the connection's staging table, extend
+// every span of the product ending at H-1 with an equal state hash, insert the
+// rest as [H, H], join spans starting at H+1 (a late hour), mark the run. The
+// caller must hold the claim; a committed hour is never written twice
+// (ErrCommitted).
 func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time, owner string, obs []collectors.Observation) (MergeResult, error) {
 	hour = hour.UTC().Truncate(time.Hour)
 	var res MergeResult
@@ -162,9 +174,14 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	}
 	defer tx.Rollback(ctx)
 
-	// Lock the run row: a concurrent commit of the same hour waits here.
+	// In one round trip: make sure this connection has its staging table,
+	// and lock the run row (a concurrent commit of the same hour waits here).
 	var state, runOwner string
-	err = tx.QueryRow(ctx, `SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).Scan(&state, &runOwner)
+	batch := &pgx.Batch{}
+	batch.Queue(createMergeObs)
+	batch.Queue(`SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&state, &runOwner) })
+	err = tx.SendBatch(ctx, batch).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return res, ErrNotClaimed
 	}
@@ -178,12 +195,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		return res, ErrNotClaimed
 	}
 
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE obs (
-		metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
-	) ON COMMIT DROP`); err != nil {
-		return res, err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"obs"},
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"},
 		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
@@ -194,8 +206,8 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	// only then are its last hour and state hash compared. Spans are never
 	// joined to observations on the state hash, which many objects may share
 	// (a count with minimal dims): such a join multiplies them and made the
-	// merge quadratic. No plan depends on statistics of obs, which is
-	// therefore not analysed. Spans of an object are disjoint, so its span
+	// merge quadratic. No plan depends on statistics of merge_obs,
+	// which is therefore not analysed. Spans of an object are disjoint, so its span
 	// ending at H-1, if any, is its latest starting at or before H-1. last_hour
 	// stays out of every index: extending a span is a HOT update.
 	//
@@ -206,7 +218,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	err = tx.QueryRow(ctx, `
 		WITH obj AS MATERIALIZED (
 			SELECT o.*, latest.id AS span_id
-			  FROM obs o
+			  FROM merge_obs o
 			  LEFT JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
 			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $3
 			                      ORDER BY x.first_hour DESC LIMIT 1) latest
@@ -236,7 +248,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
 			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
-			  FROM obs o
+			  FROM merge_obs o
 			  LEFT JOIN LATERAL (SELECT x.last_hour FROM usage_spans x
 			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $2
 			                      ORDER BY x.first_hour DESC LIMIT 1) latest ON true
