@@ -206,10 +206,10 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	// only then are its last hour and state hash compared. Spans are never
 	// joined to observations on the state hash, which many objects may share
 	// (a count with minimal dims): such a join multiplies them and made the
-	// merge quadratic. No plan depends on statistics of merge_obs,
-	// which is therefore not analysed. Spans of an object are disjoint, so its span
-	// ending at H-1, if any, is its latest starting at or before H-1. last_hour
-	// stays out of every index: extending a span is a HOT update.
+	// merge quadratic. No plan depends on statistics of merge_obs, which is
+	// therefore not analysed. Spans of an object are disjoint, so its span
+	// ending at H-1, if any, is its latest starting at or before H-1.
+	// last_hour stays out of every index: extending a span is a HOT update.
 	//
 	// The merge: extend the span ending at H-1 of every object whose state is
 	// unchanged, insert [H, H] for the others.
@@ -270,12 +270,12 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		tag, err := tx.Exec(ctx, `
 			WITH nxt AS (
 				DELETE FROM usage_spans n
-				 USING (SELECT n.id, cur.id AS cur_id
-				          FROM usage_spans n
+				 USING (SELECT f.id, cur.id AS cur_id
+				          FROM usage_spans f
 				         CROSS JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
-				                              WHERE x.product_id = $1 AND x.metric = n.metric AND x.object_key = n.object_key AND x.first_hour <= $2
+				                              WHERE x.product_id = $1 AND x.metric = f.metric AND x.object_key = f.object_key AND x.first_hour <= $2
 				                              ORDER BY x.first_hour DESC LIMIT 1) cur
-				         WHERE n.product_id = $1 AND n.first_hour = $3 AND cur.last_hour = $2 AND cur.dims_hash = n.dims_hash) pair
+				         WHERE f.product_id = $1 AND f.first_hour = $3 AND cur.last_hour = $2 AND cur.dims_hash = f.dims_hash) pair
 				 WHERE n.id = pair.id
 				RETURNING pair.cur_id, n.last_hour
 			)
