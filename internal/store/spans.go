@@ -212,7 +212,11 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	// last_hour stays out of every index: extending a span is a HOT update.
 	//
 	// The merge: extend the span ending at H-1 of every object whose state is
-	// unchanged, insert [H, H] for the others.
+	// unchanged, insert [H, H] for the others. The extension finds its spans
+	// by primary key from the array of their ids: joined to the CTE instead,
+	// the planner hashed the whole usage_spans table (all products, all
+	// history) every hour, 0.3 s of a 1.3 s merge at 50,000 VMs with a month
+	// of history, and growing with retention.
 	prev := hour.Add(-time.Hour)
 	var matched int
 	err = tx.QueryRow(ctx, `
@@ -225,8 +229,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 			    ON latest.last_hour = $3 AND latest.dims_hash = o.dims_hash
 		), ext AS (
 			UPDATE usage_spans s SET last_hour = $2
-			  FROM obj
-			 WHERE s.id = obj.span_id
+			 WHERE s.id = ANY ((SELECT array_agg(span_id) FROM obj WHERE span_id IS NOT NULL)::bigint[])
 			RETURNING 1
 		), ins AS (
 			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
