@@ -208,11 +208,23 @@ func StateHash(o collectors.Observation) ([]byte, []byte) {
 	return h.Sum(nil), dims
 }
 
+// createMergeObs makes the staging table of CommitHour: a temporary table
+// (each connection of the pool has its own, so concurrent commits never
+// share it), created by the first commit on a connection and emptied by
+// every commit (ON COMMIT DELETE ROWS truncates it). A temporary table
+// created and dropped by each commit wrote and deleted catalog rows (pg_class,
+// pg_attribute, pg_type) every time; this one is created once per connection,
+// or again if the transaction that created it rolled back.
+const createMergeObs = `CREATE TEMP TABLE IF NOT EXISTS merge_obs (
+	metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
+) ON COMMIT DELETE ROWS`
+
 // CommitHour stores the observations of (product, hour) and marks the run
-// done, in one transaction: COPY into a temp table, extend every span of the
-// product ending at H-1 with an equal state hash, insert the rest as [H, H],
-// join spans starting at H+1 (a late hour), mark the run. The caller must
-// hold the claim; a committed hour is never written twice (ErrCommitted).
+// done, in one transaction: COPY into the connection's staging table, extend
+// every span of the product ending at H-1 with an equal state hash, insert the
+// rest as [H, H], join spans starting at H+1 (a late hour), mark the run. The
+// caller must hold the claim; a committed hour is never written twice
+// (ErrCommitted).
 func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time, owner string, obs []collectors.Observation) (MergeResult, error) {
 	hour = hour.UTC().Truncate(time.Hour)
 	var res MergeResult
@@ -238,9 +250,14 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	}
 	defer tx.Rollback(ctx)
 
-	// Lock the run row: a concurrent commit of the same hour waits here.
+	// In one round trip: make sure this connection has its staging table,
+	// and lock the run row (a concurrent commit of the same hour waits here).
 	var state, runOwner string
-	err = tx.QueryRow(ctx, `SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).Scan(&state, &runOwner)
+	batch := &pgx.Batch{}
+	batch.Queue(createMergeObs)
+	batch.Queue(`SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&state, &runOwner) })
+	err = tx.SendBatch(ctx, batch).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
 		return res, ErrNotClaimed
 	}
@@ -254,43 +271,75 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		return res, ErrNotClaimed
 	}
 
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE obs (
-		metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
-	) ON COMMIT DROP`); err != nil {
-		return res, err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"obs"},
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"},
 		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
-	if len(rows) > 1000 { // statistics steer the merge's plan for large hours; small ones skip the cost
-		if _, err := tx.Exec(ctx, `ANALYZE obs`); err != nil {
-			return res, err
-		}
-	}
+	// Every step below finds spans by object, through the index on
+	// (product_id, metric, object_key, first_hour): an object's latest span
+	// starting at or before an hour is one index probe (a LATERAL ... LIMIT 1,
+	// which the planner can only run as a loop over the observations), and
+	// only then are its last hour and state hash compared. Spans are never
+	// joined to observations on the state hash, which many objects may share
+	// (a count with minimal dims): such a join multiplies them and made the
+	// merge quadratic. No plan depends on statistics of merge_obs, which is
+	// therefore not analysed. Spans of an object are disjoint, so its span
+	// ending at H-1, if any, is its latest starting at or before H-1.
+	// last_hour stays out of every index: extending a span is a HOT update.
+	//
+	// The merge: extend the span ending at H-1 of every object whose state is
+	// unchanged, insert [H, H] for the others. The extension finds its spans
+	// by primary key from the array of their ids: joined to the CTE instead,
+	// the planner hashed the whole usage_spans table (all products, all
+	// history) every hour, 0.3 s of a 1.3 s merge at 50,000 VMs with a month
+	// of history, and growing with retention.
 	prev := hour.Add(-time.Hour)
+	var matched int
 	err = tx.QueryRow(ctx, `
-		WITH ext AS (
-			UPDATE usage_spans s SET last_hour = $2
-			  FROM obs o
-			 CROSS JOIN LATERAL (SELECT x.id FROM usage_spans x
+		WITH obj AS MATERIALIZED (
+			SELECT o.*, latest.id AS span_id
+			  FROM merge_obs o
+			  LEFT JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
 			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $3
 			                      ORDER BY x.first_hour DESC LIMIT 1) latest
-			 WHERE s.id = latest.id AND s.last_hour = $3 AND s.dims_hash = o.dims_hash
-			RETURNING s.metric, s.object_key
+			    ON latest.last_hour = $3 AND latest.dims_hash = o.dims_hash
+		), ext AS (
+			UPDATE usage_spans s SET last_hour = $2
+			 WHERE s.id = ANY ((SELECT array_agg(span_id) FROM obj WHERE span_id IS NOT NULL)::bigint[])
+			RETURNING 1
 		), ins AS (
 			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
-			  FROM obs o
-			 WHERE NOT EXISTS (SELECT 1 FROM ext e WHERE e.metric = o.metric AND e.object_key = o.object_key)
+			SELECT $1, obj.metric, obj.object_key, $2, $2, obj.quantity, obj.unit, obj.edition, obj.dims_hash, obj.dims::jsonb
+			  FROM obj
+			 WHERE obj.span_id IS NULL
 			RETURNING 1
 		)
-		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`, productID, hour, prev).Scan(&res.Extended, &res.Inserted)
+		SELECT (SELECT count(*) FROM obj WHERE span_id IS NOT NULL), (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`,
+		productID, hour, prev).Scan(&matched, &res.Extended, &res.Inserted)
 	if err != nil {
 		return res, fmt.Errorf("merging spans: %w", err)
 	}
+	if res.Extended < matched {
+		// A span to extend was deleted after this statement's snapshot (a
+		// late hour committed meanwhile joined it to an earlier one): its
+		// object gets a new span [H, H], found now as an object whose latest
+		// span does not reach H.
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
+			  FROM merge_obs o
+			  LEFT JOIN LATERAL (SELECT x.last_hour FROM usage_spans x
+			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $2
+			                      ORDER BY x.first_hour DESC LIMIT 1) latest ON true
+			 WHERE latest.last_hour IS NULL OR latest.last_hour < $2`, productID, hour)
+		if err != nil {
+			return res, fmt.Errorf("inserting spans: %w", err)
+		}
+		res.Inserted += int(tag.RowsAffected())
+	}
 
-	// A late hour: join the span now ending at H with an equal one starting at H+1.
+	// A late hour: join each span starting at H+1 to its object's span now
+	// ending at H when their states are equal.
 	next := hour.Add(time.Hour)
 	var later bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1 AND first_hour = $2)`, productID, next).Scan(&later); err != nil {
@@ -300,16 +349,18 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		tag, err := tx.Exec(ctx, `
 			WITH nxt AS (
 				DELETE FROM usage_spans n
-				 USING usage_spans c
-				 WHERE n.product_id = $1 AND n.first_hour = $3
-				   AND c.product_id = $1 AND c.last_hour = $2
-				   AND c.metric = n.metric AND c.object_key = n.object_key AND c.dims_hash = n.dims_hash
-				RETURNING n.metric, n.object_key, n.dims_hash, n.last_hour
+				 USING (SELECT f.id, cur.id AS cur_id
+				          FROM usage_spans f
+				         CROSS JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
+				                              WHERE x.product_id = $1 AND x.metric = f.metric AND x.object_key = f.object_key AND x.first_hour <= $2
+				                              ORDER BY x.first_hour DESC LIMIT 1) cur
+				         WHERE f.product_id = $1 AND f.first_hour = $3 AND cur.last_hour = $2 AND cur.dims_hash = f.dims_hash) pair
+				 WHERE n.id = pair.id
+				RETURNING pair.cur_id, n.last_hour
 			)
 			UPDATE usage_spans c SET last_hour = nxt.last_hour
 			  FROM nxt
-			 WHERE c.product_id = $1 AND c.last_hour = $2
-			   AND c.metric = nxt.metric AND c.object_key = nxt.object_key AND c.dims_hash = nxt.dims_hash`, productID, hour, next)
+			 WHERE c.id = nxt.cur_id`, productID, hour, next)
 		if err != nil {
 			return res, fmt.Errorf("joining late hour: %w", err)
 		}
