@@ -35,8 +35,9 @@
 // connection quota edition emits with an empty edition, and the collection
 // logs it.
 //
-// A 401 (or 403) on a call made with a kept session logs in again once and
-// retries that call; a refused login is ErrLogin (collectors.ErrBadCredentials)
+// A 401 on a call made with a kept session logs in again once and retries
+// that call (a 403, a permission the account lacks, fails the collection
+// naming the call, without a new login); a refused login is ErrLogin (collectors.ErrBadCredentials)
 // and is not retried. Every call has its own deadline (Target.Timeout); 503
 // and 429 answers are waited out a few times. TLS is verified by the system
 // roots or the accepted thumbprint.
@@ -130,10 +131,13 @@ func newCollector(t collectors.Target) (*Collector, error) {
 		c.log.Debug("DaaS is busy, waiting", "status", status, "wait", wait)
 	}
 	c.sess = rest.Session{
-		Active:   func() bool { return c.auth != "" },
-		Login:    c.login,
-		Forget:   func() { c.auth, c.csrf = "", "" },
-		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized, http.StatusForbidden) },
+		Active: func() bool { return c.auth != "" },
+		Login:  c.login,
+		Forget: func() { c.auth, c.csrf = "", "" },
+		// 401 is the platform's answer to an unknown or expired session; a
+		// 403 is a permission the account lacks, which a new login would
+		// not give (the call's error names the path).
+		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized) },
 		Renewing: func() { c.log.Info("DaaS session expired, logging in again") },
 	}
 	return c, nil

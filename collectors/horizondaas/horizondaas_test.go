@@ -241,6 +241,16 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
 		}
 	})
+	t.Run("permission missing", func(t *testing.T) {
+		s, c := start(t, st, "")
+		s.SetFaults(simulator.Faults{Forbid: "/session/manager"})
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"/session/manager/sessions of tenant 1001 page 1", "HTTP 403",
+			"does not have the permission to perform this operation. (ACCESS_DENIED)"}, nil)
+		if errors.Is(err, collectors.ErrAuth) || s.Logins() != 1 {
+			t.Errorf("a missing permission: %v after %d logins (want one, and no ErrAuth)", err, s.Logins())
+		}
+	})
 	t.Run("API version not offered", func(t *testing.T) {
 		other := st
 		other.Versions = []string{"v200"}
@@ -272,6 +282,18 @@ func TestBadInput(t *testing.T) {
 		}
 		if _, err := c.Collect(context.Background(), hour); err != nil || s.Logins() != 2 {
 			t.Fatalf("after logout: %v, %d logins", err, s.Logins())
+		}
+	})
+	t.Run("login without a CSRF header", func(t *testing.T) {
+		// Reading needs only Authorization: a platform that sends no
+		// x-dt-csrf-header is read all the same.
+		s, c := start(t, st, "")
+		s.SetFaults(simulator.Faults{NoCSRF: true})
+		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 2 {
+			t.Fatalf("%d observations, %v", len(obs), err)
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatalf("logout refused for want of the CSRF header is not an error: %v", err)
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {

@@ -137,6 +137,9 @@ type Faults struct {
 	Throttle429   bool // the throttled calls answer 429 instead
 	IgnoreStart   bool // the session lists answer their first page whatever start asks
 	NoCSRF        bool // the login answer has no x-dt-csrf-header
+	// Forbid is a path (below the version) that answers 403, as for an
+	// account without the permission to view it.
+	Forbid string
 }
 
 type sess struct{ csrf string }
@@ -252,6 +255,10 @@ func (d *DaaS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == "/system/authenticate" && r.Method == http.MethodDelete {
 		d.sessions.Close(auth)
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if f.Forbid != "" && strings.HasPrefix(p, f.Forbid) {
+		respError(w, http.StatusForbidden, "ACCESS_DENIED", "The user does not have the permission to perform this operation.")
 		return
 	}
 	if r.Method != http.MethodGet {
