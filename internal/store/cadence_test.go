@@ -118,3 +118,24 @@ func TestSixHourCadence(t *testing.T) {
 		}
 	}
 }
+
+// TestSixHourFailureStreak: 30 days of failed samples of a 6-hour product
+// are 720 failed hours, as 30 days of failed hours of an hourly one.
+func TestSixHourFailureStreak(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	daas, err := s.AddProduct(ctx, store.Product{Kind: sixHourly, Endpoint: "https://daas.example", Username: "meter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, s, daas, hour(0))
+	for n := 6; n <= 30*24; n += 6 {
+		if _, err := s.RecordMissedHour(ctx, hour(n), "not collected before the hour ended: test", "me"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := s.FailureStreak(ctx, daas)
+	if err != nil || f.Hours != 720 || f.Since == nil || !f.Since.Equal(hour(6)) {
+		t.Fatalf("streak %+v, %v; want 720 hours since %s", f, err, hour(6))
+	}
+}
