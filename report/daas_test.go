@@ -119,8 +119,8 @@ func TestDaaSSixHourlyMaximum(t *testing.T) {
 				}
 				got := string(files[FileMonthly])
 				for _, want := range []string{
-					"Horizon DaaS\tEnterprise\tMaximum Concurrent Connections\tcount\t"+num(7)+"\tdaas.sp.example\t\tNo Customer Label\n",
-					"Horizon DaaS\tStandard\tMaximum Concurrent Connections\tcount\t"+num(3)+"\tdaas.sp.example\t\tNo Customer Label\n",
+					"Horizon DaaS\tEnterprise\tMaximum Concurrent Connections\tcount\t" + num(7) + "\tdaas.sp.example\t\tNo Customer Label\n",
+					"Horizon DaaS\tStandard\tMaximum Concurrent Connections\tcount\t" + num(3) + "\tdaas.sp.example\t\tNo Customer Label\n",
 				} {
 					if !strings.Contains(got, want) {
 						t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
