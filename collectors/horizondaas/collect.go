@@ -99,7 +99,7 @@ func (c *Collector) read(ctx context.Context) (*inventory, error) {
 func (c *Collector) countConnected(ctx context.Context, orgID string) (n, dup int, err error) {
 	const list = "/session/manager/sessions"
 	seen := map[string]struct{}{}
-	start := 0
+	start, prevFirst := 0, ""
 	for page := 1; ; page++ {
 		p := new(sessionReport)
 		q := url.Values{"orgId": {orgID}, "start": {fmt.Sprint(start)}, "limit": {fmt.Sprint(c.opts.PageSize)}}
@@ -109,7 +109,14 @@ func (c *Collector) countConnected(ctx context.Context, orgID string) (n, dup in
 		if err := p.check(); err != nil {
 			return 0, 0, c.rc.PageError(list+" of tenant "+orgID, page, err)
 		}
-		fresh := 0
+		if len(p.Sessions) > 0 {
+			first := p.Sessions[0].ID
+			if page > 1 && first != "" && first == prevFirst {
+				// A server that ignores start would page forever.
+				return 0, 0, c.rc.PageError(list+" of tenant "+orgID, page, fmt.Errorf("the answer for start %d repeats the previous page", start))
+			}
+			prevFirst = first
+		}
 		for i := range p.Sessions {
 			s := &p.Sessions[i]
 			if s.ID != "" {
@@ -119,14 +126,9 @@ func (c *Collector) countConnected(ctx context.Context, orgID string) (n, dup in
 				}
 				seen[s.ID] = struct{}{}
 			}
-			fresh++
 			if connected(s.State) {
 				n++
 			}
-		}
-		if page > 1 && fresh == 0 && len(p.Sessions) > 0 {
-			// A server that ignores start would page forever.
-			return 0, 0, c.rc.PageError(list+" of tenant "+orgID, page, fmt.Errorf("the answer for start %d repeats sessions already read", start))
 		}
 		start += len(p.Sessions)
 		if len(p.Sessions) == 0 || (p.Total > 0 && start >= p.Total) || (p.Total == 0 && len(p.Sessions) < c.opts.PageSize) {

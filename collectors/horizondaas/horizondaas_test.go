@@ -131,6 +131,16 @@ func TestRules(t *testing.T) {
 			}
 		}
 	})
+	t.Run("duplicate across pages", func(t *testing.T) {
+		st := loadState(t, "testdata/small/state.json")
+		tn := &st.Tenants[0]
+		tn.Sessions = append(tn.Sessions, simulator.Session{ID: "s-1001-9", VM: "ACME-VDI-009", User: "zed"}, tn.Sessions[0]) // s-1001-1 again, on page 3
+		_, c := start(t, st, `{"page_size": 2}`)
+		obs, err := c.Collect(context.Background(), hour)
+		if err != nil || len(obs) != 2 || obs[0].Quantity != 3 {
+			t.Fatalf("%+v, %v; want tenant 1001 with 3 connections (2 + 1 new, s-1001-1 once)", obs, err)
+		}
+	})
 	t.Run("editions", func(t *testing.T) {
 		for in, want := range map[string]string{"ENTERPRISE": "Enterprise", "apps_advanced": "Apps Advanced", " Standard ": "Standard", "": ""} {
 			if got := editionOf([]quota{{Type: "DESKTOPS", Edition: "X"}, {Type: "concurrent_connections", Edition: in}}); got != want {
@@ -182,7 +192,7 @@ func TestFaults(t *testing.T) {
 		{"malformed enabled", simulator.Faults{MalformField: "enabled"}, []string{"/security/manager/organizations", "malformed body", "enabled"}},
 		{"malformed quota", simulator.Faults{MalformField: "limit"}, []string{"/security/organization/1001/quotas", "malformed body", "limit"}},
 		{"truncated", simulator.Faults{Truncate: true}, []string{"page 1", "malformed body"}},
-		{"start ignored", simulator.Faults{IgnoreStart: true}, []string{"page 2", "the answer for start 3 repeats sessions already read"}},
+		{"start ignored", simulator.Faults{IgnoreStart: true}, []string{"page 2", "the answer for start 3 repeats the previous page"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, c := start(t, st, `{"page_size": 3}`)
