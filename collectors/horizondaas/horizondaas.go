@@ -222,7 +222,12 @@ func (c *Collector) ensureSession(ctx context.Context) error {
 	return nil
 }
 
-// Identify returns the service provider organization's id and name.
+// Identify returns the service provider organization's name, and no
+// instance id: the organization ids are numbers every platform gives out
+// from 1000 on (the service provider's own is 1000 everywhere, as the
+// reference's samples show), so two platforms would look like one product.
+// Identify still logs in and reads the organizations, so that `product
+// add` proves the credentials and the permissions.
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -235,7 +240,7 @@ func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	}
 	for _, o := range l.Orgs {
 		if tenant, _ := metered(&o); !tenant {
-			return collectors.Identity{InstanceID: o.ID, Name: o.Name}, nil
+			return collectors.Identity{Name: o.Name}, nil
 		}
 	}
 	return collectors.Identity{Name: c.host}, nil
