@@ -148,6 +148,13 @@ type Kind struct {
 	// JSON field names are the keys of --options); nil when it has none.
 	Options func() any
 	New     Factory // builds the collector; validates the options, contacts nothing
+	// Every is the kind's collection cadence: 0 (or one hour) means every
+	// hour; otherwise a whole number of hours that divides a day, and the
+	// kind is collected only in the UTC hours that are multiples of it
+	// (Horizon DaaS: 6 h, collected at 00, 06, 12 and 18 UTC). The hours in
+	// between are not expected: the scheduler neither collects them nor
+	// records them as gaps (internal/store reads Cadences).
+	Every time.Duration
 }
 
 var (
@@ -166,7 +173,38 @@ func Register(k Kind) {
 	if _, dup := kinds[k.Name]; dup {
 		panic("collectors: kind registered twice: " + k.Name)
 	}
+	if k.Every < 0 || k.Every%time.Hour != 0 || (k.Every > 0 && (24*time.Hour)%k.Every != 0) {
+		panic(fmt.Sprintf("collectors: kind %q: cadence %s is not a whole number of hours dividing a day", k.Name, k.Every))
+	}
 	kinds[k.Name] = k
+}
+
+// Cadence is the collection cadence of kind name in hours: 1 unless the
+// kind declares a longer Every.
+func Cadence(name string) int {
+	k, ok := Lookup(name)
+	if !ok || k.Every <= time.Hour {
+		return 1
+	}
+	return int(k.Every / time.Hour)
+}
+
+// Cadences lists the kinds collected less often than hourly, sorted, with
+// their cadence in hours (for SQL: the kinds not listed are hourly).
+func Cadences() (names []string, hours []int32) {
+	for _, n := range Kinds() {
+		if h := Cadence(n); h > 1 {
+			names = append(names, n)
+			hours = append(hours, int32(h))
+		}
+	}
+	return names, hours
+}
+
+// Due reports whether kind name is collected at hour: every hour, or, for
+// a kind with a longer cadence, in the UTC hours that are multiples of it.
+func Due(name string, hour time.Time) bool {
+	return hour.UTC().Hour()%Cadence(name) == 0
 }
 
 // Lookup returns the registered kind called name.

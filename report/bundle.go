@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -353,6 +354,12 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	var hr tsv
 	hr.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
 	err = md.HourlyTotals(ctx, allMetrics, func(h store.HourlyTotal) error {
+		if !collectors.Due(products[h.ProductID].Kind, h.Hour) {
+			// A product collected less often than hourly (Horizon DaaS:
+			// every 6 hours) is listed at its sampling hours only: the
+			// hours between are not collected by design, not missing.
+			return nil
+		}
 		hr.row(hourFmt(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
 			num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
 		return nil

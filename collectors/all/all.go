@@ -5,11 +5,12 @@
 package all
 
 import (
-	_ "github.com/usagemeter/usagemeter/collectors/horizon" // Horizon (Connection Server)
-	_ "github.com/usagemeter/usagemeter/collectors/nsxt"    // NSX-T (NSX Data Center)
-	_ "github.com/usagemeter/usagemeter/collectors/nsxv"    // NSX for vSphere
-	_ "github.com/usagemeter/usagemeter/collectors/srm"     // Site Recovery Manager
-	_ "github.com/usagemeter/usagemeter/collectors/vcd"     // Cloud Director
-	_ "github.com/usagemeter/usagemeter/collectors/vcda"    // Cloud Director Availability
-	_ "github.com/usagemeter/usagemeter/collectors/vcenter" // vCenter, vSAN, VCF, Tanzu (TKGs)
+	_ "github.com/usagemeter/usagemeter/collectors/horizon"     // Horizon (Connection Server)
+	_ "github.com/usagemeter/usagemeter/collectors/horizondaas" // Horizon DaaS (service provider, every 6 hours)
+	_ "github.com/usagemeter/usagemeter/collectors/nsxt"        // NSX-T (NSX Data Center)
+	_ "github.com/usagemeter/usagemeter/collectors/nsxv"        // NSX for vSphere
+	_ "github.com/usagemeter/usagemeter/collectors/srm"         // Site Recovery Manager
+	_ "github.com/usagemeter/usagemeter/collectors/vcd"         // Cloud Director
+	_ "github.com/usagemeter/usagemeter/collectors/vcda"        // Cloud Director Availability
+	_ "github.com/usagemeter/usagemeter/collectors/vcenter"     // vCenter, vSAN, VCF, Tanzu (TKGs)
 )

@@ -61,6 +61,16 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 			return err
 		}
 		if len(products) == 0 {
+			active, err := app.Store.Products(ctx, true)
+			if err != nil {
+				return err
+			}
+			if len(active) > 0 {
+				// Only products collected less often than hourly (Horizon
+				// DaaS: 00, 06, 12, 18 UTC), none of them due now.
+				return fmt.Errorf("no product is due at %s (products collected every few hours are due at UTC hours that are multiples of their cadence): name one with --product ID to collect it now",
+					hour.UTC().Format(time.RFC3339))
+			}
 			return fmt.Errorf("no active products: add one with `usagemeter product add`")
 		}
 	}

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usagemeter/usagemeter/collectors"
 )
 
 // Month is a report month: the instants [Start, End) in the report's time zone.
@@ -385,8 +387,11 @@ type ProductGap struct {
 // its first run, until its deactivation, and never after now (runs in the
 // future cannot exist yet). Failed counts the missing hours whose cause is
 // recorded: failed collections, and hours that ended uncollected (the
-// scheduler records those as failed runs naming why).
+// scheduler records those as failed runs naming why). A product whose kind
+// is collected less often than hourly (collectors.Kind.Every, Horizon DaaS
+// every 6 hours) is expected only in its due UTC hours.
 func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]ProductGap, error) {
+	kinds, hours := collectors.Cadences()
 	rows, err := s.pool.Query(ctx, `
 	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done')::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
 	  FROM products p
@@ -395,8 +400,9 @@ func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]Produc
 	         least($2::timestamptz, date_trunc('hour', $3::timestamptz), coalesce(p.deactivated_at, $2::timestamptz)) - interval '1 hour',
 	         interval '1 hour') AS h(hour)
 	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour
+	 WHERE `+dueSQL("h.hour", "$4", "$5")+`
 	 GROUP BY p.id
-	 ORDER BY p.id`, m.Start, m.End, now)
+	 ORDER BY p.id`, m.Start, m.End, now, kinds, hours)
 	if err != nil {
 		return nil, fmt.Errorf("counting missing hours of %s: %w", m, err)
 	}

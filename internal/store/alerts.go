@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/usagemeter/usagemeter/collectors"
 )
 
 // Alert is one alerts row: a problem, open until resolved, deduplicated by key.
@@ -153,19 +155,24 @@ type FailureStreak struct {
 	LastError string
 }
 
-// FailureStreak counts the product's failed hours after its last successful hour.
+// FailureStreak counts the product's failed hours after its last successful
+// hour. A product collected less often than hourly (collectors.Kind.Every)
+// fails once per sampling hour: each failed run counts its cadence in
+// hours, so that 30 days of failures are 720 hours whatever the cadence.
 func (s *Store) FailureStreak(ctx context.Context, productID int64) (FailureStreak, error) {
 	var f FailureStreak
 	var lastErr *string
+	var kind string
 	err := s.pool.QueryRow(ctx, `
-		SELECT count(*), min(hour),
+		SELECT count(*), min(hour), coalesce((SELECT kind FROM products WHERE id = $1), ''),
 		       (SELECT error FROM collection_runs r2 WHERE r2.product_id = $1 AND r2.state = 'failed' ORDER BY hour DESC LIMIT 1)
 		  FROM collection_runs r
 		 WHERE r.product_id = $1 AND r.state = 'failed'
 		   AND r.hour > coalesce((SELECT max(hour) FROM collection_runs WHERE product_id = $1 AND state = 'done'), '-infinity')`,
-		productID).Scan(&f.Hours, &f.Since, &lastErr)
+		productID).Scan(&f.Hours, &f.Since, &kind, &lastErr)
 	if lastErr != nil && f.Hours > 0 {
 		f.LastError = *lastErr
 	}
+	f.Hours *= collectors.Cadence(kind)
 	return f, err
 }

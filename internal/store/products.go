@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usagemeter/usagemeter/internal/config"
+
+	"github.com/usagemeter/usagemeter/collectors"
 )
 
 // Product is a registered product. Password is unsealed only when read
@@ -113,15 +115,27 @@ func (s *Store) Products(ctx context.Context, activeOnly bool) ([]Product, error
 	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products WHERE removed_at IS NULL AND (active OR NOT $1) ORDER BY id`, activeOnly)
 }
 
-// ProductsDue lists the products to collect at hour: the active ones, and the
+// ProductsDue lists the products to collect at hour: the active ones whose
+// kind's cadence has hour (every hour, or for a kind with a longer
+// collectors.Kind.Every the UTC hours that are multiples of it), and the
 // deactivated ones once a day (at the hour of day they were deactivated).
 func (s *Store) ProductsDue(ctx context.Context, hour time.Time) ([]Product, error) {
-	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products
+	kinds, hours := collectors.Cadences()
+	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products p
 		WHERE removed_at IS NULL
-		  AND (active OR (deactivated_at IS NOT NULL
+		  AND ((active AND `+dueSQL("$1", "$2", "$3")+`) OR (deactivated_at IS NOT NULL
 		                  AND extract(hour FROM deactivated_at AT TIME ZONE 'UTC') = extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')
 		                  AND $1::timestamptz > deactivated_at))
-		ORDER BY id`, hour)
+		ORDER BY id`, hour, kinds, hours)
+}
+
+// dueSQL is the SQL condition that product p is due at the hour in
+// argument hour by its kind's cadence (collectors.Kind.Every): every hour,
+// or only in the UTC hours that are multiples of the cadence. kinds and
+// hours are the arguments holding collectors.Cadences (text[] and int[]).
+func dueSQL(hour, kinds, hours string) string {
+	return `(extract(hour FROM ` + hour + `::timestamptz AT TIME ZONE 'UTC')::int % coalesce((SELECT c.h FROM unnest(` +
+		kinds + `::text[], ` + hours + `::int[]) AS c(k, h) WHERE c.k = p.kind), 1) = 0)`
 }
 
 func (s *Store) queryProducts(ctx context.Context, sql string, args ...any) ([]Product, error) {

@@ -72,15 +72,16 @@ func (s *Store) ClaimHour(ctx context.Context, productID int64, hour time.Time, 
 // daemon whose lease has expired (killed mid-collection). A failed hour is
 // not listed: its retries within the hour were spent by whoever ran it.
 func (s *Store) ProductsToCollect(ctx context.Context, hour time.Time) ([]Product, error) {
+	kinds, hours := collectors.Cadences()
 	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products p
 		WHERE removed_at IS NULL
-		  AND (active OR (deactivated_at IS NOT NULL
+		  AND ((active AND `+dueSQL("$1", "$2", "$3")+`) OR (deactivated_at IS NOT NULL
 		                  AND extract(hour FROM deactivated_at AT TIME ZONE 'UTC') = extract(hour FROM $1::timestamptz AT TIME ZONE 'UTC')
 		                  AND $1::timestamptz > deactivated_at))
 		  AND NOT EXISTS (SELECT 1 FROM collection_runs r
 		                   WHERE r.product_id = p.id AND r.hour = $1
 		                     AND (r.state <> 'running' OR r.lease_until >= clock_timestamp()))
-		ORDER BY id`, hour.UTC().Truncate(time.Hour))
+		ORDER BY id`, hour.UTC().Truncate(time.Hour), kinds, hours)
 }
 
 // Gap is an hour recorded as not collected, with its cause.
@@ -93,18 +94,21 @@ type Gap struct {
 // RecordMissedHour records hour as a gap of every active product that has no
 // run for it, with cause as the run's error: the hour ended and nobody
 // collected it. Products are expected from the earlier of their creation and
-// their first run (as in MonthGaps). It returns the gaps it recorded; a
+// their first run (as in MonthGaps); a product whose kind is collected less
+// often than hourly (collectors.Kind.Every) is expected only in its due
+// hours, so the hours between are no gaps. It returns the gaps it recorded; a
 // concurrent daemon recording the same hour records each gap once.
 func (s *Store) RecordMissedHour(ctx context.Context, hour time.Time, cause, owner string) ([]Gap, error) {
 	hour = hour.UTC().Truncate(time.Hour)
+	kinds, hours := collectors.Cadences()
 	rows, err := s.pool.Query(ctx, `
 		INSERT INTO collection_runs (product_id, hour, state, attempts, owner, finished_at, error)
 		SELECT p.id, $1, 'failed', 0, $3, clock_timestamp(), $2
 		  FROM products p
-		 WHERE p.removed_at IS NULL AND p.active
+		 WHERE p.removed_at IS NULL AND p.active AND `+dueSQL("$1", "$4", "$5")+`
 		   AND $1::timestamptz >= date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))
 		ON CONFLICT (product_id, hour) DO NOTHING
-		RETURNING product_id, hour, error`, hour, cause, owner)
+		RETURNING product_id, hour, error`, hour, cause, owner, kinds, hours)
 	if err != nil {
 		return nil, fmt.Errorf("recording hour %s as not collected: %w", hour.Format(time.RFC3339), err)
 	}
