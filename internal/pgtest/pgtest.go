@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usagemeter/usagemeter/internal/localpg"
+	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
@@ -152,7 +153,7 @@ func NewEmptyDatabase(t testing.TB) string {
 // NewPool returns a pool on a fresh migrated database.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	pool, err := store.Connect(context.Background(), NewDatabase(t)) // as the appliance connects
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usagemeter/usagemeter/internal/seal"
@@ -45,6 +46,7 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("database.url: %w", redactErr(err))
 	}
 	cfg.MaxConns = 16
+	cfg.AfterConnect = scanTimesInUTC
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the database: %w", redactErr(err))
@@ -54,6 +56,16 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connecting to the database at %s: %w", describe(cfg.ConnConfig), redactErr(err))
 	}
 	return pool, nil
+}
+
+// scanTimesInUTC makes every timestamptz read from the database a UTC time
+// (pgx's default is the process's local zone): what the store returns, and
+// so every mail, file and log line made from it, is the same whatever the
+// time zone of the machine. Times are shown in another zone only on purpose
+// (the report's time zone).
+func scanTimesInUTC(_ context.Context, conn *pgx.Conn) error {
+	conn.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+	return nil
 }
 
 // describe names a database without its password.
