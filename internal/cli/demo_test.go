@@ -158,7 +158,10 @@ func TestDemoShort(t *testing.T) {
 	}
 	for _, want := range []string{"vCenter Server/Average Capped Billed vRAM", "VMware Cloud Foundation/Average Cores", "vSAN/Average Used Capacity",
 		"Cloud Director/Non-unique VM Count", "NSX-T/Average Capped Billed vRAM",
-		"NSX-V/Average Capped Billed vRAM"} {
+		"NSX-V/Average Capped Billed vRAM",
+		"Site Recovery Manager/Non-unique Protected VM Count",
+		// Horizon DaaS: its Maximum Concurrent Connections row goes here.
+	} {
 		if !products[want] {
 			t.Errorf("no %s figure in the report", want)
 		}
