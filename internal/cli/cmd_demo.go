@@ -259,6 +259,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	var more []*demoProduct
 	for _, mk := range []func() (*demoProduct, error){
 		func() (*demoProduct, error) { return demoSRM(vcs[0], o.seed) },
+		func() (*demoProduct, error) { return demoVCDA(vcd, o.seed) },
 	} {
 		p, err := mk()
 		if err != nil {

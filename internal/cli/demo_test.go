@@ -160,6 +160,7 @@ func TestDemoShort(t *testing.T) {
 		"Cloud Director/Non-unique VM Count", "NSX-T/Average Capped Billed vRAM",
 		"NSX-V/Average Capped Billed vRAM",
 		"Site Recovery Manager/Non-unique Protected VM Count",
+		"Cloud Director Availability/Unique Protected VMs", "Cloud Director Availability/Unique Migrated VMs",
 		// Horizon DaaS: its Maximum Concurrent Connections row goes here.
 	} {
 		if !products[want] {
