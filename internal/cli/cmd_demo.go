@@ -260,6 +260,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	for _, mk := range []func() (*demoProduct, error){
 		func() (*demoProduct, error) { return demoSRM(vcs[0], o.seed) },
 		func() (*demoProduct, error) { return demoVCDA(vcd, o.seed) },
+		func() (*demoProduct, error) { return demoHorizon(o.seed, m.Start) },
 	} {
 		p, err := mk()
 		if err != nil {
