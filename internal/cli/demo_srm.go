@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/usagemeter/usagemeter/collectors/srm"
 	srmsim "github.com/usagemeter/usagemeter/collectors/srm/simulator"
@@ -161,12 +160,11 @@ func (s *demoSRMServer) state() srmsim.State {
 				sg.VMs = append(sg.VMs, srmsim.VM{ID: m, Name: s.names[m], Status: srm.StatusMissing})
 				continue
 			}
+			// No power state: SRM does not show it (a powered-off VM is
+			// protected like any other), and a new simulator for a power
+			// change alone would only cost the collector a login.
 			s.names[m] = vm.Name
-			power := "poweredOn"
-			if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
-				power = "poweredOff"
-			}
-			sg.VMs = append(sg.VMs, srmsim.VM{ID: m, Name: vm.Name, PowerState: power})
+			sg.VMs = append(sg.VMs, srmsim.VM{ID: m, Name: vm.Name})
 		}
 		p.Groups = append(p.Groups, sg)
 	}
