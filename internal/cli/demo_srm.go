@@ -88,7 +88,7 @@ func demoSRM(vc *demoVCenter, seed uint64) (*demoProduct, error) {
 			srv.set(st, func() http.Handler { return srmsim.New(st) })
 		},
 		churned: func() string {
-			return fmt.Sprintf("SRM: %d VMs protected, %d unprotected, %d deleted from vc01 while protected", s.protected, s.unprotected, s.deleted)
+			return fmt.Sprintf("SRM: %d VM(s) protected, %d unprotected, %d deleted from vc01 while protected", s.protected, s.unprotected, s.deleted)
 		},
 	}, nil
 }

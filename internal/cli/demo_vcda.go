@@ -50,14 +50,14 @@ type demoVCDAServer struct {
 	waves    []demoVCDAWave
 	nextVM   int
 	names    map[string]string // instance UUID -> last known name
-	vdc      map[string]string // instance UUID -> org
+	orgOf    map[string]string // instance UUID -> organisation
 
 	protected, unprotected, migrated int
 }
 
 // demoVCDA starts the VCDA simulator in front of the demo's Cloud Director.
 func demoVCDA(vcd *demoVCD, seed uint64) (*demoProduct, error) {
-	s := &demoVCDAServer{vcd: vcd, rng: rand.New(rand.NewPCG(seed, 0xcda)), out: map[string]bool{}, names: map[string]string{}, vdc: map[string]string{}, nextVM: 2000}
+	s := &demoVCDAServer{vcd: vcd, rng: rand.New(rand.NewPCG(seed, 0xcda)), out: map[string]bool{}, names: map[string]string{}, orgOf: map[string]string{}, nextVM: 2000}
 	for _, o := range s.orgVMs() {
 		for _, vm := range o {
 			if s.rng.Float64() < 0.3 {
@@ -126,7 +126,7 @@ func demoVCDA(vcd *demoVCD, seed uint64) (*demoProduct, error) {
 			srv.set(st, func() http.Handler { return vcdasim.New(st) })
 		},
 		churned: func() string {
-			return fmt.Sprintf("VCDA: %d VMs protected, %d unprotected, %d VMs in migration waves", s.protected, s.unprotected, s.migrated)
+			return fmt.Sprintf("VCDA: %d VM(s) protected, %d unprotected, %d VM(s) in migration waves", s.protected, s.unprotected, s.migrated)
 		},
 	}, nil
 }
@@ -142,7 +142,7 @@ func (s *demoVCDAServer) orgVMs() map[string][]*simulator.VirtualMachine {
 	for _, vm := range s.vcd.vc.sim.VMs() {
 		if o, ok := org[demoFolderOf(s.vcd.vc, vm)]; ok && !vm.Config.Template {
 			out[o] = append(out[o], vm)
-			s.vdc[vm.Config.InstanceUuid] = o
+			s.orgOf[vm.Config.InstanceUuid] = o
 		}
 	}
 	return out
@@ -221,7 +221,7 @@ func (s *demoVCDAServer) state(h int) vcdasim.State {
 		}
 	}
 	rep := func(u string) vcdasim.VMReplication {
-		org := s.vdc[u]
+		org := s.orgOf[u]
 		r := vcdasim.VMReplication{ID: "C4-" + demoID("vcda/"+u), VMID: demoID("vm/" + u),
 			Source: vcdasim.End{Site: demoVCDASite, Org: org, VdcName: org + " VDC"},
 			Dest:   vcdasim.End{Site: demoVCDADR, Org: org, VdcName: org + " DR VDC"}}
