@@ -253,6 +253,26 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		fmt.Fprintf(out, "  product %d: nsxv01 %s (NSX-V paired with vc02: logical switches with an edge, a firewall rule and an L2 VPN)\n",
 			nsxv.productID, nsxv.url)
 	}
+	// The products whose simulators the demo rebuilds hour by hour: SRM on
+	// vc01, Cloud Director Availability in front of the Cloud Director, a
+	// Horizon pod. (Horizon DaaS: its service provider is one more entry.)
+	var more []*demoProduct
+	for _, mk := range []func() (*demoProduct, error){
+		func() (*demoProduct, error) { return demoSRM(vcs[0], o.seed) },
+		func() (*demoProduct, error) { return demoVCDA(vcd, o.seed) },
+		func() (*demoProduct, error) { return demoHorizon(o.seed, m.Start) },
+	} {
+		p, err := mk()
+		if err != nil {
+			return nil, err
+		}
+		defer p.close()
+		more = append(more, p)
+		if p.p.ID, err = demoAddProduct(ctx, app, p.p); err != nil {
+			return nil, fmt.Errorf("adding %s: %w", p.short, err)
+		}
+		fmt.Fprintf(out, "  product %d: %s %s (%s), certificate accepted by thumbprint\n", p.p.ID, p.short, p.srv.url, p.desc)
+	}
 	for _, f := range demoCustomers(vcs) {
 		if _, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: f.customer, ObjectType: "folder", ObjectName: f.name}); err != nil {
 			return nil, err
@@ -270,6 +290,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	if nsxv != nil {
 		nProducts++
 	}
+	nProducts += len(more)
 
 	// The month, hour by hour, through the daemon's own code.
 	d, err := newDaemonWith(app, nil, daemonOptions{now: clock.Now})
@@ -297,6 +318,9 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		}
 		if vcd != nil {
 			vcd.sync()
+		}
+		for _, p := range more {
+			p.tick(h, at)
 		}
 		switch h {
 		case downAt:
@@ -346,6 +370,11 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		churnTook.Round(100*time.Millisecond), outboxTook.Round(100*time.Millisecond), failed)
 	fmt.Fprintf(out, "  churn: %d power-ons, %d power-offs, %d suspends, %d resizes, %d new and %d deleted VMs\n",
 		churn.powerOn, churn.powerOff, churn.suspended, churn.resized, churn.created, churn.deleted)
+	for _, p := range more {
+		if c := p.churned(); c != "" {
+			fmt.Fprintf(out, "  churn: %s\n", c)
+		}
+	}
 
 	// The report, as the monthly job makes it, now.
 	clock.Real()
@@ -356,7 +385,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	printDemoSummary(out, run, vcs, vcd, nsx, nsxv, anon, began)
+	printDemoSummary(out, run, vcs, vcd, nsx, nsxv, more, anon, began)
 
 	if !o.serve {
 		return run, nil

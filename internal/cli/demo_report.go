@@ -256,7 +256,7 @@ func (n demoNames) host(product, h string) string {
 
 // printDemoSummary prints what the demo did, every figure taken from the
 // decrypted report.
-func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, nsx *demoNSXT, nsxv *demoNSXVManager, anon map[string]store.AnonEntry, began time.Time) {
+func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVCD, nsx *demoNSXT, nsxv *demoNSXVManager, more []*demoProduct, anon map[string]store.AnonEntry, began time.Time) {
 	names := demoNames{anon: anon, hosts: map[string]string{}}
 	type named struct{ kind, name, url string }
 	var products []named
@@ -271,6 +271,9 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 	}
 	if nsxv != nil {
 		products = append(products, named{"nsxv", "nsxv01", nsxv.url})
+	}
+	for _, p := range more {
+		products = append(products, named{p.p.Kind, p.short, p.srv.url})
 	}
 	for _, p := range products {
 		if u, err := url.Parse(p.url); err == nil {

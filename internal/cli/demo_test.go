@@ -158,7 +158,12 @@ func TestDemoShort(t *testing.T) {
 	}
 	for _, want := range []string{"vCenter Server/Average Capped Billed vRAM", "VMware Cloud Foundation/Average Cores", "vSAN/Average Used Capacity",
 		"Cloud Director/Non-unique VM Count", "NSX-T/Average Capped Billed vRAM",
-		"NSX-V/Average Capped Billed vRAM"} {
+		"NSX-V/Average Capped Billed vRAM",
+		"Site Recovery Manager/Non-unique Protected VM Count",
+		"Cloud Director Availability/Unique Protected VMs", "Cloud Director Availability/Unique Migrated VMs",
+		"Horizon/Maximum Desktop VMs under Management", "Horizon/Maximum RDSH Sessions under Management",
+		// Horizon DaaS: its Maximum Concurrent Connections row goes here.
+	} {
 		if !products[want] {
 			t.Errorf("no %s figure in the report", want)
 		}
@@ -212,5 +217,16 @@ func TestDemoShort(t *testing.T) {
 	}
 	if strings.Contains(text, "Gr3en-Tea") {
 		t.Error("the simulator's password was printed")
+	}
+	// The Horizon pod's session users and clients (user0001..., CLIENT-0001...)
+	// are counted, never printed nor logged.
+	log, err := os.ReadFile(filepath.Join(run.DataDir, "demo.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pd := range []string{"user0", "CLIENT-0", "dev01"} {
+		if strings.Contains(text, pd) || strings.Contains(string(log), pd) {
+			t.Errorf("Horizon personal data %q printed or logged", pd)
+		}
 	}
 }
