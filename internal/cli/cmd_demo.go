@@ -255,12 +255,13 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	}
 	// The products whose simulators the demo rebuilds hour by hour: SRM on
 	// vc01, Cloud Director Availability in front of the Cloud Director, a
-	// Horizon pod. (Horizon DaaS: its service provider is one more entry.)
+	// Horizon pod, a Horizon DaaS service provider.
 	var more []*demoProduct
 	for _, mk := range []func() (*demoProduct, error){
 		func() (*demoProduct, error) { return demoSRM(vcs[0], o.seed) },
 		func() (*demoProduct, error) { return demoVCDA(vcd, o.seed) },
 		func() (*demoProduct, error) { return demoHorizon(o.seed, m.Start) },
+		func() (*demoProduct, error) { return demoDaaS(o.seed, m.Start) },
 	} {
 		p, err := mk()
 		if err != nil {

@@ -19,10 +19,9 @@ import (
 )
 
 // demoProduct is a product of the demo beyond the vCenters and the first
-// REST products (SRM, VCDA, Horizon; Horizon DaaS when its simulator lands:
-// one more constructor in runDemoWith's list). Each is registered as
-// `product add` does, brought to every hour before it is collected, and
-// named in the summary.
+// REST products (SRM, VCDA, Horizon, Horizon DaaS: one constructor each in
+// runDemoWith's list). Each is registered as `product add` does, brought to
+// every hour before it is collected, and named in the summary.
 type demoProduct struct {
 	short string        // short name in the summary, e.g. "srm01"
 	desc  string        // the rest of its product line
@@ -38,7 +37,7 @@ type demoProduct struct {
 func (d *demoProduct) close() { d.srv.stop() }
 
 // demoSwapServer serves a simulator whose state the demo replaces: the
-// SRM, VCDA and Horizon simulators hold a state fixed at New, so a changed
+// SRM, VCDA, Horizon and DaaS simulators hold a state fixed at New, so a changed
 // state is a new simulator behind the same TLS listener and certificate
 // (the product's address and thumbprint stay). The new simulator does not
 // know the old one's sessions: the collector logs in again, as it does
