@@ -13,14 +13,17 @@ build:
 deps:
 	@bash .ci/deps
 
-# The test suite: gofmt, vet and staticcheck (a tool of go.mod), then every
-# test with the race detector, on a real PostgreSQL (started by the tests),
-# real SMTP, gpg and govmomi's simulator.
+# The test suite: gofmt, the appliance build (without the demo), vet and
+# staticcheck (a tool of go.mod), then every test with the race detector, on
+# a real PostgreSQL (started by the tests), real SMTP, gpg and govmomi's
+# simulator. The demo is built only with -tags demo: the appliance binary
+# links no simulator, no SMTP test server and no testing package.
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) vet ./...
-	$(GO) tool staticcheck ./...
-	$(GO) test -race -timeout 20m ./...
+	$(GO) build ./...
+	$(GO) vet -tags demo ./...
+	$(GO) tool staticcheck -tags demo ./...
+	$(GO) test -race -tags demo -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Every response parser's fuzz test, briefly (longer: make fuzz FUZZTIME=5m).
@@ -36,11 +39,11 @@ fuzz:
 
 # Benchmarks at provider scale (minutes).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./...
+	$(GO) test -tags demo -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./...
 
 # A simulated provider's month, end to end.
 demo: deps
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/usagemeter demo
+	$(GO) run -tags demo -ldflags "$(LDFLAGS)" ./cmd/usagemeter demo
 
 clean:
 	rm -rf bin

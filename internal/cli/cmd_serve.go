@@ -74,20 +74,6 @@ func runServe(ctx context.Context, e *Env, args []string) error {
 	return runDaemon(ctx, app, reg, h, daemonOptions{sender: sender, fallback: fallback})
 }
 
-// serve runs the daemon of an opened appliance until ctx is cancelled (the
-// demo). ready, if not nil, receives the HTTP address once listening.
-func serve(ctx context.Context, app *App, ready chan<- string) error {
-	reg := prometheus.NewRegistry()
-	health := &daemonHealth{since: time.Now()}
-	health.ready(app.Store)
-	h, err := startHTTP(app.Config, app.Log, health, reg, ready)
-	if err != nil {
-		return err
-	}
-	defer h.shutdown()
-	return runDaemon(ctx, app, reg, h, daemonOptions{})
-}
-
 // httpServer is the running HTTP listener.
 type httpServer struct {
 	api  *httpapi.Server

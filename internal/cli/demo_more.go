@@ -1,6 +1,9 @@
+//go:build demo
+
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 
@@ -100,4 +104,18 @@ func demoFolderOf(v *demoVCenter, vm *simulator.VirtualMachine) string {
 		return f.Entity().Name
 	}
 	return ""
+}
+
+// serve runs the daemon of an opened appliance until ctx is cancelled (the
+// demo). ready, if not nil, receives the HTTP address once listening.
+func serve(ctx context.Context, app *App, ready chan<- string) error {
+	reg := prometheus.NewRegistry()
+	health := &daemonHealth{since: time.Now()}
+	health.ready(app.Store)
+	h, err := startHTTP(app.Config, app.Log, health, reg, ready)
+	if err != nil {
+		return err
+	}
+	defer h.shutdown()
+	return runDaemon(ctx, app, reg, h, daemonOptions{})
 }
