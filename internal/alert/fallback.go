@@ -94,6 +94,9 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 	if last, ok := f.recent[m.Subject]; ok && now.Sub(last) < 24*time.Hour {
 		return
 	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now // queued by Flush later, it keeps the time it was raised
+	}
 	rec := spilled{At: now, Reason: reason, Mail: m}
 	mine, cerr := f.claim(ctx, m, now)
 	if !mine {
@@ -182,6 +185,9 @@ func (f *Fallback) Flush(ctx context.Context, st *store.Store) (int, error) {
 			}
 			if mine {
 				mm := r.Mail
+				if mm.CreatedAt.IsZero() { // spilled by an older version
+					mm.CreatedAt = r.At
+				}
 				m = &mm
 			}
 		} else if r.Sent {
