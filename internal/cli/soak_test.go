@@ -591,9 +591,17 @@ func checkMails(t *testing.T, st *store.Store, msgs []smtptest.Message) {
 	ctx := context.Background()
 	received := map[string]int{}
 	spilled := map[string]int{}
+	spillSubject := map[string]string{}
 	for _, m := range parseMails(t, msgs) {
 		if strings.HasPrefix(m.id, "<spill-") {
+			// Sent straight while the database was down: each daemon
+			// sends its own (nothing can tell them apart); one
+			// Message-ID never names two different mails.
 			spilled[m.subject]++
+			if s, ok := spillSubject[m.id]; ok && s != m.subject {
+				t.Errorf("Message-ID %s names two mails: %q and %q", m.id, s, m.subject)
+			}
+			spillSubject[m.id] = m.subject
 			continue
 		}
 		received[m.id]++
