@@ -472,6 +472,7 @@ func TestSoak(t *testing.T) {
 	st := slots[0].app.Store
 	checkHours(t, st, plan, ids, prods)
 	msgs := srv.Messages()
+	checkAlerts(t, st, ids[2], msgs)
 	checkMails(t, st, msgs)
 	checkReport(t, st, cfg, plan, msgs, aggKey)
 }
@@ -502,7 +503,7 @@ func checkHours(t *testing.T, st *store.Store, plan soakPlan, ids []int64, prods
 		t.Fatal(err)
 	}
 	causes := map[string]int{}
-	done, failed := 0, 0
+	done, failed, retried := 0, 0, 0
 	for _, id := range ids {
 		// Hours covered by the spans of each object, with multiplicity.
 		spans, err := st.Spans(ctx, id)
@@ -526,8 +527,11 @@ func checkHours(t *testing.T, st *store.Store, plan soakPlan, ids []int64, prods
 				continue
 			case r.State == store.RunDone:
 				done++
-				if prods[id].callsAt(h) == 0 {
+				switch n := prods[id].callsAt(h); {
+				case n == 0:
 					t.Errorf("product %d hour %s: done without a collection", id, h.Format(time.RFC3339))
+				case n > 1:
+					retried++ // collected again after a commit that did not happen (lease lost, database gone)
 				}
 			case r.State == store.RunFailed && strings.TrimSpace(r.Error) != "":
 				failed++
@@ -546,7 +550,30 @@ func checkHours(t *testing.T, st *store.Store, plan soakPlan, ids []int64, prods
 			}
 		}
 	}
-	t.Logf("hours: %d done, %d gaps; causes %v", done, failed, causes)
+	t.Logf("hours: %d done (%d collected more than once, committed once), %d gaps; causes %v", done, retried, failed, causes)
+}
+
+// checkAlerts: the failing product's failure was mailed once, and its
+// resolution once, if any of its failing hours was tried.
+func checkAlerts(t *testing.T, st *store.Store, id int64, msgs []smtptest.Message) {
+	t.Helper()
+	var tried int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM collection_runs WHERE product_id = $1 AND error LIKE '%HTTP 503%'`, id).Scan(&tried); err != nil {
+		t.Fatal(err)
+	}
+	failing, resolved := 0, 0
+	for _, m := range parseMails(t, msgs) {
+		switch {
+		case strings.HasSuffix(m.subject, fmt.Sprintf("(product %d) failing", id)):
+			failing++
+		case strings.HasPrefix(m.subject, "[usagemeter] resolved: collection from") && strings.HasSuffix(m.subject, fmt.Sprintf("(product %d) works again", id)):
+			resolved++
+		}
+	}
+	want := min(tried, 1)
+	if failing != want || resolved != want {
+		t.Errorf("product %d failed %d hours: %d failure mails and %d resolution mails, want %d of each", id, tried, failing, resolved, want)
+	}
 }
 
 func causeClass(e string) string {
