@@ -117,20 +117,34 @@ func (s soakSender) Send(ctx context.Context, m umail.Message) error {
 	return s.s.Send(ctx, m)
 }
 
-// window is a simulated outage [from, to).
-type window struct{ from, to time.Time }
+// window is a simulated outage [from, to). An SMTP window with refuse set
+// is a server that answers but refuses the appliance's AUTH (535) instead
+// of one that is down.
+type window struct {
+	from, to time.Time
+	refuse   bool
+}
 
 func (w window) String() string {
-	return w.from.Format("01-02 15:04") + "–" + w.to.Format("01-02 15:04")
+	s := w.from.Format("01-02 15:04") + "–" + w.to.Format("01-02 15:04")
+	if w.refuse {
+		s += " refusing AUTH"
+	}
+	return s
 }
 
 func inWindows(ws []window, t time.Time) bool {
+	_, ok := windowAt(ws, t)
+	return ok
+}
+
+func windowAt(ws []window, t time.Time) (window, bool) {
 	for _, w := range ws {
 		if !t.Before(w.from) && t.Before(w.to) {
-			return true
+			return w, true
 		}
 	}
-	return false
+	return window{}, false
 }
 
 // soakKill is a daemon killed at a simulated time: mid-collection (it claims
@@ -160,12 +174,18 @@ func newSoakPlan(rng *rand.Rand, start, end time.Time) soakPlan {
 		// brings everything back).
 		slots := int((end.Sub(start) - time.Hour) / soakStep)
 		from := start.Add(time.Hour + time.Duration(rng.Intn(slots))*soakStep)
-		return window{from, from.Add(length)}
+		return window{from: from, to: from.Add(length)}
 	}
 	for i := 0; i < per; i++ {
 		p.db = append(p.db, randomWindow(20*time.Minute, 4*time.Hour))
 		p.smtp = append(p.smtp, randomWindow(30*time.Minute, 5*time.Hour))
 	}
+	// One more in which the SMTP server answers but refuses AUTH, from
+	// when the database returns from its first outage (the gap alerts are
+	// mailed then).
+	w := randomWindow(30*time.Minute, 3*time.Hour)
+	w.from, w.to, w.refuse = p.db[0].to, p.db[0].to.Add(w.to.Sub(w.from)), true
+	p.smtp = append([]window{w}, p.smtp...)
 	for i := 0; i < per+1; i++ {
 		h := start.Add(time.Duration(1+rng.Intn(hours-1)) * time.Hour)
 		k := soakKill{slot: rng.Intn(2), mid: rng.Intn(3) > 0}
@@ -178,7 +198,7 @@ func newSoakPlan(rng *rand.Rand, start, end time.Time) soakPlan {
 	}
 	sort.Slice(p.kills, func(i, j int) bool { return p.kills[i].at.Before(p.kills[j].at) })
 	fh := start.Add(time.Duration(rng.Intn(hours-6)) * time.Hour)
-	p.failing = window{fh, fh.Add(time.Duration(2+rng.Intn(5)) * time.Hour)}
+	p.failing = window{from: fh, to: fh.Add(time.Duration(2+rng.Intn(5)) * time.Hour)}
 	return p
 }
 
@@ -197,8 +217,10 @@ func (p soakPlan) String() string {
 
 // TestSoak (issue 20, "Must show"): 48 simulated hours that end after a
 // month boundary, two daemons on one database, PostgreSQL and SMTP each
-// down for a few hours at random, daemons killed at random points (in the
-// middle of a collection, or between jobs) and restarted. Afterwards every
+// down for a few hours at random (and the SMTP server refusing AUTH for a
+// while after the first database outage), a product failing for a few
+// hours, daemons killed at random points (in the middle of a collection,
+// or between jobs) and restarted. Afterwards every
 // hour of every product is collected exactly once or recorded as a gap with
 // its cause, every mail of the outbox reached the SMTP server exactly once
 // (counted by Message-ID), and April's report arrived once, its manifest's
@@ -376,11 +398,18 @@ func TestSoak(t *testing.T) {
 		slots[slot] = startDaemon(slot, old.life+1)
 		t.Logf("%s: daemon %s%d started", clock.Now().Format("01-02 15:04"), old.slot, old.life+1)
 	}
-	dbUp, smtpUp := true, true
+	dbUp, smtpUp, smtpRefusing := true, true, false
 	setFaults := func(now time.Time, settle bool) {
 		t.Helper()
 		wantDB := settle || !inWindows(plan.db, now)
-		wantSMTP := settle || !inWindows(plan.smtp, now)
+		sw, inSMTP := windowAt(plan.smtp, now)
+		wantSMTP := settle || !inSMTP || sw.refuse
+		wantRefusing := !settle && inSMTP && sw.refuse
+		if wantRefusing != smtpRefusing {
+			srv.RefuseAuth(map[bool]int{true: 1 << 30, false: 0}[wantRefusing])
+			smtpRefusing = wantRefusing
+			t.Logf("%s: SMTP refusing AUTH %v", now.Format("01-02 15:04"), smtpRefusing)
+		}
 		if wantDB != dbUp {
 			if wantDB {
 				if err := pg.Start(ctx); err != nil {
