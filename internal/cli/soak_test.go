@@ -226,7 +226,8 @@ func (p soakPlan) String() string {
 // (counted by Message-ID), and April's report arrived once, its manifest's
 // missing hours those recorded in the database.
 //
-// Replay a run with -soak.seed N; run longer with -soak.hours N.
+// Replay a run with -soak.seed N; run longer with -soak.hours N; keep the
+// daemons' log with SOAK_LOG=file.
 func TestSoak(t *testing.T) {
 	seed := *soakSeed
 	if seed == 0 {
