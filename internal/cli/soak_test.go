@@ -217,7 +217,8 @@ func (p soakPlan) String() string {
 
 // TestSoak (issue 20, "Must show"): 48 simulated hours that end after a
 // month boundary, two daemons on one database, PostgreSQL and SMTP each
-// down for a few hours at random (and the SMTP server refusing AUTH for a
+// down for a few hours at random (PostgreSQL stopped in the middle of the
+// daemons' tick, the SMTP server between ticks, and refusing AUTH for a
 // while after the first database outage), a product failing for a few
 // hours, daemons killed at random points (in the middle of a collection,
 // or between jobs) and restarted. Afterwards every
@@ -235,7 +236,8 @@ func TestSoak(t *testing.T) {
 	}
 	hours := max(*soakHours, 8)
 	start := soakEnd.Add(-time.Duration(hours) * time.Hour)
-	plan := newSoakPlan(rand.New(rand.NewSource(seed)), start, soakEnd)
+	rng := rand.New(rand.NewSource(seed))
+	plan := newSoakPlan(rng, start, soakEnd)
 	t.Logf("soak seed %d (replay: go test -run TestSoak -soak.seed %d ./internal/cli/)", seed, seed)
 	t.Logf("plan: %s", plan)
 	logs := &lockedBuffer{}
@@ -453,6 +455,24 @@ func TestSoak(t *testing.T) {
 	prev := start.Add(-soakStep)
 	for now := start; ; now = now.Add(soakStep) {
 		settle := !now.Before(plan.end)
+		if !settle && dbUp && inWindows(plan.db, now) {
+			// An outage begins in the middle of the daemons' tick: a
+			// claim, a commit, a mail being marked sent may be cut.
+			var stopped sync.WaitGroup
+			stopped.Add(1)
+			delay := time.Duration(rng.Intn(15)) * time.Millisecond
+			go func() {
+				defer stopped.Done()
+				time.Sleep(delay)
+				if err := pg.Stop(); err != nil {
+					t.Error(err)
+				}
+			}()
+			step(prev, now)
+			stopped.Wait()
+			dbUp = false
+			t.Logf("%s: database stopped %s into the daemons' tick", now.Format("01-02 15:04"), delay)
+		}
 		setFaults(now, settle)
 		clock.Set(now)
 		if dbUp {
