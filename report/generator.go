@@ -242,7 +242,16 @@ func (g *Generator) Build(ctx context.Context, m store.Month) (*Bundle, store.Ap
 // A version stored plain (no recipient keys then), or encrypted to other
 // keys than the configured ones, is not reused: a new version is made for
 // the current keys.
+//
+// Daemons sharing the database generate a month one at a time (a lock in
+// the database): the second one finds the first's version and reuses it,
+// rather than building the same version beside it.
 func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error) {
+	unlock, err := g.store.LockReportMonth(ctx, m.Start)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	b, _, err := g.Build(ctx, m)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package alert
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -94,6 +96,9 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 	if last, ok := f.recent[m.Subject]; ok && now.Sub(last) < 24*time.Hour {
 		return
 	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = now // queued by Flush later, it keeps the time it was raised
+	}
 	rec := spilled{At: now, Reason: reason, Mail: m}
 	mine, cerr := f.claim(ctx, m, now)
 	if !mine {
@@ -106,7 +111,7 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := f.Sender.Send(ctx, mail.Message{
-			MessageID: fmt.Sprintf("<spill-%d@%s>", now.UnixNano(), f.domain()),
+			MessageID: spillMessageID(now, f.domain()),
 			To:        m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Date: now,
 		})
 		cancel()
@@ -125,6 +130,15 @@ func (f *Fallback) Raise(ctx context.Context, m store.Mail, reason string) {
 	if err := f.append(rec); err != nil && f.Log != nil {
 		f.Log.Error("spilling alert to file", "path", f.Path, "err", err)
 	}
+}
+
+// spillMessageID is the Message-ID of a mail sent straight: unique even for
+// mails raised at the same instant (a clock of coarse resolution, an
+// injected one), which a receiver would otherwise take for one mail.
+func spillMessageID(now time.Time, domain string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("<spill-%d-%s@%s>", now.UnixNano(), hex.EncodeToString(b[:]), domain)
 }
 
 func (f *Fallback) domain() string {
@@ -182,6 +196,9 @@ func (f *Fallback) Flush(ctx context.Context, st *store.Store) (int, error) {
 			}
 			if mine {
 				mm := r.Mail
+				if mm.CreatedAt.IsZero() { // spilled by an older version
+					mm.CreatedAt = r.At
+				}
 				m = &mm
 			}
 		} else if r.Sent {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"testing"
@@ -133,4 +134,64 @@ func downPool(t *testing.T) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestSpilledMailKeepsItsTime (found by TestSoak): an alert mail that could
+// not be sent while the database was down is queued when it returns with
+// the time it was raised (its Date, and its next attempt on the daemon's
+// clock), not the time of the flush: with an injected clock behind the
+// real one, the flushed mail used to wait for the real date, never sent.
+func TestSpilledMailKeepsItsTime(t *testing.T) {
+	raised := time.Date(2026, 4, 30, 23, 30, 0, 0, time.UTC)
+	f := &alert.Fallback{Path: filepath.Join(t.TempDir(), "alerts-spill.jsonl"), Sender: failingSender{}, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return raised }}
+	ctx := context.Background()
+	f.Raise(ctx, store.Mail{To: []string{"ops@example.com"}, Subject: "[usagemeter] database unreachable", Text: "down"}, "database unreachable")
+
+	box, _ := seal.NewBox(bytes.Repeat([]byte{1}, 32))
+	st := store.New(pgtest.NewPool(t), box)
+	if n, err := f.Flush(ctx, st); err != nil || n != 1 {
+		t.Fatalf("flush: %d %v", n, err)
+	}
+	mails, err := st.ClaimMail(ctx, raised.Add(time.Minute), 10, time.Minute)
+	if err != nil || len(mails) != 1 {
+		t.Fatalf("the spilled mail is not due a minute after it was raised: %d mails, %v", len(mails), err)
+	}
+	if !mails[0].CreatedAt.Equal(raised) {
+		t.Fatalf("queued as created at %s, raised at %s", mails[0].CreatedAt, raised)
+	}
+}
+
+// failingSender is an SMTP server that cannot be reached.
+type failingSender struct{}
+
+func (failingSender) Send(context.Context, mail.Message) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+// TestSpilledMailsAtOneInstant (found by TestSoak with the database stopped
+// in the middle of a tick): alert mails sent straight at the same instant
+// (one per product whose hour could not be stored) used to share one
+// Message-ID, which a receiver takes for one mail.
+func TestSpilledMailsAtOneInstant(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	sender, err := mail.NewSender(mail.Config{Host: srv.Host(), Port: srv.Port(), TLS: mail.TLSNone, Auth: mail.AuthNone, From: "meter@example.com", Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 4, 30, 23, 30, 0, 0, time.UTC)
+	f := &alert.Fallback{Path: filepath.Join(t.TempDir(), "alerts-spill.jsonl"), Sender: sender, Domain: "example.com", Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return at }}
+	for _, s := range []string{"product 1 failing", "product 2 failing"} {
+		f.Raise(context.Background(), store.Mail{To: []string{"ops@example.com"}, Subject: s, Text: "x"}, "collection failed")
+	}
+	ids := map[string]bool{}
+	for _, m := range srv.Messages() {
+		msg, err := netmail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[msg.Header.Get("Message-Id")] = true
+	}
+	if len(srv.Messages()) != 2 || len(ids) != 2 {
+		t.Fatalf("%d mails with %d Message-IDs: %v", len(srv.Messages()), len(ids), ids)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
 
 	"github.com/usagemeter/usagemeter/internal/alert"
 	"github.com/usagemeter/usagemeter/internal/config"
@@ -45,6 +46,7 @@ type daemon struct {
 	alertsOpen          prometheus.Gauge
 	dbDownSince         time.Time
 	report              *report.Generator
+	reportSchedule      cron.Schedule // report.schedule, to catch up a monthly report
 
 	smtpAddr      string
 	outboxStarted bool // the first outbox run is done (one run at a time)
@@ -166,6 +168,9 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 	if err := d.sched.AddJob(cfg.Report.Schedule, "monthly report", d.reportJob); err != nil {
 		return nil, err
 	}
+	if d.reportSchedule, err = cron.ParseStandard(cfg.Report.Schedule); err != nil {
+		return nil, fmt.Errorf("report.schedule %q: %w", cfg.Report.Schedule, err)
+	}
 	if err := d.sched.AddJob("35 * * * *", "report redelivery", d.redeliverJob); err != nil {
 		return nil, err
 	}
@@ -283,16 +288,55 @@ func (d *daemon) reportJob(ctx context.Context) {
 	d.reportOutcome(ctx, err)
 }
 
-// redeliverJob retries report channels that failed (upload refused, ...).
+// redeliverJob catches up the previous month's report if its run was
+// missed, then retries report channels that failed (upload refused, ...).
 func (d *daemon) redeliverJob(ctx context.Context) {
+	if d.catchUpReport(ctx) {
+		return
+	}
 	if err := d.report.RetryUndelivered(ctx); err != nil {
 		d.reportOutcome(ctx, err)
 	}
 }
 
+// catchUpReport runs the monthly report job now if its scheduled run for
+// the previous month has passed and the month, which has usage, has no
+// report stored: the daemon was not running then, or its database was
+// down. It reports whether it ran the job.
+func (d *daemon) catchUpReport(ctx context.Context) bool {
+	now := d.now()
+	m := report.PreviousMonth(now, d.report.Location())
+	if due := d.reportSchedule.Next(m.End.Add(-time.Second)); now.Before(due) {
+		return false
+	}
+	_, err := d.app.Store.LatestReport(ctx, m.Start)
+	if !errors.Is(err, store.ErrNotFound) {
+		if err != nil {
+			d.app.Log.Warn("checking for a missed monthly report", "month", m.String(), "err", err)
+		}
+		return false
+	}
+	if ok, err := d.app.Store.HasUsage(ctx, m); err != nil || !ok {
+		return false // a month without usage (a new appliance) has no report to catch up
+	}
+	d.app.Log.Warn("the monthly report's scheduled run was missed (the daemon or its database was down): running it now", "month", m.String())
+	d.reportJob(ctx)
+	return true
+}
+
+// reportOutcome raises or resolves the report alert. A database that
+// cannot be reached is not the report's failure: the database watch
+// alerts, and the report is caught up once the database answers.
 func (d *daemon) reportOutcome(ctx context.Context, err error) {
 	if err == nil {
 		_ = d.engine.Resolve(ctx, alert.KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
+		return
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	perr := d.app.Store.Ping(pingCtx)
+	cancel()
+	if perr != nil {
+		d.app.Log.Warn("monthly report: the database is unreachable; the report is caught up once it answers", "err", err)
 		return
 	}
 	d.app.Log.Error("monthly report", "err", err)

@@ -331,6 +331,16 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 				return r
 			}
 			err = fmt.Errorf("storing observations: %w", err)
+			if store.Unreachable(err) {
+				// The database went away, not the product: no product
+				// alert (the database watch alerts). The claim runs out
+				// and the catch-up collects the hour again, or records it
+				// as a gap naming this.
+				r.Err = err
+				s.noteMiss(hour, err)
+				log.Warn("collected, but the database went away before the hour was stored", "err", err)
+				return r
+			}
 		}
 		r.Err = err
 		if ferr := s.store.FailHour(context.WithoutCancel(ctx), p.ID, hour, s.owner, err.Error()); ferr != nil && !errors.Is(ferr, store.ErrNotClaimed) {

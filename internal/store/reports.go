@@ -146,6 +146,33 @@ func (s *Store) InsertReport(ctx context.Context, r Report) (Report, error) {
 	return r, nil
 }
 
+// LockReportMonth waits for and takes the lock on generating the report of
+// the month starting at start, so that daemons sharing the database (and
+// perhaps the data_dir) make a month's versions one at a time; unlock
+// releases it. It is a PostgreSQL session lock: it goes with the
+// connection of a daemon that dies holding it.
+func (s *Store) LockReportMonth(ctx context.Context, start time.Time) (unlock func(), err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("locking report generation: %w", err)
+	}
+	m := monthDate(start)
+	month := m.Year()*100 + int(m.Month())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('usagemeter report'), $1)`, month); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("locking report generation of %s: %w", m.Format("2006-01"), err)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('usagemeter report'), $1)`, month); err != nil {
+			// Not known to be unlocked: the connection goes, and the lock with it.
+			_ = conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
+}
+
 // SetReportChannel records the delivery status of report id on channel.
 func (s *Store) SetReportChannel(ctx context.Context, id int64, channel string, st ChannelStatus) error {
 	b, err := json.Marshal(st)
