@@ -17,13 +17,15 @@ deps:
 # staticcheck (a tool of go.mod), then every test with the race detector, on
 # a real PostgreSQL (started by the tests), real SMTP, gpg and govmomi's
 # simulator. The demo is built only with -tags demo: the appliance binary
-# links no simulator, no SMTP test server and no testing package.
+# links no simulator, no SMTP test server and no testing package. The peak
+# memory of 8 endless answers is measured without -race (which multiplies it).
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) build ./...
 	$(GO) vet -tags demo ./...
 	$(GO) tool staticcheck -tags demo ./...
 	$(GO) test -race -tags demo -timeout 20m ./...
+	$(GO) test -count=1 -run '^TestEndlessAnswers$$' -v ./collectors/internal/rest/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Every response parser's fuzz test, briefly (longer: make fuzz FUZZTIME=5m).
