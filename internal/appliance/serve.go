@@ -1,9 +1,10 @@
-package cli
+package appliance
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,28 +22,17 @@ import (
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
-func init() {
-	register(&command{name: "serve", summary: "run the daemon (scheduler, outbox, HTTP)", run: runServe})
-}
-
-// runServe starts the HTTP listener and the alerting that needs no
-// database first, then waits for the database: an appliance that reboots
-// into a broken database answers /healthz (degraded, with the reason) and
-// mails its admins after alerts.database_down_after, instead of waiting in
-// silence.
-func runServe(ctx context.Context, e *Env, args []string) error {
-	fs, cfgPath := newFlags(e, "serve")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
+// Serve runs the appliance of cfg until ctx ends (usagemeter serve). It
+// starts the HTTP listener and the alerting that needs no database first,
+// then waits for the database: an appliance that reboots into a broken
+// database answers /healthz (degraded, with the reason) and mails its
+// admins after alerts.database_down_after, instead of waiting in silence.
+// The log goes to stderr; version is what /healthz and the log say.
+func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version string) error {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, e.Stderr)
+	log := NewLogger(cfg.Log, stderr)
 	sender, err := umail.NewSender(mailConfig(cfg.SMTP), log)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
@@ -51,7 +41,7 @@ func runServe(ctx context.Context, e *Env, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	health := &daemonHealth{since: time.Now()}
-	h, err := startHTTP(cfg, log, health, reg, nil)
+	h, err := startHTTP(cfg, log, health, reg, version, nil)
 	if err != nil {
 		return err
 	}
@@ -63,7 +53,7 @@ func runServe(ctx context.Context, e *Env, args []string) error {
 		defer close(watched)
 		watchStartup(watchCtx, cfg, log, health, fallback)
 	}()
-	app, err := openWithConfig(ctx, e, cfg, openOptions{retry: true, waiting: health.waiting})
+	app, err := openWithConfig(ctx, stderr, cfg, openOptions{retry: true, waiting: health.waiting})
 	stopWatch()
 	<-watched // the daemon takes the fallback over
 	if err != nil {
@@ -81,15 +71,15 @@ type httpServer struct {
 	done chan error
 }
 
-func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, ready chan<- string) (*httpServer, error) {
-	api := httpapi.New(health, reg, Version, migrations.Latest())
+func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, version string, ready chan<- string) (*httpServer, error) {
+	api := httpapi.New(health, reg, version, migrations.Latest())
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	h := &httpServer{api: api, srv: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}, done: make(chan error, 1)}
 	go func() { h.done <- h.srv.Serve(ln) }()
-	log.Info("usagemeter serving", "version", Version, "http", ln.Addr().String())
+	log.Info("usagemeter serving", "version", version, "http", ln.Addr().String())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -100,6 +90,20 @@ func (h *httpServer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = h.srv.Shutdown(ctx)
+}
+
+// Run runs the daemon of an opened appliance until ctx is cancelled (the
+// demo). ready, if not nil, receives the HTTP address once listening.
+func Run(ctx context.Context, app *App, version string, ready chan<- string) error {
+	reg := prometheus.NewRegistry()
+	health := &daemonHealth{since: time.Now()}
+	health.ready(app.Store)
+	h, err := startHTTP(app.Config, app.Log, health, reg, version, ready)
+	if err != nil {
+		return err
+	}
+	defer h.shutdown()
+	return runDaemon(ctx, app, reg, h, daemonOptions{})
 }
 
 // runDaemon runs scheduler, alerting and outbox until ctx ends or the HTTP
