@@ -10,6 +10,9 @@ import (
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
+
+	// The product collectors, linked in here and only here.
+	_ "github.com/usagemeter/usagemeter/collectors/all" // every product kind
 )
 
 // AddProduct registers a product: pairing checked, options validated by the

@@ -7,14 +7,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/appliance"
-
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
-
-	// The product collectors, linked in here and only here.
-	_ "github.com/usagemeter/usagemeter/collectors/all" // every product kind
 )
 
 func init() {

@@ -16,11 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/appliance"
-
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
