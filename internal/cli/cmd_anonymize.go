@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/report"
 )
 
@@ -41,7 +42,7 @@ func runAnonymizeReverse(ctx context.Context, e *Env, args []string) error {
 		}
 		path = plain
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
@@ -26,7 +26,7 @@ func runConfigCheck(_ context.Context, e *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := loadConfig(*cfgPath); err != nil {
+	if _, err := appliance.LoadConfig(*cfgPath); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "%s: OK\n", *cfgPath)
@@ -38,7 +38,7 @@ func runConfigShow(_ context.Context, e *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := appliance.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -64,21 +64,3 @@ func runMigrate(ctx context.Context, e *Env, args []string) error {
 	fmt.Fprintf(e.Stdout, "database schema at version %d (appliance %s)\n", v, app.Appliance.ID)
 	return nil
 }
-
-// loadConfig loads the file and the checks that need other packages
-// (recipient keys are parsed by the report package).
-func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	for _, check := range configChecks {
-		if err := check(cfg); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return cfg, nil
-}
-
-// configChecks are validations beyond the config package (added by other files).
-var configChecks []func(*config.Config) error

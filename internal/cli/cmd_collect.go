@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
-
-	// The product collectors, linked in here and only here.
-	_ "github.com/usagemeter/usagemeter/collectors/all" // every product kind
 )
 
 func init() {
@@ -37,16 +35,16 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 			return usagef("--hour %s is in the future", hour.Format(time.RFC3339))
 		}
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	d, err := newDaemon(app, nil)
+	d, err := appliance.NewDaemon(app, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer d.sched.Stop(time.Second)
+	defer d.Scheduler().Stop(time.Second)
 
 	var products []store.Product
 	if *productID != 0 {
@@ -76,7 +74,7 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 	}
 	failed, busy := 0, 0
 	for _, p := range products {
-		r := d.sched.CollectProduct(ctx, p, hour)
+		r := d.Scheduler().CollectProduct(ctx, p, hour)
 		printResult(e, r)
 		if r.Err != nil {
 			failed++
@@ -86,7 +84,7 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 		}
 	}
 	// Deliver the alert mails this run may have queued.
-	d.outboxJob(ctx)
+	d.RunOutbox(ctx)
 	switch {
 	case failed > 0 && busy > 0:
 		return fmt.Errorf("%d of %d products failed, %d are being collected by another daemon", failed, len(products), busy)

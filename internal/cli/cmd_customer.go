@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -31,7 +32,7 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 	if !store.ValidCustomerObjectType(*typ) {
 		return usagef("--object-type must be one of %s (got %q)", customerTypesHelp, *typ)
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func runCustomerRemove(ctx context.Context, e *Env, args []string) error {
 	if (*id == 0) == (*typ == "" && *obj == "") {
 		return usagef("give either --id or --object-type with --object")
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}

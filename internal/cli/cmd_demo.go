@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
@@ -173,7 +173,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	defer logf.Close()
 	clock := &demoClock{t: m.Start}
 	t0 := time.Now()
-	app, err := openWithConfig(ctx, &Env{Stdout: io.Discard, Stderr: logf, Now: clock.Now}, &cfg, openOptions{})
+	app, err := appliance.OpenConfig(ctx, &cfg, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -296,11 +296,11 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	nProducts += len(more)
 
 	// The month, hour by hour, through the daemon's own code.
-	d, err := newDaemonWith(app, nil, daemonOptions{now: clock.Now})
+	d, err := appliance.NewDaemon(app, nil, clock.Now)
 	if err != nil {
 		return nil, err
 	}
-	defer d.sched.Stop(time.Second)
+	defer d.Scheduler().Stop(time.Second)
 	down := vcs[len(vcs)-1]
 	var churn churnStats
 	t0 = time.Now()
@@ -338,7 +338,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		churnTook += time.Since(cs)
 		clock.Set(at.Add(time.Duration(cfg.Collection.Minute) * time.Minute))
 		hs := time.Now()
-		res, err := d.sched.RunHour(ctx, at)
+		res, err := d.Scheduler().RunHour(ctx, at)
 		if err != nil {
 			return nil, err
 		}
@@ -351,7 +351,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		}
 		clock.Set(at.Add(time.Duration(cfg.Collection.Minute+1) * time.Minute))
 		ob := time.Now()
-		d.outboxJob(ctx)
+		d.RunOutbox(ctx)
 		outboxTook += time.Since(ob)
 		if o.progress && ((h+1)%(24*7) == 0 || h+1 == hours) {
 			on, total := 0, 0
@@ -517,13 +517,13 @@ log:
 }
 
 // demoAddProduct registers a product the way `product add` does.
-func demoAddProduct(ctx context.Context, app *App, p store.Product) (int64, error) {
-	id, _, err := addProduct(ctx, app, p)
+func demoAddProduct(ctx context.Context, app *appliance.App, p store.Product) (int64, error) {
+	id, _, err := appliance.AddProduct(ctx, app, p)
 	return id, err
 }
 
 // demoServe keeps the daemon running against the simulators until ctx ends.
-func demoServe(ctx context.Context, e *Env, app *App, run *demoRun) error {
+func demoServe(ctx context.Context, e *Env, app *appliance.App, run *demoRun) error {
 	ready := make(chan string, 1)
 	go func() {
 		select {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -80,7 +81,7 @@ func runLicenseSet(ctx context.Context, e *Env, args []string) error {
 	if *key == "" {
 		return usagef("--key is required")
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}

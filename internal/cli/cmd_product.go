@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
@@ -120,13 +121,13 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
 
-	id, ident, err := addProduct(ctx, app, p)
+	id, ident, err := appliance.AddProduct(ctx, app, p)
 	if err != nil {
 		var ce *tlsutil.CertError
 		if errors.As(err, &ce) {
@@ -139,57 +140,6 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	}
 	fmt.Fprintf(e.Stdout, "added product %d: %s %s\n", id, p.Kind, p.Endpoint)
 	return nil
-}
-
-// addProduct registers a product: pairing checked, options validated by the
-// collector, the instance identified over TLS (system roots or the accepted
-// thumbprint) so that the same instance is never registered twice, then
-// stored with its credentials sealed. `product add` and the demo use it.
-func addProduct(ctx context.Context, app *App, p store.Product) (int64, collectors.Identity, error) {
-	var ident collectors.Identity
-	t := scheduler.Target(p, app.Config.Collection.CallTimeout.D(), app.Log)
-	kind, ok := collectors.Lookup(p.Kind)
-	if !ok {
-		return 0, ident, fmt.Errorf("unknown product kind %q (known: %s)", p.Kind, strings.Join(collectors.Kinds(), ", "))
-	}
-	switch {
-	case p.PairedID != 0 && kind.PairsWith == "":
-		return 0, ident, fmt.Errorf("a %s product is not paired with another product: drop --vcenter", p.Kind)
-	case p.PairedID != 0:
-		paired, err := app.Store.Product(ctx, p.PairedID)
-		if err != nil {
-			return 0, ident, fmt.Errorf("--vcenter %d: %w", p.PairedID, err)
-		}
-		if paired.Kind != kind.PairsWith {
-			return 0, ident, fmt.Errorf("--vcenter %d is a %s, not a %s", p.PairedID, paired.Kind, kind.PairsWith)
-		}
-		pt := scheduler.Target(paired, app.Config.Collection.CallTimeout.D(), app.Log)
-		t.Paired = &pt
-	case kind.PairsWith != "":
-		return 0, ident, fmt.Errorf("a %s product must be paired with its %s: add the %s first, then pass --vcenter ID (see product list)", p.Kind, collectors.DisplayName(kind.PairsWith), kind.PairsWith)
-	}
-	col, err := collectors.New(t)
-	if err != nil {
-		return 0, ident, err
-	}
-	if idf, ok := col.(collectors.Identifier); ok {
-		cctx, cancel := context.WithTimeout(ctx, 2*app.Config.Collection.CallTimeout.D())
-		ident, err = idf.Identify(cctx)
-		cancel()
-		if cl, ok := col.(collectors.Closer); ok {
-			_ = cl.Close(ctx)
-		}
-		if err != nil {
-			var ce *tlsutil.CertError
-			if errors.As(err, &ce) {
-				return 0, ident, err
-			}
-			return 0, ident, fmt.Errorf("checking %s: %w", p.Endpoint, err)
-		}
-		p.InstanceID = ident.InstanceID
-	}
-	id, err := app.Store.AddProduct(ctx, p)
-	return id, ident, err
 }
 
 func runProductList(ctx context.Context, e *Env, args []string) error {
@@ -239,7 +189,7 @@ func runProductRemove(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -268,7 +218,7 @@ func runProductSetThumbprint(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return usagef("product id %q is not a number", fs.Arg(0))
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -294,13 +244,13 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 		return usageError{err.Error()}
 	}
 	var p store.Product
-	var app *App
+	var app *appliance.App
 	if fs.NArg() == 1 {
 		id, err := productID(fs)
 		if err != nil {
 			return err
 		}
-		if app, err = openApp(ctx, e, *cfgPath, openOptions{}); err != nil {
+		if app, err = appliance.Open(ctx, *cfgPath, e.Stderr); err != nil {
 			return err
 		}
 		defer app.Close()
@@ -339,7 +289,7 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 		return nil
 	}
 	timeout := time.Minute
-	logger := newLogger(config.Log{Level: "warn"}, e.Stderr)
+	logger := appliance.NewLogger(config.Log{Level: "warn"}, e.Stderr)
 	if app != nil {
 		timeout, logger = app.Config.Collection.CallTimeout.D(), app.Log
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/internal/appliance"
 )
 
 func init() {
@@ -24,7 +26,7 @@ func runRegister(ctx context.Context, e *Env, args []string) error {
 	case *program != "rental" && *program != "sovereign-cloud":
 		return usagef("--program must be rental or sovereign-cloud (got %q)", *program)
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}

@@ -11,13 +11,10 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/usagemeter/usagemeter/anonymize"
-	"github.com/usagemeter/usagemeter/internal/config"
-	umail "github.com/usagemeter/usagemeter/internal/mail"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/report"
 )
@@ -28,39 +25,6 @@ func init() {
 	register(&command{name: "report list", summary: "list stored reports, versions and delivery status", run: runReportList})
 	register(&command{name: "report verify", summary: "check a report bundle's signature and manifest (report verify FILE)", run: runReportVerify})
 	register(&command{name: "report key", summary: "print the appliance's public signing key (for the aggregator)", run: runReportKey})
-	configChecks = append(configChecks, checkRecipientKeys)
-}
-
-// checkRecipientKeys refuses, at config load, recipient keys that are not
-// usable now (malformed, private, expired, revoked, no encryption subkey),
-// and a configured signing key or anonymisation secret that exists but
-// cannot be used (files that do not exist yet are created at first use).
-func checkRecipientKeys(c *config.Config) error {
-	if len(c.Report.RecipientKeys) > 0 {
-		_, err := report.ReadRecipients(c.Report.RecipientKeys...)
-		var rke *report.RecipientKeyError
-		if errors.As(err, &rke) {
-			return fmt.Errorf("report.recipient_keys[%d] %s: %v", rke.Index, rke.Path, rke.Err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if p := c.Report.SigningKeyFile; p != "" {
-		if _, err := os.Stat(p); err == nil {
-			if _, err := report.LoadOrCreateKey(p, "", ""); err != nil {
-				return fmt.Errorf("report.signing_key_file: %w", err)
-			}
-		}
-	}
-	if p := c.Report.SecretFile; p != "" && c.Report.Anonymization == string(anonymize.ModeHashed) {
-		if _, err := os.Stat(p); err == nil {
-			if _, err := anonymize.LoadOrCreateSecret(p); err != nil {
-				return fmt.Errorf("report.secret_file: %w", err)
-			}
-		}
-	}
-	return nil
 }
 
 // splitArgs parses flags placed before and after positional arguments
@@ -82,7 +46,7 @@ func splitArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func openGenerator(ctx context.Context, e *Env, app *App) (*report.Generator, error) {
+func openGenerator(ctx context.Context, e *Env, app *appliance.App) (*report.Generator, error) {
 	g, err := report.NewFromConfig(ctx, app.Config, app.Store, app.Log)
 	if err != nil {
 		return nil, err
@@ -113,7 +77,7 @@ func runReportGenerate(ctx context.Context, e *Env, args []string) error {
 	if *plain && *out == "" {
 		return usagef("--plain needs --out DIR")
 	}
-	app, err := openApp(ctx, e, *cfgPath, openOptions{})
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -236,7 +200,7 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 	// section) learns at once whether it is delivered.
 	var serr error
 	if st := res.Report.Channels[report.ChannelEmail]; st.State == store.ChannelQueued && st.OutboxID() != 0 {
-		serr = sendReportMailNow(ctx, app, st.OutboxID())
+		serr = appliance.SendReportMailNow(ctx, app, st.OutboxID())
 	}
 	if rep, err2 := app.Store.ReportByID(ctx, res.Report.ID); err2 == nil {
 		if rep, err2 = app.Store.FollowOutbox(ctx, rep); err2 == nil {
@@ -263,38 +227,6 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 	return nil
 }
 
-// sendReportMailNow tries the report's outbox mail at once, whatever its
-// backoff, as the daemon's worker would (same lease, same recording). If
-// the daemon is sending it right now, it waits for the outcome.
-func sendReportMailNow(ctx context.Context, app *App, id int64) error {
-	sender, err := umail.NewSender(mailConfig(app.Config.SMTP), app.Log)
-	if err != nil {
-		return fmt.Errorf("smtp: %w", err)
-	}
-	ob := storeOutbox{st: app.Store, domain: mailDomain(app.Config.SMTP.From)}
-	w := &umail.Worker{Outbox: ob, Sender: sender, Logger: app.Log}
-	wait := 2*app.Config.SMTP.Timeout.D() + 10*time.Second
-	deadline := time.Now().Add(wait)
-	for {
-		m, ok, err := app.Store.ClaimMailByID(ctx, id, time.Now(), umail.DefaultLease)
-		if err != nil {
-			return err
-		}
-		if ok {
-			_, err := w.Attempt(ctx, ob.item(m), nil)
-			return err // a send failure is recorded and printed with the channel
-		}
-		if m.State != store.MailSending || time.Now().After(deadline) {
-			return nil // sent, refused, or still with the daemon: the channel says which
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 func runReportList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "report list")
 	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
@@ -315,7 +247,7 @@ func runReportList(ctx context.Context, e *Env, args []string) error {
 	for _, r := range reps {
 		var ch []string
 		for n, c := range r.Channels {
-			ch = append(ch, n+"="+outboxState(ctx, app.Store, c))
+			ch = append(ch, n+"="+appliance.OutboxState(ctx, app.Store, c))
 		}
 		sort.Strings(ch)
 		if len(ch) == 0 {
@@ -364,7 +296,7 @@ func runReportVerify(ctx context.Context, e *Env, args []string) error {
 			return fmt.Errorf("--signer: %w", err)
 		}
 	} else if *key != "" {
-		cfg, err := loadConfig(*cfgPath)
+		cfg, err := appliance.LoadConfig(*cfgPath)
 		if err != nil {
 			return fmt.Errorf("%w (or give the appliance's public key with --signer)", err)
 		}
@@ -406,29 +338,4 @@ func runReportKey(ctx context.Context, e *Env, args []string) error {
 	}
 	_, err = e.Stdout.Write(pub)
 	return err
-}
-
-// outboxState is a channel's state, followed into the outbox for e-mail:
-// "queued" there becomes "sent" once the worker delivered the mail,
-// "failed(...)" once the server refused it for good, and
-// "queued(not delivered: ...)" while it is retried after a failure.
-func outboxState(ctx context.Context, st *store.Store, c store.ChannelStatus) string {
-	id := c.OutboxID()
-	if id == 0 || c.State != store.ChannelQueued {
-		return c.State
-	}
-	m, err := st.MailStatus(ctx, id)
-	if err != nil {
-		return c.State
-	}
-	switch m.State {
-	case store.MailSent:
-		return store.ChannelSent
-	case store.MailFailed:
-		return "failed(" + m.LastError + ")"
-	}
-	if m.Failure != "" {
-		return "queued(not delivered: " + m.Failure + " failure, retrying)"
-	}
-	return c.State
 }

@@ -2,221 +2,24 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"sync"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/usagemeter/usagemeter/internal/alert"
-	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/httpapi"
-	umail "github.com/usagemeter/usagemeter/internal/mail"
-	"github.com/usagemeter/usagemeter/internal/store"
-	"github.com/usagemeter/usagemeter/migrations"
+	"github.com/usagemeter/usagemeter/internal/appliance"
 )
 
 func init() {
 	register(&command{name: "serve", summary: "run the daemon (scheduler, outbox, HTTP)", run: runServe})
 }
 
-// runServe starts the HTTP listener and the alerting that needs no
-// database first, then waits for the database: an appliance that reboots
-// into a broken database answers /healthz (degraded, with the reason) and
-// mails its admins after alerts.database_down_after, instead of waiting in
-// silence.
+// runServe runs the daemon: appliance.Serve with the configuration named
+// by --config.
 func runServe(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "serve")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := appliance.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	if err := checkDataDir(cfg.DataDir); err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, e.Stderr)
-	sender, err := umail.NewSender(mailConfig(cfg.SMTP), log)
-	if err != nil {
-		return fmt.Errorf("smtp: %w", err)
-	}
-	fallback := newFallback(cfg, sender, log, time.Now)
-
-	reg := prometheus.NewRegistry()
-	health := &daemonHealth{since: time.Now()}
-	h, err := startHTTP(cfg, log, health, reg, nil)
-	if err != nil {
-		return err
-	}
-	defer h.shutdown()
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		watchStartup(watchCtx, cfg, log, health, fallback)
-	}()
-	app, err := openWithConfig(ctx, e, cfg, openOptions{retry: true, waiting: health.waiting})
-	stopWatch()
-	<-watched // the daemon takes the fallback over
-	if err != nil {
-		return err
-	}
-	defer app.Close()
-	health.ready(app.Store)
-	return runDaemon(ctx, app, reg, h, daemonOptions{sender: sender, fallback: fallback})
-}
-
-// httpServer is the running HTTP listener.
-type httpServer struct {
-	api  *httpapi.Server
-	srv  *http.Server
-	done chan error
-}
-
-func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, ready chan<- string) (*httpServer, error) {
-	api := httpapi.New(health, reg, Version, migrations.Latest())
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	h := &httpServer{api: api, srv: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}, done: make(chan error, 1)}
-	go func() { h.done <- h.srv.Serve(ln) }()
-	log.Info("usagemeter serving", "version", Version, "http", ln.Addr().String())
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-	return h, nil
-}
-
-func (h *httpServer) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = h.srv.Shutdown(ctx)
-}
-
-// runDaemon runs scheduler, alerting and outbox until ctx ends or the HTTP
-// server fails.
-func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpServer, o daemonOptions) error {
-	d, err := newDaemonWith(app, reg, o)
-	if err != nil {
-		return err
-	}
-	h.api.AddCheck("mail", d.mailHealth)
-	app.Log.Info("appliance ready", "appliance", app.Appliance.ID)
-	// At once, not at the next tick (and before the cron runs the same job):
-	// record what was spilled while waiting.
-	d.databaseJob(ctx)
-	d.Start(ctx)
-
-	select {
-	case <-ctx.Done():
-	case err := <-h.done:
-		if !errors.Is(err, http.ErrServerClosed) {
-			app.Log.Error("http server stopped", "err", err)
-		}
-	}
-	app.Log.Info("shutting down")
-	h.shutdown()
-	d.Stop()
-	return nil
-}
-
-// daemonHealth is /healthz's view of the daemon: degraded while it waits
-// for its database at start-up, then the store's.
-type daemonHealth struct {
-	mu      sync.Mutex
-	since   time.Time
-	store   *store.Store
-	lastErr error
-}
-
-var errStarting = errors.New("waiting for the database")
-
-func (h *daemonHealth) waiting(err error) {
-	h.mu.Lock()
-	h.lastErr = err
-	h.mu.Unlock()
-}
-
-func (h *daemonHealth) ready(st *store.Store) {
-	h.mu.Lock()
-	h.store = st
-	h.mu.Unlock()
-}
-
-func (h *daemonHealth) get() (*store.Store, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.store, h.lastErr
-}
-
-// Degraded implements httpapi.Degraded.
-func (h *daemonHealth) Degraded() string {
-	st, err := h.get()
-	if st != nil {
-		return ""
-	}
-	reason := fmt.Sprintf("starting: waiting for the database since %s", h.since.UTC().Format(time.RFC3339))
-	if err != nil {
-		reason += ": " + err.Error()
-	}
-	return reason
-}
-
-func (h *daemonHealth) Ping(ctx context.Context) error {
-	st, _ := h.get()
-	if st == nil {
-		return errStarting
-	}
-	return st.Ping(ctx)
-}
-
-func (h *daemonHealth) SchemaVersion(ctx context.Context) (int32, error) {
-	st, _ := h.get()
-	if st == nil {
-		return 0, errStarting
-	}
-	return st.SchemaVersion(ctx)
-}
-
-// watchStartup mails the admins through the fallback (spill file and SMTP
-// directly: there is no outbox without the database) once the daemon has
-// waited alerts.database_down_after for its database, and logs it at error
-// level; the fallback sends it once a day at most, and an unsent one is
-// retried hourly. It ends with ctx.
-func watchStartup(ctx context.Context, cfg *config.Config, log *slog.Logger, h *daemonHealth, fb *alert.Fallback) {
-	after := cfg.Alerts.DatabaseDownAfter.D()
-	t := time.NewTimer(after)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st, err := h.get()
-		if st != nil {
-			return
-		}
-		host, _ := os.Hostname()
-		log.Error("database unreachable since start-up: collection, reports and alert mails through the outbox are stopped", "since", h.since.UTC().Format(time.RFC3339), "err", err)
-		fb.Raise(ctx, store.Mail{
-			Kind: "alert:" + alert.KindDatabaseDown, To: cfg.Alerts.To,
-			Subject: databaseDownSubject,
-			Text: fmt.Sprintf("usagemeter on %s started at %s and is waiting for its database since: %v\n\nNothing is collected and no report is made while it is down. Check the PostgreSQL service (or database.url); /healthz says degraded until it answers.\n",
-				host, h.since.UTC().Format(time.RFC1123), err),
-		}, "database unreachable at start-up")
-		// A sent mail is not repeated for a day (the fallback); one that
-		// could not be sent is spilled and tried again in an hour, not every
-		// minute (each spilled one is queued when the database returns).
-		t.Reset(time.Hour)
-	}
+	return appliance.Serve(ctx, cfg, e.Stderr, Version)
 }

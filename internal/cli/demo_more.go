@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
@@ -108,14 +108,6 @@ func demoFolderOf(v *demoVCenter, vm *simulator.VirtualMachine) string {
 
 // serve runs the daemon of an opened appliance until ctx is cancelled (the
 // demo). ready, if not nil, receives the HTTP address once listening.
-func serve(ctx context.Context, app *App, ready chan<- string) error {
-	reg := prometheus.NewRegistry()
-	health := &daemonHealth{since: time.Now()}
-	health.ready(app.Store)
-	h, err := startHTTP(app.Config, app.Log, health, reg, ready)
-	if err != nil {
-		return err
-	}
-	defer h.shutdown()
-	return runDaemon(ctx, app, reg, h, daemonOptions{})
+func serve(ctx context.Context, app *appliance.App, ready chan<- string) error {
+	return appliance.Run(ctx, app, Version, ready)
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 
+	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/report"
@@ -34,18 +35,18 @@ import (
 // demoReport generates and sends month as the monthly job does, lets the
 // outbox deliver it to the SMTP capture, saves every captured mail, and
 // decrypts the report attachment with the aggregator's key.
-func demoReport(ctx context.Context, app *App, d *daemon, m store.Month, smtp *smtptest.Server, aggKey *openpgp.Entity, run *demoRun) error {
+func demoReport(ctx context.Context, app *appliance.App, d *appliance.Daemon, m store.Month, smtp *smtptest.Server, aggKey *openpgp.Entity, run *demoRun) error {
 	g, err := report.NewFromConfig(ctx, app.Config, app.Store, app.Log)
 	if err != nil {
 		return err
 	}
-	g.SetNow(d.now)
+	g.SetNow(d.Now)
 	res, err := g.Send(ctx, m)
 	if err != nil {
 		return fmt.Errorf("monthly report: %w", err)
 	}
 	run.Bundle = res.Path
-	d.outboxJob(ctx)
+	d.RunOutbox(ctx)
 
 	msgs := smtp.Messages()
 	if err := os.MkdirAll(run.MailDir, 0o700); err != nil {

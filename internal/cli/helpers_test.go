@@ -2,8 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"sync"
+	"testing"
+
+	"github.com/usagemeter/usagemeter/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (the demo, a daemon's log).
 type syncBuffer struct {

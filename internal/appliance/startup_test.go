@@ -1,10 +1,9 @@
-package cli
+package appliance
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,8 +49,14 @@ alerts:
 	}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- Run(ctx, []string{"usagemeter", "serve", "--config", cfgPath}, io.Discard, logs) }()
+	done := make(chan error, 1)
+	go func() {
+		cfg, err := LoadConfig(cfgPath)
+		if err == nil {
+			err = Serve(ctx, cfg, logs, "dev")
+		}
+		done <- err
+	}()
 	defer func() {
 		cancel()
 		select {

@@ -1,4 +1,4 @@
-package cli
+package appliance
 
 import (
 	"bytes"
@@ -76,7 +76,7 @@ type soakDaemon struct {
 	slot    string
 	life    int // 1 for the first process of the slot, 2 after a restart, ...
 	app     *App
-	d       *daemon
+	d       *Daemon
 	dead    atomic.Bool
 	held    chan struct{} // a collection of the dying process got stuck
 	pending bool          // killed; restarts once the database answers
@@ -290,7 +290,7 @@ func TestSoak(t *testing.T) {
 
 	// Set-up: the appliance, registered, and three products that exist
 	// since the window's start.
-	setup, err := openWithConfig(ctx, &Env{Stdout: io.Discard, Stderr: logs, Now: clock.Now}, &cfg, openOptions{})
+	setup, err := openWithConfig(ctx, logs, &cfg, openOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestSoak(t *testing.T) {
 	startDaemon := func(slot int, life int) *soakDaemon {
 		t.Helper()
 		sd := &soakDaemon{slot: string(rune('A' + slot)), life: life, held: make(chan struct{}, 1)}
-		app, err := openWithConfig(ctx, &Env{Stdout: io.Discard, Stderr: logs, Now: clock.Now}, &cfg, openOptions{})
+		app, err := openWithConfig(ctx, logs, &cfg, openOptions{})
 		if err != nil {
 			t.Fatalf("starting daemon %s%d: %v", sd.slot, life, err)
 		}

@@ -1,4 +1,4 @@
-package cli
+package appliance
 
 import (
 	"context"
@@ -110,7 +110,7 @@ func TestKilledDaemonHourReclaimed(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	endpoint := "https://" + proxy.ln.Addr().String() + "/sdk"
-	id, _, err := addProduct(ctx, h.app, store.Product{Kind: "vcenter", Endpoint: endpoint, Username: sim.User(), Password: config.Secret(sim.Password()), Thumbprint: sim.Thumbprint()})
+	id, _, err := AddProduct(ctx, h.app, store.Product{Kind: "vcenter", Endpoint: endpoint, Username: sim.User(), Password: config.Secret(sim.Password()), Thumbprint: sim.Thumbprint()})
 	if err != nil {
 		t.Fatal(err)
 	}

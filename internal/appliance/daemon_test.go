@@ -1,11 +1,10 @@
-package cli
+package appliance
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	netmail "net/mail"
 	"os"
@@ -77,7 +76,7 @@ func (p *testProduct) callsAt(h time.Time) int { p.mu.Lock(); defer p.mu.Unlock(
 type harness struct {
 	t     *testing.T
 	app   *App
-	d     *daemon
+	d     *Daemon
 	clock *fakeClock
 	smtp  *smtptest.Server
 	prods map[int64]*testProduct
@@ -103,7 +102,7 @@ func newHarness(t *testing.T, tweak func(c *config.Config)) *harness {
 	}
 	logs := &bytes.Buffer{}
 	h := &harness{t: t, clock: &fakeClock{t: t0}, smtp: srv, prods: map[int64]*testProduct{}, logs: logs}
-	app, err := openWithConfig(context.Background(), &Env{Stdout: io.Discard, Stderr: logs, Now: h.clock.Now}, &cfg, openOptions{})
+	app, err := openWithConfig(context.Background(), logs, &cfg, openOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +112,7 @@ func newHarness(t *testing.T, tweak func(c *config.Config)) *harness {
 	return h
 }
 
-func (h *harness) newDaemon() *daemon {
+func (h *harness) newDaemon() *Daemon {
 	h.t.Helper()
 	sender, err := newSenderForTest(h)
 	if err != nil {
@@ -312,9 +311,9 @@ func TestTwoSchedulersOneDatabase(t *testing.T) {
 	}
 	other := h.newDaemon()
 	var wg sync.WaitGroup
-	for _, d := range []*daemon{h.d, other} {
+	for _, d := range []*Daemon{h.d, other} {
 		wg.Add(1)
-		go func(d *daemon) {
+		go func(d *Daemon) {
 			defer wg.Done()
 			for n := 0; n < 4; n++ {
 				if _, err := d.sched.RunHour(context.Background(), t0.Add(time.Duration(n)*time.Hour)); err != nil {
@@ -491,11 +490,11 @@ func TestReportListFollowsTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := store.ChannelStatus{State: store.ChannelQueued, Detail: fmt.Sprintf("outbox %d", id)}
-	if got := outboxState(ctx, h.app.Store, c); got != store.ChannelQueued {
+	if got := OutboxState(ctx, h.app.Store, c); got != store.ChannelQueued {
 		t.Fatalf("before delivery: %s", got)
 	}
 	h.d.outboxJob(ctx)
-	if got := outboxState(ctx, h.app.Store, c); got != "sent" {
+	if got := OutboxState(ctx, h.app.Store, c); got != "sent" {
 		t.Fatalf("after delivery: %s", got)
 	}
 }

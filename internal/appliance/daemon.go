@@ -1,4 +1,4 @@
-package cli
+package appliance
 
 import (
 	"context"
@@ -28,8 +28,8 @@ import (
 // outboxStuckAfter is how old the oldest unsent mail may get before an alert.
 const outboxStuckAfter = time.Hour
 
-// daemon is the long-running part of serve: scheduler, alert engine, outbox worker.
-type daemon struct {
+// Daemon is the long-running part of serve: scheduler, alert engine, outbox worker.
+type Daemon struct {
 	app      *App
 	sched    *scheduler.Scheduler
 	engine   *alert.Engine
@@ -93,11 +93,14 @@ type daemonOptions struct {
 	}
 }
 
-func newDaemon(app *App, reg *prometheus.Registry) (*daemon, error) {
-	return newDaemonWith(app, reg, daemonOptions{})
+// NewDaemon builds the daemon of an opened appliance: scheduler, alert
+// engine, outbox worker and their jobs, with its metrics in reg (if not
+// nil). now is its clock (nil: time.Now). Start runs it.
+func NewDaemon(app *App, reg *prometheus.Registry, now func() time.Time) (*Daemon, error) {
+	return newDaemonWith(app, reg, daemonOptions{now: now})
 }
 
-func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon, error) {
+func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*Daemon, error) {
 	cfg := app.Config
 	if o.now == nil {
 		o.now = time.Now
@@ -110,7 +113,7 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 		o.sender = s
 	}
 	domain := mailDomain(cfg.SMTP.From)
-	d := &daemon{app: app, now: o.now}
+	d := &Daemon{app: app, now: o.now}
 	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
 	d.fallback = o.fallback
 	if d.fallback == nil {
@@ -178,19 +181,29 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*daemon
 }
 
 // Start launches the scheduler (which collects the current hour if missing).
-func (d *daemon) Start(ctx context.Context) {
+func (d *Daemon) Start(ctx context.Context) {
 	if err := d.sched.Start(ctx); err != nil {
 		d.app.Log.Error("starting scheduler", "err", err)
 	}
 }
 
 // Stop stops the scheduler and waits for running jobs.
-func (d *daemon) Stop() { d.sched.Stop(20 * time.Second) }
+func (d *Daemon) Stop() { d.sched.Stop(20 * time.Second) }
+
+// Scheduler is the daemon's scheduler, for collecting by hand (collect,
+// the demo).
+func (d *Daemon) Scheduler() *scheduler.Scheduler { return d.sched }
+
+// Now is the daemon's clock.
+func (d *Daemon) Now() time.Time { return d.now() }
+
+// RunOutbox runs the outbox job once now: it sends the mails that are due.
+func (d *Daemon) RunOutbox(ctx context.Context) { d.outboxJob(ctx) }
 
 // outboxJob sends what is due and watches for a stuck outbox. Its first run
 // sends the mails refused for a configuration reason at once: the daemon
 // was perhaps restarted with that configuration fixed.
-func (d *daemon) outboxJob(ctx context.Context) {
+func (d *Daemon) outboxJob(ctx context.Context) {
 	if !d.outboxStarted {
 		if n, err := d.app.Store.RetryMisconfiguredNow(ctx, d.now()); err != nil {
 			d.app.Log.Error("outbox", "err", err)
@@ -245,7 +258,7 @@ const databaseDownSubject = "[usagemeter] database unreachable: collection and r
 // databaseJob watches the database: after alerts.database_down_after down, the admins are
 // told directly (the outbox lives in the database); when it is back, the
 // spilled alerts are recorded.
-func (d *daemon) databaseJob(ctx context.Context) {
+func (d *Daemon) databaseJob(ctx context.Context) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := d.app.Store.Ping(pingCtx)
 	cancel()
@@ -283,14 +296,14 @@ func (d *daemon) databaseJob(ctx context.Context) {
 
 // reportJob generates and delivers the previous month's report; a failure
 // is an alert that says what to do.
-func (d *daemon) reportJob(ctx context.Context) {
+func (d *Daemon) reportJob(ctx context.Context) {
 	err := d.report.RunMonthly(ctx, d.now())
 	d.reportOutcome(ctx, err)
 }
 
 // redeliverJob catches up the previous month's report if its run was
 // missed, then retries report channels that failed (upload refused, ...).
-func (d *daemon) redeliverJob(ctx context.Context) {
+func (d *Daemon) redeliverJob(ctx context.Context) {
 	if d.catchUpReport(ctx) {
 		return
 	}
@@ -303,7 +316,7 @@ func (d *daemon) redeliverJob(ctx context.Context) {
 // the previous month has passed and the month, which has usage, has no
 // report stored: the daemon was not running then, or its database was
 // down. It reports whether it ran the job.
-func (d *daemon) catchUpReport(ctx context.Context) bool {
+func (d *Daemon) catchUpReport(ctx context.Context) bool {
 	now := d.now()
 	m := report.PreviousMonth(now, d.report.Location())
 	if due := d.reportSchedule.Next(m.End.Add(-time.Second)); now.Before(due) {
@@ -327,7 +340,7 @@ func (d *daemon) catchUpReport(ctx context.Context) bool {
 // reportOutcome raises or resolves the report alert. A database that
 // cannot be reached is not the report's failure: the database watch
 // alerts, and the report is caught up once the database answers.
-func (d *daemon) reportOutcome(ctx context.Context, err error) {
+func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 	if err == nil {
 		_ = d.engine.Resolve(ctx, alert.KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
 		return
@@ -353,7 +366,7 @@ func (d *daemon) reportOutcome(ctx context.Context, err error) {
 }
 
 // dailyJob applies retention and checks every product's certificate and clock.
-func (d *daemon) dailyJob(ctx context.Context) {
+func (d *Daemon) dailyJob(ctx context.Context) {
 	now := d.now().UTC()
 	cfg := d.app.Config.Retention
 	before := time.Date(now.Year(), now.Month()-time.Month(cfg.Months), 1, 0, 0, 0, 0, time.UTC)
@@ -379,7 +392,7 @@ func daemonOwner() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-func (d *daemon) setMailFailing(why string) {
+func (d *Daemon) setMailFailing(why string) {
 	d.mu.Lock()
 	d.mailFailing = why
 	d.mu.Unlock()
@@ -390,7 +403,7 @@ func (d *daemon) setMailFailing(why string) {
 	}
 }
 
-func (d *daemon) mailState() string {
+func (d *Daemon) mailState() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.mailFailing
@@ -398,7 +411,7 @@ func (d *daemon) mailState() string {
 
 // mailHealth is the /healthz check of mail delivery: degraded while the SMTP
 // server refuses the configuration.
-func (d *daemon) mailHealth(context.Context) error {
+func (d *Daemon) mailHealth(context.Context) error {
 	if why := d.mailState(); why != "" {
 		return errors.New(why)
 	}
@@ -409,7 +422,7 @@ func (d *daemon) mailHealth(context.Context) error {
 // is left whose last attempt the server refused for a configuration reason
 // (one refused by policy, say a report too large, keeps the alert open
 // while the small alert mails go through).
-func (d *daemon) MailSent(ctx context.Context, it umail.OutboxItem) {
+func (d *Daemon) MailSent(ctx context.Context, it umail.OutboxItem) {
 	st, err := d.app.Store.OutboxStats(ctx)
 	if err != nil {
 		d.app.Log.Error("reading the outbox after a mail was sent", "err", err)
@@ -430,7 +443,7 @@ func (d *daemon) MailSent(ctx context.Context, it umail.OutboxItem) {
 // /healthz, the metrics, and the mail_failing alert, recorded in the
 // database (or the spill file when it is down) with a mail that waits in
 // the outbox until the cause is fixed. A mail refused for good is alerted.
-func (d *daemon) MailFailed(ctx context.Context, it umail.OutboxItem, err error, class umail.Class) {
+func (d *Daemon) MailFailed(ctx context.Context, it umail.OutboxItem, err error, class umail.Class) {
 	d.mailFailures.WithLabelValues(string(class)).Inc()
 	switch class {
 	case umail.Configuration:
