@@ -20,6 +20,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/seal"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/report"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the mails the engine writes")
@@ -121,14 +122,35 @@ func TestMailGolden(t *testing.T) {
 	})
 	mark("hours-not-collected")
 
-	if err := e.Raise(ctx, alert.KindReportFailed, 0, "monthly report not delivered", "The monthly usage report could not be generated or delivered.",
-		"Register the appliance: usagemeter register --contract ID --program rental|sovereign-cloud, then usagemeter report send.", "report 2026-02: the appliance is not registered"); err != nil {
+	// The appliance-level alerts: the monthly report and the outbox.
+	if err := e.ReportFailed(ctx, fmt.Errorf("monthly report 2026-02: %w", report.ErrNotRegistered)); err != nil {
 		t.Fatal(err)
 	}
 	mark("report-failed")
-	if len(names) < 9 {
+	if err := e.ReportDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-delivered")
+	if err := e.ReportFailed(ctx, fmt.Errorf("monthly report 2026-02: %w", report.ErrNoRecipients)); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-failed-no-recipient-keys")
+	if err := e.OutboxStuck(ctx, 6, now.Add(-95*time.Minute), 4); err != nil {
+		t.Fatal(err)
+	}
+	mark("outbox-stuck")
+	if err := e.OutboxFlowing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mark("outbox-flowing")
+	if len(names) < 13 {
 		t.Fatalf("%d mails", len(names))
 	}
+
+	// Sent straight to SMTP while the database is down (no outbox then).
+	down := errors.New("dial unix /run/postgresql/.s.PGSQL.5432: connect: no such file or directory")
+	golden(t, "database-down", alert.DatabaseDownMail([]string{"ops@provider.example"}, "meter-01.provider.example", now.Add(-7*time.Minute), down))
+	golden(t, "database-down-at-start", alert.DatabaseDownAtStartMail([]string{"ops@provider.example"}, "meter-01", now.Add(-6*time.Minute), down))
 }
 
 // golden compares a mail with testdata/<name>.golden.

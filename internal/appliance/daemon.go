@@ -240,20 +240,14 @@ func (d *Daemon) outboxJob(ctx context.Context) {
 	}
 	d.outboxAge.Set(age.Seconds())
 	if age > outboxStuckAfter {
-		_ = d.engine.Raise(ctx, alert.KindOutboxStuck, 0, "mail outbox stuck",
-			fmt.Sprintf("%d mails are waiting in the outbox; the oldest since %s (%d attempts). Alerts and reports are not reaching anyone.", st.Queued, st.Oldest.Format(time.RFC1123), st.MaxTries),
-			"Check the SMTP server and the smtp section of the configuration; the outbox keeps retrying and loses nothing.", "")
+		_ = d.engine.OutboxStuck(ctx, st.Queued, *st.Oldest, st.MaxTries)
 	} else {
-		_ = d.engine.Resolve(ctx, alert.KindOutboxStuck, 0, "mail outbox flowing again", "The mail outbox is delivering again; every queued mail has been sent.")
+		_ = d.engine.OutboxFlowing(ctx)
 	}
 	if open, err := d.app.Store.OpenAlerts(ctx); err == nil {
 		d.alertsOpen.Set(float64(len(open)))
 	}
 }
-
-// databaseDownSubject is the subject of the database-down mail, the same at
-// start-up and later: the fallback sends one a day per subject.
-const databaseDownSubject = "[usagemeter] database unreachable: collection and reports stopped"
 
 // databaseJob watches the database: after alerts.database_down_after down, the admins are
 // told directly (the outbox lives in the database); when it is back, the
@@ -267,12 +261,7 @@ func (d *Daemon) databaseJob(ctx context.Context) {
 			d.dbDownSince = d.now()
 		}
 		if d.now().Sub(d.dbDownSince) >= d.app.Config.Alerts.DatabaseDownAfter.D() {
-			d.fallback.Raise(ctx, store.Mail{
-				Kind: "alert:" + alert.KindDatabaseDown, To: d.app.Config.Alerts.To,
-				Subject: databaseDownSubject,
-				Text: fmt.Sprintf("usagemeter appliance %s cannot reach its database since %s: %v\n\nNo hour can be stored while it is down. Check the PostgreSQL service (or database.url).\n",
-					d.app.Appliance.ID, d.dbDownSince.Format(time.RFC1123), err),
-			}, "database unreachable")
+			d.fallback.Raise(ctx, alert.DatabaseDownMail(d.app.Config.Alerts.To, d.app.Appliance.ID, d.dbDownSince, err), "database unreachable")
 		}
 		return
 	}
@@ -342,7 +331,7 @@ func (d *Daemon) catchUpReport(ctx context.Context) bool {
 // alerts, and the report is caught up once the database answers.
 func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 	if err == nil {
-		_ = d.engine.Resolve(ctx, alert.KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
+		_ = d.engine.ReportDelivered(ctx)
 		return
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -353,16 +342,7 @@ func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 		return
 	}
 	d.app.Log.Error("monthly report", "err", err)
-	action := "Check the error below; run usagemeter report send --month YYYY-MM to retry by hand. Until it is sent the aggregator has no usage for the month."
-	switch {
-	case errors.Is(err, report.ErrNotRegistered):
-		action = "Register the appliance: usagemeter register --contract ID --program rental|sovereign-cloud, then usagemeter report send."
-	case errors.Is(err, report.ErrNoData):
-		action = "No product delivered usage in the month: check usagemeter product list and the collection alerts."
-	case errors.Is(err, report.ErrNoRecipients):
-		action = "Set report.recipient_keys to the aggregator's PGP public key file(s)."
-	}
-	_ = d.engine.Raise(ctx, alert.KindReportFailed, 0, "monthly report not delivered", "The monthly usage report could not be generated or delivered.", action, err.Error())
+	_ = d.engine.ReportFailed(ctx, err)
 }
 
 // dailyJob applies retention and checks every product's certificate and clock.

@@ -212,12 +212,7 @@ func watchStartup(ctx context.Context, cfg *config.Config, log *slog.Logger, h *
 		}
 		host, _ := os.Hostname()
 		log.Error("database unreachable since start-up: collection, reports and alert mails through the outbox are stopped", "since", h.since.UTC().Format(time.RFC3339), "err", err)
-		fb.Raise(ctx, store.Mail{
-			Kind: "alert:" + alert.KindDatabaseDown, To: cfg.Alerts.To,
-			Subject: databaseDownSubject,
-			Text: fmt.Sprintf("usagemeter on %s started at %s and is waiting for its database since: %v\n\nNothing is collected and no report is made while it is down. Check the PostgreSQL service (or database.url); /healthz says degraded until it answers.\n",
-				host, h.since.UTC().Format(time.RFC1123), err),
-		}, "database unreachable at start-up")
+		fb.Raise(ctx, alert.DatabaseDownAtStartMail(cfg.Alerts.To, host, h.since, err), "database unreachable at start-up")
 		// A sent mail is not repeated for a day (the fallback); one that
 		// could not be sent is spilled and tried again in an hour, not every
 		// minute (each spilled one is queued when the database returns).

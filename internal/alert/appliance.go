@@ -1,0 +1,72 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/report"
+)
+
+// The appliance-level alerts: the database, the outbox and the monthly
+// report. Their texts live here, beside the product alerts, with golden
+// files.
+
+// DatabaseDownSubject is the subject of the database-down mail, the same at
+// start-up and later: the fallback sends one a day per subject.
+const DatabaseDownSubject = "[usagemeter] database unreachable: collection and reports stopped"
+
+// DatabaseDownMail is the mail a running daemon sends straight to SMTP (the
+// outbox lives in the database) when it has lost its database since since.
+func DatabaseDownMail(to []string, appliance string, since time.Time, err error) store.Mail {
+	return store.Mail{
+		Kind: "alert:" + KindDatabaseDown, To: to, Subject: DatabaseDownSubject,
+		Text: fmt.Sprintf("usagemeter appliance %s cannot reach its database since %s: %v\n\nNo hour can be stored while it is down. Check the PostgreSQL service (or database.url).\n",
+			appliance, since.UTC().Format(time.RFC1123), err),
+	}
+}
+
+// DatabaseDownAtStartMail is the mail a daemon sends straight to SMTP when
+// it has waited for its database since it started, on host, at since.
+func DatabaseDownAtStartMail(to []string, host string, since time.Time, err error) store.Mail {
+	return store.Mail{
+		Kind: "alert:" + KindDatabaseDown, To: to, Subject: DatabaseDownSubject,
+		Text: fmt.Sprintf("usagemeter on %s started at %s and is waiting for its database since: %v\n\nNothing is collected and no report is made while it is down. Check the PostgreSQL service (or database.url); /healthz says degraded until it answers.\n",
+			host, since.UTC().Format(time.RFC1123), err),
+	}
+}
+
+// OutboxStuck raises the outbox-stuck alert: queued mails wait, the oldest
+// since oldest, after up to maxTries attempts.
+func (e *Engine) OutboxStuck(ctx context.Context, queued int, oldest time.Time, maxTries int) error {
+	return e.Raise(ctx, KindOutboxStuck, 0, "mail outbox stuck",
+		fmt.Sprintf("%d mails are waiting in the outbox; the oldest since %s (%d attempts). Alerts and reports are not reaching anyone.", queued, oldest.UTC().Format(time.RFC1123), maxTries),
+		"Check the SMTP server and the smtp section of the configuration; the outbox keeps retrying and loses nothing.", "")
+}
+
+// OutboxFlowing resolves the outbox-stuck alert, if open.
+func (e *Engine) OutboxFlowing(ctx context.Context) error {
+	return e.Resolve(ctx, KindOutboxStuck, 0, "mail outbox flowing again", "The mail outbox is delivering again; every queued mail has been sent.")
+}
+
+// ReportFailed raises the report alert. What to do follows the error's
+// kind (not registered, no data, no recipient keys), by errors.Is.
+func (e *Engine) ReportFailed(ctx context.Context, err error) error {
+	action := "Check the error below; run usagemeter report send --month YYYY-MM to retry by hand. Until it is sent the aggregator has no usage for the month."
+	switch {
+	case errors.Is(err, report.ErrNotRegistered):
+		action = "Register the appliance: usagemeter register --contract ID --program rental|sovereign-cloud, then usagemeter report send."
+	case errors.Is(err, report.ErrNoData):
+		action = "No product delivered usage in the month: check usagemeter product list and the collection alerts."
+	case errors.Is(err, report.ErrNoRecipients):
+		action = "Set report.recipient_keys to the aggregator's PGP public key file(s)."
+	}
+	return e.Raise(ctx, KindReportFailed, 0, "monthly report not delivered", "The monthly usage report could not be generated or delivered.", action, err.Error())
+}
+
+// ReportDelivered resolves the report alert, if open.
+func (e *Engine) ReportDelivered(ctx context.Context) error {
+	return e.Resolve(ctx, KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
+}
