@@ -4,11 +4,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"io"
-	"log"
-	"net"
 	"net/http"
 	"reflect"
 	"sync/atomic"
@@ -63,25 +58,10 @@ func (s *demoSwapServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func serveDemoSwap(h http.Handler, st any) (*demoSwapServer, error) {
 	s := &demoSwapServer{last: st}
 	s.cur.Store(&demoHandler{h})
-	cert, err := tlsutil.SelfSigned("usagemeter product simulator", []string{"127.0.0.1", "localhost", "::1"}, 24*time.Hour)
-	if err != nil {
+	var err error
+	if s.url, s.thumb, s.stop, err = tlsutil.ServeLoopback(s); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: s, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ErrorLog: log.New(io.Discard, "", 0)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Printf("demo simulator: %v", err)
-		}
-	}()
-	s.url, s.thumb = "https://"+ln.Addr().String(), tlsutil.Thumbprint(cert.Leaf.Raw)
-	s.stop = func() { _ = srv.Close(); <-done }
 	return s, nil
 }
 

@@ -7,9 +7,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -51,4 +55,33 @@ func SelfSigned(commonName string, hosts []string, validFor time.Duration) (tls.
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// ServeLoopback serves h on 127.0.0.1 over TLS with a new self-signed
+// certificate, and returns its URL, the SHA-256 thumbprint of the
+// certificate (as an admin would accept it) and a function that stops it.
+// Refused handshakes, which TLS tests provoke, are not logged. The product
+// simulators and the demo use it.
+func ServeLoopback(h http.Handler) (url, thumbprint string, stop func(), err error) {
+	cert, err := SelfSigned("usagemeter product simulator", []string{"127.0.0.1", "localhost", "::1"}, 24*time.Hour)
+	if err != nil {
+		return "", "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("listening on loopback: %w", err)
+	}
+	srv := &http.Server{
+		Handler:   h,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Printf("tlsutil: serving %s: %v", ln.Addr(), err)
+		}
+	}()
+	return "https://" + ln.Addr().String(), Thumbprint(cert.Leaf.Raw), func() { _ = srv.Close(); <-done }, nil
 }

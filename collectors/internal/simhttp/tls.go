@@ -1,13 +1,7 @@
 package simhttp
 
 import (
-	"crypto/tls"
-	"errors"
-	"io"
-	"log"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
@@ -18,31 +12,11 @@ import (
 // stops it. The demo and the tests use it; it panics only if loopback cannot
 // be listened on.
 func ServeTLS(h http.Handler) (url, thumbprint string, stop func()) {
-	cert, err := tlsutil.SelfSigned("usagemeter product simulator", []string{"127.0.0.1", "localhost", "::1"}, 24*time.Hour)
+	u, tp, stop, err := tlsutil.ServeLoopback(h)
 	if err != nil {
 		panic("simhttp: " + err.Error())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic("simhttp: listening on loopback: " + err.Error())
-	}
-	srv := &http.Server{
-		Handler:   h,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		// Refused handshakes are what TLS tests provoke: keep them out of the log.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Printf("simhttp: %v", err)
-		}
-	}()
-	return "https://" + ln.Addr().String(), tlsutil.Thumbprint(cert.Leaf.Raw), func() {
-		_ = srv.Close()
-		<-done
-	}
+	return u, tp, stop
 }
 
 // TB is the part of testing.TB that StartTLS needs (so that simulators,
