@@ -50,7 +50,9 @@ type Channel interface {
 // MailChannel queues the report into the outbox, the encrypted bundle
 // attached, to the report.to addresses. The mail and the channel's status
 // are written in one transaction, keyed by report version and channel: a
-// delivery retried after a crash finds the mail queued before.
+// delivery retried after a crash finds the mail queued before. Its text is
+// checked word for word with the alert mails, in internal/alert's golden
+// files (testdata/report-mail.golden).
 type MailChannel struct {
 	Store *store.Store
 	To    []string
