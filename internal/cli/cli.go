@@ -13,6 +13,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
@@ -80,6 +81,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	if errors.Is(context.Cause(ctx), syscall.EPIPE) {
+		return 1 // stdout's reader has gone (| head): nothing to tell it
 	}
 	fmt.Fprintf(stderr, "usagemeter %s: %v\n", cmd.name, err)
 	var ue usageError
