@@ -122,6 +122,15 @@ func defaultConfigPath() string {
 	return "/etc/usagemeter/config.yaml"
 }
 
+// flagError is the error of a failed flag parse: -h and --help are not an
+// error (they print the flags and exit 0), anything else is a usage error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
