@@ -208,16 +208,23 @@ func productID(fs *flag.FlagSet) (int64, error) {
 	return id, nil
 }
 
-func runProductRemove(ctx context.Context, e *Env, args []string) error {
-	fs, cfgPath := newFlags(e, "product remove")
+// openForProduct is the preamble of a command on one product (`product
+// remove ID`): flags (before or after the id), the id, the appliance.
+func openForProduct(ctx context.Context, e *Env, name string, args []string) (*appliance.App, int64, error) {
+	fs, cfgPath := newFlags(e, name)
 	if err := fs.Parse(reorder(fs, args)); err != nil {
-		return flagError(err)
+		return nil, 0, flagError(err)
 	}
 	id, err := productID(fs)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	return app, id, err
+}
+
+func runProductRemove(ctx context.Context, e *Env, args []string) error {
+	app, id, err := openForProduct(ctx, e, "product remove", args)
 	if err != nil {
 		return err
 	}
@@ -483,15 +490,7 @@ func runProductReactivate(ctx context.Context, e *Env, args []string) error {
 // setActive stops or resumes collection from a product, which keeps its
 // registration, credentials and history.
 func setActive(ctx context.Context, e *Env, name string, args []string, active bool) error {
-	fs, cfgPath := newFlags(e, name)
-	if err := fs.Parse(reorder(fs, args)); err != nil {
-		return flagError(err)
-	}
-	id, err := productID(fs)
-	if err != nil {
-		return err
-	}
-	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	app, id, err := openForProduct(ctx, e, name, args)
 	if err != nil {
 		return err
 	}

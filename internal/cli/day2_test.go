@@ -38,18 +38,7 @@ func TestProductDay2(t *testing.T) {
 		return p
 	}
 	oldPw, newPw, wrongPw := file("old.pw", "VcPassw0rd!"), file("new.pw", "Rotated-2026!"), file("wrong.pw", "nope")
-	run := func(args ...string) (int, string) {
-		t.Helper()
-		cmd := exec.Command(bin, append(args, "--config", cfg)...)
-		cmd.Stdin = strings.NewReader("") // not a terminal
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), string(out)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
-	}
+	run := runner(t, bin, cfg)
 	endpoint := "https://" + s.URL.Host + "/sdk"
 	thumb := tlsutil.Thumbprint(s.Certificate().Raw)
 
