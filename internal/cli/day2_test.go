@@ -130,3 +130,45 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusNamesWhatIsMissing: on a fresh, unregistered appliance without
+// keys, channel, reachable SMTP or products, `status` names each thing the
+// month's report needs and what to do, and exits 1; once registered, that
+// line turns ok. `alerts list` answers in text and JSON.
+func TestStatusNamesWhatIsMissing(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+pgtest.NewDatabase(t)+"\n")
+	run := runner(t, bin, cfg)
+	code, out := run("status")
+	if code != 1 {
+		t.Fatalf("status of an unready appliance: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		`failing\s+registration\s+.*\n\s+-> run .usagemeter register --contract`,
+		`failing\s+recipient keys\s+report.recipient_keys is empty`,
+		`failing\s+delivery\s+neither report.to nor report.upload_url`,
+		`failing\s+smtp\s+127.0.0.1:2525 does not answer`,
+		`failing\s+products\s+no active product`,
+		`Open alerts: 0`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if code, out = run("register", "--contract", "CN-42", "--program", "rental"); code != 0 {
+		t.Fatalf("register (exit %d):\n%s", code, out)
+	}
+	if _, out = run("status"); !regexp.MustCompile(`ok\s+registration\s+contract CN-42, programme rental`).MatchString(out) {
+		t.Errorf("status after register:\n%s", out)
+	}
+	if code, out = run("status", "--json"); code != 1 || !strings.Contains(out, `"ready": false`) || !strings.Contains(out, `"name": "registration"`) {
+		t.Errorf("status --json (exit %d):\n%s", code, out)
+	}
+	if code, out = run("alerts", "list"); code != 0 || !strings.Contains(out, "no alerts") {
+		t.Errorf("alerts list (exit %d):\n%s", code, out)
+	}
+	if code, out = run("alerts", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("alerts list --json (exit %d):\n%s", code, out)
+	}
+}

@@ -288,3 +288,20 @@ func (s *Store) SetProductThumbprint(ctx context.Context, id int64, thumbprint s
 	_, err := s.pool.Exec(ctx, `UPDATE products SET thumbprint = $2 WHERE id = $1`, id, thumbprint)
 	return err
 }
+
+// LastCollected is each product's last successfully collected hour (a
+// product never collected is absent).
+func (s *Store) LastCollected(ctx context.Context) (map[int64]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT product_id, max(hour) FROM collection_runs WHERE state = 'done' GROUP BY product_id`)
+	if err != nil {
+		return nil, fmt.Errorf("last collected hours: %w", err)
+	}
+	out := map[int64]time.Time{}
+	var id int64
+	var h time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error {
+		out[id] = h
+		return nil
+	})
+	return out, err
+}
