@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/usagemeter/usagemeter/internal/alert"
 	"github.com/usagemeter/usagemeter/report"
 )
 
@@ -144,4 +145,22 @@ var clockSynced = func() (bool, error) {
 		return false, err
 	}
 	return state != 5, nil
+}
+
+// readinessJob raises (or resolves) the readiness alert from Readiness: the
+// failing checks, and the warnings (a key about to expire). A check that
+// cannot tell (the clock, where the kernel does not say) raises nothing.
+func (d *Daemon) readinessJob(ctx context.Context) {
+	var problems []alert.Problem
+	for _, c := range Readiness(ctx, d.app, d.now()) {
+		if c.Level == Failing || (c.Level == Warning && c.Name != "clock") {
+			problems = append(problems, alert.Problem{Name: c.Name, Detail: c.Detail, Action: c.Action})
+		}
+	}
+	if len(problems) > 0 {
+		d.app.Log.Warn("the monthly report is not ready", "problems", len(problems), "first", problems[0].Name+": "+problems[0].Detail)
+	}
+	if err := d.engine.NotReady(ctx, problems); err != nil {
+		d.app.Log.Error("readiness alert", "err", err)
+	}
 }
