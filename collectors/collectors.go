@@ -231,7 +231,7 @@ func New(t Target) (Collector, error) {
 	if t.Logger == nil {
 		t.Logger = slog.New(slog.DiscardHandler)
 	}
-	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, endpointHost(t.Endpoint))
+	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, EndpointHost(t.Endpoint))
 	if t.Timeout <= 0 {
 		t.Timeout = 60 * time.Second
 	}
@@ -242,8 +242,8 @@ func New(t Target) (Collector, error) {
 // product's host name (New adds it, with the kind under "collector").
 const LogKeyHost = "product_host"
 
-// endpointHost is the host name of an endpoint URL or host[:port].
-func endpointHost(endpoint string) string {
+// EndpointHost is the host name of an endpoint URL or host[:port].
+func EndpointHost(endpoint string) string {
 	e := strings.TrimSpace(endpoint)
 	if !strings.Contains(e, "://") {
 		e = "https://" + e
