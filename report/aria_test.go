@@ -1,0 +1,178 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/vrops/simulator"
+	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+const (
+	ariaVC    = "564d1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b"
+	ariaOther = "5022c0de-1111-4222-8333-944455556666" // a vCenter not registered here
+)
+
+// ariaVCenter stores the vCenter's month: web (vm-1) bills 4 GB all month,
+// db (vm-2) 8 GB in the first half only (hours 0 to 371), off (vm-3) is
+// powered off (no vm.vram). Its spans carry the MoRef (vm_moref) as the
+// vCenter collector writes it; their keys are instance UUIDs.
+func ariaVCenter(t *testing.T, f *fixture) {
+	t.Helper()
+	half := march.Start.Add(371 * time.Hour)
+	f.span(t, f.vc, collectors.MetricVMVRAM, ariaVC+"/vm/5003aaaa-0000-4000-8000-000000000001", march.Start, march.End, 4096, "MB", "e",
+		map[string]string{"vm": "web", "host": "esx-a", "vm_moref": "vm-1"})
+	f.span(t, f.vc, collectors.MetricVMVRAM, ariaVC+"/vm/5003aaaa-0000-4000-8000-000000000002", march.Start, half, 8192, "MB", "e",
+		map[string]string{"vm": "db", "host": "esx-b", "vm_moref": "vm-2"})
+}
+
+// ariaMonitored stores the VMs an Aria product monitors from first to last
+// (inclusive) with edition: web, db, off and a VM of an unregistered
+// vCenter, each keyed as the collector keys them.
+func ariaMonitored(t *testing.T, f *fixture, pid int64, first, last time.Time, edition string) {
+	t.Helper()
+	for _, k := range []string{ariaVC + "/moref/vm-1", ariaVC + "/moref/vm-2", ariaVC + "/moref/vm-3", ariaOther + "/moref/vm-9"} {
+		f.span(t, pid, collectors.MetricMonitoredVM, k, first, last, 1, "count", edition, map[string]string{"vm": k[strings.LastIndexByte(k, '/')+1:]})
+	}
+}
+
+func (f *fixture) addProduct(t *testing.T, kind, endpoint, opts string) int64 {
+	t.Helper()
+	id, err := f.st.AddProduct(context.Background(), store.Product{Kind: kind, Endpoint: endpoint, Options: json.RawMessage(opts)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func wantLines(t *testing.T, got string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("Monthly_Usage lacks %q:\n%s", w, got)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(got, n) {
+			t.Errorf("Monthly_Usage has %q:\n%s", n, got)
+		}
+	}
+}
+
+// TestAriaAddonAndStandalone: two Aria Operations instances monitor the
+// same VMs all March, one billed as a Flex add-on and one standalone. The
+// add-on bills the capped billed vRAM its VMs' vCenter bills, joined by
+// vCenter instance UUID and MoRef hour by hour: web 4 GB all month + db 8 GB
+// half the month = 8 GB; the powered-off VM and the VM of the unregistered
+// vCenter bill nothing. Standalone counts the four VMs all month: 4.
+func TestAriaAddonAndStandalone(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ariaVCenter(t, f)
+	addon := f.addProduct(t, "vrops", "https://ops-a.corp.example", `{"mode":"addon"}`)
+	alone := f.addProduct(t, "vrops", "https://ops-b.corp.example", `{"mode":"standalone"}`)
+	last := march.End.Add(-time.Hour)
+	ariaMonitored(t, f, addon, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaAddon))
+	ariaMonitored(t, f, alone, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaStandalone))
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	wantLines(t, string(files[FileMonthly]), []string{
+		"Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t8.000\tops-a.corp.example\t\tNo Customer Label\n",
+		"Aria Operations\tAdvanced (standalone)\tNon-unique VM Count\tcount\t4.000\tops-b.corp.example\t\tNo Customer Label\n",
+	}, []string{
+		"Advanced (Flex add-on)\tNon-unique VM Count",
+		"Advanced (standalone)\tAverage Capped Billed vRAM",
+	})
+	var man Manifest
+	if err := json.Unmarshal(files[FileManifest], &man); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(man.Assumptions, "\n"), "Aria Operations and Aria Operations for Networks: the billing mode") {
+		t.Errorf("the manifest does not state the Aria assumptions: %v", man.Assumptions)
+	}
+}
+
+// TestAriaModeChangeMidMonth: an Aria Operations instance billed as a Flex
+// add-on is switched to standalone from March 16 12:00 (hour 372). The
+// collector writes the mode on each hour's edition, so the store starts new
+// spans at that hour; the report bills the add-on rule on the hours before
+// it and the standalone rule from it: (4 GB + 8 GB) x 372 h / 744 h = 6 GB
+// of vRAM, and 4 VMs x 372 h / 744 h = 2 VMs.
+func TestAriaModeChangeMidMonth(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ariaVCenter(t, f)
+	ctx := context.Background()
+	ops := f.addProduct(t, "vrops", "https://ops.corp.example", `{"mode":"addon"}`)
+	change := march.Start.Add(372 * time.Hour)
+
+	// The collector, run against its simulator, in the two hours around the
+	// change: the hours commit through the store's merge.
+	sim := simulator.Monitoring("meter", "pw", "Advanced", []simulator.VMRef{
+		{VCenter: ariaVC, MoRef: "vm-1", Name: "web"}, {VCenter: ariaVC, MoRef: "vm-2", Name: "db"},
+		{VCenter: ariaVC, MoRef: "vm-3", Name: "off"}, {VCenter: ariaOther, MoRef: "vm-9", Name: "remote"},
+	}, 4)
+	u, thumb := sim.Start(t)
+	collect := func(hour time.Time, mode string) {
+		t.Helper()
+		c, err := collectors.New(collectors.Target{Kind: "vrops", Endpoint: u, Username: "meter", Password: config.Secret("pw"), Thumbprint: thumb,
+			Options: json.RawMessage(`{"mode":"` + mode + `"}`), Timeout: 5 * time.Second,
+			Paired: &collectors.Target{Kind: "vcenter", Endpoint: "vc01.corp.example", InstanceID: ariaVC}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs, err := c.Collect(ctx, hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cl, err := f.st.ClaimHour(ctx, ops, hour, "test", time.Minute); err != nil || !cl.Claimed {
+			t.Fatalf("claim %s: %+v %v", hour, cl, err)
+		}
+		if _, err := f.st.CommitHour(ctx, ops, hour, "test", obs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect(change.Add(-2*time.Hour), collectors.AriaAddon)
+	collect(change.Add(-time.Hour), collectors.AriaAddon)
+	collect(change, collectors.AriaStandalone)
+	collect(change.Add(time.Hour), collectors.AriaStandalone)
+	spans, err := f.st.Spans(ctx, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEdition := map[string]int{}
+	for _, s := range spans {
+		byEdition[s.Edition]++
+		switch collectors.AriaMode(s.Edition) {
+		case collectors.AriaAddon:
+			if !s.LastHour.Equal(change.Add(-time.Hour)) {
+				t.Errorf("an add-on span goes on after the change: %+v", s)
+			}
+		case collectors.AriaStandalone:
+			if !s.FirstHour.Equal(change) {
+				t.Errorf("a standalone span does not start at the change: %+v", s)
+			}
+		default:
+			t.Errorf("a span without a mode: %+v", s)
+		}
+	}
+	if byEdition["Advanced (Flex add-on)"] != 4 || byEdition["Advanced (standalone)"] != 4 {
+		t.Fatalf("spans by edition %v, want 4 of each mode", byEdition)
+	}
+
+	// The rest of the month as the collector would have stored it: the
+	// add-on hours from March 1, the standalone hours to March 31.
+	f.exec(t, `DELETE FROM usage_spans WHERE product_id = $1`, ops)
+	ariaMonitored(t, f, ops, march.Start, change.Add(-time.Hour), collectors.AriaEdition("Advanced", collectors.AriaAddon))
+	ariaMonitored(t, f, ops, change, march.End.Add(-time.Hour), collectors.AriaEdition("Advanced", collectors.AriaStandalone))
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	wantLines(t, string(files[FileMonthly]), []string{
+		"Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t6.000\tops.corp.example\t\tNo Customer Label\n",
+		"Aria Operations\tAdvanced (standalone)\tNon-unique VM Count\tcount\t2.000\tops.corp.example\t\tNo Customer Label\n",
+	}, []string{"Advanced (Flex add-on)\tNon-unique VM Count", "Advanced (standalone)\tAverage Capped Billed vRAM"})
+}
