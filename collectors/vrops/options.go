@@ -3,10 +3,8 @@ package vrops
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 
-	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/aria"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
@@ -38,11 +36,9 @@ func ParseOptions(raw json.RawMessage) (Options, error) {
 	if err := rest.DecodeOptions(Kind, raw, &o); err != nil {
 		return Options{}, err
 	}
-	if o.Mode == "" {
-		o.Mode = collectors.AriaModes[0]
-	}
-	if !slices.Contains(collectors.AriaModes, o.Mode) {
-		return Options{}, fmt.Errorf("vrops options: mode %q: must be one of %s", o.Mode, strings.Join(collectors.AriaModes, ", "))
+	var err error
+	if o.Mode, err = aria.ParseMode(Kind, o.Mode); err != nil {
+		return Options{}, err
 	}
 	if o.PageSize < 0 || o.PageSize > MaxPageSize {
 		return Options{}, fmt.Errorf("vrops options: page_size %d: must be between 1 and %d", o.PageSize, MaxPageSize)

@@ -44,8 +44,8 @@ var goneStates = map[string]bool{"NOT_EXISTING": true, "REMOVING": true}
 
 // Why a VirtualMachine resource is not metered (skipOf).
 const (
-	skipGone         = "gone"          // vROps keeps it after it left its vCenter
-	skipOtherAdapter = "other_adapter" // not a vSphere VM (another adapter's VirtualMachine kind)
+	skipGone         = "no_longer_in_vcenter" // vROps keeps it after it left its vCenter
+	skipOtherAdapter = "other_adapter"        // not a vSphere VM (another adapter's VirtualMachine kind)
 )
 
 // skipOf says whether a VirtualMachine resource is a VM under monitoring
@@ -66,12 +66,4 @@ func skipOf(r *resource) string {
 		return ""
 	}
 	return skipGone
-}
-
-// joinKey is the object key of a VM of vCenter vc (its instance UUID) with
-// MoRef value moref: "<vc>/moref/<moref>", the key the srm collector uses
-// and the report joins to the vCenter's vm.vram through its vm_moref dim.
-// The UUID is lower-cased as vCenter reports it.
-func joinKey(vc, moref string) string {
-	return strings.ToLower(strings.TrimSpace(vc)) + "/moref/" + strings.TrimSpace(moref)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
+	"github.com/usagemeter/usagemeter/collectors/internal/aria"
 	"github.com/usagemeter/usagemeter/collectors/vrops/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
 )
@@ -172,7 +173,8 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("no licence edition", func(t *testing.T) {
-		obs, _ := build(vcUUID, "vc", "ops", collectors.AriaAddon, edition([]license{{Edition: "Evaluation"}}, hour), []vmRec{{name: "a", moref: "vm-1", vc: vcUUID}})
+		p := aria.Product{Kind: Kind, VCenterUUID: vcUUID, Mode: collectors.AriaAddon, Edition: edition([]license{{Edition: "Evaluation"}}, hour)}
+		obs, _ := p.Build([]aria.VM{{Name: "a", MoRef: "vm-1", VCenter: vcUUID}})
 		if len(obs) != 1 || obs[0].Edition != "(Flex add-on)" {
 			t.Fatalf("%+v", obs)
 		}
@@ -433,13 +435,13 @@ func FuzzParseResources(f *testing.F) {
 		if err != nil {
 			return
 		}
-		vms := make([]vmRec, len(p.ResourceList))
+		vms := make([]aria.VM, len(p.ResourceList))
 		for i := range p.ResourceList {
 			r := &p.ResourceList[i]
-			vms[i] = vmRec{name: r.ResourceKey.Name, moref: r.ident("VMEntityObjectID"), vc: r.ident("VMEntityVCID"), skip: skipOf(r)}
+			vms[i] = aria.VM{Name: r.ResourceKey.Name, MoRef: r.ident("VMEntityObjectID"), VCenter: r.ident("VMEntityVCID"), Skip: skipOf(r)}
 		}
-		obs, sum := build(vcUUID, "vc", "ops", collectors.AriaStandalone, "", vms)
-		if len(obs)+sum.gone+sum.otherAdapter+sum.noID+sum.duplicates != len(vms) {
+		obs, sum := aria.Product{Kind: Kind, VCenterUUID: vcUUID, Mode: collectors.AriaStandalone}.Build(vms)
+		if len(obs)+sum.Skipped[skipGone]+sum.Skipped[skipOtherAdapter]+sum.NoID+sum.Duplicates != len(vms) {
 			t.Fatalf("%d observations and %+v from %d records", len(obs), sum, len(vms))
 		}
 		seen := map[string]bool{}
