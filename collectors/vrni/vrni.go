@@ -1,0 +1,245 @@
+// Package vrni is the Aria Operations for Networks (vRealize Network
+// Insight, vRNI) collector (product kind "vrni").
+//
+// Every collection it reads, over one token kept between hours (POST
+// /api/ni/auth/token with the user name, password and domain, LOCAL or
+// LDAP; the token sent as "Authorization: NetworkInsight <token>", created
+// again when its expiry has passed or when the API refuses it):
+//
+//   - the licences (/settings/licensing): the edition is the highest of
+//     Advanced and Enterprise among the licences in force;
+//   - the vCenter data sources (/entities/vcenter-managers, then
+//     POST /entities/fetch): each one's fqdn and IP address;
+//   - the VMs (/entities/vms, cursor paging with size), each page's
+//     entities fetched in one POST /entities/fetch (at most 1,000, the
+//     API's limit): each VM's MoRef (vendor_id) and vCenter
+//     (vcenter_manager).
+//
+// The API does not say a vCenter's instance UUID: a VM's vCenter is the
+// paired vCenter when the data source's fqdn or IP is the address the
+// paired vCenter was added with, else the UUID option vcenter_uuids gives
+// for that fqdn or IP; a VM of any other vCenter is metered on a key made
+// of its vCenter's fqdn, which joins nothing, and named in the collection
+// summary as unjoined.
+//
+// For each monitored VM it emits, as the vrops collector does
+// (collectors/internal/aria), one vm.monitored observation: quantity 1,
+// unit count, ObjectKey "<vCenter instance UUID>/moref/<MoRef>", edition
+// the licence edition with the billing mode (option "mode",
+// collectors.AriaEdition), so the report bills each hour on its mode's
+// rule: Flex add-on, the joined capped billed vRAM; standalone, the
+// non-unique VM count. Dims: vm, vm_moref, vcenter_uuid, vcenter (the
+// paired vCenter's host, on its VMs), vrni, mode, rules_version.
+//
+// An Aria Operations for Networks product must be paired with a vCenter
+// (Target.Paired with its instance UUID and address): New refuses it
+// otherwise. A 401 (or 403) on a call made with a kept token logs in again
+// once and retries the call; a refused login is ErrLogin
+// (collectors.ErrBadCredentials) and is not retried. Every call has its own
+// deadline (Target.Timeout); 503 answers are waited out a few times. TLS is
+// verified by the system roots or the accepted thumbprint. Close deletes
+// the token.
+package vrni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
+)
+
+// Kind is the product kind this package registers.
+const Kind = "vrni"
+
+func init() {
+	collectors.Register(collectors.Kind{
+		Name:        Kind,
+		DisplayName: "Aria Operations for Networks",
+		PairsWith:   "vcenter",
+		Options:     func() any { o, _ := ParseOptions(nil); return o },
+		New:         New,
+	})
+}
+
+// ErrLogin is wrapped by the error returned when the product rejects the
+// user name or password.
+var ErrLogin = collectors.ErrBadCredentials // not retried within the hour by the scheduler
+
+// ErrNotPaired is returned by New for a product not paired with a vCenter.
+var ErrNotPaired = errors.New("an Aria Operations for Networks instance must be paired with a vCenter (--vcenter)")
+
+// apiPath is the API's path below the endpoint.
+const apiPath = "/api/ni"
+
+// maxThrottled is how many 503 (or 429) answers one call waits out.
+const maxThrottled = 5
+
+// renewBefore is how long before its expiry a token is renewed.
+const renewBefore = time.Minute
+
+// Collector collects one Aria Operations for Networks instance. Calls are
+// serialised.
+type Collector struct {
+	t      collectors.Target
+	opts   Options
+	rc     *rest.Client
+	host   string
+	vcUUID string // the paired vCenter's instance UUID, lower case
+	vcHost string // the address the paired vCenter was added with (normalAddr)
+	log    *slog.Logger
+	sess   rest.Session
+	now    func() time.Time
+
+	mu      sync.Mutex
+	token   string    // "" when logged out
+	expires time.Time // the token's expiry, zero when it did not say
+	lastVMs int
+}
+
+// limits bound one answer: a fetch of 1,000 VM entities of a few KB each.
+var limits = rest.Limits{Response: 32 << 20, Object: 1 << 20, Budget: 32 << 20}
+
+// New builds a vrni collector for t. It validates the endpoint, the
+// options and the pairing, and does not contact the product.
+func New(t collectors.Target) (collectors.Collector, error) { return newCollector(t) }
+
+func newCollector(t collectors.Target) (*Collector, error) {
+	opts, err := ParseOptions(t.Options)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{t: t, opts: opts, now: time.Now}
+	if c.rc, err = rest.NewClient(Kind, &c.t, apiPath); err != nil {
+		return nil, err
+	}
+	c.host = c.rc.Host()
+	if t.Paired == nil || t.Paired.InstanceID == "" {
+		return nil, fmt.Errorf("vrni %s: %w", c.host, ErrNotPaired)
+	}
+	c.vcUUID = strings.ToLower(strings.TrimSpace(t.Paired.InstanceID))
+	if u, err := rest.ParseEndpoint("vcenter", t.Paired.Endpoint, ""); err == nil {
+		c.vcHost = normalAddr(u.Hostname())
+	}
+	c.rc.Header = http.Header{"Accept": {"application/json"}}
+	c.rc.ErrorMessage = errorMessage
+	c.rc.Limits = limits
+	c.log = c.t.Logger // collectors.New adds the kind and host
+	c.rc.Throttle = maxThrottled
+	c.rc.Throttled = func(status int, wait time.Duration) {
+		c.log.Debug("Aria Operations for Networks is busy, waiting", "status", status, "wait", wait)
+	}
+	c.sess = rest.Session{
+		Active: func() bool {
+			if c.token != "" && !c.expires.IsZero() && c.now().After(c.expires.Add(-renewBefore)) {
+				c.log.Info("Aria Operations for Networks token expired, creating a new one")
+				c.token = ""
+			}
+			return c.token != ""
+		},
+		Login:    c.login,
+		Forget:   func() { c.token = "" },
+		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized, http.StatusForbidden) },
+		Renewing: func() { c.log.Info("Aria Operations for Networks token refused (expired), creating a new one") },
+	}
+	return c, nil
+}
+
+func errorMessage(b []byte) string {
+	var e errorBody
+	if rest.DecodeJSON(b, &e) == nil && e.Message != "" {
+		return e.Message
+	}
+	return rest.Snippet(b)
+}
+
+// login creates a token.
+func (c *Collector) login(ctx context.Context) error {
+	domain := map[string]string{"domain_type": "LOCAL", "value": "local"}
+	if c.opts.Domain != "" {
+		domain = map[string]string{"domain_type": "LDAP", "value": c.opts.Domain}
+	}
+	body, _ := json.Marshal(map[string]any{"username": c.t.Username, "password": c.t.Password.Reveal(), "domain": domain})
+	b, _, err := c.rc.Do(ctx, http.MethodPost, apiPath+"/auth/token", body, http.Header{"Content-Type": {"application/json"}})
+	var he *rest.HTTPError
+	switch {
+	case errors.As(err, &he) && he.AuthFailed():
+		return fmt.Errorf("logging in as %s: %w (%s)", c.t.Username, ErrLogin, he.Msg)
+	case err != nil:
+		return fmt.Errorf("logging in: %w", err)
+	}
+	tk, err := parseToken(b)
+	if err != nil {
+		return fmt.Errorf("logging in: %w", err)
+	}
+	c.token, c.expires = tk.Token, time.Time{}
+	if tk.Expiry > 0 {
+		c.expires = time.UnixMilli(tk.Expiry)
+	}
+	c.log.Debug("token created", "expires", c.expires)
+	return nil
+}
+
+// call sends an authenticated request below the API and decodes the
+// answer into v as it arrives. With a kept token, a 401/403 logs in again
+// once and retries.
+func (c *Collector) call(ctx context.Context, method, path string, body []byte, v any) error {
+	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
+		hdr := http.Header{"Authorization": {"NetworkInsight " + c.token}}
+		if body != nil {
+			hdr.Set("Content-Type", "application/json")
+		}
+		return struct{}{}, c.rc.DoJSON(ctx, method, apiPath+path, body, hdr, v)
+	})
+	return err
+}
+
+// ensureSession logs in first, so that a refused login reads as one.
+func (c *Collector) ensureSession(ctx context.Context) error {
+	if !c.sess.Active() {
+		if err := c.login(ctx); err != nil {
+			return fmt.Errorf("vrni %s: %w", c.host, err)
+		}
+	}
+	return nil
+}
+
+// Identify returns the API version (the API names no instance id).
+func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ensureSession(ctx); err != nil {
+		return collectors.Identity{}, err
+	}
+	var v struct {
+		APIVersion string `json:"api_version"`
+	}
+	if err := c.call(ctx, http.MethodGet, "/info/version", nil, &v); err != nil {
+		return collectors.Identity{}, fmt.Errorf("vrni %s: /info/version: %w", c.host, err)
+	}
+	return collectors.Identity{Version: "API " + v.APIVersion, Name: c.host}, nil
+}
+
+// Close deletes the token.
+func (c *Collector) Close(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == "" {
+		return nil
+	}
+	hdr := http.Header{"Authorization": {"NetworkInsight " + c.token}}
+	c.token = ""
+	_, _, err := c.rc.Do(ctx, http.MethodDelete, apiPath+"/auth/token", nil, hdr)
+	var he *rest.HTTPError
+	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
+		return fmt.Errorf("vrni %s: deleting the token: %w", c.host, err)
+	}
+	return nil
+}
