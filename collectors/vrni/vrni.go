@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/aria"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
@@ -82,9 +83,6 @@ const apiPath = "/api/ni"
 // maxThrottled is how many 503 (or 429) answers one call waits out.
 const maxThrottled = 5
 
-// renewBefore is how long before its expiry a token is renewed.
-const renewBefore = time.Minute
-
 // Collector collects one Aria Operations for Networks instance. Calls are
 // serialised.
 type Collector struct {
@@ -96,11 +94,9 @@ type Collector struct {
 	vcHost string // the address the paired vCenter was added with (normalAddr)
 	log    *slog.Logger
 	sess   rest.Session
-	now    func() time.Time
 
 	mu      sync.Mutex
-	token   string    // "" when logged out
-	expires time.Time // the token's expiry, zero when it did not say
+	tok     aria.Token // Value "" when logged out
 	lastVMs int
 }
 
@@ -116,7 +112,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{t: t, opts: opts, now: time.Now}
+	c := &Collector{t: t, opts: opts}
 	if c.rc, err = rest.NewClient(Kind, &c.t, apiPath); err != nil {
 		return nil, err
 	}
@@ -136,19 +132,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.Throttled = func(status int, wait time.Duration) {
 		c.log.Debug("Aria Operations for Networks is busy, waiting", "status", status, "wait", wait)
 	}
-	c.sess = rest.Session{
-		Active: func() bool {
-			if c.token != "" && !c.expires.IsZero() && c.now().After(c.expires.Add(-renewBefore)) {
-				c.log.Info("Aria Operations for Networks token expired, creating a new one")
-				c.token = ""
-			}
-			return c.token != ""
-		},
-		Login:    c.login,
-		Forget:   func() { c.token = "" },
-		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized, http.StatusForbidden) },
-		Renewing: func() { c.log.Info("Aria Operations for Networks token refused (expired), creating a new one") },
-	}
+	c.sess = c.tok.Session("Aria Operations for Networks", c.log, c.login)
 	return c, nil
 }
 
@@ -179,11 +163,8 @@ func (c *Collector) login(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("logging in: %w", err)
 	}
-	c.token, c.expires = tk.Token, time.Time{}
-	if tk.Expiry > 0 {
-		c.expires = time.UnixMilli(tk.Expiry)
-	}
-	c.log.Debug("token created", "expires", c.expires)
+	c.tok.Set(tk.Token, tk.Expiry)
+	c.log.Debug("token created", "expires", c.tok.Expires)
 	return nil
 }
 
@@ -192,7 +173,7 @@ func (c *Collector) login(ctx context.Context) error {
 // once and retries.
 func (c *Collector) call(ctx context.Context, method, path string, body []byte, v any) error {
 	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
-		hdr := http.Header{"Authorization": {"NetworkInsight " + c.token}}
+		hdr := http.Header{"Authorization": {"NetworkInsight " + c.tok.Value}}
 		if body != nil {
 			hdr.Set("Content-Type", "application/json")
 		}
@@ -231,11 +212,11 @@ func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 func (c *Collector) Close(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.token == "" {
+	if c.tok.Value == "" {
 		return nil
 	}
-	hdr := http.Header{"Authorization": {"NetworkInsight " + c.token}}
-	c.token = ""
+	hdr := http.Header{"Authorization": {"NetworkInsight " + c.tok.Value}}
+	c.tok.Value = ""
 	_, _, err := c.rc.Do(ctx, http.MethodDelete, apiPath+"/auth/token", nil, hdr)
 	var he *rest.HTTPError
 	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {

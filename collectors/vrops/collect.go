@@ -36,7 +36,7 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	if err != nil {
 		return nil, err
 	}
-	p := c.product(edition(lic.List, c.now()))
+	p := c.product(edition(lic.List, time.Now()))
 	obs, sum := p.Build(vms)
 	c.lastVMs = len(vms)
 	sum.Log(c.log, p, len(obs))

@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/aria"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
@@ -88,9 +89,6 @@ const apiPath = "/suite-api/api"
 // maxThrottled is how many 503 (or 429) answers one call waits out.
 const maxThrottled = 5
 
-// renewBefore is how long before its validity ends a token is renewed.
-const renewBefore = time.Minute
-
 // Collector collects one Aria Operations instance. Calls are serialised.
 type Collector struct {
 	t      collectors.Target
@@ -101,11 +99,9 @@ type Collector struct {
 	vcHost string // the paired vCenter's host name
 	log    *slog.Logger
 	sess   rest.Session
-	now    func() time.Time
 
 	mu      sync.Mutex
-	token   string    // "" when logged out
-	expires time.Time // the token's validity, zero when it did not say
+	tok     aria.Token // Value "" when logged out
 	lastVMs int
 }
 
@@ -122,7 +118,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{t: t, opts: opts, now: time.Now}
+	c := &Collector{t: t, opts: opts}
 	if c.rc, err = rest.NewClient(Kind, &c.t, apiPath); err != nil {
 		return nil, err
 	}
@@ -142,19 +138,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.Throttled = func(status int, wait time.Duration) {
 		c.log.Debug("Aria Operations is busy, waiting", "status", status, "wait", wait)
 	}
-	c.sess = rest.Session{
-		Active: func() bool {
-			if c.token != "" && !c.expires.IsZero() && c.now().After(c.expires.Add(-renewBefore)) {
-				c.log.Info("Aria Operations token validity ended, acquiring a new one")
-				c.token = ""
-			}
-			return c.token != ""
-		},
-		Login:    c.login,
-		Forget:   func() { c.token = "" },
-		Refused:  func(err error) bool { return rest.StatusIs(err, http.StatusUnauthorized, http.StatusForbidden) },
-		Renewing: func() { c.log.Info("Aria Operations token refused (expired), acquiring a new one") },
-	}
+	c.sess = c.tok.Session("Aria Operations", c.log, c.login)
 	return c, nil
 }
 
@@ -181,11 +165,8 @@ func (c *Collector) login(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("logging in: %w", err)
 	}
-	c.token, c.expires = tk.Token, time.Time{}
-	if tk.Validity > 0 {
-		c.expires = time.UnixMilli(tk.Validity)
-	}
-	c.log.Debug("token acquired", "valid_until", c.expires)
+	c.tok.Set(tk.Token, tk.Validity)
+	c.log.Debug("token acquired", "valid_until", c.tok.Expires)
 	return nil
 }
 
@@ -194,7 +175,7 @@ func (c *Collector) login(ctx context.Context) error {
 // retries.
 func (c *Collector) get(ctx context.Context, path string, v any) error {
 	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
-		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, apiPath+path, nil, http.Header{"Authorization": {"OpsToken " + c.token}}, v)
+		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, apiPath+path, nil, http.Header{"Authorization": {"OpsToken " + c.tok.Value}}, v)
 	})
 	return err
 }
@@ -228,11 +209,11 @@ func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 func (c *Collector) Close(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.token == "" {
+	if c.tok.Value == "" {
 		return nil
 	}
-	hdr := http.Header{"Authorization": {"OpsToken " + c.token}}
-	c.token = ""
+	hdr := http.Header{"Authorization": {"OpsToken " + c.tok.Value}}
+	c.tok.Value = ""
 	_, _, err := c.rc.Do(ctx, http.MethodPost, apiPath+"/auth/token/release", nil, hdr)
 	var he *rest.HTTPError
 	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {

@@ -2,11 +2,14 @@ package aria
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
 
 const vc = "564d1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b"
@@ -45,5 +48,35 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("vrni", "flex"); err == nil || !strings.Contains(err.Error(), `vrni options: mode "flex": must be one of addon, standalone`) {
 		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+func TestTokenSession(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tok := Token{Now: func() time.Time { return now }}
+	logins := 0
+	s := tok.Session("Product", slog.New(slog.NewTextHandler(&buf, nil)), func(context.Context) error {
+		logins++
+		tok.Set("t", now.Add(time.Hour).UnixMilli())
+		return nil
+	})
+	if s.Active() {
+		t.Fatal("active before a login")
+	}
+	_ = s.Login(context.Background())
+	if !s.Active() || tok.Expires.IsZero() {
+		t.Fatalf("not active after a login: %+v", tok)
+	}
+	now = now.Add(time.Hour - RenewBefore + time.Second)
+	if s.Active() || !strings.Contains(buf.String(), "Product token expired") {
+		t.Fatalf("still active a minute before the expiry:\n%s", buf.String())
+	}
+	tok.Set("u", 0)
+	if !s.Active() || !tok.Expires.IsZero() {
+		t.Fatal("a token without an expiry is not kept")
+	}
+	if !s.Refused(&rest.HTTPError{Status: 401}) || s.Refused(&rest.HTTPError{Status: 500}) {
+		t.Fatal("Refused")
 	}
 }
