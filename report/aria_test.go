@@ -1,11 +1,14 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
@@ -51,6 +54,32 @@ func (f *fixture) addProduct(t *testing.T, kind, endpoint, opts string) int64 {
 	return id
 }
 
+// decryptedFiles generates March as the appliance does, encrypted to an
+// aggregator's key and signed, and returns the files of the bundle the
+// aggregator decrypts.
+func decryptedFiles(t *testing.T, f *fixture) map[string][]byte {
+	t.Helper()
+	recipient := mustKey(t, "Aggregator Aria")
+	f.keys = openpgp.EntityList{publicOnly(t, recipient)}
+	res, err := f.generator(t, anonymize.ModeNone, nil).Generate(context.Background(), march)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := DecryptAndVerify(bytes.NewReader(mustRead(t, res.Path)), openpgp.EntityList{recipient}, openpgp.EntityList{testSigner(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := ReadTarGz(bytes.NewReader(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, fl := range list {
+		files[fl.Name] = fl.Data
+	}
+	return files
+}
+
 func wantLines(t *testing.T, got string, want, not []string) {
 	t.Helper()
 	for _, w := range want {
@@ -65,8 +94,9 @@ func wantLines(t *testing.T, got string, want, not []string) {
 	}
 }
 
-// TestAriaAddonAndStandalone: two Aria Operations instances monitor the
-// same VMs all March, one billed as a Flex add-on and one standalone. The
+// TestAriaAddonAndStandalone: two Aria Operations instances and two Aria
+// Operations for Networks instances monitor the same VMs all March, one of
+// each billed as a Flex add-on and one standalone. The
 // add-on bills the capped billed vRAM its VMs' vCenter bills, joined by
 // vCenter instance UUID and MoRef hour by hour: web 4 GB all month + db 8 GB
 // half the month = 8 GB; the powered-off VM and the VM of the unregistered
@@ -77,16 +107,24 @@ func TestAriaAddonAndStandalone(t *testing.T) {
 	ariaVCenter(t, f)
 	addon := f.addProduct(t, "vrops", "https://ops-a.corp.example", `{"mode":"addon"}`)
 	alone := f.addProduct(t, "vrops", "https://ops-b.corp.example", `{"mode":"standalone"}`)
+	niAddon := f.addProduct(t, "vrni", "https://ni-a.corp.example", `{"mode":"addon"}`)
+	niAlone := f.addProduct(t, "vrni", "https://ni-b.corp.example", `{"mode":"standalone"}`)
 	last := march.End.Add(-time.Hour)
 	ariaMonitored(t, f, addon, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaAddon))
 	ariaMonitored(t, f, alone, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaStandalone))
+	ariaMonitored(t, f, niAddon, march.Start, last, collectors.AriaEdition("Enterprise", collectors.AriaAddon))
+	ariaMonitored(t, f, niAlone, march.Start, last, collectors.AriaEdition("Enterprise", collectors.AriaStandalone))
 	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
 	wantLines(t, string(files[FileMonthly]), []string{
 		"Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t8.000\tops-a.corp.example\t\tNo Customer Label\n",
 		"Aria Operations\tAdvanced (standalone)\tNon-unique VM Count\tcount\t4.000\tops-b.corp.example\t\tNo Customer Label\n",
+		"Aria Operations for Networks\tEnterprise (Flex add-on)\tAverage Capped Billed vRAM\tGB\t8.000\tni-a.corp.example\t\tNo Customer Label\n",
+		"Aria Operations for Networks\tEnterprise (standalone)\tNon-unique VM Count\tcount\t4.000\tni-b.corp.example\t\tNo Customer Label\n",
 	}, []string{
 		"Advanced (Flex add-on)\tNon-unique VM Count",
 		"Advanced (standalone)\tAverage Capped Billed vRAM",
+		"Enterprise (Flex add-on)\tNon-unique VM Count",
+		"Enterprise (standalone)\tAverage Capped Billed vRAM",
 	})
 	var man Manifest
 	if err := json.Unmarshal(files[FileManifest], &man); err != nil {
@@ -101,7 +139,7 @@ func TestAriaAddonAndStandalone(t *testing.T) {
 // add-on is switched to standalone from March 16 12:00 (hour 372). The
 // collector writes the mode on each hour's edition, so the store starts new
 // spans at that hour; the report bills the add-on rule on the hours before
-// it and the standalone rule from it: (4 GB + 8 GB) x 372 h / 744 h = 6 GB
+// it and the standalone rule from it, in the bundle the aggregator decrypts: (4 GB + 8 GB) x 372 h / 744 h = 6 GB
 // of vRAM, and 4 VMs x 372 h / 744 h = 2 VMs.
 func TestAriaModeChangeMidMonth(t *testing.T) {
 	f := newFixture(t)
@@ -170,7 +208,7 @@ func TestAriaModeChangeMidMonth(t *testing.T) {
 	f.exec(t, `DELETE FROM usage_spans WHERE product_id = $1`, ops)
 	ariaMonitored(t, f, ops, march.Start, change.Add(-time.Hour), collectors.AriaEdition("Advanced", collectors.AriaAddon))
 	ariaMonitored(t, f, ops, change, march.End.Add(-time.Hour), collectors.AriaEdition("Advanced", collectors.AriaStandalone))
-	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	files := decryptedFiles(t, f)
 	wantLines(t, string(files[FileMonthly]), []string{
 		"Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t6.000\tops.corp.example\t\tNo Customer Label\n",
 		"Aria Operations\tAdvanced (standalone)\tNon-unique VM Count\tcount\t2.000\tops.corp.example\t\tNo Customer Label\n",
