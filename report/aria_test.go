@@ -69,15 +69,7 @@ func decryptedFiles(t *testing.T, f *fixture) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := ReadTarGz(bytes.NewReader(plain))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, fl := range list {
-		files[fl.Name] = fl.Data
-	}
-	return files
+	return tarFiles(t, plain)
 }
 
 func wantLines(t *testing.T, got string, want, not []string) {
@@ -139,8 +131,9 @@ func TestAriaAddonAndStandalone(t *testing.T) {
 // add-on is switched to standalone from March 16 12:00 (hour 372). The
 // collector writes the mode on each hour's edition, so the store starts new
 // spans at that hour; the report bills the add-on rule on the hours before
-// it and the standalone rule from it, in the bundle the aggregator decrypts: (4 GB + 8 GB) x 372 h / 744 h = 6 GB
-// of vRAM, and 4 VMs x 372 h / 744 h = 2 VMs.
+// it and the standalone rule from it, in the bundle the aggregator
+// decrypts: (4 GB + 8 GB) x 372 h / 744 h = 6 GB of vRAM, and 4 VMs x 372 h
+// / 744 h = 2 VMs.
 func TestAriaModeChangeMidMonth(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
