@@ -43,7 +43,7 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	if err != nil {
 		return nil, err
 	}
-	p := aria.Product{Kind: Kind, Host: c.host, VCenterUUID: c.vcUUID, VCenterHost: c.vcHost, Mode: c.opts.Mode,
+	p := aria.Product{Kind: Kind, Host: c.host, VCenterUUID: c.vcUUID, VCenterHost: c.vcName, Mode: c.opts.Mode,
 		Edition: edition(lic.Result.Licenses), RulesVersion: RulesVersion}
 	obs, sum := p.Build(vms)
 	c.lastVMs = len(vms)

@@ -91,7 +91,8 @@ type Collector struct {
 	rc     *rest.Client
 	host   string
 	vcUUID string // the paired vCenter's instance UUID, lower case
-	vcHost string // the address the paired vCenter was added with (normalAddr)
+	vcHost string // the address the paired vCenter was added with (normalAddr), to match data sources
+	vcName string // that address as given: the vcenter dim, as the vcenter collector writes it
 	log    *slog.Logger
 	sess   rest.Session
 
@@ -122,7 +123,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	}
 	c.vcUUID = strings.ToLower(strings.TrimSpace(t.Paired.InstanceID))
 	if u, err := rest.ParseEndpoint("vcenter", t.Paired.Endpoint, ""); err == nil {
-		c.vcHost = normalAddr(u.Hostname())
+		c.vcHost, c.vcName = normalAddr(u.Hostname()), u.Hostname()
 	}
 	c.rc.Header = http.Header{"Accept": {"application/json"}}
 	c.rc.ErrorMessage = errorMessage

@@ -129,7 +129,7 @@ func TestRules(t *testing.T) {
 				t.Errorf("%s: key %s, want %s", vm, got[vm].ObjectKey, key)
 			}
 		}
-		if d := got["app-01"].Dims; d[DimVCenter] != "vc01.corp.example" || d[DimVRNI] != "127.0.0.1" {
+		if d := got["app-01"].Dims; d[DimVCenter] != "VC01.corp.example" || d[DimVRNI] != "127.0.0.1" { // the paired address as given
 			t.Errorf("app-01 dims %v", d)
 		}
 		// The expired Enterprise licence does not count, SDWAN bills no VM edition: Advanced.
