@@ -28,12 +28,12 @@ const (
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.EnsureSession(ctx); err != nil {
 		return nil, err
 	}
 	var lic licensing
-	if err := c.call(ctx, http.MethodGet, "/settings/licensing", nil, &lic); err != nil {
-		return nil, fmt.Errorf("vrni %s: reading the licences (/settings/licensing): %w", c.host, err)
+	if err := c.Call(ctx, http.MethodGet, "/settings/licensing", nil, &lic); err != nil {
+		return nil, fmt.Errorf("vrni %s: reading the licences (/settings/licensing): %w", c.Host, err)
 	}
 	vcs, err := c.vcenters(ctx)
 	if err != nil {
@@ -43,11 +43,11 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	if err != nil {
 		return nil, err
 	}
-	p := aria.Product{Kind: Kind, Host: c.host, VCenterUUID: c.vcUUID, VCenterHost: c.vcName, Mode: c.opts.Mode,
+	p := aria.Product{Kind: Kind, Host: c.Host, VCenterUUID: c.VCenterUUID, VCenterHost: c.VCenterName, Mode: c.opts.Mode,
 		Edition: edition(lic.Result.Licenses), RulesVersion: RulesVersion}
 	obs, sum := p.Build(vms)
 	c.lastVMs = len(vms)
-	sum.Log(c.log, p, len(obs))
+	sum.Log(c.Log, p, len(obs))
 	return obs, nil
 }
 
@@ -61,14 +61,14 @@ func (c *Collector) listAll(ctx context.Context, list string, page func([]ref) e
 			q.Set("cursor", cursor)
 		}
 		p := new(refPage)
-		if err := c.call(ctx, http.MethodGet, list+"?"+q.Encode(), nil, p); err != nil {
-			return c.rc.PageError(list, n, err)
+		if err := c.Call(ctx, http.MethodGet, list+"?"+q.Encode(), nil, p); err != nil {
+			return c.RC.PageError(list, n, err)
 		}
 		if err := p.check(); err != nil {
-			return c.rc.PageError(list, n, err)
+			return c.RC.PageError(list, n, err)
 		}
 		if err := page(p.Results); err != nil {
-			return c.rc.PageError(list, n, err)
+			return c.RC.PageError(list, n, err)
 		}
 		seen += len(p.Results)
 		if p.Cursor == "" || len(p.Results) == 0 {
@@ -76,7 +76,7 @@ func (c *Collector) listAll(ctx context.Context, list string, page func([]ref) e
 		}
 		if p.Cursor == cursor || (p.TotalCount > 0 && seen > p.TotalCount) {
 			// A cursor that does not move would page forever.
-			return c.rc.PageError(list, n, fmt.Errorf("the cursor does not advance (%d references read, total_count %d)", seen, p.TotalCount))
+			return c.RC.PageError(list, n, fmt.Errorf("the cursor does not advance (%d references read, total_count %d)", seen, p.TotalCount))
 		}
 		cursor = p.Cursor
 	}
@@ -95,7 +95,7 @@ func fetch[E any](ctx context.Context, c *Collector, typ string, refs []ref) (*f
 		return f, nil
 	}
 	body, _ := json.Marshal(map[string]any{"entity_ids": ids})
-	if err := c.call(ctx, http.MethodPost, "/entities/fetch", body, f); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "/entities/fetch", body, f); err != nil {
 		return nil, fmt.Errorf("fetching %d %s entities: %w", len(ids), typ, err)
 	}
 	return f, nil
@@ -128,7 +128,7 @@ func (c *Collector) uuidOf(v vcEntity) string {
 		switch {
 		case a == "":
 		case a == c.vcHost:
-			return c.vcUUID
+			return c.VCenterUUID
 		case c.opts.VCenterUUIDs[a] != "":
 			return c.opts.VCenterUUIDs[a]
 		}

@@ -46,11 +46,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/aria"
@@ -80,24 +77,15 @@ var ErrNotPaired = errors.New("an Aria Operations for Networks instance must be 
 // apiPath is the API's path below the endpoint.
 const apiPath = "/api/ni"
 
-// maxThrottled is how many 503 (or 429) answers one call waits out.
-const maxThrottled = 5
-
 // Collector collects one Aria Operations for Networks instance. Calls are
 // serialised.
 type Collector struct {
+	*aria.Conn
 	t      collectors.Target
 	opts   Options
-	rc     *rest.Client
-	host   string
-	vcUUID string // the paired vCenter's instance UUID, lower case
 	vcHost string // the address the paired vCenter was added with (normalAddr), to match data sources
-	vcName string // that address as given: the vcenter dim, as the vcenter collector writes it
-	log    *slog.Logger
-	sess   rest.Session
 
 	mu      sync.Mutex
-	tok     aria.Token // Value "" when logged out
 	lastVMs int
 }
 
@@ -114,26 +102,12 @@ func newCollector(t collectors.Target) (*Collector, error) {
 		return nil, err
 	}
 	c := &Collector{t: t, opts: opts}
-	if c.rc, err = rest.NewClient(Kind, &c.t, apiPath); err != nil {
+	c.Conn, err = aria.Connect(&c.t, aria.Config{Kind: Kind, Product: "Aria Operations for Networks", APIPath: apiPath, Scheme: "NetworkInsight",
+		Limits: limits, ErrorMessage: errorMessage, NotPaired: ErrNotPaired}, c.login)
+	if err != nil {
 		return nil, err
 	}
-	c.host = c.rc.Host()
-	if t.Paired == nil || t.Paired.InstanceID == "" {
-		return nil, fmt.Errorf("vrni %s: %w", c.host, ErrNotPaired)
-	}
-	c.vcUUID = strings.ToLower(strings.TrimSpace(t.Paired.InstanceID))
-	if u, err := rest.ParseEndpoint("vcenter", t.Paired.Endpoint, ""); err == nil {
-		c.vcHost, c.vcName = normalAddr(u.Hostname()), u.Hostname()
-	}
-	c.rc.Header = http.Header{"Accept": {"application/json"}}
-	c.rc.ErrorMessage = errorMessage
-	c.rc.Limits = limits
-	c.log = c.t.Logger // collectors.New adds the kind and host
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("Aria Operations for Networks is busy, waiting", "status", status, "wait", wait)
-	}
-	c.sess = c.tok.Session("Aria Operations for Networks", c.log, c.login)
+	c.vcHost = normalAddr(c.VCenterName)
 	return c, nil
 }
 
@@ -152,76 +126,31 @@ func (c *Collector) login(ctx context.Context) error {
 		domain = map[string]string{"domain_type": "LDAP", "value": c.opts.Domain}
 	}
 	body, _ := json.Marshal(map[string]any{"username": c.t.Username, "password": c.t.Password.Reveal(), "domain": domain})
-	b, _, err := c.rc.Do(ctx, http.MethodPost, apiPath+"/auth/token", body, http.Header{"Content-Type": {"application/json"}})
-	var he *rest.HTTPError
-	switch {
-	case errors.As(err, &he) && he.AuthFailed():
-		return fmt.Errorf("logging in as %s: %w (%s)", c.t.Username, ErrLogin, he.Msg)
-	case err != nil:
-		return fmt.Errorf("logging in: %w", err)
-	}
-	tk, err := parseToken(b)
-	if err != nil {
-		return fmt.Errorf("logging in: %w", err)
-	}
-	c.tok.Set(tk.Token, tk.Expiry)
-	c.log.Debug("token created", "expires", c.tok.Expires)
-	return nil
-}
-
-// call sends an authenticated request below the API and decodes the
-// answer into v as it arrives. With a kept token, a 401/403 logs in again
-// once and retries.
-func (c *Collector) call(ctx context.Context, method, path string, body []byte, v any) error {
-	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
-		hdr := http.Header{"Authorization": {"NetworkInsight " + c.tok.Value}}
-		if body != nil {
-			hdr.Set("Content-Type", "application/json")
-		}
-		return struct{}{}, c.rc.DoJSON(ctx, method, apiPath+path, body, hdr, v)
+	return c.Login(ctx, "/auth/token", body, c.t.Username, ErrLogin, func(b []byte) (string, int64, error) {
+		tk, err := parseToken(b)
+		return tk.Token, tk.Expiry, err
 	})
-	return err
-}
-
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if !c.sess.Active() {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("vrni %s: %w", c.host, err)
-		}
-	}
-	return nil
 }
 
 // Identify returns the API version (the API names no instance id).
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.EnsureSession(ctx); err != nil {
 		return collectors.Identity{}, err
 	}
 	var v struct {
 		APIVersion string `json:"api_version"`
 	}
-	if err := c.call(ctx, http.MethodGet, "/info/version", nil, &v); err != nil {
-		return collectors.Identity{}, fmt.Errorf("vrni %s: /info/version: %w", c.host, err)
+	if err := c.Call(ctx, http.MethodGet, "/info/version", nil, &v); err != nil {
+		return collectors.Identity{}, fmt.Errorf("vrni %s: /info/version: %w", c.Host, err)
 	}
-	return collectors.Identity{Version: "API " + v.APIVersion, Name: c.host}, nil
+	return collectors.Identity{Version: "API " + v.APIVersion, Name: c.Host}, nil
 }
 
 // Close deletes the token.
 func (c *Collector) Close(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok.Value == "" {
-		return nil
-	}
-	hdr := http.Header{"Authorization": {"NetworkInsight " + c.tok.Value}}
-	c.tok.Value = ""
-	_, _, err := c.rc.Do(ctx, http.MethodDelete, apiPath+"/auth/token", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("vrni %s: deleting the token: %w", c.host, err)
-	}
-	return nil
+	return c.Logout(ctx, http.MethodDelete, "/auth/token")
 }

@@ -25,12 +25,12 @@ const (
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.EnsureSession(ctx); err != nil {
 		return nil, err
 	}
 	var lic licenses
 	if err := c.get(ctx, "/deployment/licenses", &lic); err != nil {
-		return nil, fmt.Errorf("vrops %s: reading the licences (/deployment/licenses): %w", c.host, err)
+		return nil, fmt.Errorf("vrops %s: reading the licences (/deployment/licenses): %w", c.Host, err)
 	}
 	vms, err := c.read(ctx)
 	if err != nil {
@@ -39,13 +39,13 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	p := c.product(edition(lic.List, time.Now()))
 	obs, sum := p.Build(vms)
 	c.lastVMs = len(vms)
-	sum.Log(c.log, p, len(obs))
+	sum.Log(c.Log, p, len(obs))
 	return obs, nil
 }
 
 // product is what aria.Build needs of this collection.
 func (c *Collector) product(edition string) aria.Product {
-	return aria.Product{Kind: Kind, Host: c.host, VCenterUUID: c.vcUUID, VCenterHost: c.vcHost, Mode: c.opts.Mode,
+	return aria.Product{Kind: Kind, Host: c.Host, VCenterUUID: c.VCenterUUID, VCenterHost: c.VCenterName, Mode: c.opts.Mode,
 		Edition: edition, RulesVersion: RulesVersion}
 }
 
@@ -59,14 +59,14 @@ func (c *Collector) read(ctx context.Context) ([]aria.VM, error) {
 		p := new(resourcePage)
 		path := fmt.Sprintf("%s?resourceKind=VirtualMachine&adapterKind=VMWARE&page=%d&pageSize=%d", list, page, c.opts.PageSize)
 		if err := c.get(ctx, path, p); err != nil {
-			return nil, c.rc.PageError(list, page+1, err)
+			return nil, c.RC.PageError(list, page+1, err)
 		}
 		if err := p.check(); err != nil {
-			return nil, c.rc.PageError(list, page+1, err)
+			return nil, c.RC.PageError(list, page+1, err)
 		}
 		if p.PageInfo.Page != page {
 			// A server that ignores page would page forever.
-			return nil, c.rc.PageError(list, page+1, fmt.Errorf("the answer is for page %d, asked for %d", p.PageInfo.Page, page))
+			return nil, c.RC.PageError(list, page+1, fmt.Errorf("the answer is for page %d, asked for %d", p.PageInfo.Page, page))
 		}
 		for i := range p.ResourceList {
 			r := &p.ResourceList[i]

@@ -52,11 +52,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/aria"
@@ -86,22 +83,13 @@ var ErrNotPaired = errors.New("an Aria Operations instance must be paired with a
 // apiPath is the suite API's path below the endpoint.
 const apiPath = "/suite-api/api"
 
-// maxThrottled is how many 503 (or 429) answers one call waits out.
-const maxThrottled = 5
-
 // Collector collects one Aria Operations instance. Calls are serialised.
 type Collector struct {
-	t      collectors.Target
-	opts   Options
-	rc     *rest.Client
-	host   string
-	vcUUID string // the paired vCenter's instance UUID, lower case
-	vcHost string // the paired vCenter's host name
-	log    *slog.Logger
-	sess   rest.Session
+	*aria.Conn
+	t    collectors.Target
+	opts Options
 
 	mu      sync.Mutex
-	tok     aria.Token // Value "" when logged out
 	lastVMs int
 }
 
@@ -119,26 +107,11 @@ func newCollector(t collectors.Target) (*Collector, error) {
 		return nil, err
 	}
 	c := &Collector{t: t, opts: opts}
-	if c.rc, err = rest.NewClient(Kind, &c.t, apiPath); err != nil {
+	c.Conn, err = aria.Connect(&c.t, aria.Config{Kind: Kind, Product: "Aria Operations", APIPath: apiPath, Scheme: "OpsToken",
+		Limits: limits, ErrorMessage: errorMessage, NotPaired: ErrNotPaired}, c.login)
+	if err != nil {
 		return nil, err
 	}
-	c.host = c.rc.Host()
-	if t.Paired == nil || t.Paired.InstanceID == "" {
-		return nil, fmt.Errorf("vrops %s: %w", c.host, ErrNotPaired)
-	}
-	c.vcUUID = strings.ToLower(strings.TrimSpace(t.Paired.InstanceID))
-	if u, err := rest.ParseEndpoint("vcenter", t.Paired.Endpoint, ""); err == nil {
-		c.vcHost = u.Hostname()
-	}
-	c.rc.Header = http.Header{"Accept": {"application/json"}}
-	c.rc.ErrorMessage = errorMessage
-	c.rc.Limits = limits
-	c.log = c.t.Logger // collectors.New adds the kind and host
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("Aria Operations is busy, waiting", "status", status, "wait", wait)
-	}
-	c.sess = c.tok.Session("Aria Operations", c.log, c.login)
 	return c, nil
 }
 
@@ -153,41 +126,16 @@ func errorMessage(b []byte) string {
 // login acquires a token.
 func (c *Collector) login(ctx context.Context) error {
 	body, _ := json.Marshal(map[string]string{"username": c.t.Username, "password": c.t.Password.Reveal(), "authSource": c.opts.AuthSource})
-	b, _, err := c.rc.Do(ctx, http.MethodPost, apiPath+"/auth/token/acquire", body, http.Header{"Content-Type": {"application/json"}})
-	var he *rest.HTTPError
-	switch {
-	case errors.As(err, &he) && he.AuthFailed():
-		return fmt.Errorf("logging in as %s: %w (%s)", c.t.Username, ErrLogin, he.Msg)
-	case err != nil:
-		return fmt.Errorf("logging in: %w", err)
-	}
-	tk, err := parseToken(b)
-	if err != nil {
-		return fmt.Errorf("logging in: %w", err)
-	}
-	c.tok.Set(tk.Token, tk.Validity)
-	c.log.Debug("token acquired", "valid_until", c.tok.Expires)
-	return nil
+	return c.Login(ctx, "/auth/token/acquire", body, c.t.Username, ErrLogin, func(b []byte) (string, int64, error) {
+		tk, err := parseToken(b)
+		return tk.Token, tk.Validity, err
+	})
 }
 
 // get reads an authenticated path below the API, decoding the answer into
-// v as it arrives. With a kept token, a 401/403 acquires a new one once and
-// retries.
+// v as it arrives.
 func (c *Collector) get(ctx context.Context, path string, v any) error {
-	_, err := rest.WithSession(ctx, &c.sess, func() (struct{}, error) {
-		return struct{}{}, c.rc.DoJSON(ctx, http.MethodGet, apiPath+path, nil, http.Header{"Authorization": {"OpsToken " + c.tok.Value}}, v)
-	})
-	return err
-}
-
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if !c.sess.Active() {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("vrops %s: %w", c.host, err)
-		}
-	}
-	return nil
+	return c.Call(ctx, http.MethodGet, path, nil, v)
 }
 
 // Identify returns the release and build of the instance (the suite API
@@ -195,29 +143,19 @@ func (c *Collector) ensureSession(ctx context.Context) error {
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.EnsureSession(ctx); err != nil {
 		return collectors.Identity{}, err
 	}
 	var v version
 	if err := c.get(ctx, "/versions/current", &v); err != nil {
-		return collectors.Identity{}, fmt.Errorf("vrops %s: /versions/current: %w", c.host, err)
+		return collectors.Identity{}, fmt.Errorf("vrops %s: /versions/current: %w", c.Host, err)
 	}
-	return collectors.Identity{Version: v.ReleaseName, Build: v.BuildNumber, Name: c.host}, nil
+	return collectors.Identity{Version: v.ReleaseName, Build: v.BuildNumber, Name: c.Host}, nil
 }
 
 // Close releases the token.
 func (c *Collector) Close(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok.Value == "" {
-		return nil
-	}
-	hdr := http.Header{"Authorization": {"OpsToken " + c.tok.Value}}
-	c.tok.Value = ""
-	_, _, err := c.rc.Do(ctx, http.MethodPost, apiPath+"/auth/token/release", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("vrops %s: releasing the token: %w", c.host, err)
-	}
-	return nil
+	return c.Logout(ctx, http.MethodPost, "/auth/token/release")
 }

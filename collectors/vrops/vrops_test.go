@@ -242,7 +242,7 @@ func TestTokens(t *testing.T) {
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
-		c.tok.Expires = time.Now().Add(-time.Second) // as the validity the login answered has passed
+		c.Tok.Expires = time.Now().Add(-time.Second) // as the validity the login answered has passed
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,7 @@ func TestTokens(t *testing.T) {
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
-		tok := c.tok.Value
+		tok := c.Tok.Value
 		if err := c.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +346,7 @@ func TestNoSecretsLogged(t *testing.T) {
 	if _, err := c.Collect(context.Background(), hour); err != nil {
 		t.Fatal(err)
 	}
-	tok := c.tok.Value
+	tok := c.Tok.Value
 	s.ExpireSessions()
 	if _, err := c.Collect(context.Background(), hour); err != nil {
 		t.Fatal(err)

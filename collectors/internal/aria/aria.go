@@ -1,9 +1,12 @@
 // Package aria is what the two Aria collectors (collectors/vrops, Aria
 // Operations, and collectors/vrni, Aria Operations for Networks) share: the
-// billing mode option, and turning the monitored VMs each reads into
-// vm.monitored observations keyed "<vCenter instance UUID>/moref/<MoRef>",
-// with the summary each collection logs (the VMs not metered, and why; the
-// vCenters other than the paired one, "unjoined").
+// connection (Conn: the REST client, the pairing with a vCenter, a token
+// that expires, kept between hours and renewed, Token), the billing mode
+// option, and turning the monitored VMs each reads into vm.monitored
+// observations keyed "<vCenter instance UUID>/moref/<MoRef>", with the
+// summary each collection logs (the VMs not metered, and why; the vCenters
+// other than the paired one, "unjoined"). Each product package keeps its
+// API's shapes, its login body, its paging and its edition rules.
 package aria
 
 import (
