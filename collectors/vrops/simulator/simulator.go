@@ -118,10 +118,6 @@ type Faults struct {
 	// IgnorePage makes the resource list answer its first page whatever
 	// page is asked for (a broken proxy or server).
 	IgnorePage bool
-	// ShortValidity makes new tokens expire at once by their validity
-	// (the server still accepts them): a client that renews by validity
-	// logs in again before each call.
-	ShortValidity bool
 }
 
 // Ops is a simulated Aria Operations instance. It is safe for concurrent use.
@@ -248,9 +244,6 @@ func (s *Ops) acquire(w http.ResponseWriter, r *http.Request, f Faults) {
 	token := hex.EncodeToString(b) + "::" + hex.EncodeToString(b[:8])
 	s.sessions.Open(token, struct{}{})
 	exp := time.Now().Add(TokenValidity)
-	if f.ShortValidity {
-		exp = time.Now().Add(-time.Second)
-	}
 	writeJSON(w, map[string]any{"token": token, "validity": exp.UnixMilli(),
 		"expiresAt": exp.UTC().Format("Monday, January 2, 2006 at 3:04:05 PM Coordinated Universal Time"), "roles": []any{}})
 }
