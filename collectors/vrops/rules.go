@@ -3,6 +3,7 @@ package vrops
 import (
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/usagemeter/usagemeter/collectors"
 )
@@ -26,14 +27,15 @@ var editions = collectors.Editions{
 
 // edition is the highest edition among the licences that have not expired
 // at now: a licence's edition names it as a word ("Advanced", "vRealize
-// Operations Enterprise", "ENTERPRISE"); "" when no licence says one.
+// Operations Enterprise", "ENTERPRISE", "VROPS_ADVANCED"); "" when no
+// licence says one.
 func edition(ls []license, now time.Time) string {
 	var words []string
 	for _, l := range ls {
 		if l.ExpirationDate > 0 && time.UnixMilli(l.ExpirationDate).Before(now) {
 			continue
 		}
-		words = append(words, strings.Fields(strings.ToLower(l.Edition))...)
+		words = append(words, strings.FieldsFunc(strings.ToLower(l.Edition), func(r rune) bool { return !unicode.IsLetter(r) })...)
 	}
 	return editions.Highest(words)
 }

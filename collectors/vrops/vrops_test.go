@@ -178,6 +178,9 @@ func TestRules(t *testing.T) {
 		if len(obs) != 1 || obs[0].Edition != "(Flex add-on)" {
 			t.Fatalf("%+v", obs)
 		}
+		if ed := edition([]license{{Edition: "VROPS_ADVANCED"}, {Edition: "vRealize Operations Standard"}}, hour); ed != EditionAdvanced {
+			t.Fatalf("edition %q", ed)
+		}
 	})
 }
 
