@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +208,48 @@ func TestAriaModeChangeMidMonth(t *testing.T) {
 		"Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t6.000\tops.corp.example\t\tNo Customer Label\n",
 		"Aria Operations\tAdvanced (standalone)\tNon-unique VM Count\tcount\t2.000\tops.corp.example\t\tNo Customer Label\n",
 	}, []string{"Advanced (Flex add-on)\tNon-unique VM Count", "Advanced (standalone)\tAverage Capped Billed vRAM"})
+}
+
+// BenchmarkAriaJoin50kVMs: a month's report with 50,000 vCenter VMs (three
+// spans each in March, their MoRef in vm_moref) all monitored by an Aria
+// Operations instance as a Flex add-on (one span each, keyed by MoRef):
+// the joined vRAM figure is one hash join over month_spans.
+func BenchmarkAriaJoin50kVMs(b *testing.B) {
+	f := newFixture(b)
+	f.register(b)
+	ops, err := f.st.AddProduct(context.Background(), store.Product{Kind: "vrops", Endpoint: "https://ops.corp.example", Options: json.RawMessage(`{}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.exec(b, `
+	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+	SELECT $1, 'vm.vram', 'vc-uuid/vm/' || i, seg.h0, seg.h1, 1024 + (i % 16) * 512, 'MB', 'e', '\x00',
+	       jsonb_build_object('vm', 'vm-' || i, 'host', 'esx-' || (i % 500), 'vcenter', 'vc01.corp.example', 'vm_moref', 'vm-' || i)
+	  FROM generate_series(0, 49999) AS i
+	 CROSS JOIN LATERAL (VALUES ($2::timestamptz, $2::timestamptz + interval '239 hours'),
+	                            ($2::timestamptz + interval '240 hours', $2::timestamptz + interval '479 hours'),
+	                            ($2::timestamptz + interval '480 hours', $3::timestamptz - interval '1 hour')) AS seg(h0, h1)`, f.vc, march.Start, march.End)
+	f.exec(b, `
+	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+	SELECT $1, 'vm.monitored', 'vc-uuid/moref/vm-' || i, $2::timestamptz, $3::timestamptz - interval '1 hour', 1, 'count', $4, '\x00',
+	       jsonb_build_object('vm', 'vm-' || i)
+	  FROM generate_series(0, 49999) AS i`, ops, march.Start, march.End, collectors.AriaEdition("Advanced", collectors.AriaAddon))
+	f.exec(b, `ANALYZE`)
+	g := f.generator(b, anonymize.ModeNone, nil)
+	if testing.Verbose() {
+		g.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bundle, _, err := g.Build(context.Background(), march)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, fl := range bundle.Files {
+			// 50,000 VMs: 1 to 8.5 GB each (i % 16), all month.
+			if fl.Name == FileMonthly && !strings.Contains(string(fl.Data), "Aria Operations\tAdvanced (Flex add-on)\tAverage Capped Billed vRAM\tGB\t237500.000\t") {
+				b.Fatalf("no joined figure:\n%s", fl.Data)
+			}
+		}
+	}
 }
