@@ -15,7 +15,6 @@ import (
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/vrops/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -153,7 +152,7 @@ func TestAriaModeChangeMidMonth(t *testing.T) {
 	u, thumb := sim.Start(t)
 	collect := func(hour time.Time, mode string) {
 		t.Helper()
-		c, err := collectors.New(collectors.Target{Kind: "vrops", Endpoint: u, Username: "meter", Password: config.Secret("pw"), Thumbprint: thumb,
+		c, err := collectors.New(collectors.Target{Kind: "vrops", Endpoint: u, Username: "meter", Password: collectors.Secret("pw"), Thumbprint: thumb,
 			Options: json.RawMessage(`{"mode":"` + mode + `"}`), Timeout: 5 * time.Second,
 			Paired: &collectors.Target{Kind: "vcenter", Endpoint: "vc01.corp.example", InstanceID: ariaVC}})
 		if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/internal/aria"
 	"github.com/usagemeter/usagemeter/collectors/vrni/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -31,7 +30,7 @@ const (
 
 func target(u, user, pass, thumb, opts string) collectors.Target {
 	return collectors.Target{
-		Kind: Kind, Endpoint: u, Username: user, Password: config.Secret(pass), Thumbprint: thumb,
+		Kind: Kind, Endpoint: u, Username: user, Password: collectors.Secret(pass), Thumbprint: thumb,
 		Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 		Paired: &collectors.Target{Kind: "vcenter", Endpoint: "https://VC01.corp.example/sdk", InstanceID: vcUUID},
 	}
