@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +136,245 @@ func TestCases(t *testing.T) {
 		}
 		collectortest.Golden(t, dir, c, hour)
 	})
+}
+
+// conformanceSim gives the conformance kit its fault switch.
+type conformanceSim struct{ *simulator.Server }
+
+func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
+
+// TestConformance runs the suite every REST collector passes, on a state of
+// several pages. The Kubernetes API has no session (a bearer token on each
+// call): the suite's session checks do not apply, the others do (the token
+// refused is ErrAuth and not retried, the deadline per call, cancellation,
+// certificate pinning, no token in an error).
+func TestConformance(t *testing.T) {
+	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
+		st := loadState(t, "testdata/several-pages/state.json")
+		_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
+		s := simulator.New(st)
+		u, thumb := s.Start(t)
+		return conformanceSim{s}, target(u, st.Token, thumb, `{"page_size": 2}`, paired)
+	}})
+}
+
+func collectByMachine(t *testing.T, c *Collector) map[string]collectors.Observation {
+	t.Helper()
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]collectors.Observation{}
+	for _, o := range obs {
+		if o.Metric != collectors.MetricTanzuVRAM || o.Unit != collectors.UnitMB || o.Edition != Edition ||
+			!strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") || o.Dims[DimRulesVersion] != RulesVersion {
+			t.Errorf("bad observation %+v", o)
+		}
+		if _, dup := m[o.Dims[DimMachine]]; dup {
+			t.Errorf("%s observed twice", o.Dims[DimMachine])
+		}
+		m[o.Dims[DimMachine]] = o
+	}
+	return m
+}
+
+// TestRules checks the TKGm rules on the case states, independently of the
+// golden files.
+func TestRules(t *testing.T) {
+	t.Run("edge cases", func(t *testing.T) {
+		_, c := start(t, "testdata/edge-cases", "")
+		got := collectByMachine(t, c)
+		for m, want := range map[string]float64{
+			"tkg-system/tkg-mgmt-control-plane-e1":     4096,
+			"edge/edge-k8s-md-0-uppercase":             4096, // provider ID in upper case: joined
+			"orphans/gone-k8s-md-0-x":                  1024, // its Cluster is not listed: billed as a workload machine
+			"edge/edge-k8s-md-0-provisioning":          0,    // no provider ID
+			"edge/edge-k8s-md-0-unknown-vm":            0,    // unjoined
+			"edge/edge-k8s-md-0-deleting":              0,    // VM powered off
+			"edge/edge-k8s-md-0-suspended":             0,
+			"edge/edge-k8s-md-0-aws":                   0, // not vSphere
+			"edge/edge-k8s-md-0-uppercase-replacement": 0, // the same VM as another machine: once
+		} {
+			o, ok := got[m]
+			if ok != (want > 0) || o.Quantity != want {
+				t.Errorf("%s: observed %v with %v MB, want %v MB", m, ok, o.Quantity, want)
+			}
+		}
+		if r := got["orphans/gone-k8s-md-0-x"].Dims[DimK8sClusterRole]; r != "workload" {
+			t.Errorf("role %q", r)
+		}
+		sum := c.Summary()
+		want := Summary{Clusters: 2, Machines: 9, Billed: 3, NotBilled: 2, NoProviderID: 1, OtherInfra: 1,
+			Unjoined: []string{"edge/edge-k8s-md-0-unknown-vm"}, Duplicates: 1}
+		if !reflect.DeepEqual(sum, want) {
+			t.Errorf("summary %+v, want %+v", sum, want)
+		}
+	})
+	t.Run("roles and capped vRAM", func(t *testing.T) {
+		_, c := start(t, "testdata/small", "")
+		got := collectByMachine(t, c)
+		if len(got) != 5 {
+			t.Fatalf("%d observations, want 5", len(got))
+		}
+		cp := got["tkg-system/tkg-mgmt-control-plane-x7k2p"].Dims
+		if cp[DimK8sClusterRole] != "management" || cp[DimMachineRole] != "control-plane" || cp["vm"] != "tkg-mgmt-control-plane-x7k2p" {
+			t.Errorf("management control plane dims %v", cp)
+		}
+		if q := got["acme/acme-prod-md-0-7f6c5-fghij"].Quantity; q != collectors.VRAMCapMB {
+			t.Errorf("64 GB reserved: %v MB, want the cap", q)
+		}
+		if d := got["acme/acme-prod-md-0-7f6c5-abcde"].Dims; d[DimK8sClusterRole] != "workload" || d[DimMachineRole] != "worker" || d[DimK8sCluster] != "acme/acme-prod" {
+			t.Errorf("workload worker dims %v", d)
+		}
+	})
+	t.Run("cores: each host once", func(t *testing.T) {
+		_, c := start(t, "testdata/small", `{"metric": "cores"}`)
+		obs, err := c.Collect(context.Background(), hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0.0
+		for _, o := range obs {
+			if o.Metric != collectors.MetricTanzuCores || o.Unit != collectors.UnitCores || !strings.HasPrefix(o.ObjectKey, vcUUID+"/host/") {
+				t.Errorf("bad observation %+v", o)
+			}
+			total += o.Quantity
+		}
+		if len(obs) != 2 || total != 32+48 {
+			t.Fatalf("%d hosts, %v cores; want 2 hosts, 80 cores", len(obs), total)
+		}
+	})
+	t.Run("provider IDs", func(t *testing.T) {
+		for in, want := range map[string]string{
+			"vsphere://4237a1b2-0000-4000-8000-000000000001":   "4237a1b2-0000-4000-8000-000000000001",
+			" VSPHERE://4237A1B2-0000-4000-8000-000000000001 ": "4237A1B2-0000-4000-8000-000000000001",
+			"vsphere:///4237a1b2":                              "4237a1b2",
+			"vsphere://":                                       "",
+			"aws:///eu-west-1a/i-0a1b":                         "",
+			"":                                                 "",
+		} {
+			if got, ok := biosUUID(in); got != want || ok != (want != "") {
+				t.Errorf("biosUUID(%q) = %q, %v; want %q", in, got, ok, want)
+			}
+		}
+	})
+}
+
+func TestFaults(t *testing.T) {
+	st := loadState(t, "testdata/several-pages/state.json")
+	_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
+	for _, tc := range []struct {
+		name    string
+		faults  simulator.Faults
+		timeout time.Duration
+		want    []string
+		is      error
+	}{
+		{"500 on page 2", simulator.Faults{FailPage: 2, FailResource: "machines"}, 0,
+			[]string{"tkgm 127.0.0.1: machines.cluster.x-k8s.io page 2", "etcdserver: request timed out"}, nil},
+		{"malformed provider ID", simulator.Faults{MalformField: "providerID"}, 0,
+			[]string{"machines.cluster.x-k8s.io page 1", "machine acme/acme-k8s-control-plane-0: field spec.providerID: expected a string, got a number"}, nil},
+		{"malformed cluster name", simulator.Faults{MalformField: "clusterName"}, 0,
+			[]string{"field spec.clusterName: expected a string, got an array"}, nil},
+		{"malformed labels", simulator.Faults{MalformField: "labels"}, 0,
+			[]string{"field metadata.labels: expected an object, got a string"}, nil},
+		{"malformed metadata", simulator.Faults{MalformField: "metadata"}, 0,
+			[]string{"machines.cluster.x-k8s.io page 1", "metadata"}, nil},
+		{"malformed items", simulator.Faults{MalformField: "items"}, 0,
+			[]string{"clusters.cluster.x-k8s.io page 1", "items"}, nil},
+		{"truncated", simulator.Faults{Truncate: true}, 0, []string{"clusters.cluster.x-k8s.io page 1"}, nil},
+		{"continue token given back", simulator.Faults{RepeatContinue: true}, 0,
+			[]string{"page 2", "gives back the continue token it was asked with"}, nil},
+		{"slow API", simulator.Faults{Delay: 300 * time.Millisecond}, 100 * time.Millisecond,
+			[]string{"clusters.cluster.x-k8s.io page 1", "no answer within the 100ms deadline"}, context.DeadlineExceeded},
+		{"token expires mid-collection", simulator.Faults{TokenExpiresAfter: 4}, 0,
+			[]string{"listing machines.cluster.x-k8s.io", "the bearer token was refused", "the bearer token of " + simulator.DefaultServiceAccount + " is wrong, revoked"},
+			collectors.ErrAuth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c := startWith(t, st, `{"page_size": 2}`, paired)
+			if tc.timeout > 0 {
+				c.t.Timeout = tc.timeout
+			}
+			s.SetFaults(tc.faults)
+			_, err := c.Collect(context.Background(), hour)
+			collectortest.WantError(t, err, tc.want, tc.is)
+		})
+	}
+}
+
+func TestPaging(t *testing.T) {
+	st := loadState(t, "testdata/several-pages/state.json")
+	_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
+	t.Run("continue token expired: listed again once", func(t *testing.T) {
+		s, c := startWith(t, st, `{"page_size": 2}`, paired)
+		s.SetFaults(simulator.Faults{ExpireContinue: 1})
+		if got := collectByMachine(t, c); len(got) != 11 {
+			t.Fatalf("%d observations, want 11", len(got))
+		}
+		s, c = startWith(t, st, `{"page_size": 2}`, paired)
+		s.SetFaults(simulator.Faults{ExpireContinue: 2})
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"clusters.cluster.x-k8s.io page 2", "too old"}, nil)
+	})
+	t.Run("throttled: Retry-After waited out", func(t *testing.T) {
+		s, c := startWith(t, st, `{"page_size": 4}`, paired)
+		s.SetFaults(simulator.Faults{ThrottleEvery: 3})
+		if got := collectByMachine(t, c); len(got) != 11 {
+			t.Fatalf("%d observations, want 11", len(got))
+		}
+	})
+	t.Run("one page", func(t *testing.T) {
+		s, c := startWith(t, st, `{"page_size": 5000}`, paired)
+		if got := collectByMachine(t, c); len(got) != 11 {
+			t.Fatalf("%d observations, want 11", len(got))
+		}
+		if n := s.Calls(); n != 2 {
+			t.Errorf("%d calls for two lists of one page each", n)
+		}
+	})
+	t.Run("not a management cluster", func(t *testing.T) {
+		nc := st
+		nc.NoClusterAPI = true
+		_, c := startWith(t, nc, "", paired)
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"clusters.cluster.x-k8s.io/v1beta1 is not served", "is the endpoint the TKG management cluster, not a workload cluster?"}, nil)
+	})
+}
+
+// TestToken: a refused token is ErrAuth, one call an hour, never retried
+// within it; a bound token's expiry is said; the token is in no error.
+func TestToken(t *testing.T) {
+	st := loadState(t, "testdata/small/state.json")
+	_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
+	expired := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st.Token = simulator.ServiceAccountToken(simulator.DefaultServiceAccount, expired)
+	s, c := startWith(t, st, "", paired)
+	for range 2 {
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"expired at 2026-01-02T03:04:05Z", "kubectl create token"}, ErrToken)
+		if !errors.Is(err, collectors.ErrBadCredentials) || strings.Contains(err.Error(), st.Token) {
+			t.Fatalf("error %v", err)
+		}
+	}
+	if s.Calls() != 2 {
+		t.Errorf("%d calls in two hours with a refused token, want 2", s.Calls())
+	}
+	// A new token: the admin updates the product.
+	fresh := simulator.ServiceAccountToken(simulator.DefaultServiceAccount, time.Now().Add(24*time.Hour))
+	s.SetToken(fresh)
+	tgt := c.t
+	tgt.Password = config.Secret(fresh)
+	c2, err := newCollector(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close(context.Background())
+	if got := collectByMachine(t, c2); len(got) != 5 {
+		t.Fatalf("%d observations with a fresh token", len(got))
+	}
+	// Revoked before its expiry.
+	s.SetToken("another")
+	_, err = c2.Collect(context.Background(), hour)
+	collectortest.WantError(t, err, []string{"is revoked, or its service account was deleted"}, collectors.ErrAuth)
 }

@@ -142,7 +142,7 @@ type Faults struct {
 	// TokenExpiresAfter: the token is refused (401) after that many calls
 	// made with it (0: never), as a bound token reaching its expiry.
 	TokenExpiresAfter int
-	ExpireContinue    bool // a continue token answers 410 Gone (Expired)
+	ExpireContinue    int  // the first ExpireContinue continued pages answer 410 Gone (Expired)
 	RepeatContinue    bool // every page answers the continue token it was asked with (a broken proxy)
 	ThrottleEvery     int  // every ThrottleEvery-th call answers 429 with Retry-After: 1 (0: never)
 	Forbid            string
@@ -156,6 +156,7 @@ type Server struct {
 	mu      sync.Mutex
 	st      State
 	expired bool // the token was refused by an expiry
+	gone    int  // continue tokens answered 410
 	authed  int  // calls made with the token
 }
 
@@ -373,7 +374,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State
 			status(w, http.StatusBadRequest, "BadRequest", "continue key is not valid: "+fmt.Sprint(err), nil)
 			return
 		}
-		if f.ExpireContinue {
+		s.mu.Lock()
+		gone := s.gone < f.ExpireContinue
+		if gone {
+			s.gone++
+		}
+		s.mu.Unlock()
+		if gone {
 			status(w, http.StatusGone, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.", nil)
 			return
 		}
