@@ -3,8 +3,15 @@ package tkgm
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +26,7 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/tkgm/simulator"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -377,4 +385,154 @@ func TestToken(t *testing.T) {
 	s.SetToken("another")
 	_, err = c2.Collect(context.Background(), hour)
 	collectortest.WantError(t, err, []string{"is revoked, or its service account was deleted"}, collectors.ErrAuth)
+}
+
+func TestBadInput(t *testing.T) {
+	vc := &collectors.Target{Kind: "vcenter", Endpoint: "https://vc01.example", Username: "u", Password: "p", InstanceID: vcUUID}
+	for _, tc := range []struct {
+		name   string
+		edit   func(*collectors.Target)
+		want   string
+		wantIs error
+	}{
+		{"not paired", func(t *collectors.Target) { t.Paired = nil }, "must be paired", ErrNotPaired},
+		{"paired with a vCenter of unknown identity", func(t *collectors.Target) { t.Paired = &collectors.Target{Kind: "vcenter"} }, "must be paired", ErrNotPaired},
+		{"http endpoint", func(t *collectors.Target) { t.Endpoint = "http://mgmt.example:6443" }, "scheme must be https", nil},
+		{"no token", func(t *collectors.Target) { t.Password = "" }, "the bearer token of the service account is required", nil},
+		{"bad metric", func(t *collectors.Target) { t.Options = json.RawMessage(`{"metric": "pods"}`) }, `metric "pods": must be "vram" or "cores"`, nil},
+		{"bad CA", func(t *collectors.Target) { t.Options = json.RawMessage(`{"ca": "bm90IGEgY2VydA=="}`) }, "ca: no PEM certificate in it", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tgt := target("https://mgmt.example:6443", "tok", "", "", vc)
+			tc.edit(&tgt)
+			_, err := collectors.New(tgt)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.wantIs != nil && !errors.Is(err, tc.wantIs)) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("paired with another vCenter", func(t *testing.T) {
+		_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
+		paired.InstanceID = "5003c0de-0000-4000-8000-00000000ffff"
+		_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"reading the paired vCenter", "is now instance " + vcUUID + ", not 5003c0de-0000-4000-8000-00000000ffff"}, nil)
+	})
+	t.Run("paired vCenter refuses its password", func(t *testing.T) {
+		_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
+		paired.Password = "wrong"
+		_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+		_, err := c.Collect(context.Background(), hour)
+		collectortest.WantError(t, err, []string{"reading the paired vCenter", "incorrect user name or password"}, collectors.ErrAuth)
+	})
+}
+
+// TestCA: the API server's CA given as option ca (PEM, or base64 as in a
+// kubeconfig) is trusted without a pinned thumbprint; another CA is not.
+func TestCA(t *testing.T) {
+	st := loadState(t, "testdata/small/state.json")
+	_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
+	s := simulator.New(st)
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	// httptest's certificate is for 127.0.0.1 and example.com, signed by itself.
+	pemCA := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	for name, ca := range map[string]string{"PEM": pemCA, "base64": base64.StdEncoding.EncodeToString([]byte(pemCA))} {
+		opts, _ := json.Marshal(map[string]string{"ca": ca})
+		c, err := newCollector(target(srv.URL, st.Token, "", string(opts), paired))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := collectByMachine(t, c); len(got) != 5 {
+			t.Fatalf("%s CA: %d observations", name, len(got))
+		}
+		_ = c.Close(context.Background())
+	}
+	c, err := newCollector(target(srv.URL, st.Token, "", "", paired))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Collect(context.Background(), hour)
+	var ce *tlsutil.CertError
+	if !errors.As(err, &ce) || !errors.Is(err, tlsutil.ErrUntrusted) {
+		t.Fatalf("no CA, no thumbprint: %v", err)
+	}
+}
+
+// TestNoSecretsLogged: the token is in no log line and no error, at debug
+// level, through a collection and a refusal.
+func TestNoSecretsLogged(t *testing.T) {
+	st := loadState(t, "testdata/edge-cases/state.json")
+	_, paired := startVC(t, loadVC(t, "testdata/edge-cases/vcenter.json"))
+	s := simulator.New(st)
+	u, thumb := s.Start(t)
+	var buf bytes.Buffer
+	tg := target(u, st.Token, thumb, "", paired)
+	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := collectors.New(tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Collect(context.Background(), hour); err != nil {
+		t.Fatal(err)
+	}
+	s.SetToken("rotated")
+	_, err = c.Collect(context.Background(), hour)
+	if !errors.Is(err, ErrToken) {
+		t.Fatalf("error %v", err)
+	}
+	for _, secret := range []string{st.Token, paired.Password.Reveal()} {
+		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
+			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
+		}
+	}
+	for _, want := range []string{"no_provider_id=1", "unjoined=1", "edge/edge-k8s-md-0-unknown-vm", "other_infrastructure=1"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	_, c := start(t, "testdata/small", "")
+	id, err := c.Identify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.InstanceID != "0b6c5a9e-3d1f-4a2b-9c8d-7e6f5a4b3c2d" || id.Name != "tkg-system/tkg-mgmt" || id.Version != "v1.30.2+vmware.1" {
+		t.Fatalf("Identify = %+v", id)
+	}
+	s, c := start(t, "testdata/empty", "")
+	if id, err := c.Identify(context.Background()); err != nil || id.InstanceID != "" || id.Name != "127.0.0.1" {
+		t.Fatalf("no Cluster objects: Identify = %+v, %v", id, err)
+	}
+	s.SetToken("other")
+	if _, err := c.Identify(context.Background()); !errors.Is(err, ErrToken) {
+		t.Fatalf("refused token: %v", err)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{``, ""},
+		{`null`, ""},
+		{`{"metric": "cores", "page_size": 100}`, ""},
+		{`{"metric": "vcpu"}`, `metric "vcpu": must be "vram" or "cores"`},
+		{`{"page_size": 9000}`, "page_size 9000: must be between 1 and 5000"},
+		{`{"page_size": -1}`, "page_size -1: must be between 1 and 5000"},
+		{`{"tanzu_metric": "cores"}`, `unknown option "tanzu_metric" (known: metric, page_size, ca)`},
+		{`{"page_size": "10"}`, "option page_size: expected a int"},
+		{`{"ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}`, "ca: no PEM certificate in it"},
+		{`{"ca": "%%%"}`, "ca: neither PEM nor base64 of PEM"},
+	} {
+		o, err := ParseOptions(json.RawMessage(tc.in))
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: error %v, want %q", tc.in, err, tc.want)
+		}
+		if err == nil && (o.PageSize < 1 || o.Metric == "") {
+			t.Errorf("%s: defaults not filled in: %+v", tc.in, o)
+		}
+	}
 }

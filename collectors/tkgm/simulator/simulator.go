@@ -310,6 +310,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		major, rest, _ := strings.Cut(v, ".")
 		minor, _, _ := strings.Cut(rest, ".")
 		writeJSON(w, map[string]any{"major": major, "minor": minor, "gitVersion": st.GitVersion, "platform": "linux/amd64"})
+		return
 	case APIPath + "/clusters", APIPath + "/machines":
 		if st.NoClusterAPI {
 			break
