@@ -59,6 +59,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -323,15 +324,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if res == "clusters" {
-			s.list(w, r, f, st, res, "ClusterList", len(st.Clusters), func(i int) (string, any) {
-				c := st.Clusters[i]
-				return key(c.Namespace, c.Name), clusterObject(c, st.ResourceVersion)
-			})
+			s.list(w, r, f, st, res, "ClusterList", len(st.Clusters),
+				func(i int) string { return key(st.Clusters[i].Namespace, st.Clusters[i].Name) },
+				func(i int) any { return clusterObject(st.Clusters[i], st.ResourceVersion) })
 		} else {
-			s.list(w, r, f, st, res, "MachineList", len(st.Machines), func(i int) (string, any) {
-				m := st.Machines[i]
-				return key(m.Namespace, m.Name), machineObject(m, st, f.MalformField)
-			})
+			s.list(w, r, f, st, res, "MachineList", len(st.Machines),
+				func(i int) string { return key(st.Machines[i].Namespace, st.Machines[i].Name) },
+				func(i int) any { return machineObject(st.Machines[i], st, f.MalformField) })
 		}
 		return
 	}
@@ -352,7 +351,9 @@ type continueToken struct {
 }
 
 // list writes one page of a list, paged with limit and continue.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State, res, kind string, total int, item func(int) (string, any)) {
+// keyOf(i) is the storage key of item i (items are sorted by it), item(i)
+// the object.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State, res, kind string, total int, keyOf func(int) string, item func(int) any) {
 	q := r.URL.Query()
 	limit := 0
 	if v := q.Get("limit"); v != "" {
@@ -386,12 +387,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State
 			return
 		}
 		last := strings.TrimSuffix(tok.Start, "\x00")
-		for start < total {
-			if k, _ := item(start); k > last {
-				break
-			}
-			start++
-		}
+		start = sort.Search(total, func(i int) bool { return keyOf(i) > last })
 		if limit > 0 {
 			page = start/limit + 1
 		}
@@ -407,9 +403,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State
 	items := make([]any, 0, max(end-start, 0))
 	lastKey := ""
 	for i := start; i < end; i++ {
-		k, it := item(i)
-		items = append(items, it)
-		lastKey = k
+		items = append(items, item(i))
+		lastKey = keyOf(i)
 	}
 	meta := map[string]any{"resourceVersion": st.ResourceVersion}
 	if end < total {
