@@ -205,16 +205,6 @@ func (s *Server) SetToken(token string) {
 	s.st.Token, s.expired, s.authed = token, false, 0
 }
 
-// SetMachines replaces the machines (between collections).
-func (s *Server) SetMachines(ms []Machine) {
-	st := s.state()
-	st.Machines = ms
-	n := New(st)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.Machines = n.st.Machines
-}
-
 func (s *Server) state() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
