@@ -16,7 +16,7 @@ var Assumptions = []string{
 	"NSX: a VM reached by NSX features is billed on its vCenter capped billed vRAM in the hours the vCenter bills it; NSX-V Enterprise also on the non-unique count of those VMs",
 	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
 	"Tanzu Kubernetes Grid (TKGm) is reported as edition Standard (Advanced too) on the metric chosen per management cluster: the capped billed vRAM of the powered-on VMs of its management and workload cluster machines, or the cores of the hosts running one, read from the paired vCenter; those VMs bill vCenter Server vRAM as well, as TKGs VMs do",
-	"TKGm: a machine is joined to its VM by the BIOS UUID of its vsphere:// provider ID; a machine without one (not provisioned yet, or another infrastructure) or whose VM the paired vCenter does not know bills nothing in that hour",
+	"TKGm: a machine is joined to its VM by the BIOS UUID of its vsphere:// provider ID; a machine without one (not provisioned yet, or not on vSphere) or whose VM the paired vCenter does not know bills nothing in that hour",
 }
 
 // Aggregation kinds (METERING.md "Terms"); each is one SQL query in
