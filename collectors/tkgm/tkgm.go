@@ -119,9 +119,8 @@ type Collector struct {
 	// replace it).
 	vms func(ctx context.Context) (lookup, error)
 
-	mu      sync.Mutex
-	last    Summary
-	lastLen int
+	mu   sync.Mutex
+	last Summary
 }
 
 // New builds a tkgm collector for t. It validates the endpoint, the options
