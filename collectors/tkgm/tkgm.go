@@ -206,7 +206,7 @@ func (c *Collector) newClients() error {
 	cfg := &kuberest.Config{
 		Host:        c.base.String(),
 		BearerToken: c.t.Password.Reveal(),
-		Transport:   tr,
+		Transport:   limitAnswers{tr},
 		UserAgent:   "usagemeter",
 		QPS:         -1,
 	}
@@ -220,6 +220,42 @@ func (c *Collector) newClients() error {
 	}
 	c.http, c.dyn = hc, dyn
 	return nil
+}
+
+// maxAnswer bounds one answer's body: client-go reads a body whole before
+// it decodes it, and a page of 5,000 machines is about 10 MB.
+var maxAnswer int64 = 128 << 20
+
+// limitAnswers refuses answers longer than maxAnswer (an API server or
+// proxy gone wrong could send one without end).
+type limitAnswers struct{ rt http.RoundTripper }
+
+func (l limitAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(r)
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxAnswer}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+// ErrTooLarge is wrapped by the error of an answer over the size limit.
+var ErrTooLarge = errors.New("answer too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, fmt.Errorf("%w: more than %d MiB", ErrTooLarge, maxAnswer>>20)
+	}
+	return n, err
 }
 
 // call runs f under its own deadline of Target.Timeout.

@@ -311,6 +311,18 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestEndlessAnswer: an answer without end is refused at the size limit,
+// not read until memory runs out.
+func TestEndlessAnswer(t *testing.T) {
+	defer func(n int64) { maxAnswer = n }(maxAnswer)
+	maxAnswer = 4 << 20
+	st := loadState(t, "testdata/small/state.json")
+	s, c := startWith(t, st, "", &collectors.Target{Kind: "vcenter", InstanceID: vcUUID})
+	s.SetFaults(simulator.Faults{Endless: true})
+	_, err := c.Collect(context.Background(), hour)
+	collectortest.WantError(t, err, []string{"clusters.cluster.x-k8s.io page 1", "answer too large: more than 4 MiB"}, ErrTooLarge)
+}
+
 func TestPaging(t *testing.T) {
 	st := loadState(t, "testdata/several-pages/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))

@@ -147,6 +147,7 @@ type Faults struct {
 	RepeatContinue    bool // every page answers the continue token it was asked with (a broken proxy)
 	ThrottleEvery     int  // every ThrottleEvery-th call answers 429 with Retry-After: 1 (0: never)
 	Forbid            string
+	Endless           bool // list answers never end (an API server or proxy gone wrong)
 }
 
 // Server is a simulated management cluster API server. It is safe for
@@ -405,6 +406,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, st State
 		if f.RepeatContinue && cont != "" {
 			meta["continue"] = cont
 		}
+	}
+	if f.Endless && len(items) > 0 {
+		item, _ := json.Marshal(items[0])
+		simhttp.Endless(w, r, "application/json", []byte(`{"apiVersion":"`+Group+"/"+Version+`","kind":"`+kind+`","metadata":{},"items":[`), item, []byte(","))
+		return
 	}
 	var itemsJSON any = items
 	if f.MalformField == "items" {
