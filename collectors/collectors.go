@@ -18,8 +18,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // Metric names used by the collectors and the report. METERING.md says what
@@ -119,11 +117,11 @@ type Identifier interface {
 type Target struct {
 	ProductID  int64
 	Kind       string
-	Endpoint   string        // https://host[:port][/path]
-	Username   string        // may be empty for token-based products
-	Password   config.Secret // password or token
-	Thumbprint string        // accepted SHA-256 certificate thumbprint, when the system does not trust it
-	InstanceID string        // identity recorded at `product add` (vCenter: about.instanceUuid), "" if unknown
+	Endpoint   string // https://host[:port][/path]
+	Username   string // may be empty for token-based products
+	Password   Secret // password or token
+	Thumbprint string // accepted SHA-256 certificate thumbprint, when the system does not trust it
+	InstanceID string // identity recorded at `product add` (vCenter: about.instanceUuid), "" if unknown
 	Options    json.RawMessage
 	Timeout    time.Duration // deadline of one remote call
 	Logger     *slog.Logger

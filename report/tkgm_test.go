@@ -13,7 +13,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	tkgsim "github.com/usagemeter/usagemeter/collectors/tkgm/simulator"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -63,7 +62,7 @@ func TestTKGmVRAMvsCores(t *testing.T) {
 	st := tkgsim.Fleet("tkgm-token", []string{specs[0].bios}, []string{specs[1].bios, specs[2].bios, specs[3].bios})
 	sim := tkgsim.New(st)
 	u, thumb := sim.Start(t)
-	paired := &collectors.Target{Kind: "vcenter", Endpoint: vc.URL(), Username: vc.User(), Password: config.Secret(vc.Password()),
+	paired := &collectors.Target{Kind: "vcenter", Endpoint: vc.URL(), Username: vc.User(), Password: collectors.Secret(vc.Password()),
 		Thumbprint: vc.Thumbprint(), InstanceID: vc.InstanceUUID(), Timeout: 10 * time.Second}
 
 	products := map[string]int64{}
@@ -74,7 +73,7 @@ func TestTKGmVRAMvsCores(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := collectors.New(collectors.Target{Kind: "tkgm", Endpoint: u, Password: config.Secret(st.Token), Thumbprint: thumb,
+		c, err := collectors.New(collectors.Target{Kind: "tkgm", Endpoint: u, Password: collectors.Secret(st.Token), Thumbprint: thumb,
 			Options: opts, Timeout: 10 * time.Second, Paired: paired})
 		if err != nil {
 			t.Fatal(err)

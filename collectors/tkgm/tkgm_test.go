@@ -25,7 +25,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/tkgm/simulator"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -94,13 +93,13 @@ func startVC(t testing.TB, st vcState) (*vcsim.Simulator, *collectors.Target) {
 			t.Fatal(err)
 		}
 	}
-	return s, &collectors.Target{Kind: "vcenter", Endpoint: s.URL(), Username: s.User(), Password: config.Secret(s.Password()),
+	return s, &collectors.Target{Kind: "vcenter", Endpoint: s.URL(), Username: s.User(), Password: collectors.Secret(s.Password()),
 		Thumbprint: s.Thumbprint(), InstanceID: vcUUID, Timeout: 10 * time.Second}
 }
 
 func target(u, token, thumb, opts string, paired *collectors.Target) collectors.Target {
 	return collectors.Target{
-		Kind: Kind, Endpoint: u, Username: simulator.DefaultServiceAccount, Password: config.Secret(token), Thumbprint: thumb,
+		Kind: Kind, Endpoint: u, Username: simulator.DefaultServiceAccount, Password: collectors.Secret(token), Thumbprint: thumb,
 		Options: json.RawMessage(opts), Timeout: 5 * time.Second, Paired: paired,
 	}
 }
@@ -384,7 +383,7 @@ func TestToken(t *testing.T) {
 	fresh := simulator.ServiceAccountToken(simulator.DefaultServiceAccount, time.Now().Add(24*time.Hour))
 	s.SetToken(fresh)
 	tgt := c.t
-	tgt.Password = config.Secret(fresh)
+	tgt.Password = collectors.Secret(fresh)
 	c2, err := newCollector(tgt)
 	if err != nil {
 		t.Fatal(err)

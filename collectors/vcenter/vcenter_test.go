@@ -17,7 +17,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -648,7 +647,7 @@ func TestCertificates(t *testing.T) {
 func TestWrongPassword(t *testing.T) {
 	v := newSim(t, nil)
 	tg := v.target("", "")
-	tg.Password = config.Secret("Wr0ng-Passw0rd")
+	tg.Password = collectors.Secret("Wr0ng-Passw0rd")
 	var logs strings.Builder
 	tg.Logger = newTextLogger(&logs)
 	c := v.collector(tg)
