@@ -547,3 +547,25 @@ func TestParseOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPairedSessionKept: the paired vCenter is logged in to once across
+// hours, and Close logs out.
+func TestPairedSessionKept(t *testing.T) {
+	vc, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
+	_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+	base := vc.Logins() // the simulator's own session, for the inventory edits
+	for range 3 {
+		if got := collectByMachine(t, c); len(got) != 5 {
+			t.Fatalf("%d observations", len(got))
+		}
+	}
+	if n := vc.Logins() - base; n != 1 {
+		t.Errorf("%d vCenter logins in three hours, want 1", n)
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := collectByMachine(t, c); len(got) != 5 || vc.Logins()-base != 2 {
+		t.Errorf("after Close: %d observations, %d logins", len(got), vc.Logins()-base)
+	}
+}
