@@ -16,6 +16,7 @@ const maxNamed = 20
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.warned.reset()
 	clusters, err := listAll(ctx, c, resClusters, parseCluster)
 	if err != nil {
 		return nil, err

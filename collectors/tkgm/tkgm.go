@@ -113,8 +113,10 @@ type Collector struct {
 	host string
 	log  *slog.Logger
 	http *http.Client // with the bearer token
-	dyn  *dynamic.DynamicClient
-	vc   *vcenter.Collector
+	// warned logs the API server's warnings, each once a collection.
+	warned *warnings
+	dyn    *dynamic.DynamicClient
+	vc     *vcenter.Collector
 	// vms reads the paired vCenter (vc.Paired; tests and the benchmark
 	// replace it).
 	vms func(ctx context.Context) (lookup, error)
@@ -146,6 +148,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 		t.Timeout = 60 * time.Second
 	}
 	c := &Collector{t: t, opts: opts, base: base, host: base.Hostname(), log: t.Logger}
+	c.warned = &warnings{log: c.log}
 	if t.Paired == nil || t.Paired.InstanceID == "" {
 		return nil, fmt.Errorf("tkgm %s: %w", c.host, ErrNotPaired)
 	}
@@ -209,6 +212,9 @@ func (c *Collector) newClients() error {
 		Transport:   limitAnswers{tr},
 		UserAgent:   "usagemeter",
 		QPS:         -1,
+		// The API server's warnings (a deprecated API version) go to the
+		// collector's log, not to client-go's klog on stderr.
+		WarningHandler: c.warned,
 	}
 	hc, err := kuberest.HTTPClientFor(cfg)
 	if err != nil {
@@ -256,6 +262,36 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: more than %d MiB", ErrTooLarge, maxAnswer>>20)
 	}
 	return n, err
+}
+
+// warnings logs the API server's Warning headers, each text once until
+// reset (every page of a list carries the same).
+type warnings struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (w *warnings) HandleWarningHeader(code int, agent, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[text] {
+		return
+	}
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	w.seen[text] = true
+	w.log.Warn("the Kubernetes API warns", "warning", text)
+}
+
+func (w *warnings) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen = nil
 }
 
 // call runs f under its own deadline of Target.Timeout.

@@ -489,6 +489,13 @@ func TestNoSecretsLogged(t *testing.T) {
 	if _, err := c.Collect(context.Background(), hour); err != nil {
 		t.Fatal(err)
 	}
+	s.SetFaults(simulator.Faults{Warning: "cluster.x-k8s.io/v1beta1 Machine is deprecated; use cluster.x-k8s.io/v1beta2 Machine"})
+	if _, err := c.Collect(context.Background(), hour); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "the Kubernetes API warns"); n != 1 {
+		t.Errorf("the warning of every page logged %d times in one collection, want once", n)
+	}
 	s.SetToken("rotated")
 	_, err = c.Collect(context.Background(), hour)
 	if !errors.Is(err, ErrToken) {
@@ -499,7 +506,8 @@ func TestNoSecretsLogged(t *testing.T) {
 			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
 		}
 	}
-	for _, want := range []string{"no_provider_id=1", "unjoined=1", "edge/edge-k8s-md-0-unknown-vm", "other_infrastructure=1"} {
+	for _, want := range []string{"no_provider_id=1", "unjoined=1", "edge/edge-k8s-md-0-unknown-vm", "other_infrastructure=1",
+		`warning="cluster.x-k8s.io/v1beta1 Machine is deprecated`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("the log does not say %q:\n%s", want, buf.String())
 		}

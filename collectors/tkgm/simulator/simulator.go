@@ -148,6 +148,9 @@ type Faults struct {
 	ThrottleEvery     int  // every ThrottleEvery-th call answers 429 with Retry-After: 1 (0: never)
 	Forbid            string
 	Endless           bool // list answers never end (an API server or proxy gone wrong)
+	// Warning is sent in a Warning header (299) with every answer, as an
+	// API server does for a deprecated API version.
+	Warning string
 }
 
 // Server is a simulated management cluster API server. It is safe for
@@ -285,6 +288,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.authenticate(w, r, f) {
 		return
+	}
+	if f.Warning != "" {
+		w.Header().Add("Warning", `299 - "`+f.Warning+`"`)
 	}
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "1")
