@@ -157,6 +157,7 @@ func (d *Daemon) readinessJob(ctx context.Context) {
 			problems = append(problems, alert.Problem{Name: c.Name, Detail: c.Detail, Action: c.Action})
 		}
 	}
+	d.reportReady.Set(map[bool]float64{true: 1, false: 0}[len(problems) == 0])
 	if len(problems) > 0 {
 		d.app.Log.Warn("the monthly report is not ready", "problems", len(problems), "first", problems[0].Name+": "+problems[0].Detail)
 	}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, app *App, version string, ready chan<- string) err
 // runDaemon runs scheduler, alerting and outbox until ctx ends or the HTTP
 // server fails.
 func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpServer, o daemonOptions) error {
-	d, err := newDaemonWith(app, reg, o)
+	d, err := newDaemonWith(app, registerer(reg), o)
 	if err != nil {
 		return err
 	}

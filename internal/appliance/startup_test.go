@@ -29,42 +29,7 @@ func TestServeBeforeTheDatabase(t *testing.T) {
 	}
 	mailSrv := smtptest.Start(t, smtptest.Options{})
 	dataDir := t.TempDir()
-	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
-database:
-  url: %s
-http:
-  listen: 127.0.0.1:0
-smtp:
-  host: %s
-  port: %d
-  tls: none
-  auth: none
-  from: meter@provider.example
-alerts:
-  to: [ops@provider.example]
-  database_down_after: 2s
-`, dataDir, pg.URL("postgres"), mailSrv.Host(), mailSrv.Port())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		cfg, err := LoadConfig(cfgPath)
-		if err == nil {
-			err = Serve(ctx, cfg, logs, "dev")
-		}
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	logs, ctx := serveInBackground(t, serveConfig(t, dataDir, pg.URL("postgres"), mailSrv, "  database_down_after: 2s\n"))
 
 	servingRE := regexp.MustCompile(`usagemeter serving.*http=(\S+)`)
 	var addr string
@@ -149,43 +114,8 @@ alerts:
 // alert is queued for the admins at start, not on the 1st.
 func TestReadinessAlertAtStart(t *testing.T) {
 	mailSrv := smtptest.Start(t, smtptest.Options{})
-	dataDir := t.TempDir()
-	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	dbURL := pgtest.NewDatabase(t)
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
-database:
-  url: %s
-http:
-  listen: 127.0.0.1:0
-smtp:
-  host: %s
-  port: %d
-  tls: none
-  auth: none
-  from: meter@provider.example
-alerts:
-  to: [ops@provider.example]
-`, dataDir, dbURL, mailSrv.Host(), mailSrv.Port())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		cfg, err := LoadConfig(cfgPath)
-		if err == nil {
-			err = Serve(ctx, cfg, logs, "dev")
-		}
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	logs, ctx := serveInBackground(t, serveConfig(t, t.TempDir(), dbURL, mailSrv, ""))
 	pool, err := store.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -208,4 +138,54 @@ alerts:
 			t.Errorf("readiness mail lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// serveConfig writes the config of a serve test: the database at dbURL,
+// plain SMTP to mailSrv, alerts to ops; alertsExtra goes on in the alerts
+// section.
+func serveConfig(t *testing.T, dataDir, dbURL string, mailSrv *smtptest.Server, alertsExtra string) string {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
+database:
+  url: %s
+http:
+  listen: 127.0.0.1:0
+smtp:
+  host: %s
+  port: %d
+  tls: none
+  auth: none
+  from: meter@provider.example
+alerts:
+  to: [ops@provider.example]
+%s`, dataDir, dbURL, mailSrv.Host(), mailSrv.Port(), alertsExtra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// serveInBackground runs Serve on cfgPath until the test ends (then waits
+// for it to stop) and returns its log and a context that ends with it.
+func serveInBackground(t *testing.T, cfgPath string) (*syncBuffer, context.Context) {
+	t.Helper()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cfg, err := LoadConfig(cfgPath)
+		if err == nil {
+			err = Serve(ctx, cfg, logs, "dev")
+		}
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return logs, ctx
 }
