@@ -67,7 +67,8 @@ func Load(path string) (*Doc, error) {
 }
 
 // Response is the schema of the answer of method on path (as the document
-// writes it, "/pairings/{pairing_id}") with status, in application/json.
+// writes it, "/pairings/{pairing_id}") with status, in a JSON media type
+// (or */*, as documents generated from Spring services say).
 func (d *Doc) Response(method, path, status string) (*Schema, error) {
 	op, ok := d.Paths[path][strings.ToLower(method)]
 	if !ok {
@@ -77,9 +78,11 @@ func (d *Doc) Response(method, path, status string) (*Schema, error) {
 	if !ok {
 		return nil, fmt.Errorf("openapi: %s %s has no %s answer", method, path, status)
 	}
-	for ct, c := range r.Content {
-		if strings.Contains(ct, "json") && c.Schema != nil {
-			return c.Schema, nil
+	for _, wild := range []bool{false, true} {
+		for ct, c := range r.Content {
+			if c.Schema != nil && (strings.Contains(ct, "json") || wild && ct == "*/*") {
+				return c.Schema, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("openapi: %s %s %s has no JSON schema", method, path, status)
