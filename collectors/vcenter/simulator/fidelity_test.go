@@ -216,3 +216,77 @@ func TestGovcAboutMatchesLicences(t *testing.T) {
 		t.Fatalf("vCenter %s with licence %q", about.Version, vcsim.LicenseEnterprisePlus.Name)
 	}
 }
+
+// TestGovcCollectorProperties: every property path the vCenter collector
+// asks for (collectors/vcenter inventory.go) is answered, and the facts it
+// reads agree with the ones govc and the vSAN health service show
+// elsewhere.
+func TestGovcCollectorProperties(t *testing.T) {
+	s := newSim(t)
+	cl := s.Clusters()
+	s.EnableVSAN(cl[0], vcsim.VSANFeatures{Compression: true}, 10<<40, 5<<40)
+	host := s.ClusterHosts(cl[0])[0]
+	s.SetCores(host, 2, 24)
+	if _, err := s.CreateVM(context.Background(), vcsim.VMSpec{Name: "acme-db01", Host: host, MemoryMB: 65536, ReservationMB: 32768,
+		PowerState: types.VirtualMachinePowerStatePoweredOn}); err != nil {
+		t.Fatal(err)
+	}
+	vm := "/DC0/vm/acme-db01"
+	for _, p := range []string{"name", "parent", "resourcePool", "runtime.powerState", "runtime.host", "runtime.connectionState",
+		"config.instanceUuid", "config.template", "config.hardware.memoryMB", "config.memoryAllocation.reservation"} {
+		if out := strings.TrimSpace(ok(t, s, "object.collect", "-s", vm, p)); out == "" {
+			t.Errorf("%s %s: empty", vm, p)
+		}
+	}
+	pairs := [][2]string{
+		{"runtime.powerState", "summary.runtime.powerState"},
+		{"config.hardware.memoryMB", "summary.config.memorySizeMB"},
+		{"config.instanceUuid", "summary.config.instanceUuid"},
+		{"config.template", "summary.config.template"},
+	}
+	for _, pr := range pairs {
+		a := strings.TrimSpace(ok(t, s, "object.collect", "-s", vm, pr[0]))
+		b := strings.TrimSpace(ok(t, s, "object.collect", "-s", vm, pr[1]))
+		if a != b {
+			t.Errorf("%s: %s %q, %s %q", vm, pr[0], a, pr[1], b)
+		}
+	}
+	hp := "/DC0/host/" + cl[0].Name + "/" + host.Name
+	if c := strings.TrimSpace(ok(t, s, "object.collect", "-s", hp, "hardware.cpuInfo.numCpuCores")); c != "48" {
+		t.Errorf("host cores %s, want 48", c)
+	}
+	if p, sp := strings.TrimSpace(ok(t, s, "object.collect", "-s", hp, "hardware.cpuInfo.numCpuPackages")),
+		strings.TrimSpace(ok(t, s, "object.collect", "-s", hp, "summary.hardware.numCpuPkgs")); p != "2" || sp != "2" {
+		t.Errorf("host packages %s, summary %s, want 2", p, sp)
+	}
+	// The cluster's configurationEx (what the collector reads) and the vSAN
+	// health service (what govc vsan.info reads) agree on vSAN.
+	for _, c := range cl {
+		var ex struct {
+			Val struct {
+				VsanConfigInfo *struct{ Enabled *bool }
+			}
+		}
+		var props []struct {
+			Name string
+			Val  json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(ok(t, s, "object.collect", "-json", "/DC0/host/"+c.Name, "configurationEx")), &props); err != nil || len(props) != 1 {
+			t.Fatalf("configurationEx of %s: %v", c.Name, err)
+		}
+		if err := json.Unmarshal(props[0].Val, &ex.Val); err != nil {
+			t.Fatal(err)
+		}
+		inventory := ex.Val.VsanConfigInfo != nil && ex.Val.VsanConfigInfo.Enabled != nil && *ex.Val.VsanConfigInfo.Enabled
+		var res struct {
+			Clusters []struct{ Info struct{ Enabled *bool } }
+		}
+		if err := json.Unmarshal([]byte(ok(t, s, "vsan.info", "-json", "/DC0/host/"+c.Name)), &res); err != nil || len(res.Clusters) != 1 {
+			t.Fatal(err)
+		}
+		health := res.Clusters[0].Info.Enabled != nil && *res.Clusters[0].Info.Enabled
+		if inventory != health || inventory != (c == cl[0]) {
+			t.Errorf("%s: vSAN enabled %v in configurationEx, %v in the vSAN health service", c.Name, inventory, health)
+		}
+	}
+}
