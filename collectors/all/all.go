@@ -13,4 +13,6 @@ import (
 	_ "github.com/usagemeter/usagemeter/collectors/vcd"         // Cloud Director
 	_ "github.com/usagemeter/usagemeter/collectors/vcda"        // Cloud Director Availability
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"     // vCenter, vSAN, VCF, Tanzu (TKGs)
+	_ "github.com/usagemeter/usagemeter/collectors/vrni"        // Aria Operations for Networks
+	_ "github.com/usagemeter/usagemeter/collectors/vrops"       // Aria Operations
 )

@@ -183,6 +183,10 @@ func TestCollectProviderInventory(t *testing.T) {
 		if o.Dims[DimHost] != s.host || o.Dims[DimDatacenter] != name[:3] || o.Dims[DimVCenter] != "127.0.0.1" {
 			t.Errorf("%s: dims %v", name, o.Dims)
 		}
+		// The MoRef that Aria's <vc>/moref/<moref> keys join on.
+		if o.Dims[DimMoref] != vm.Self.Value {
+			t.Errorf("%s: vm_moref %q, want %s", name, o.Dims[DimMoref], vm.Self.Value)
+		}
 	}
 	if len(vram) != 12 {
 		t.Errorf("%d VMs billed, want 12", len(vram))

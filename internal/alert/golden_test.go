@@ -145,6 +145,19 @@ func TestMailGolden(t *testing.T) {
 	}
 	mark("outbox-flowing")
 
+	problems := []alert.Problem{
+		{Name: "registration", Detail: "the appliance is not registered (no contract)", Action: "run `usagemeter register --contract ID --program rental|sovereign-cloud`"},
+		{Name: "clock", Detail: "the system clock is not synchronised (NTP): hours and reports depend on it", Action: "configure NTP servers and check `timedatectl`"},
+	}
+	if err := e.NotReady(ctx, problems); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-not-ready")
+	if err := e.NotReady(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-ready")
+
 	// The monthly report's own mail, as the report's mail channel queues it.
 	bundle := []byte("-----BEGIN PGP MESSAGE-----\n...\n-----END PGP MESSAGE-----\n")
 	rc := &report.MailChannel{Store: st, To: []string{"billing@aggregator.example"}, Now: func() time.Time { return now }}
@@ -153,7 +166,7 @@ func TestMailGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark("report-mail")
-	if len(names) < 14 {
+	if len(names) < 16 {
 		t.Fatalf("%d mails", len(names))
 	}
 
