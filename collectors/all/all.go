@@ -13,5 +13,6 @@ import (
 	_ "github.com/usagemeter/usagemeter/collectors/vcd"         // Cloud Director
 	_ "github.com/usagemeter/usagemeter/collectors/vcda"        // Cloud Director Availability
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"     // vCenter, vSAN, VCF, Tanzu (TKGs)
+	_ "github.com/usagemeter/usagemeter/collectors/vra7"        // Aria Automation 7.x
 	_ "github.com/usagemeter/usagemeter/collectors/vra8"        // Aria Automation 8.x
 )
