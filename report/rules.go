@@ -4,7 +4,7 @@ import "github.com/usagemeter/usagemeter/collectors"
 
 // RulesVersion names the metering rules this package implements; it goes in
 // every manifest. Change it whenever a rule or an assumption below changes.
-const RulesVersion = "usagemeter-rules/2026.1"
+const RulesVersion = "usagemeter-rules/2026.2"
 
 // Assumptions are the rules marked "assumed" in METERING.md, written into
 // the manifest so that the aggregator knows them.
@@ -15,6 +15,9 @@ var Assumptions = []string{
 	"Site Recovery Manager is billed on the non-unique protected VM count",
 	"NSX: a VM reached by NSX features is billed on its vCenter capped billed vRAM in the hours the vCenter bills it; NSX-V Enterprise also on the non-unique count of those VMs",
 	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
+	"Aria Automation 8 is billed on the non-unique count of the machines it manages, whatever their power state, one line per cloud: the edition column names the cloud (vSphere, AWS, Azure, GCP; any further cloud account type under its type name, a machine of no listed cloud account under unknown)",
+	"Aria Automation 7 is billed on the non-unique count of the vSphere virtual machines of its tenant's catalog, whatever their power state; machines on non-vSphere endpoints and deleted resources are not counted",
+	"Aria Automation: a vSphere VM is identified by its vCenter instance UUID and MoRef, so that one VM counts once; one whose vCenter or MoRef Aria Automation does not give is counted on its own identity (unjoined); a public cloud VM by its cloud and its id in that cloud",
 }
 
 // Aggregation kinds (METERING.md "Terms"); each is one SQL query in
@@ -56,6 +59,10 @@ var Rules = []Rule{
 	{Metric: collectors.MetricNSXVRAM, Kind: Count, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricNSXVM, Kind: JoinedVRAM, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricNSXVM, Kind: JoinedCount, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
+	// Cloud Director, Aria Automation 7 and 8. Aria Automation 8 sets the
+	// machine's cloud as the edition (collectors/vra8 Editions: vSphere,
+	// AWS, Azure, GCP, or the cloud account type), so this rule gives one
+	// line per cloud: the AWS/Azure/GCP/vSphere split.
 	{Metric: collectors.MetricVMManaged, Kind: Count, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMManaged, Kind: AverageVRAM, ProductKinds: []string{"vcd"}, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricMonitoredVM, Kind: Count, Name: "Non-unique VM Count"},
