@@ -19,7 +19,8 @@ const (
 	DimPowerState   = "power_state"
 	DimVCenterUUID  = "vcenter_uuid"
 	DimMoref        = "vm_moref"
-	DimVCenterJoin  = "vcenter_join" // vSphere machines: joined or unjoined
+	DimInstanceUUID = "vm_instance_uuid" // a vSphere machine's externalId: the VM's instance UUID
+	DimVCenterJoin  = "vcenter_join"     // vSphere machines: joined or unjoined
 	DimVRA          = "vra"
 	DimRulesVersion = "rules_version"
 )
@@ -134,9 +135,11 @@ func build(host string, accounts map[string]*cloudAccount, machines []machine) (
 		switch {
 		case cloud == CloudVSphere && vc != "" && moref != "":
 			key = vc + "/moref/" + moref
+			dims[DimInstanceUUID] = strings.ToLower(strings.TrimSpace(m.ExternalID))
 			dims[DimVCenterUUID], dims[DimMoref], dims[DimVCenterJoin] = vc, moref, Joined
 		case cloud == CloudVSphere:
 			key = own
+			dims[DimInstanceUUID] = strings.ToLower(strings.TrimSpace(m.ExternalID))
 			dims[DimVCenterUUID], dims[DimMoref], dims[DimVCenterJoin] = vc, moref, Unjoined
 		case strings.TrimSpace(m.ExternalID) != "":
 			key = cloud + "/" + strings.TrimSpace(m.ExternalID)

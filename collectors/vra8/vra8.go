@@ -28,7 +28,10 @@
 //     once); without an externalId, "<host>/machine/<machine id>".
 //
 // Dims: vm, cloud (the cloud account type), cloud_account, region,
-// power_state, vcenter_uuid, vm_moref, vcenter_join, vra, rules_version.
+// power_state, vcenter_uuid, vm_moref, vm_instance_uuid (a vSphere
+// machine's externalId, the VM's instance UUID: with vcenter_uuid, the
+// vCenter collector's "<vCenter>/vm/<instanceUuid>" key, for a later join),
+// vcenter_join, vra, rules_version.
 // The rules (every listed machine counts whatever its power state; a
 // machine listed twice counts once; a cloud account of an unknown type is
 // counted under its type name and named in the summary log) are in
