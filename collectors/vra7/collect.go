@@ -91,28 +91,28 @@ func build(host, tenant string, res []resource) ([]collectors.Observation, Summa
 			continue
 		case notVSphere:
 			sum.NotVSphere++
-			if it := r.Data[KeyInterfaceType]; !ifaces[it] {
+			if it := r.Data.get(KeyInterfaceType); !ifaces[it] {
 				ifaces[it] = true
 				sum.Interfaces = append(sum.Interfaces, it)
 			}
 			continue
 		}
-		name := r.Data[KeyMachineName]
+		name := r.Data.get(KeyMachineName)
 		if name == "" {
 			name = r.Name
 		}
 		if name == "" {
 			name = r.ID
 		}
-		vc := strings.ToLower(strings.TrimSpace(r.Data[KeyVCenterUUID]))
-		moref := strings.TrimSpace(r.Data[KeyMoRef])
+		vc := strings.ToLower(strings.TrimSpace(r.Data.get(KeyVCenterUUID)))
+		moref := strings.TrimSpace(r.Data.get(KeyMoRef))
 		ten := r.Organization.TenantRef
 		if ten == "" {
 			ten = tenant
 		}
 		dims := map[string]string{
 			DimVM: name, DimBusinessGroup: r.Organization.SubtenantLabel, DimTenant: ten,
-			DimPowerState: r.Data[KeyMachineStatus], DimVCenterUUID: vc, DimMoref: moref,
+			DimPowerState: r.Data.get(KeyMachineStatus), DimVCenterUUID: vc, DimMoref: moref,
 			DimVRA: host, DimRulesVersion: RulesVersion,
 		}
 		key := host + "/machine/" + strings.TrimSpace(r.ID)

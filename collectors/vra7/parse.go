@@ -1,11 +1,10 @@
 package vra7
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 )
@@ -32,7 +31,8 @@ func parsePage(body []byte) (*page, error) {
 	return p, p.check()
 }
 
-// check refuses a page whose paging fields cannot be.
+// check refuses a page whose paging fields cannot be, or whose resources
+// give a list or an object where the collector reads a value.
 func (p *page) check() error {
 	m := &p.Metadata
 	switch {
@@ -42,6 +42,13 @@ func (p *page) check() error {
 		return fmt.Errorf("field metadata.totalElements: negative (%d)", m.TotalElements)
 	case m.Number < 0:
 		return fmt.Errorf("field metadata.number: negative (%d)", m.Number)
+	}
+	for i := range p.Content {
+		for _, e := range p.Content[i].Data.Entries {
+			if e.Value.Value.notScalar && wanted[e.Key] {
+				return fmt.Errorf("field content.resourceData: entry %s: expected a string, number or boolean value", e.Key)
+			}
+		}
 	}
 	return nil
 }
@@ -73,60 +80,53 @@ const (
 
 var wanted = map[string]bool{KeyMachineName: true, KeyInterfaceType: true, KeyMachineStatus: true, KeyMoRef: true, KeyVCenterUUID: true}
 
-// resourceData keeps the wanted entries of {"entries": [{"key", "value":
-// {"type", "value"}}]} as text; the others (networks, disks, snapshots) are
-// passed over.
-type resourceData map[string]string
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *resourceData) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Entries []struct {
-			Key   string          `json:"key"`
-			Value json.RawMessage `json:"value"`
-		} `json:"entries"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	m := resourceData{}
-	for _, e := range raw.Entries {
-		if !wanted[e.Key] || len(e.Value) == 0 || string(e.Value) == "null" {
-			continue
-		}
-		var v struct {
-			Value json.RawMessage `json:"value"`
-		}
-		if err := json.Unmarshal(e.Value, &v); err != nil {
-			return fmt.Errorf("entry %s: %w", e.Key, err)
-		}
-		s, err := scalar(v.Value)
-		if err != nil {
-			return fmt.Errorf("entry %s: %w", e.Key, err)
-		}
-		m[e.Key] = s
-	}
-	*d = m
-	return nil
+// resourceData is {"entries": [{"key", "value": {"type", "value"}}]}: each
+// entry's value kept as text when it is a string, number or boolean; lists
+// and objects (networks, disks, snapshots) are passed over without a copy.
+type resourceData struct {
+	Entries []struct {
+		Key   string `json:"key"`
+		Value struct {
+			Value scalarText `json:"value"`
+		} `json:"value"`
+	} `json:"entries"`
 }
 
-// scalar is a string, number or boolean JSON value as text ("" for null).
-func scalar(b json.RawMessage) (string, error) {
-	t := strings.TrimSpace(string(b))
+// get is the text of the entry key, "" when there is none.
+func (d *resourceData) get(key string) string {
+	for i := range d.Entries {
+		if d.Entries[i].Key == key {
+			return d.Entries[i].Value.Value.s
+		}
+	}
+	return ""
+}
+
+// scalarText is a JSON string, number or boolean as text ("" for null);
+// notScalar marks a list or an object.
+type scalarText struct {
+	s         string
+	notScalar bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *scalarText) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
 	switch {
-	case t == "" || t == "null":
-		return "", nil
-	case t[0] == '"':
+	case len(b) == 0 || string(b) == "null":
+		*t = scalarText{}
+	case b[0] == '"':
 		var s string
-		err := json.Unmarshal(b, &s)
-		return s, err
-	case t == "true" || t == "false":
-		return t, nil
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = scalarText{s: s}
+	case b[0] == '{' || b[0] == '[':
+		*t = scalarText{notScalar: true}
+	default: // a number or a boolean, already checked by the decoder
+		*t = scalarText{s: string(b)}
 	}
-	if _, err := strconv.ParseFloat(t, 64); err == nil {
-		return t, nil
-	}
-	return "", errors.New("expected a string, number or boolean value")
+	return nil
 }
 
 // token is the answer to POST /identity/api/tokens.

@@ -46,7 +46,7 @@ func judge(r *resource) verdict {
 	}
 	// A machine that does not say its endpoint type is taken as vSphere
 	// (the only endpoint type the catalog's vSphere machines name).
-	if it := strings.TrimSpace(r.Data[KeyInterfaceType]); it != "" && !strings.EqualFold(it, InterfaceVSphere) {
+	if it := strings.TrimSpace(r.Data.get(KeyInterfaceType)); it != "" && !strings.EqualFold(it, InterfaceVSphere) {
 		return notVSphere
 	}
 	return counted

@@ -51,6 +51,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors/internal/simhttp"
@@ -112,6 +113,12 @@ type VRA struct {
 	core   simhttp.Core[Faults]
 	tokens simhttp.Sessions[struct{}]
 	st     State // not changed after New
+
+	// encoded are the resources with their extended data, encoded once
+	// (the state does not change): the answer of a large catalog costs
+	// the simulator little, so that benchmarks measure the collector.
+	once    sync.Once
+	encoded []json.RawMessage
 }
 
 // New returns a simulator holding st.
@@ -305,11 +312,15 @@ func (s *VRA) resources(w http.ResponseWriter, r *http.Request, f Faults) {
 		limit = n
 	}
 	onlyVMs := strings.ReplaceAll(q.Get("$filter"), " ", "") == "resourceType/ideq'"+VirtualMachine+"'"
-	var list []*Resource
+	type listed struct {
+		r     *Resource
+		index int
+	}
+	list := make([]listed, 0, len(s.st.Resources))
 	for i := range s.st.Resources {
 		res := &s.st.Resources[i]
 		if !onlyVMs || res.Type == "" || res.Type == VirtualMachine {
-			list = append(list, res)
+			list = append(list, listed{res, i})
 		}
 	}
 	if f.IgnorePage {
@@ -323,14 +334,38 @@ func (s *VRA) resources(w http.ResponseWriter, r *http.Request, f Faults) {
 	pages := (total + limit - 1) / limit
 	offset := (page - 1) * limit
 	end := min(offset+limit, total)
-	content := make([]any, 0, max(end-offset, 0))
-	for i := offset; i < end; i++ {
-		content = append(content, s.resource(list[i], q.Get("withExtendedData") == "true", f.MalformField))
+	extended := q.Get("withExtendedData") == "true"
+	if extended && f.MalformField == "" {
+		s.once.Do(func() {
+			s.encoded = make([]json.RawMessage, len(s.st.Resources))
+			for i := range s.st.Resources {
+				s.encoded[i], _ = json.Marshal(s.resource(&s.st.Resources[i], true, ""))
+			}
+		})
 	}
-	body, _ := json.Marshal(map[string]any{
-		"links": []any{}, "content": content,
-		"metadata": map[string]any{"size": limit, "totalElements": total, "totalPages": pages, "number": page, "offset": offset},
-	})
+	var buf bytes.Buffer
+	if extended && f.MalformField == "" {
+		n := 0
+		for i := offset; i < end; i++ {
+			n += len(s.encoded[list[i].index]) + 1
+		}
+		buf.Grow(n + 256)
+	}
+	buf.WriteString(`{"links":[],"content":[`)
+	for i := offset; i < end; i++ {
+		if i > offset {
+			buf.WriteByte(',')
+		}
+		if extended && f.MalformField == "" {
+			buf.Write(s.encoded[list[i].index])
+			continue
+		}
+		b, _ := json.Marshal(s.resource(list[i].r, extended, f.MalformField))
+		buf.Write(b)
+	}
+	meta, _ := json.Marshal(map[string]any{"size": limit, "totalElements": total, "totalPages": pages, "number": page, "offset": offset})
+	fmt.Fprintf(&buf, `],"metadata":%s}`, meta)
+	body := buf.Bytes()
 	if f.Truncate {
 		body = body[:len(body)/2]
 	}
