@@ -43,7 +43,8 @@
 // gives the bearer token. When a call is refused (401/403, the token
 // expired after its 8 hours or the service restarted) the collector
 // exchanges the refresh token it holds again, and logs in from the start
-// only when that is refused too. A refused password is ErrLogin
+// only when that is refused too. A refused password (401, 403, or 400:
+// the login body is always well formed) is ErrLogin
 // (collectors.ErrBadCredentials) and is not retried. Every call has its own
 // deadline (Target.Timeout); 503 and 429 answers are waited out a few
 // times. TLS is verified by the system roots or the accepted thumbprint.
@@ -168,7 +169,9 @@ func (c *Collector) login(ctx context.Context) error {
 	b, _, err := c.rc.Do(ctx, http.MethodPost, cspLoginPath, body, jsonHeader)
 	var he *rest.HTTPError
 	switch {
-	case errors.As(err, &he) && he.AuthFailed():
+	case errors.As(err, &he) && (he.AuthFailed() || he.Status == http.StatusBadRequest):
+		// The body is always well formed: a 400 refuses the credentials
+		// too (as some releases answer them), and must not be retried.
 		return fmt.Errorf("logging in as %s: %w (%s)", c.t.Username, ErrLogin, he.Msg)
 	case err != nil:
 		return fmt.Errorf("logging in: %w", err)

@@ -261,27 +261,31 @@ func TestFaults(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	st := loadState(t, "testdata/small/state.json")
-	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second hour: still one call per collection, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
+	for _, four := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrong password, answered 400: %v", four), func(t *testing.T) {
+			st := st
+			st.AuthFailure400 = four
+			s := simulator.New(st)
+			u, thumb := s.Start(t)
+			c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !strings.Contains(err.Error(), "logging in as meter@corp.example") || !strings.Contains(err.Error(), "Invalid username or password") ||
-			strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
-		}
-	})
+			for range 2 { // a second hour: still one call per collection, no loop
+				_, err = c.Collect(context.Background(), hour)
+				if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
+					t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
+				}
+			}
+			if !strings.Contains(err.Error(), "logging in as meter@corp.example") || !strings.Contains(err.Error(), "Invalid username or password") ||
+				strings.Contains(err.Error(), "nope-not-it") {
+				t.Fatalf("error %v", err)
+			}
+			if s.Calls() != 2 {
+				t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
+			}
+		})
+	}
 	t.Run("directory user", func(t *testing.T) {
 		ad := st
 		ad.Domain = "corp.example"

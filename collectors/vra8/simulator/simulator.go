@@ -86,6 +86,9 @@ type State struct {
 	APIVersions   []string       `json:"api_versions,omitempty"`
 	CloudAccounts []CloudAccount `json:"cloud_accounts"`
 	Machines      []Machine      `json:"machines"`
+	// AuthFailure400 answers a wrong password at the CSP login with 400
+	// instead of 401 (releases differ; the reference does not say).
+	AuthFailure400 bool `json:"auth_failure_400,omitempty"`
 	// OmitTotal leaves totalElements out of list answers (the reference:
 	// "in some cases the field may not be populated").
 	OmitTotal bool `json:"omit_total,omitempty"`
@@ -306,6 +309,10 @@ func (s *VRA) cspLogin(w http.ResponseWriter, r *http.Request, f Faults) {
 		return
 	}
 	if f.RejectAll || body.Username != s.st.User || body.Password != s.st.Password || body.Domain != s.st.Domain {
+		if s.st.AuthFailure400 {
+			respError(w, http.StatusBadRequest, "Invalid username or password.")
+			return
+		}
 		respError(w, http.StatusUnauthorized, "Invalid username or password.")
 		return
 	}
