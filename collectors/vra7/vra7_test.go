@@ -236,19 +236,7 @@ func TestBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for range 2 { // a second hour: still one call per collection, no loop
-				_, err = c.Collect(context.Background(), hour)
-				if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
-					t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-				}
-			}
-			if !strings.Contains(err.Error(), "logging in as meter@corp.example to tenant vsphere.local") ||
-				!strings.Contains(err.Error(), "Authentication failed (error 90135)") || strings.Contains(err.Error(), "nope-not-it") {
-				t.Fatalf("error %v", err)
-			}
-			if s.Calls() != 2 {
-				t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
-			}
+			collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as meter@corp.example to tenant vsphere.local", "Authentication failed (error 90135)")
 		})
 	}
 	t.Run("tenant", func(t *testing.T) {
