@@ -150,7 +150,8 @@ func (c *Collector) get(ctx context.Context, path string, v any) error {
 
 // listMachines pages through the virtual machine resources, calling add for
 // each. It stops at the last page (metadata.totalPages) or an empty one; a
-// page whose metadata.number is not the one asked for is an error.
+// page whose metadata.number is not the one asked for is an error (one
+// without a number ends at totalPages all the same).
 func (c *Collector) listMachines(ctx context.Context, add func(*resource)) error {
 	q := url.Values{"withExtendedData": {"true"}, "$filter": {vmFilter}}
 	for n := 1; ; n++ {
@@ -163,7 +164,7 @@ func (c *Collector) listMachines(ctx context.Context, add func(*resource)) error
 		if err := p.check(); err != nil {
 			return c.rc.PageError(resourcesPath, n, err)
 		}
-		if p.Metadata.Number != n && len(p.Content) > 0 {
+		if p.Metadata.Number != 0 && p.Metadata.Number != n && len(p.Content) > 0 {
 			// A server or proxy that ignores page would page forever.
 			return c.rc.PageError(resourcesPath, n, fmt.Errorf("the answer is page %d, asked for %d", p.Metadata.Number, n))
 		}

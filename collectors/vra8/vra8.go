@@ -213,7 +213,9 @@ func (c *Collector) get(ctx context.Context, path string, v any) error {
 
 // listAll pages through an IaaS list with $top/$skip, calling add for every
 // item; id names an item (to notice a server that ignores $skip). It stops
-// at a short or empty page, or when totalElements are read.
+// at an empty page, or when totalElements are read. A short page is not the
+// end: a server may cap $top below what was asked (and totalElements may be
+// missing), so without a total it costs one more call to see the end.
 func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) string, add func(*T)) error {
 	skip, top := 0, c.opts.PageSize
 	var prev []string
@@ -239,7 +241,7 @@ func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) 
 			add(&p.Content[i])
 		}
 		skip += len(p.Content)
-		if len(p.Content) < top || (p.TotalElements != nil && skip >= *p.TotalElements) {
+		if len(p.Content) == 0 || (p.TotalElements != nil && skip >= *p.TotalElements) {
 			return nil
 		}
 	}

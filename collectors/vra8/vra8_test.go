@@ -169,6 +169,17 @@ func TestRules(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pages capped by the server", func(t *testing.T) {
+		st := loadState(t, "testdata/several-pages/state.json")
+		st.MaxTop = 4
+		for _, omit := range []bool{false, true} {
+			st.OmitTotal = omit
+			_, c := start(t, st, `{"page_size": 100}`)
+			if got := collectByName(t, c); len(got) != 18 {
+				t.Errorf("$top capped at 4, totalElements omitted %v: %d machines, want 18", omit, len(got))
+			}
+		}
+	})
 	t.Run("a VM listed once more on a later page", func(t *testing.T) {
 		st := loadState(t, "testdata/small/state.json")
 		st.Machines = append(st.Machines, simulator.Machine{ID: "m-999", Name: "between", CloudAccounts: []string{"ca-aws-1"}, ExternalID: "i-9"}, st.Machines[0])

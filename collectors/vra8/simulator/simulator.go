@@ -89,6 +89,9 @@ type State struct {
 	// AuthFailure400 answers a wrong password at the CSP login with 400
 	// instead of 401 (releases differ; the reference does not say).
 	AuthFailure400 bool `json:"auth_failure_400,omitempty"`
+	// MaxTop, when set, caps the $top of list calls (a server's own
+	// maximum page size).
+	MaxTop int `json:"max_top,omitempty"`
 	// OmitTotal leaves totalElements out of list answers (the reference:
 	// "in some cases the field may not be populated").
 	OmitTotal bool `json:"omit_total,omitempty"`
@@ -427,6 +430,9 @@ func (s *VRA) list(w http.ResponseWriter, r *http.Request, f Faults, machines bo
 			return
 		}
 		top = n
+	}
+	if s.st.MaxTop > 0 {
+		top = min(top, s.st.MaxTop)
 	}
 	if machines && f.IgnoreSkip {
 		skip = 0
