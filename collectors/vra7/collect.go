@@ -25,9 +25,15 @@ const (
 
 // Summary is what one collection found, for its log line and the tests.
 type Summary struct {
-	Machines   int      // observations
-	Unjoined   []string // names of machines not keyed on a vCenter identity
-	Duplicates int      // records of a VM already counted
+	Machines int // observations
+	// Unjoined are the names of machines that join no registered vCenter:
+	// their vCenter or MoRef is not known (counted on their own key), or
+	// their vCenter is not registered on this appliance (Target.VCenters).
+	Unjoined []string
+	// Unregistered are the vCenters (instance UUIDs) of machines that are
+	// not registered on this appliance.
+	Unregistered []string
+	Duplicates   int // records of a VM already counted
 	// Skipped records, by reason.
 	OtherType, NotVSphere, Deleted, NoID int
 	Interfaces                           []string // the endpoint types of the machines skipped as not vSphere
@@ -45,11 +51,11 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	if err := c.listMachines(ctx, func(r *resource) { res = append(res, *r) }); err != nil {
 		return nil, err
 	}
-	obs, sum := build(c.host, c.opts.Tenant, res)
+	obs, sum := build(c.host, c.opts.Tenant, res, c.t.RegisteredVCenters(ctx))
 	c.last = sum
 	if len(sum.Unjoined) > 0 {
-		c.log.Warn("vSphere machines whose vCenter or MoRef is not known, counted unjoined to a vCenter",
-			"count", len(sum.Unjoined), "machines", listed(sum.Unjoined, 10))
+		c.log.Warn("vSphere machines counted unjoined: their vCenter or MoRef is not known, or their vCenter is not registered here",
+			"count", len(sum.Unjoined), "machines", listed(sum.Unjoined, 10), "unregistered_vcenters", strings.Join(sum.Unregistered, ","))
 	}
 	if sum.NotVSphere > 0 {
 		c.log.Info("machines on endpoints other than vSphere not metered", "count", sum.NotVSphere, "types", strings.Join(sum.Interfaces, ","))
@@ -71,9 +77,10 @@ func listed(names []string, n int) string {
 
 // build turns the catalog resources into observations, one per VM. It is
 // pure: the Aria Automation 7 rules of METERING.md live here and in
-// rules.go.
-func build(host, tenant string, res []resource) ([]collectors.Observation, Summary) {
+// rules.go. vcenters are the registered vCenters (nil: not known).
+func build(host, tenant string, res []resource, vcenters map[string]bool) ([]collectors.Observation, Summary) {
 	var sum Summary
+	unregistered := map[string]bool{}
 	seen := make(map[string]bool, len(res))
 	ifaces := map[string]bool{}
 	obs := make([]collectors.Observation, 0, len(res))
@@ -120,6 +127,9 @@ func build(host, tenant string, res []resource) ([]collectors.Observation, Summa
 		if vc != "" && moref != "" {
 			key = vc + "/moref/" + moref
 			dims[DimVCenterJoin] = Joined
+			if vcenters != nil && !vcenters[vc] {
+				dims[DimVCenterJoin] = Unjoined // identified, but its vCenter is not metered here
+			}
 		}
 		if seen[key] {
 			sum.Duplicates++
@@ -128,12 +138,17 @@ func build(host, tenant string, res []resource) ([]collectors.Observation, Summa
 		seen[key] = true
 		if dims[DimVCenterJoin] == Unjoined {
 			sum.Unjoined = append(sum.Unjoined, name)
+			if vc != "" && vcenters != nil && !vcenters[vc] && !unregistered[vc] {
+				unregistered[vc] = true
+				sum.Unregistered = append(sum.Unregistered, vc)
+			}
 		}
 		obs = append(obs, collectors.Observation{
 			Metric: collectors.MetricVMManaged, ObjectKey: key, Quantity: 1, Unit: collectors.UnitCount, Dims: dims,
 		})
 	}
 	sort.Strings(sum.Unjoined)
+	sort.Strings(sum.Unregistered)
 	sort.Strings(sum.Interfaces)
 	sum.Machines = len(obs)
 	return obs, sum

@@ -8,8 +8,13 @@ const RulesVersion = "vra7-managed-assumed-1"
 
 // Join states of a machine (dim vcenter_join).
 const (
-	Joined   = "joined"   // keyed on its vCenter's identity
-	Unjoined = "unjoined" // its vCenter or MoRef is not known: counted on its own key
+	// Joined: keyed on its vCenter's identity, a vCenter registered on
+	// this appliance (or the registered ones are not known).
+	Joined = "joined"
+	// Unjoined: its vCenter or MoRef is not known (counted on its own
+	// key), or its vCenter is not registered on this appliance (keyed on
+	// its identity all the same).
+	Unjoined = "unjoined"
 )
 
 // InterfaceVSphere is MachineInterfaceType of a vSphere machine.

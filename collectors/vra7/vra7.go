@@ -11,7 +11,9 @@
 // srm and vra8 key on: resourceData endpointExternalReferenceId and
 // EXTERNAL_REFERENCE_ID). A machine without both is counted on
 // "<vRA host>/machine/<resource id>" with dim vcenter_join "unjoined", and
-// named in the collection's summary log. Dims: vm, business_group, tenant,
+// named in the collection's summary log; so is one whose vCenter is not
+// registered on this appliance (Target.VCenters, read at each collection),
+// keyed on its identity all the same. Dims: vm, business_group, tenant,
 // power_state, vcenter_uuid, vm_moref, vcenter_join, vra, rules_version.
 // The rules (which resources count) are in rules.go.
 //

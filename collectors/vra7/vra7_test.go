@@ -33,15 +33,26 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.VRA, *Collector) {
+// start serves st and builds a collector for it with opts, its target
+// edited by edit.
+func start(t testing.TB, st simulator.State, opts string, edit ...func(*collectors.Target)) (*simulator.VRA, *Collector) {
 	t.Helper()
 	s := simulator.New(st)
 	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
+	tg := target(u, st.User, st.Password, thumb, opts)
+	for _, e := range edit {
+		e(&tg)
+	}
+	c, err := newCollector(tg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, c
+}
+
+// logTo logs the collector's lines to buf.
+func logTo(buf *bytes.Buffer) func(*collectors.Target) {
+	return func(tg *collectors.Target) { tg.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
 }
 
 func loadState(t testing.TB, path string) simulator.State {
@@ -103,15 +114,7 @@ func collectByName(t *testing.T, c *Collector) map[string]collectors.Observation
 func TestRules(t *testing.T) {
 	t.Run("edge cases", func(t *testing.T) {
 		var buf bytes.Buffer
-		st := loadState(t, "testdata/edge-cases/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		tg := target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
-		tg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
-		c, err := newCollector(tg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := start(t, loadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, logTo(&buf))
 		got := collectByName(t, c)
 		for vm, want := range map[string]struct{ key, join string }{
 			"ledger-01":  {vcUUID + "/moref/vm-501", Joined},  // powered off: managed
@@ -135,10 +138,25 @@ func TestRules(t *testing.T) {
 			sum.NotVSphere != 1 || !slices.Equal(sum.Interfaces, []string{"Hyper-V"}) {
 			t.Errorf("summary %+v", sum)
 		}
-		for _, w := range []string{"counted unjoined to a vCenter", "machines=no-moref,orphan-01", "types=Hyper-V", "without_id=1"} {
+		for _, w := range []string{"vSphere machines counted unjoined", "machines=no-moref,orphan-01", "types=Hyper-V", "without_id=1"} {
 			if !strings.Contains(buf.String(), w) {
 				t.Errorf("the log does not say %q:\n%s", w, buf.String())
 			}
+		}
+	})
+	t.Run("vCenters registered on the appliance", func(t *testing.T) {
+		const vc2 = "5022c0de-1111-4222-8333-944455556666"
+		var buf bytes.Buffer
+		_, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+			tg.VCenters = func(context.Context) ([]string, error) { return []string{vcUUID}, nil }
+		})
+		got := collectByName(t, c)
+		if o := got["dr-00"]; o.Dims[DimVCenterJoin] != Unjoined || o.ObjectKey != vc2+"/moref/vm-300" || got["app-00"].Dims[DimVCenterJoin] != Joined {
+			t.Errorf("dr-00 %+v, app-00 %v", o, got["app-00"].Dims)
+		}
+		if len(got) != 17 || len(c.last.Unjoined) != 6 || !slices.Equal(c.last.Unregistered, []string{vc2}) ||
+			!strings.Contains(buf.String(), "unregistered_vcenters="+vc2) {
+			t.Errorf("%d machines; summary %+v; log:\n%s", len(got), c.last, buf.String())
 		}
 	})
 	t.Run("several pages, deployments filtered out", func(t *testing.T) {
@@ -152,7 +170,7 @@ func TestRules(t *testing.T) {
 	t.Run("other resource types in the answer", func(t *testing.T) {
 		obs, sum := build("vra", "t", []resource{{ID: "d", ResourceTypeRef: struct {
 			ID string `json:"id"`
-		}{"composition.resource.type.deployment"}}})
+		}{"composition.resource.type.deployment"}}}, nil)
 		if len(obs) != 0 || sum.OtherType != 1 {
 			t.Fatalf("a deployment: %v, %+v", obs, sum)
 		}
@@ -390,7 +408,7 @@ func FuzzParseResources(f *testing.F) {
 		if err != nil {
 			return
 		}
-		obs, sum := build("vra", "vsphere.local", p.Content)
+		obs, sum := build("vra", "vsphere.local", p.Content, nil)
 		if len(obs)+sum.Duplicates+sum.NoID+sum.OtherType+sum.Deleted+sum.NotVSphere != len(p.Content) || sum.Machines != len(obs) {
 			t.Fatalf("%d observations and %+v from %d records", len(obs), sum, len(p.Content))
 		}
@@ -476,7 +494,7 @@ func BenchmarkParse10000Machines(b *testing.B) {
 			}
 			res = append(res, p.Content...)
 		}
-		if obs, _ := build("vra", "vsphere.local", res); len(obs) != 10000 {
+		if obs, _ := build("vra", "vsphere.local", res, map[string]bool{vcUUID: true}); len(obs) != 10000 {
 			b.Fatalf("%d observations", len(obs))
 		}
 	}

@@ -32,11 +32,16 @@ type Summary struct {
 	// UnknownTypes are the cloud account types outside METERING.md's
 	// vSphere, AWS, Azure and GCP, each counted under its own name.
 	UnknownTypes []string
-	// Unjoined are the names (or ids) of vSphere machines not keyed on a
-	// vCenter identity: their vCenter or MoRef is not known.
-	Unjoined   []string
-	Duplicates int // machine records of a VM already counted
-	NoID       int // records with neither id nor externalId, skipped
+	// Unjoined are the names (or ids) of vSphere machines that join no
+	// registered vCenter: their vCenter or MoRef is not known (they are
+	// counted on their own key), or their vCenter is not registered on
+	// this appliance (Target.VCenters).
+	Unjoined []string
+	// Unregistered are the vCenters (instance UUIDs) of vSphere machines
+	// that are not registered on this appliance.
+	Unregistered []string
+	Duplicates   int // machine records of a VM already counted
+	NoID         int // records with neither id nor externalId, skipped
 }
 
 // Collect reads Aria Automation and returns one vm.managed observation per
@@ -60,15 +65,15 @@ func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.O
 	if err != nil {
 		return nil, err
 	}
-	obs, sum := build(c.host, accounts, machines)
+	obs, sum := build(c.host, accounts, machines, c.t.RegisteredVCenters(ctx))
 	c.last = sum
 	if len(sum.UnknownTypes) > 0 {
 		c.log.Warn("machines of cloud account types other than vSphere, AWS, Azure and GCP, counted under their type",
 			"types", strings.Join(sum.UnknownTypes, ","))
 	}
 	if len(sum.Unjoined) > 0 {
-		c.log.Warn("vSphere machines whose vCenter or MoRef is not known, counted unjoined to a vCenter",
-			"count", len(sum.Unjoined), "machines", listed(sum.Unjoined, 10))
+		c.log.Warn("vSphere machines counted unjoined: their vCenter or MoRef is not known, or their vCenter is not registered here",
+			"count", len(sum.Unjoined), "machines", listed(sum.Unjoined, 10), "unregistered_vcenters", strings.Join(sum.Unregistered, ","))
 	}
 	if sum.NoID > 0 {
 		c.log.Warn("machine records without an id skipped", "count", sum.NoID)
@@ -87,8 +92,10 @@ func listed(names []string, n int) string {
 
 // build turns the machines into observations, one per VM. It is pure: the
 // Aria Automation 8 rules of METERING.md live here and in rules.go.
-func build(host string, accounts map[string]*cloudAccount, machines []machine) ([]collectors.Observation, Summary) {
+// vcenters are the registered vCenters (nil: not known).
+func build(host string, accounts map[string]*cloudAccount, machines []machine, vcenters map[string]bool) ([]collectors.Observation, Summary) {
 	sum := Summary{ByCloud: map[string]int{}}
+	unregistered := map[string]bool{}
 	byKey := make(map[string]int, len(machines))
 	obs := make([]collectors.Observation, 0, len(machines))
 	unknown := map[string]bool{}
@@ -137,6 +144,9 @@ func build(host string, accounts map[string]*cloudAccount, machines []machine) (
 			key = vc + "/moref/" + moref
 			dims[DimInstanceUUID] = strings.ToLower(strings.TrimSpace(m.ExternalID))
 			dims[DimVCenterUUID], dims[DimMoref], dims[DimVCenterJoin] = vc, moref, Joined
+			if vcenters != nil && !vcenters[vc] {
+				dims[DimVCenterJoin] = Unjoined // identified, but its vCenter is not metered here
+			}
 		case cloud == CloudVSphere:
 			key = own
 			dims[DimInstanceUUID] = strings.ToLower(strings.TrimSpace(m.ExternalID))
@@ -153,6 +163,10 @@ func build(host string, accounts map[string]*cloudAccount, machines []machine) (
 		byKey[key] = len(obs)
 		if cloud == CloudVSphere && dims[DimVCenterJoin] == Unjoined {
 			sum.Unjoined = append(sum.Unjoined, name)
+			if vc != "" && vcenters != nil && !vcenters[vc] && !unregistered[vc] {
+				unregistered[vc] = true
+				sum.Unregistered = append(sum.Unregistered, vc)
+			}
 		}
 		if !Known(cloud) && !unknown[cloud] {
 			unknown[cloud] = true
@@ -166,6 +180,7 @@ func build(host string, accounts map[string]*cloudAccount, machines []machine) (
 	}
 	sort.Strings(sum.UnknownTypes)
 	sort.Strings(sum.Unjoined)
+	sort.Strings(sum.Unregistered)
 	sum.Machines = len(obs)
 	return obs, sum
 }

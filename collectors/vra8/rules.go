@@ -35,8 +35,13 @@ func Known(cloud string) bool { _, ok := Editions[cloud]; return ok }
 
 // Join states of a vSphere machine (dim vcenter_join).
 const (
-	Joined   = "joined"   // keyed on its vCenter's identity: it joins the vCenter's VMs
-	Unjoined = "unjoined" // its vCenter or MoRef is not known: counted on its own key
+	// Joined: keyed on its vCenter's identity, a vCenter registered on
+	// this appliance (or the registered ones are not known).
+	Joined = "joined"
+	// Unjoined: its vCenter or MoRef is not known (counted on its own
+	// key), or its vCenter is not registered on this appliance (keyed on
+	// its identity all the same).
+	Unjoined = "unjoined"
 )
 
 // Custom properties of a vSphere machine (and of a vSphere cloud account)

@@ -23,6 +23,9 @@
 //     ("VirtualMachine:vm-42"). A vSphere machine without both is counted
 //     on "<Aria Automation host>/machine/<machine id>" with dim
 //     vcenter_join "unjoined", and named in the collection's summary log;
+//     so is one whose vCenter is not registered on this appliance
+//     (Target.VCenters, read at each collection), keyed on its identity
+//     all the same;
 //   - a public cloud machine: "<cloud type>/<externalId>" (its id in that
 //     cloud: the same instance seen through two cloud accounts counts
 //     once); without an externalId, "<host>/machine/<machine id>".

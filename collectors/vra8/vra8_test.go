@@ -32,15 +32,26 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.VRA, *Collector) {
+// start serves st and builds a collector for it with opts, its target
+// edited by edit.
+func start(t testing.TB, st simulator.State, opts string, edit ...func(*collectors.Target)) (*simulator.VRA, *Collector) {
 	t.Helper()
 	s := simulator.New(st)
 	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
+	tg := target(u, st.User, st.Password, thumb, opts)
+	for _, e := range edit {
+		e(&tg)
+	}
+	c, err := newCollector(tg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, c
+}
+
+// logTo logs the collector's lines to buf.
+func logTo(buf *bytes.Buffer) func(*collectors.Target) {
+	return func(tg *collectors.Target) { tg.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
 }
 
 func loadState(t testing.TB, path string) simulator.State {
@@ -120,15 +131,7 @@ func TestRules(t *testing.T) {
 	})
 	t.Run("edge cases", func(t *testing.T) {
 		var buf bytes.Buffer
-		st := loadState(t, "testdata/edge-cases/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		tg := target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
-		tg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
-		c, err := newCollector(tg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := start(t, loadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, logTo(&buf))
 		got := collectByName(t, c)
 		for vm, want := range map[string]struct{ edition, key, join string }{
 			"ledger-01":  {"vSphere", vcUUID + "/moref/vm-501", Joined},  // powered off
@@ -153,10 +156,43 @@ func TestRules(t *testing.T) {
 			sum.Duplicates != 2 || sum.NoID != 1 || sum.ByCloud[CloudVSphere] != 5 {
 			t.Errorf("summary %+v", sum)
 		}
-		for _, w := range []string{"types=unknown,vmc", "counted unjoined to a vCenter", "machines=no-moref,orphan-01", "without an id skipped"} {
+		for _, w := range []string{"types=unknown,vmc", "vSphere machines counted unjoined", "machines=no-moref,orphan-01", "without an id skipped"} {
 			if !strings.Contains(buf.String(), w) {
 				t.Errorf("the log does not say %q:\n%s", w, buf.String())
 			}
+		}
+	})
+	t.Run("vCenters registered on the appliance", func(t *testing.T) {
+		const vc2 = "5022c0de-1111-4222-8333-944455556666"
+		var buf bytes.Buffer
+		registered := []string{strings.ToUpper(vcUUID)} // vc02 is not registered here
+		_, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+			tg.VCenters = func(context.Context) ([]string, error) { return registered, nil }
+		})
+		got := collectByName(t, c)
+		if o := got["app-00"]; o.Dims[DimVCenterJoin] != Joined || o.ObjectKey != vcUUID+"/moref/vm-2000" {
+			t.Errorf("a VM of the registered vCenter: %+v", o)
+		}
+		if o := got["dr-00"]; o.Dims[DimVCenterJoin] != Unjoined || o.ObjectKey != vc2+"/moref/vm-300" {
+			t.Errorf("a VM of a vCenter not registered: %+v (counted, keyed on its identity, unjoined)", o)
+		}
+		if len(got) != 18 || len(c.last.Unjoined) != 4 || !slices.Equal(c.last.Unregistered, []string{vc2}) {
+			t.Errorf("%d machines; summary %+v", len(got), c.last)
+		}
+		if !strings.Contains(buf.String(), "unregistered_vcenters="+vc2) || !strings.Contains(buf.String(), "machines=dr-00,dr-01,dr-02,dr-03") {
+			t.Errorf("the log does not name them:\n%s", buf.String())
+		}
+		// The list cannot be read (the database is away): counted all the
+		// same, joined on the machines' own data, and said.
+		buf.Reset()
+		_, c = start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+			tg.VCenters = func(context.Context) ([]string, error) { return nil, errors.New("database unreachable") }
+		})
+		if got := collectByName(t, c); len(got) != 18 || got["dr-00"].Dims[DimVCenterJoin] != Joined {
+			t.Errorf("without the registered vCenters: %d machines, dr-00 %v", len(got), got["dr-00"].Dims)
+		}
+		if !strings.Contains(buf.String(), "the registered vCenters could not be read") {
+			t.Errorf("not logged:\n%s", buf.String())
 		}
 	})
 	t.Run("several pages, without totalElements", func(t *testing.T) {
@@ -482,7 +518,7 @@ func FuzzParseMachines(f *testing.F) {
 		if err != nil {
 			return
 		}
-		obs, sum := build("vra", accounts, p.Content)
+		obs, sum := build("vra", accounts, p.Content, nil)
 		if len(obs)+sum.Duplicates+sum.NoID != len(p.Content) || sum.Machines != len(obs) {
 			t.Fatalf("%d observations and %+v from %d records", len(obs), sum, len(p.Content))
 		}
@@ -585,7 +621,7 @@ func BenchmarkParse10000Machines(b *testing.B) {
 			}
 			ms = append(ms, p.Content...)
 		}
-		if obs, _ := build("vra", accounts, ms); len(obs) != 10000 {
+		if obs, _ := build("vra", accounts, ms, map[string]bool{vcUUID: true}); len(obs) != 10000 {
 			b.Fatalf("%d observations", len(obs))
 		}
 	}
