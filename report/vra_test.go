@@ -22,8 +22,8 @@ import (
 // simulator, stores its machines through the store's hourly merge; the
 // report, encrypted and decrypted with gpg, gives the non-unique VM count of
 // Aria Automation 8 on one line per cloud (vSphere, AWS, Azure, GCP, and a
-// cloud account of another type under its own name), and Aria Automation 7
-// on its own line.
+// cloud account of another type under its own name) and customer, and Aria
+// Automation 7 on its own line.
 func TestAriaAutomationCloudSplit(t *testing.T) {
 	g := newGPGHome(t)
 	recipient := mustKey(t, "Aggregator Billing")
@@ -96,6 +96,12 @@ func TestAriaAutomationCloudSplit(t *testing.T) {
 			map[string]string{"vm": "v7-" + itoa(i), "vcenter_join": "joined"})
 	}
 
+	// A customer bound to vc01 takes its vSphere machines (the collector
+	// names their vCenter as the vcenter collector does).
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Acme", ObjectType: "vcenter", ObjectName: "vc01.demo.example"}); err != nil {
+		t.Fatal(err)
+	}
+
 	res, err := f.generator(t, anonymize.ModeNone, nil).Generate(ctx, march)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +124,8 @@ func TestAriaAutomationCloudSplit(t *testing.T) {
 	}
 	got := string(byName[FileMonthly])
 	for _, want := range []string{
-		"Aria Automation\tvSphere\tNon-unique VM Count\tcount\t3.000\tvra8.corp.example\t\tNo Customer Label\n",
+		"Aria Automation\tvSphere\tNon-unique VM Count\tcount\t2.000\tvra8.corp.example\t\tAcme\n",
+		"Aria Automation\tvSphere\tNon-unique VM Count\tcount\t1.000\tvra8.corp.example\t\tNo Customer Label\n",
 		"Aria Automation\tAWS\tNon-unique VM Count\tcount\t3.000\tvra8.corp.example\t\tNo Customer Label\n",
 		"Aria Automation\tAzure\tNon-unique VM Count\tcount\t2.000\tvra8.corp.example\t\tNo Customer Label\n",
 		"Aria Automation\tGCP\tNon-unique VM Count\tcount\t1.500\tvra8.corp.example\t\tNo Customer Label\n",

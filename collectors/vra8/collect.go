@@ -21,6 +21,7 @@ const (
 	DimMoref        = "vm_moref"
 	DimInstanceUUID = "vm_instance_uuid" // a vSphere machine's externalId: the VM's instance UUID
 	DimVCenterJoin  = "vcenter_join"     // vSphere machines: joined or unjoined
+	DimVCenter      = "vcenter"          // a vSphere machine's vCenter host name (its cloud account's hostName), as the vcenter collector's
 	DimVRA          = "vra"
 	DimRulesVersion = "rules_version"
 )
@@ -133,6 +134,9 @@ func build(host string, accounts map[string]*cloudAccount, machines []machine, v
 		}
 		if acct != nil {
 			dims[DimCloudAccount] = acct.Name
+			if cloud == CloudVSphere && acct.Properties[PropHostName] != "" {
+				dims[DimVCenter] = acct.Properties[PropHostName] // customer rules bound to the vCenter reach it
+			}
 		}
 		own := host + "/machine/" + m.ID
 		if m.ID == "" {

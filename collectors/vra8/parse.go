@@ -52,6 +52,7 @@ type cloudAccount struct {
 	ID               string            `json:"id"`
 	Name             string            `json:"name"`
 	Type             string            `json:"cloudAccountType"`
+	Properties       map[string]string `json:"cloudAccountProperties"` // hostName of a vCenter
 	CustomProperties map[string]string `json:"customProperties"`
 }
 

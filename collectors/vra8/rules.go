@@ -49,6 +49,9 @@ const (
 const (
 	PropVCenterUUID = "vcUuid"
 	PropMoRef       = "__moref"
+	// PropHostName is the vCenter's host name among a vSphere cloud
+	// account's cloudAccountProperties.
+	PropHostName = "hostName"
 )
 
 // morefOf is the MoRef value of a __moref property ("VirtualMachine:vm-42"

@@ -31,7 +31,9 @@
 //     once); without an externalId, "<host>/machine/<machine id>".
 //
 // Dims: vm, cloud (the cloud account type), cloud_account, region,
-// power_state, vcenter_uuid, vm_moref, vm_instance_uuid (a vSphere
+// power_state, vcenter (a vSphere machine's vCenter host name, its cloud
+// account's hostName: the vcenter collector's dim, which customer rules
+// bound to a vCenter match), vcenter_uuid, vm_moref, vm_instance_uuid (a vSphere
 // machine's externalId, the VM's instance UUID: with vcenter_uuid, the
 // vCenter collector's "<vCenter>/vm/<instanceUuid>" key, for a later join),
 // vcenter_join, vra, rules_version.
