@@ -133,8 +133,9 @@ type Target struct {
 	// registered on this appliance, read at each call (the scheduler sets
 	// it), so that a product naming the vCenters of its VMs (Aria
 	// Automation) can say which VMs join no registered vCenter. nil: not
-	// known (product add, tests).
-	VCenters func(ctx context.Context) ([]string, error)
+	// known (product add, tests). Not marshalled (a Target may be shown
+	// as JSON).
+	VCenters func(ctx context.Context) ([]string, error) `json:"-"`
 }
 
 // RegisteredVCenters is the set of the instance UUIDs of VCenters,
