@@ -181,3 +181,24 @@ func WrongPasswordTwice(t *testing.T, c collectors.Collector, calls func() int, 
 		t.Errorf("%d calls for a wrong password in two hours, want 2", n)
 	}
 }
+
+// States loads the state.json of every case folder with the simulator's
+// LoadState (fuzz tests seed their corpus from them).
+func States[S any](tb testing.TB, load func([]byte) (S, error)) []S {
+	tb.Helper()
+	var sts []S
+	for _, dir := range Dirs(tb) {
+		sts = append(sts, LoadState(tb, filepath.Join(dir, "state.json"), load))
+	}
+	return sts
+}
+
+// WantParseError fails t when a parser's error does not say what is wrong
+// with the body ("malformed body", or the field): the check of every fuzz
+// test of a response parser.
+func WantParseError(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
+		t.Fatalf("unhelpful error %v", err)
+	}
+}

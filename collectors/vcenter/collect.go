@@ -27,6 +27,11 @@ const (
 	DimLicenseEdition = "license_edition"
 	DimLicenseName    = "license_name"
 	DimVSANFeatures   = "vsan_features"
+	// DimMoref is a VM's MoRef value on its vm.vram: products that know a
+	// VM by its MoRef only (Aria Operations, SRM) key it
+	// "<vc>/moref/<moref>", and the report joins those keys to the VM's
+	// vm.vram through it.
+	DimMoref = "vm_moref"
 )
 
 // wcpExtension is the extension vSphere with Tanzu (Workload Control Plane)
@@ -143,6 +148,7 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 		dims[DimLicenseKey] = l.key
 		dims[DimLicenseEdition] = l.edition
 		dims[DimLicenseName] = l.name
+		dims[DimMoref] = vm.ref
 		if l.edition == evalEditionKey {
 			dims[collectors.DimNotReportableKey] = "true"
 		}

@@ -156,7 +156,11 @@ func (a *App) connect(ctx context.Context, box *seal.Box) error {
 				return fmt.Errorf("starting managed PostgreSQL in %s: %w", dir, err)
 			}
 			a.cluster = c
-			a.Log.Info("managed PostgreSQL running", "dir", dir, "new_cluster", fresh)
+			if pid := c.Shared(); pid != 0 {
+				a.Log.Debug("using the managed PostgreSQL another usagemeter process runs", "dir", dir, "pid", pid)
+			} else {
+				a.Log.Info("managed PostgreSQL running", "dir", dir, "new_cluster", fresh)
+			}
 		}
 		if err := ensureDatabase(ctx, a.cluster); err != nil {
 			return err

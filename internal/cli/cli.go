@@ -13,6 +13,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
@@ -81,6 +82,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if errors.Is(context.Cause(ctx), syscall.EPIPE) {
+		return 1 // stdout's reader has gone (| head): nothing to tell it
+	}
 	fmt.Fprintf(stderr, "usagemeter %s: %v\n", cmd.name, err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -116,6 +120,15 @@ func defaultConfigPath() string {
 		return p
 	}
 	return "/etc/usagemeter/config.yaml"
+}
+
+// flagError is the error of a failed flag parse: -h and --help are not an
+// error (they print the flags and exit 0), anything else is a usage error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {

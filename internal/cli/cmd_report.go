@@ -36,7 +36,7 @@ func splitArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, flagError(err)
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

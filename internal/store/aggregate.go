@@ -81,7 +81,9 @@ SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
        coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
        coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
-       CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb
+       CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb,
+       CASE WHEN s.metric = 'vm.vram' AND coalesce(s.dims ->> 'vm_moref', '') <> ''
+            THEN lower(split_part(s.object_key, '/', 1)) || '/moref/' || (s.dims ->> 'vm_moref') END AS moref_key
   FROM usage_spans s
   LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
  WHERE s.metric = ANY($3::text[])
@@ -176,9 +178,13 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 }
 
 // JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
-// presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1),
-// joined hour by hour to the vCenter's vm.vram span of the same object key
-// (vCenter instanceUuid/vm/VM instanceUuid): sum over the hours in which
+// presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1;
+// Aria's vm.monitored), joined hour by hour to the vCenter's vm.vram span of
+// the same VM: the same object key (vCenter instanceUuid/vm/VM
+// instanceUuid), or, for a presence key "<vCenter instanceUuid>/moref/<MoRef>"
+// (products that know a VM by its MoRef), the vm.vram whose vm_moref dim is
+// that MoRef (moref_key; vm.vram spans stored before the vCenter collector
+// wrote that dim do not join such keys): sum over the hours in which
 // both exist of vm.vram / 1024 / hours in month, in GB. The figure keeps the
 // presence metric's product, edition and reportability; its customer is
 // the vCenter span's (which carries the VM's placement).
@@ -198,7 +204,10 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM month_spans n
-	  JOIN month_spans v ON v.metric = 'vm.vram' AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  JOIN (SELECT object_key AS k, customer, quantity, h0, h1 FROM month_spans WHERE metric = 'vm.vram'
+	        UNION ALL -- object keys (/vm/) and MoRef keys (/moref/) never meet: no VM-hour joins twice
+	        SELECT moref_key, customer, quantity, h0, h1 FROM month_spans WHERE metric = 'vm.vram' AND moref_key IS NOT NULL) v
+	    ON v.k = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
 	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
