@@ -10,6 +10,7 @@ import (
 	_ "github.com/usagemeter/usagemeter/collectors/nsxt"        // NSX-T (NSX Data Center)
 	_ "github.com/usagemeter/usagemeter/collectors/nsxv"        // NSX for vSphere
 	_ "github.com/usagemeter/usagemeter/collectors/srm"         // Site Recovery Manager
+	_ "github.com/usagemeter/usagemeter/collectors/tkgm"        // Tanzu Kubernetes Grid (multi-cloud)
 	_ "github.com/usagemeter/usagemeter/collectors/vcd"         // Cloud Director
 	_ "github.com/usagemeter/usagemeter/collectors/vcda"        // Cloud Director Availability
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"     // vCenter, vSAN, VCF, Tanzu (TKGs)

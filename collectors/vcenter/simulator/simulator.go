@@ -670,6 +670,8 @@ type VMSpec struct {
 	PowerState    types.VirtualMachinePowerState // "" = poweredOff
 	Template      bool
 	Networks      []types.ManagedObjectReference // port groups the VM is on (its network property)
+	BIOSUUID      string                         // config.uuid; "" = vcsim's (Kubernetes provider IDs name it)
+	InstanceUUID  string                         // config.instanceUuid; "" = vcsim's
 }
 
 // CreateVM creates a VM through the API (CreateVM_Task) on spec.Host's
@@ -705,11 +707,13 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*govsim.VirtualM
 	}
 	dsName := s.Model.Map().Get(ds[0]).(*govsim.Datastore).Name
 	cfg := types.VirtualMachineConfigSpec{
-		Name:     spec.Name,
-		GuestId:  string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
-		NumCPUs:  2,
-		MemoryMB: int64(spec.MemoryMB),
-		Files:    &types.VirtualMachineFileInfo{VmPathName: "[" + dsName + "]"},
+		Name:         spec.Name,
+		GuestId:      string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
+		NumCPUs:      2,
+		MemoryMB:     int64(spec.MemoryMB),
+		Files:        &types.VirtualMachineFileInfo{VmPathName: "[" + dsName + "]"},
+		Uuid:         spec.BIOSUUID,
+		InstanceUuid: spec.InstanceUUID,
 	}
 	task, err := folder.CreateVM(ctx, cfg, pool, host)
 	if err != nil {
