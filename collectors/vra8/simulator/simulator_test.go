@@ -11,14 +11,25 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/vra8/simulator"
 )
 
-// call sends one request to s and returns the status and decoded body.
-func call(s *simulator.VRA, method, path, bearer, body string) (int, map[string]any) {
+// send sends one request to s.
+func send(s *simulator.VRA, method, path, bearer, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "https://vra.example"+path, strings.NewReader(body))
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
+	return rec
+}
+
+// record is the body of send's answer.
+func record(s *simulator.VRA, method, path, bearer, body string) []byte {
+	return send(s, method, path, bearer, body).Body.Bytes()
+}
+
+// call sends one request to s and returns the status and decoded body.
+func call(s *simulator.VRA, method, path, bearer, body string) (int, map[string]any) {
+	rec := send(s, method, path, bearer, body)
 	var m map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &m)
 	return rec.Code, m
