@@ -127,6 +127,34 @@ type Target struct {
 	Logger     *slog.Logger
 	// Paired is the product (usually a vCenter) this one is paired with, nil if none.
 	Paired *Target
+	// VCenters, when set, lists the instance UUIDs of the vCenters
+	// registered on this appliance, read at each call (the scheduler sets
+	// it), so that a product naming the vCenters of its VMs (Aria
+	// Automation) can say which VMs join no registered vCenter. nil: not
+	// known (product add, tests). Not marshalled (a Target may be shown
+	// as JSON).
+	VCenters func(ctx context.Context) ([]string, error) `json:"-"`
+}
+
+// RegisteredVCenters is the set of the instance UUIDs of VCenters,
+// lower-cased; nil when the target does not say, or when the list cannot be
+// read (logged: the caller then joins on its own data).
+func (t *Target) RegisteredVCenters(ctx context.Context) map[string]bool {
+	if t.VCenters == nil {
+		return nil
+	}
+	ids, err := t.VCenters(ctx)
+	if err != nil {
+		if t.Logger != nil {
+			t.Logger.Warn("the registered vCenters could not be read: VMs are joined on the product's own data", "err", err)
+		}
+		return nil
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[strings.ToLower(strings.TrimSpace(id))] = true
+	}
+	return set
 }
 
 // Factory builds a Collector for one product. It validates Target.Options and

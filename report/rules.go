@@ -4,7 +4,7 @@ import "github.com/usagemeter/usagemeter/collectors"
 
 // RulesVersion names the metering rules this package implements; it goes in
 // every manifest. Change it whenever a rule or an assumption below changes.
-const RulesVersion = "usagemeter-rules/2026.3"
+const RulesVersion = "usagemeter-rules/2026.4"
 
 // Assumptions are the rules marked "assumed" in METERING.md, written into
 // the manifest so that the aggregator knows them.
@@ -20,6 +20,9 @@ var Assumptions = []string{
 	"Aria Operations edition: the highest of Standard, Advanced, Enterprise among its unexpired licences; Aria Operations for Networks: Advanced or Enterprise, the highest among its valid licences",
 	"Tanzu Kubernetes Grid (TKGm) is reported as edition Standard (Advanced too) on the metric chosen per management cluster: the capped billed vRAM of the powered-on VMs of its management and workload cluster machines, or the cores of the hosts running one, read from the paired vCenter; those VMs bill vCenter Server vRAM as well, as TKGs VMs do",
 	"TKGm: a machine is joined to its VM by the BIOS UUID of its vsphere:// provider ID; a machine without one (not provisioned yet, or not on vSphere) or whose VM the paired vCenter does not know bills nothing in that hour",
+	"Aria Automation 8 is billed on the non-unique count of the machines it manages, whatever their power state, one line per cloud: the edition column names the cloud (vSphere, AWS, Azure, GCP; any further cloud account type under its type name, a machine of no listed cloud account under unknown)",
+	"Aria Automation 7 is billed on the non-unique count of the vSphere virtual machines of its tenant's catalog, whatever their power state; machines on non-vSphere endpoints and deleted resources are not counted",
+	"Aria Automation: a vSphere VM is identified by its vCenter instance UUID and MoRef, so that one VM counts once; one whose vCenter or MoRef Aria Automation does not give is counted on its own identity; either, and one of a vCenter not registered on the appliance, counts and is named as unjoined; a public cloud VM is identified by its cloud and its id in that cloud",
 }
 
 // Aggregation kinds (METERING.md "Terms"); each is one SQL query in
@@ -68,6 +71,10 @@ var Rules = []Rule{
 	{Metric: collectors.MetricNSXVRAM, Kind: Count, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricNSXVM, Kind: JoinedVRAM, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricNSXVM, Kind: JoinedCount, ProductKinds: []string{"nsxv"}, Editions: []string{"Enterprise", "enterprise"}, Name: "Non-unique VM Count"},
+	// Cloud Director, Aria Automation 7 and 8. Aria Automation 8 sets the
+	// machine's cloud as the edition (collectors/vra8 Editions: vSphere,
+	// AWS, Azure, GCP, or the cloud account type), so this rule gives one
+	// line per cloud: the AWS/Azure/GCP/vSphere split.
 	{Metric: collectors.MetricVMManaged, Kind: Count, Name: "Non-unique VM Count"},
 	{Metric: collectors.MetricVMManaged, Kind: AverageVRAM, ProductKinds: []string{"vcd"}, Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricMonitoredVM, Kind: JoinedVRAM, Mode: collectors.AriaAddon, Name: "Average Capped Billed vRAM"},

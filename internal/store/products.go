@@ -134,6 +134,19 @@ func (s *Store) Products(ctx context.Context, activeOnly bool) ([]Product, error
 	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products WHERE removed_at IS NULL AND (active OR NOT $1) ORDER BY id`, activeOnly)
 }
 
+// InstanceIDs lists the instance ids recorded for the products of kind that
+// are not removed (deactivated ones too), lower-cased, sorted, without
+// empty ones: the vCenters registered on this appliance, for the collectors
+// of products that name vCenters (Aria Automation).
+func (s *Store) InstanceIDs(ctx context.Context, kind string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT lower(instance_id) FROM products
+		WHERE kind = $1 AND removed_at IS NULL AND instance_id <> '' ORDER BY 1`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("listing the %s instances: %w", kind, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 // ProductsDue lists the products to collect at hour: the active ones whose
 // kind's cadence has hour (every hour, or for a kind with a longer
 // collectors.Kind.Every the UTC hours that are multiples of it), and the
