@@ -14,7 +14,6 @@ import (
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/vra8/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -67,7 +66,7 @@ func TestAriaAutomationCloudSplit(t *testing.T) {
 		t.Helper()
 		sim := simulator.New(st)
 		u, thumb := sim.Start(t)
-		c, err := collectors.New(collectors.Target{Kind: "vra8", Endpoint: u, Username: "meter", Password: config.Secret("pw"), Thumbprint: thumb, Timeout: 5 * time.Second})
+		c, err := collectors.New(collectors.Target{Kind: "vra8", Endpoint: u, Username: "meter", Password: collectors.Secret("pw"), Thumbprint: thumb, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
