@@ -267,6 +267,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		func() (*demoProduct, error) { return demoVROps(vcs[0]) },
 		func() (*demoProduct, error) { return demoVRNI(vcs[0]) },
 		func() (*demoProduct, error) { return demoTKGm(vcs[0]) },
+		func() (*demoProduct, error) { return demoVRA8(vcs[0]) },
 	} {
 		p, err := mk()
 		if err != nil {
