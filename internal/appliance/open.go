@@ -24,6 +24,9 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	if f, ok := w.(*os.File); ok && journalStream(f) {
+		w = journalWriter{w}
+	}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
