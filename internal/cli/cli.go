@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,4 +152,11 @@ func parseAndOpen(ctx context.Context, e *Env, fs *flag.FlagSet, cfgPath *string
 		return nil, err
 	}
 	return appliance.Open(ctx, *cfgPath, e.Stderr)
+}
+
+// writeJSON prints v as indented JSON (the --json of list commands).
+func writeJSON(e *Env, v any) error {
+	enc := json.NewEncoder(e.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -172,6 +172,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 
 func runProductList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product list")
+	asJSON := fs.Bool("json", false, "print JSON (no secrets)")
 	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
@@ -180,6 +181,25 @@ func runProductList(ctx context.Context, e *Env, args []string) error {
 	ps, err := app.Store.Products(ctx, false)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type product struct {
+			ID          int64           `json:"id"`
+			Kind        string          `json:"kind"`
+			Endpoint    string          `json:"endpoint"`
+			Username    string          `json:"username"`
+			Active      bool            `json:"active"`
+			Deactivated *time.Time      `json:"deactivated_at"`
+			PairedID    int64           `json:"paired_id,omitempty"`
+			InstanceID  string          `json:"instance_id,omitempty"`
+			Thumbprint  string          `json:"thumbprint,omitempty"`
+			Options     json.RawMessage `json:"options"`
+		}
+		out := []product{}
+		for _, p := range ps {
+			out = append(out, product{p.ID, p.Kind, p.Endpoint, p.Username, p.Active, p.DeactivatedAt, p.PairedID, p.InstanceID, p.Thumbprint, p.Options})
+		}
+		return writeJSON(e, out)
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tENDPOINT\tUSER\tSTATE\tPAIRED\tINSTANCE")

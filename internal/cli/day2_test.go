@@ -65,6 +65,12 @@ func TestProductDay2(t *testing.T) {
 		t.Fatalf("collect with the rotated password (exit %d):\n%s", code, out)
 	}
 
+	if code, out = run("product", "list", "--json"); code != 0 || !strings.Contains(out, `"kind": "vcenter"`) || !strings.Contains(out, `"tanzu_metric": "cores"`) || strings.Contains(out, "Rotated") {
+		t.Fatalf("product list --json (exit %d):\n%s", code, out)
+	}
+	if code, out = run("report", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("report list --json (exit %d):\n%s", code, out)
+	}
 	if code, out = run("product", "deactivate", "1"); code != 0 || !strings.Contains(out, "deactivated") {
 		t.Fatalf("deactivate (exit %d):\n%s", code, out)
 	}
