@@ -178,3 +178,34 @@ func TestStatusNamesWhatIsMissing(t *testing.T) {
 		t.Errorf("alerts list --json (exit %d):\n%s", code, out)
 	}
 }
+
+// TestBackupCommands: backup refuses to write an archive in clear, writes
+// an encrypted one, and restore puts it onto a fresh appliance (another
+// database and data_dir), registration included.
+func TestBackupCommands(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	cfgA := writeConfig(t, filepath.Join(dir, "a"), "database:\n  url: "+pgtest.NewDatabase(t)+"\n")
+	cfgB := writeConfig(t, filepath.Join(dir, "b"), "database:\n  url: "+pgtest.NewDatabase(t)+"\n")
+	runA, runB := runner(t, bin, cfgA), runner(t, bin, cfgB)
+	pass := filepath.Join(dir, "pass")
+	if err := os.WriteFile(pass, []byte("a long backup passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "appliance.backup")
+	if code, out := runA("register", "--contract", "CN-42", "--program", "rental"); code != 0 {
+		t.Fatalf("register (exit %d):\n%s", code, out)
+	}
+	if code, out := runA("backup", "--out", archive); code != 2 || !strings.Contains(out, "never written in clear") {
+		t.Fatalf("backup without a key (exit %d):\n%s", code, out)
+	}
+	if code, out := runA("backup", "--out", archive, "--passphrase-file", pass); code != 0 || !strings.Contains(out, "encrypted") {
+		t.Fatalf("backup (exit %d):\n%s", code, out)
+	}
+	if code, out := runB("restore", archive, "--passphrase-file", pass); code != 0 || !strings.Contains(out, "restored appliance") {
+		t.Fatalf("restore (exit %d):\n%s", code, out)
+	}
+	if _, out := runB("status"); !regexp.MustCompile(`ok\s+registration\s+contract CN-42`).MatchString(out) {
+		t.Fatalf("status of the restored appliance:\n%s", out)
+	}
+}
