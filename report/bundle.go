@@ -66,6 +66,8 @@ type Manifest struct {
 	Anonymization string            `json:"anonymization"`
 	Products      []ProductGaps     `json:"products"`
 	Excluded      []ExcludedFigure  `json:"excluded"`
+	Included      []IncludedFigure  `json:"included"`
+	Changes       []ManifestChange  `json:"changes"`
 	Customers     int               `json:"customers"`
 	FiguresSHA256 string            `json:"figures_sha256"`
 	Files         []ManifestFile    `json:"files"`
@@ -93,6 +95,23 @@ type ExcludedFigure struct {
 	Quantity    float64 `json:"quantity"`
 	Objects     int64   `json:"objects"`
 	ObjectHours float64 `json:"object_hours"`
+}
+
+// IncludedFigure is usage metered but included in another product's
+// billing (a VCF vCenter's vRAM and vSAN), so not reported on its own line.
+type IncludedFigure struct {
+	IncludedIn string `json:"included_in"`
+	ExcludedFigure
+}
+
+// ManifestChange is an admin change that applies from an hour of the month:
+// the month is split at that hour.
+type ManifestChange struct {
+	Setting string `json:"setting"`
+	Subject string `json:"subject"` // the product host, or the licence key's hash
+	From    string `json:"from"`
+	Old     string `json:"old"`
+	New     string `json:"new"`
 }
 
 // ManifestFile is the checksum of one file of the bundle.
@@ -194,7 +213,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
 		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
-		Products: []ProductGaps{}, Excluded: []ExcludedFigure{},
+		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{},
 	}
 
 	// The month's spans, selected and labelled once.
@@ -233,11 +252,16 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			if prod == "" {
 				prod = productName(p.Kind)
 			}
+			line := ExcludedFigure{
+				Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: f.Edition, Unit: f.Unit,
+				Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
+			}
+			if r.IncludedIn != "" && f.Reportable {
+				b.Manifest.Included = append(b.Manifest.Included, IncludedFigure{IncludedIn: r.IncludedIn, ExcludedFigure: line})
+				continue
+			}
 			if !f.Reportable {
-				b.Manifest.Excluded = append(b.Manifest.Excluded, ExcludedFigure{
-					Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: f.Edition, Unit: f.Unit,
-					Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
-				})
+				b.Manifest.Excluded = append(b.Manifest.Excluded, line)
 				continue
 			}
 			cust := nm.customer(f.Customer)
@@ -251,7 +275,25 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		a, c := b.Manifest.Excluded[i], b.Manifest.Excluded[j]
 		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
 	})
+	sort.Slice(b.Manifest.Included, func(i, j int) bool {
+		a, c := b.Manifest.Included[i], b.Manifest.Included[j]
+		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
+	})
 	b.Figures = len(rows)
+	changes, err := g.store.AdminChanges(ctx, m.Start, m.End)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		subject := c.Subject
+		if c.Setting == store.SettingLicenseCategory {
+			subject = nm.name("license", c.Subject)
+		} else if id, err := strconv.ParseInt(c.Subject, 10, 64); err == nil {
+			subject = prodHost(id)
+		}
+		b.Manifest.Changes = append(b.Manifest.Changes, ManifestChange{Setting: c.Setting, Subject: subject,
+			From: c.From.In(g.loc).Format(time.RFC3339), Old: c.Old, New: c.New})
+	}
 	var monthly tsv
 	monthly.row(monthlyHeader...)
 	perCustomer := map[string]*tsv{}
@@ -309,6 +351,17 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		}
 		return "no"
 	}
+	// Usage included in VCF is listed under its metered metric, reported
+	// "included".
+	reported := func(h *store.HistoryRow) (metric, rep string) {
+		if base, ok := includedMetrics[h.Metric]; ok {
+			if h.Reportable {
+				return base, "included"
+			}
+			return base, "no"
+		}
+		return h.Metric, yesNo(h.Reportable)
+	}
 
 	// VM history.
 	var vms tsv
@@ -318,11 +371,12 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	vms.row("Product", "Product Host", "Metric", "VM ID", "VM", "vCenter", "Datacenter", "Cluster", "Host", "Folder", "Resource Pool", "Org",
 		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 	err = md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
-		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("vm_id", h.ObjectKey),
+		metric, rep := reported(h)
+		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
 			nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
 			nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
-			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
 			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
 		return nil
 	})
@@ -337,10 +391,11 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	cl.row("Product", "Product Host", "Metric", "Object ID", "vCenter", "Datacenter", "Cluster", "Host",
 		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 	err = md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
-		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("object_id", h.ObjectKey),
+		metric, rep := reported(h)
+		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
 			nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
-			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
 			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
 		return nil
 	})
@@ -353,7 +408,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	// Hourly totals.
 	var hr tsv
 	hr.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
-	err = md.HourlyTotals(ctx, allMetrics, func(h store.HourlyTotal) error {
+	err = md.HourlyTotals(ctx, hourlyMetrics, func(h store.HourlyTotal) error {
 		if !collectors.Due(products[h.ProductID].Kind, h.Hour) {
 			// A product collected less often than hourly (Horizon DaaS:
 			// every 6 hours) is listed at its sampling hours only: the

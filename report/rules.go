@@ -1,10 +1,13 @@
 package report
 
-import "github.com/usagemeter/usagemeter/collectors"
+import (
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
 
 // RulesVersion names the metering rules this package implements; it goes in
 // every manifest. Change it whenever a rule or an assumption below changes.
-const RulesVersion = "usagemeter-rules/2026.1"
+const RulesVersion = "usagemeter-rules/2026.2"
 
 // Assumptions are the rules marked "assumed" in METERING.md, written into
 // the manifest so that the aggregator knows them.
@@ -14,7 +17,10 @@ var Assumptions = []string{
 	"NSX-T edition per VM from features used: Professional = segments/routing; Advanced = distributed firewall with a non-default rule, load balancer, VPN; Enterprise Plus = IDS/IPS, federation",
 	"Site Recovery Manager is billed on the non-unique protected VM count",
 	"NSX: a VM reached by NSX features is billed on its vCenter capped billed vRAM in the hours the vCenter bills it; NSX-V Enterprise also on the non-unique count of those VMs",
-	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
+	"VMs on hosts whose licence is perpetual, demo or evaluation are metered but not reported; they are counted under excluded. Every key is rental by default, vSphere's evaluation licence evaluation; an admin can set any key to any category",
+	"VCF replaces vSphere billing on its vCenter: with a core edition (Standard, Advanced, Enterprise) its VMs' capped billed vRAM is metered but included in VCF, not reported as vCenter Server; with a \"with vSAN\" edition its vSAN capacity is included too; with the SDDC Manager edition the capped billed vRAM is reported under VMware Cloud Foundation, edition SDDC Manager, not under vCenter Server. Included usage is listed under included in the manifest",
+	"admin changes (licence category, VCF edition, Tanzu metric) apply from the hour they are made, or from the earlier hour the admin names: the month is split at that hour and the hours before keep the setting in force then; changes are listed in the manifest",
+	"VCF host cores and the Tanzu metric follow what the collector recorded in each hour, which reads the vCenter's settings every hour",
 }
 
 // Aggregation kinds (METERING.md "Terms"); each is one SQL query in
@@ -43,11 +49,17 @@ type Rule struct {
 	Kind         string   // Average, Count, Maximum or Unique
 	Product      string   // product column; "" = the product kind's display name (collectors.Kind)
 	Name         string   // metric column
+	// IncludedIn names the product that includes this usage: it is
+	// metered, listed under included in the manifest, and not reported.
+	IncludedIn string
 }
 
 // Rules is METERING.md as a table: one line per monthly figure.
 var Rules = []Rule{
+	{Metric: collectors.MetricVMVRAM, Kind: Average, Editions: []string{store.EditionSDDCManager}, Product: "VMware Cloud Foundation", Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricVMVRAM, Kind: Average, Product: "vCenter Server", Name: "Average Capped Billed vRAM"},
+	{Metric: store.MetricVRAMInVCF, Kind: Average, Product: "vCenter Server", Name: "Average Capped Billed vRAM", IncludedIn: "VMware Cloud Foundation"},
+	{Metric: store.MetricVSANInVCF, Kind: Average, Product: "vSAN", Name: "Average Used Capacity", IncludedIn: "VMware Cloud Foundation"},
 	{Metric: collectors.MetricHostCores, Kind: Average, Product: "VMware Cloud Foundation", Name: "Average Cores"},
 	{Metric: collectors.MetricVSANUsedGB, Kind: Average, Product: "vSAN", Name: "Average Used Capacity"},
 	{Metric: collectors.MetricTanzuVRAM, Kind: Average, Product: "Tanzu Basic", Name: "Average Capped Billed vRAM"},
@@ -107,9 +119,22 @@ func contains(list []string, s string) bool {
 
 // Metrics written to VM_History.tsv and Cluster_History.tsv.
 var (
-	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
+	vmMetrics = []string{collectors.MetricVMVRAM, store.MetricVRAMInVCF, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
 		collectors.MetricMonitoredVM, collectors.MetricVMProtected, collectors.MetricVMMigrated}
-	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB}
+	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB, store.MetricVSANInVCF}
 	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections,
 		collectors.MetricDesktopVM, collectors.MetricRDSHSession)
+	// includedMetrics maps the metrics of usage included in another
+	// product (store.applyAdminChanges) to the metric metered.
+	includedMetrics = map[string]string{store.MetricVRAMInVCF: collectors.MetricVMVRAM, store.MetricVSANInVCF: collectors.MetricVSANUsedGB}
+	// hourlyMetrics are the metrics of Hourly_Usage.tsv: reported usage.
+	hourlyMetrics = func() []string {
+		var out []string
+		for _, m := range allMetrics {
+			if _, ok := includedMetrics[m]; !ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}()
 )

@@ -8,10 +8,13 @@ package store
 // customers.go), whether it is reportable, and its names. Every figure is
 // then one short query over month_spans, one per aggregation kind.
 //
-// A span is not reportable when its dims say not_reportable = "true" (the
-// collector saw an evaluation licence) or when its dims' license_key has the
-// category perpetual or demo in the licenses table: such usage is metered
-// and counted in the manifest, but not billed.
+// A span with a licence key (dims license_key) is not reportable when the
+// key's category is perpetual, demo or evaluation (licenses table; a key
+// nobody categorised is evaluation when the collector saw vSphere's
+// evaluation licence, rental otherwise); a span without one when its dims
+// say not_reportable = "true". Such usage is metered and counted in the
+// manifest, but not billed. Admin changes (categories, VCF editions) then
+// apply from their hour: see changes.go.
 //
 // The month is given as two instants; hours in month is End-Start in hours,
 // computed by the caller in the report's time zone (672 to 744, 743 or 745
@@ -67,15 +70,17 @@ type Figure struct {
 
 // monthSpansSQL fills month_spans: $1 month start, $2 month end
 // (exclusive), $3 metrics.
-const monthSpansSQL = `
+var monthSpansSQL = `
 CREATE TEMP TABLE month_spans ON COMMIT DROP AS
 WITH ` + customerLabels + `
 SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        greatest(s.first_hour, $1::timestamptz) AS h0,
        least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
        extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
-       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
-            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
+       CASE WHEN coalesce(s.dims ->> 'license_key', '') = '' THEN coalesce(s.dims ->> 'not_reportable', '') <> 'true'
+            ELSE coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) NOT IN ` + excludedCategories + ` END AS reportable,
+       coalesce(s.dims ->> 'license_key', '') AS license_key,
+       coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) AS category,
        ` + customerExpr + ` AS customer,
        coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
@@ -111,6 +116,10 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	if _, err := tx.Exec(ctx, monthSpansSQL, m.Start, m.End, metrics); err != nil {
 		tx.Rollback(ctx)
 		return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+	}
+	if err := applyAdminChanges(ctx, tx, m); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
 	}
 	if _, err := tx.Exec(ctx, `ANALYZE month_spans`); err != nil {
 		tx.Rollback(ctx)
@@ -198,7 +207,7 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM month_spans n
-	  JOIN month_spans v ON v.metric = 'vm.vram' AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  JOIN month_spans v ON v.metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
 	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable

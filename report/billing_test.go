@@ -1,0 +1,275 @@
+package report
+
+// Billing fidelity (issue 17): VCF replaces vSphere billing, admin changes
+// apply from their hour, evaluation licences are a category.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
+
+// monthlyLines reads a clear Monthly_Usage.tsv as "Product|Edition|Metric|Customer" -> quantity.
+func monthlyLines(t testing.TB, data []byte) map[string]string {
+	t.Helper()
+	lines := map[string]string{}
+	for _, l := range strings.Split(string(data), "\n")[1:] {
+		if c := strings.Split(l, "\t"); len(c) == 8 {
+			lines[c[0]+"|"+c[1]+"|"+c[2]+"|"+c[7]] = c[4]
+		}
+	}
+	return lines
+}
+
+func manifestOf(t testing.TB, files map[string][]byte) Manifest {
+	t.Helper()
+	var man Manifest
+	if err := json.Unmarshal(files[FileManifest], &man); err != nil {
+		t.Fatal(err)
+	}
+	return man
+}
+
+// setOption sets a vCenter option as `product add` would have.
+func (f *fixture) setOption(t testing.TB, id int64, key, value string) {
+	t.Helper()
+	f.exec(t, `UPDATE products SET options = options || jsonb_build_object($2::text, $3::text) WHERE id = $1`, id, key, value)
+}
+
+// vcfInventory is one vCenter's month: web01 billing 4 GB all month, one
+// busy host of 32 cores (recorded as VCF cores by the collector), a vSAN
+// cluster using 1000 GB.
+func (f *fixture) vcfInventory(t testing.TB, edition string) {
+	t.Helper()
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/web01", march.Start, march.End, 4096, "MB", "vsphere-ent",
+		vmDims("web01", "esx01.corp.example", "Gold", "/DC-Paris/vm/x", "rp", "AAAAA-RENT"))
+	if edition != "sddc-manager" {
+		f.span(t, f.vc, collectors.MetricHostCores, "vc-uuid/host/host-1", march.Start, march.End, 32, "cores", edition,
+			map[string]string{"host": "esx01.corp.example", "cluster": "Gold", "vcenter": "vc01.corp.example"})
+	}
+	f.span(t, f.vc, collectors.MetricVSANUsedGB, "vc-uuid/cluster/c-1", march.Start, march.End, 1000, "GB", "standard",
+		map[string]string{"cluster": "Gold", "vcenter": "vc01.corp.example"})
+	f.runs(t, f.vc, march.Start, march.End)
+}
+
+// TestVCFReplacesVSphereBilling: the same inventory on a vCenter flagged
+// VCF Standard, Standard with vSAN, and SDDC Manager. Core editions bill
+// cores and include the vRAM (and with vSAN the vSAN capacity), listed
+// under included; SDDC Manager bills the vRAM under Cloud Foundation.
+func TestVCFReplacesVSphereBilling(t *testing.T) {
+	const nc = "No Customer Label"
+	for _, tc := range []struct {
+		edition  string
+		want     map[string]string // the whole of Monthly_Usage
+		included []string          // Product|Metric of the included lines
+	}{
+		{"standard", map[string]string{
+			"VMware Cloud Foundation|standard|Average Cores|" + nc: "32.000",
+			"vSAN|standard|Average Used Capacity|" + nc:            "1000.000",
+		}, []string{"vCenter Server|Average Capped Billed vRAM"}},
+		{"standard-vsan", map[string]string{
+			"VMware Cloud Foundation|standard-vsan|Average Cores|" + nc: "32.000",
+		}, []string{"vCenter Server|Average Capped Billed vRAM", "vSAN|Average Used Capacity"}},
+		{"sddc-manager", map[string]string{
+			"VMware Cloud Foundation|vcf-sddc-manager|Average Capped Billed vRAM|" + nc: "4.000",
+			"vSAN|standard|Average Used Capacity|" + nc:                                 "1000.000",
+		}, nil},
+	} {
+		t.Run(tc.edition, func(t *testing.T) {
+			f := newFixture(t)
+			f.register(t)
+			f.setOption(t, f.vc, "vcf_edition", tc.edition)
+			f.vcfInventory(t, tc.edition)
+			files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+			got := monthlyLines(t, files[FileMonthly])
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %s", k, got[k], v)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("Monthly_Usage has %d lines, want %d (no double billing):\n%s", len(got), len(tc.want), files[FileMonthly])
+			}
+			man := manifestOf(t, files)
+			var inc []string
+			for _, i := range man.Included {
+				inc = append(inc, i.Product+"|"+i.Metric)
+				if i.IncludedIn != "VMware Cloud Foundation" || i.Objects != 1 {
+					t.Errorf("included %+v", i)
+				}
+			}
+			if strings.Join(inc, ",") != strings.Join(tc.included, ",") {
+				t.Errorf("included %v, want %v", inc, tc.included)
+			}
+			if len(man.Excluded) != 0 {
+				t.Errorf("excluded %+v", man.Excluded)
+			}
+			// The VM history keeps the VM, metered, marked included.
+			if vcfCore := tc.edition != "sddc-manager"; !strings.Contains(string(files[FileVMs]), "\tvm.vram\t") ||
+				vcfCore != strings.Contains(string(files[FileVMs]), "\tincluded\t") {
+				t.Errorf("VM history:\n%s", files[FileVMs])
+			}
+		})
+	}
+}
+
+// generateClear generates month (plain bundles) and returns the files of
+// the version stored.
+func generateClear(t *testing.T, g *Generator, m store.Month) (*Result, map[string][]byte) {
+	t.Helper()
+	res, err := g.Generate(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := ReadTarGz(bytes.NewReader(mustRead(t, res.PlainPath)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, f := range list {
+		files[f.Name] = f.Data
+	}
+	return res, files
+}
+
+// TestCategoryChangeFromItsHour: a licence key set perpetual on March 15 at
+// 10:00 (after March was reported) makes a new version of March whose VM is
+// billed until 09:00 and excluded from 10:00; February, before the change,
+// keeps its version.
+func TestCategoryChangeFromItsHour(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	ctx := context.Background()
+	g := f.generator(t, anonymize.ModeNone, nil)
+	feb := store.MonthIn(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.UTC)
+	febV1, _ := generateClear(t, g, feb)
+	v1, files1 := generateClear(t, g, march)
+	before := monthlyLines(t, files1[FileMonthly])
+
+	change := time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC)
+	// The admin names 10:20: the change applies from the hour it falls in.
+	if err := f.st.ChangeLicenseCategory(ctx, "AAAAA-RENT", store.LicensePerpetual, change.Add(20*time.Minute), fixedAt); err != nil {
+		t.Fatal(err)
+	}
+	v2, files2 := generateClear(t, g, march)
+	if v2.Unchanged || v2.Report.Version != v1.Report.Version+1 {
+		t.Fatalf("March after the change: version %d unchanged %v, want a new version", v2.Report.Version, v2.Unchanged)
+	}
+	if again, _ := generateClear(t, g, feb); !again.Unchanged || again.Report.ID != febV1.Report.ID {
+		t.Errorf("February changed by a change in March: %+v", again.Report)
+	}
+	after := monthlyLines(t, files2[FileMonthly])
+	hoursBefore := float64(14*24 + 10) // March 1 00:00 to March 15 09:00
+	// web01 (Acme, 4 GB all month) is billed only before the change.
+	if k := "vCenter Server|vsphere-ent|Average Capped Billed vRAM|Acme"; before[k] != num(4) || after[k] != num(4*hoursBefore/744) {
+		t.Errorf("%s: %s then %s, want 4 then %s", k, before[k], after[k], num(4*hoursBefore/744))
+	}
+	// Usage not on the key is as before.
+	for k, v := range before {
+		if !strings.HasPrefix(k, "vCenter Server|") && after[k] != v {
+			t.Errorf("%s: %s then %s", k, v, after[k])
+		}
+	}
+	// The VM history splits web01 at the change.
+	vms := string(files2[FileVMs])
+	for _, want := range []string{
+		"\tAcme\tyes\t2026-03-01T00:00:00Z\t2026-03-15T09:00:00Z\t346\t",
+		"\tAcme\tno\t2026-03-15T10:00:00Z\t2026-03-31T23:00:00Z\t398\t",
+	} {
+		if !strings.Contains(vms, want) {
+			t.Errorf("VM history lacks %q:\n%s", want, vms)
+		}
+	}
+	man := manifestOf(t, files2)
+	if len(man.Changes) != 1 || man.Changes[0].From != "2026-03-15T10:00:00Z" || man.Changes[0].Old != "rental" || man.Changes[0].New != "perpetual" ||
+		man.Changes[0].Setting != store.SettingLicenseCategory {
+		t.Errorf("changes %+v", man.Changes)
+	}
+	// A change cannot apply from an hour that has not begun.
+	if err := f.st.ChangeLicenseCategory(ctx, "AAAAA-RENT", store.LicenseRental, fixedAt.Add(2*time.Hour), fixedAt); err == nil {
+		t.Error("a change from a future hour was accepted")
+	}
+}
+
+// TestVCFEditionChangeFromItsHour: a vCenter flagged VCF Standard on March
+// 15 at 10:00 bills its vRAM as vCenter Server until 09:00; from 10:00 it
+// is included in VCF.
+func TestVCFEditionChangeFromItsHour(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.vcfInventory(t, "standard")
+	change := time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC)
+	if err := f.st.ChangeProductOption(context.Background(), f.vc, store.SettingVCFEdition, "standard", change, fixedAt); err != nil {
+		t.Fatal(err)
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := monthlyLines(t, files[FileMonthly])
+	hoursBefore := float64(14*24 + 10)
+	if k := "vCenter Server|vsphere-ent|Average Capped Billed vRAM|No Customer Label"; got[k] != num(4*hoursBefore/744) {
+		t.Errorf("%s = %s, want %s (the hours before the change)", k, got[k], num(4*hoursBefore/744))
+	}
+	man := manifestOf(t, files)
+	if len(man.Included) != 1 || man.Included[0].Quantity != float64(int(4*(744-hoursBefore)/744*1000+0.5))/1000 {
+		t.Errorf("included %+v, want the vRAM from the change on", man.Included)
+	}
+	if len(man.Changes) != 1 || man.Changes[0].Setting != store.SettingVCFEdition || man.Changes[0].Old != "" || man.Changes[0].New != "standard" ||
+		man.Changes[0].Subject != "vc01.corp.example" {
+		t.Errorf("changes %+v", man.Changes)
+	}
+}
+
+// TestEvaluationOverridden: an evaluation key is a category like the
+// others: listed as evaluation, excluded by default, and billed from the
+// hour an admin sets it rental (before, `license set-category KEY rental`
+// on an evaluation key was accepted and silently ignored).
+func TestEvaluationOverridden(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	ctx := context.Background()
+	if _, err := f.st.SyncLicenses(ctx, march.Start); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := f.st.Licenses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cats := map[string]string{}
+	for _, l := range ls {
+		cats[l.Key] = l.Category
+	}
+	if cats["EEEEE-EVAL"] != store.LicenseEvaluation || cats["AAAAA-RENT"] != store.LicenseRental || cats["BBBBB-PERP"] != store.LicensePerpetual {
+		t.Errorf("licence categories %v", cats)
+	}
+	change := time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC)
+	if err := f.st.ChangeLicenseCategory(ctx, "EEEEE-EVAL", store.LicenseRental, change, fixedAt); err != nil {
+		t.Fatal(err)
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := monthlyLines(t, files[FileMonthly])
+	// eval01: 1 GB, reported from the change on, under its edition.
+	if k, want := "vCenter Server|eval|Average Capped Billed vRAM|No Customer Label", num(float64(744-(14*24+10))/744); got[k] != want {
+		t.Errorf("%s = %q, want %s:\n%s", k, got[k], want, files[FileMonthly])
+	}
+	man := manifestOf(t, files)
+	var evalExcluded float64
+	for _, x := range man.Excluded {
+		if x.Edition == "eval" {
+			evalExcluded = x.ObjectHours
+		}
+	}
+	if evalExcluded != 14*24+10 {
+		t.Errorf("eval01 excluded for %v hours, want the %d before the change: %+v", evalExcluded, 14*24+10, man.Excluded)
+	}
+	if err := f.st.ChangeLicenseCategory(ctx, "EEEEE-EVAL", "trial", change, fixedAt); err == nil || !strings.Contains(err.Error(), "rental, perpetual, demo or evaluation") {
+		t.Errorf("unknown category: %v", err)
+	}
+}
