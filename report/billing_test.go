@@ -273,3 +273,22 @@ func TestEvaluationOverridden(t *testing.T) {
 		t.Errorf("unknown category: %v", err)
 	}
 }
+
+// TestBackfilledHoursInManifest: hours recorded with `collect --hour H
+// --backfill` are counted per product in the manifest.
+func TestBackfilledHoursInManifest(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	f.exec(t, `UPDATE collection_runs SET backfilled = true WHERE product_id = $1 AND hour IN ('2026-03-12T05:00:00Z', '2026-03-12T06:00:00Z', '2026-02-28T00:00:00Z')`, f.vc)
+	man := manifestOf(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1))
+	for _, p := range man.Products {
+		want := 0
+		if p.Kind == "vcenter" {
+			want = 2 // the February hour is not March's
+		}
+		if p.BackfilledHours != want {
+			t.Errorf("%s: %d backfilled hours, want %d", p.Kind, p.BackfilledHours, want)
+		}
+	}
+}

@@ -82,6 +82,9 @@ type ProductGaps struct {
 	ExpectedHours  int    `json:"expected_hours"`
 	CollectedHours int    `json:"collected_hours"`
 	MissingHours   int    `json:"missing_hours"`
+	// BackfilledHours are collected hours recorded later with the state
+	// read then (`collect --hour H --backfill`), not in the hour itself.
+	BackfilledHours int `json:"backfilled_hours"`
 }
 
 // ExcludedFigure is usage metered but not reported (not_reportable, or a
@@ -331,12 +334,16 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
+	backfilled, err := g.store.MonthBackfilled(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	lap("gaps")
 	for _, gp := range gaps {
 		p := products[gp.ProductID]
 		b.Manifest.Products = append(b.Manifest.Products, ProductGaps{
 			Product: productName(p.Kind), Kind: p.Kind, Host: prodHost(gp.ProductID),
-			ExpectedHours: gp.Expected, CollectedHours: gp.Collected, MissingHours: gp.Missing,
+			ExpectedHours: gp.Expected, CollectedHours: gp.Collected, MissingHours: gp.Missing, BackfilledHours: backfilled[gp.ProductID],
 		})
 	}
 	sort.SliceStable(b.Manifest.Products, func(i, j int) bool {
