@@ -292,3 +292,36 @@ func TestBackfilledHoursInManifest(t *testing.T) {
 		}
 	}
 }
+
+// TestExpectedHoursFollowTheProductsLife: a product added on the 10th and
+// removed on the 20th at 14:30 expects only the hours it existed; the gap
+// count is of those hours.
+func TestExpectedHoursFollowTheProductsLife(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	ctx := context.Background()
+	vcd, err := f.st.AddProduct(ctx, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, removed := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 20, 14, 30, 0, 0, time.UTC)
+	f.exec(t, `UPDATE products SET created_at = $2, removed_at = $3, active = false WHERE id = $1`, vcd, added, removed)
+	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/1", added, removed.Truncate(time.Hour), 1, "count", "", map[string]string{"org": "org1"})
+	// Collected from the 10th to the 20th 14:00, but for three hours.
+	f.runs(t, vcd, added, removed.Truncate(time.Hour).Add(time.Hour), added.Add(5*time.Hour), added.Add(6*time.Hour), added.Add(7*time.Hour))
+	man := manifestOf(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1))
+	found := false
+	for _, p := range man.Products {
+		if p.Kind != "vcd" {
+			continue
+		}
+		found = true
+		if want := 10*24 + 15; p.ExpectedHours != want || p.CollectedHours != want-3 || p.MissingHours != 3 {
+			t.Errorf("vcd: expected %d collected %d missing %d, want %d, %d, 3", p.ExpectedHours, p.CollectedHours, p.MissingHours, want, want-3)
+		}
+	}
+	if !found {
+		t.Errorf("the removed product is not in the manifest: %+v", man.Products)
+	}
+}

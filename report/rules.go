@@ -21,6 +21,7 @@ var Assumptions = []string{
 	"VCF replaces vSphere billing on its vCenter: with a core edition (Standard, Advanced, Enterprise) its VMs' capped billed vRAM is metered but included in VCF, not reported as vCenter Server; with a \"with vSAN\" edition its vSAN capacity is included too; with the SDDC Manager edition the capped billed vRAM is reported under VMware Cloud Foundation, edition SDDC Manager, not under vCenter Server. Included usage is listed under included in the manifest",
 	"admin changes (licence category, VCF edition, Tanzu metric) apply from the hour they are made, or from the earlier hour the admin names: the month is split at that hour and the hours before keep the setting in force then; changes are listed in the manifest",
 	"an hour recorded after the fact (collect --hour H --backfill, only for an uncollected hour of a month not reported yet) carries the state read when it was recorded; such hours are counted per product as backfilled_hours",
+	"a product added or removed mid-month expects collection hours only while it existed (from the hour it was added to the last hour that began before its removal); its missing hours are counted over those",
 	"VCF host cores and the Tanzu metric follow what the collector recorded in each hour, which reads the vCenter's settings every hour",
 }
 

@@ -393,8 +393,10 @@ type ProductGap struct {
 
 // MonthGaps counts, per product, the hours of the month with no done
 // collection run. A product is expected from the earlier of its creation and
-// its first run, until its deactivation, and never after now (runs in the
-// future cannot exist yet). Failed counts the missing hours whose cause is
+// its first run, until its deactivation or its removal (the hours that began
+// before it was removed), and never after now (runs in the future cannot
+// exist yet): a product added or removed mid-month expects only the hours
+// it existed. Failed counts the missing hours whose cause is
 // recorded: failed collections, and hours that ended uncollected (the
 // scheduler records those as failed runs naming why). A product whose kind
 // is collected less often than hourly (collectors.Kind.Every, Horizon DaaS
@@ -410,6 +412,7 @@ func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]Produc
 	         interval '1 hour') AS h(hour)
 	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour
 	 WHERE `+dueSQL("h.hour", "$4", "$5")+`
+	   AND (p.removed_at IS NULL OR h.hour < p.removed_at)
 	 GROUP BY p.id
 	 ORDER BY p.id`, m.Start, m.End, now, kinds, hours)
 	if err != nil {
