@@ -26,6 +26,10 @@ CREATE TABLE admin_changes (
 );
 CREATE INDEX admin_changes_subject ON admin_changes (setting, subject, from_hour);
 
+-- The version a product reported when it was added (vCenter about.version
+-- and build, Cloud Director, NSX): the report's Product Version column.
+ALTER TABLE products ADD COLUMN version text NOT NULL DEFAULT '';
+
 -- Hours recorded with `collect --hour H --backfill`: the state collected
 -- later, recorded as an hour nobody collected in time.
 ALTER TABLE collection_runs ADD COLUMN backfilled boolean NOT NULL DEFAULT false;

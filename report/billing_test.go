@@ -71,15 +71,15 @@ func TestVCFReplacesVSphereBilling(t *testing.T) {
 		included []string          // Product|Metric of the included lines
 	}{
 		{"standard", map[string]string{
-			"VMware Cloud Foundation|standard|Average Cores|" + nc: "32.000",
+			"VMware Cloud Foundation|Standard|Average Cores|" + nc: "32.000",
 			"vSAN|standard|Average Used Capacity|" + nc:            "1000.000",
 		}, []string{"vCenter Server|Average Capped Billed vRAM"}},
 		{"standard-vsan", map[string]string{
-			"VMware Cloud Foundation|standard-vsan|Average Cores|" + nc: "32.000",
+			"VMware Cloud Foundation|Standard with vSAN|Average Cores|" + nc: "32.000",
 		}, []string{"vCenter Server|Average Capped Billed vRAM", "vSAN|Average Used Capacity"}},
 		{"sddc-manager", map[string]string{
-			"VMware Cloud Foundation|vcf-sddc-manager|Average Capped Billed vRAM|" + nc: "4.000",
-			"vSAN|standard|Average Used Capacity|" + nc:                                 "1000.000",
+			"VMware Cloud Foundation|SDDC Manager|Average Capped Billed vRAM|" + nc: "4.000",
+			"vSAN|standard|Average Used Capacity|" + nc:                             "1000.000",
 		}, nil},
 	} {
 		t.Run(tc.edition, func(t *testing.T) {
@@ -323,5 +323,43 @@ func TestExpectedHoursFollowTheProductsLife(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the removed product is not in the manifest: %+v", man.Products)
+	}
+}
+
+// TestReadableFields: the Edition column names the licence as the product
+// does (the raw key stays in the VM history), the Product Version column
+// has what the product reported when added, and cells a spreadsheet would
+// run as formulas are made text.
+func TestReadableFields(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	vc, err := f.st.AddProduct(ctx, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", Version: "8.0.3 build 24022515"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := vmDims("=HYPERLINK(\"http://x\")", "esx01", "Gold", "/DC-Paris/vm/x", "rp", "AAAAA-RENT")
+	d["license_name"] = "vSphere 8 Enterprise Plus"
+	f.span(t, vc, collectors.MetricVMVRAM, "vc2/vm/1", march.Start, march.End, 4096, "MB", "esx.enterprisePlus.cpuPackageCoreLimited", d)
+	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "=1+1", ObjectType: "host", ObjectName: "esx01"}); err != nil {
+		t.Fatal(err)
+	}
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	want := "vCenter Server\tvSphere 8 Enterprise Plus\tAverage Capped Billed vRAM\tGB\t4.000\tvc02.corp.example\t8.0.3 build 24022515\t'=1+1\n"
+	if got := string(files[FileMonthly]); !strings.Contains(got, want) {
+		t.Errorf("Monthly_Usage lacks %q:\n%s", want, got)
+	}
+	vms := string(files[FileVMs])
+	if !strings.Contains(vms, "\t'=HYPERLINK(\"http://x\")\t") || !strings.Contains(vms, "\tesx.enterprisePlus.cpuPackageCoreLimited\t'=1+1\t") {
+		t.Errorf("VM history: the raw edition key, the VM name made text:\n%s", vms)
+	}
+	for name, data := range files {
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, cell := range strings.Split(line, "\t") {
+				if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) && !strings.HasSuffix(name, ".json") {
+					t.Errorf("%s: cell %q starts a formula", name, cell)
+				}
+			}
+		}
 	}
 }

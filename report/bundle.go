@@ -178,7 +178,10 @@ func num(v float64) string {
 	return strconv.FormatFloat(r, 'f', 3, 64)
 }
 
-// tsv writes tab-separated rows; tabs and newlines inside fields become spaces.
+// tsv writes tab-separated rows; tabs and newlines inside fields become
+// spaces, and a field a spreadsheet would take for a formula (starting with
+// =, +, -, @) is made text with a leading apostrophe (OWASP's advice
+// against CSV injection). No figure the report writes is negative.
 type tsv struct{ bytes.Buffer }
 
 var tsvClean = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
@@ -187,6 +190,9 @@ func (t *tsv) row(fields ...string) {
 	for i, f := range fields {
 		if i > 0 {
 			t.WriteByte('\t')
+		}
+		if f != "" && strings.ContainsRune("=+-@", rune(f[0])) {
+			t.WriteByte('\'')
 		}
 		t.WriteString(tsvClean.Replace(f))
 	}
@@ -232,6 +238,22 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	defer md.Close(ctx)
 	lap("select")
 
+	// Editions as the product names them (the raw keys stay in the
+	// history files).
+	editionNames, err := md.EditionNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	edition := func(product, key string) string {
+		if n, ok := editionNames[key]; ok {
+			return n
+		}
+		if n, ok := vcfEditions[key]; ok && product == vcfProduct {
+			return n
+		}
+		return key
+	}
+
 	// Monthly figures: one query per aggregation kind.
 	type query func(context.Context, []string) ([]store.Figure, error)
 	kinds := []struct {
@@ -256,7 +278,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 				prod = productName(p.Kind)
 			}
 			line := ExcludedFigure{
-				Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: f.Edition, Unit: f.Unit,
+				Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: edition(prod, f.Edition), Unit: f.Unit,
 				Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
 			}
 			if r.IncludedIn != "" && f.Reportable {
@@ -269,7 +291,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			}
 			cust := nm.customer(f.Customer)
 			rows = append(rows, monthlyRow{customer: cust, fields: []string{
-				prod, f.Edition, r.Name, f.Unit, num(f.Value), prodHost(f.ProductID), p.Version, cust,
+				prod, edition(prod, f.Edition), r.Name, f.Unit, num(f.Value), prodHost(f.ProductID), p.Version, cust,
 			}})
 		}
 	}

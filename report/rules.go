@@ -81,6 +81,17 @@ var Rules = []Rule{
 	{Metric: collectors.MetricRDSHSession, Kind: Maximum, Name: "Maximum RDSH Sessions under Management"},
 }
 
+// vcfProduct is the product column of VMware Cloud Foundation.
+const vcfProduct = "VMware Cloud Foundation"
+
+// vcfEditions are readable names of the VCF editions an admin sets on a
+// vCenter (its cores' and the SDDC Manager vRAM's edition); a licence's
+// edition is named by the product (store.MonthData.EditionNames).
+var vcfEditions = map[string]string{
+	"standard": "Standard", "standard-vsan": "Standard with vSAN", "advanced": "Advanced", "advanced-vsan": "Advanced with vSAN",
+	"enterprise": "Enterprise", "enterprise-vsan": "Enterprise with vSAN", store.EditionSDDCManager: "SDDC Manager",
+}
+
 // productName is the product column for rules without Product: the display
 // name the kind registered (collectors.Kind).
 func productName(kind string) string { return collectors.DisplayName(kind) }

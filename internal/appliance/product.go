@@ -61,6 +61,10 @@ func AddProduct(ctx context.Context, app *App, p store.Product) (int64, collecto
 			return 0, ident, fmt.Errorf("checking %s: %w", p.Endpoint, err)
 		}
 		p.InstanceID = ident.InstanceID
+		p.Version = ident.Version
+		if ident.Build != "" && ident.Build != ident.Version {
+			p.Version += " build " + ident.Build
+		}
 	}
 	id, err := app.Store.AddProduct(ctx, p)
 	return id, ident, err

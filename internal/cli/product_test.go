@@ -150,6 +150,12 @@ func TestProductAddAndCollect(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT backfilled FROM collection_runs WHERE product_id = 1 AND hour = '2026-01-15T10:00:00Z'`).Scan(&backfilled); err != nil || !backfilled {
 		t.Fatalf("journal: backfilled %v, %v", backfilled, err)
 	}
+	// The version the vCenter reported when added fills the report's
+	// Product Version column.
+	var version string
+	if err := conn.QueryRow(ctx, `SELECT version FROM products WHERE id = 1`).Scan(&version); err != nil || !regexp.MustCompile(`^\d+\.\d+\.\d+ build \d+$`).MatchString(version) {
+		t.Errorf("product version %q, %v: want about.version and build", version, err)
+	}
 	// A month already reported is not backfilled.
 	if _, err := conn.Exec(ctx, `INSERT INTO reports (month, version, rules_version, figures_sha256, bundle_sha256, path) VALUES ('2026-01-01', 1, 'r', 'f', 'b', '/x')`); err != nil {
 		t.Fatal(err)

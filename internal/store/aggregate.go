@@ -469,13 +469,13 @@ type ProductInfo struct {
 	Kind       string
 	Endpoint   string
 	InstanceID string
-	Version    string // options.version, "" when the collector did not record one
+	Version    string // what the product reported when added (products.version, else options.version), "" when unknown
 }
 
 // ProductInfos returns every product (active or not) by id, without
 // touching credentials.
 func (s *Store) ProductInfos(ctx context.Context) (map[int64]ProductInfo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, kind, endpoint, instance_id, coalesce(options ->> 'version', '') FROM products`)
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, endpoint, instance_id, coalesce(nullif(version, ''), options ->> 'version', '') FROM products`)
 	if err != nil {
 		return nil, err
 	}

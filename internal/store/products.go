@@ -28,6 +28,7 @@ type Product struct {
 	InstanceID    string
 	PairedID      int64 // 0 = none
 	Options       json.RawMessage
+	Version       string // what the product reported at `product add` (the report's Product Version); written by AddProduct only
 	Active        bool
 	DeactivatedAt *time.Time
 	CreatedAt     time.Time
@@ -54,9 +55,9 @@ func (s *Store) AddProduct(ctx context.Context, p Product) (int64, error) {
 	}
 	defer tx.Rollback(ctx)
 	var id int64
-	err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options)).Scan(&id)
+	err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options), p.Version).Scan(&id)
 	if isUniqueViolation(err) {
 		return 0, fmt.Errorf("%s product %s: %w (the same instance may be registered under another address)", p.Kind, p.Endpoint, ErrDuplicate)
 	}
