@@ -363,3 +363,38 @@ func TestReadableFields(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudDirectorVRAMFromTheVCenter: a VCD VM on a registered vCenter
+// bills the vCenter's capped billed vRAM, its reservation included (8 GB
+// reserved of 8 GB: 8 GB, where VCD's estimate says 4); a VM of a vCenter
+// not registered keeps VCD's estimate and is counted as unjoined.
+func TestCloudDirectorVRAMFromTheVCenter(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	f.exec(t, `UPDATE products SET instance_id = 'vc-uuid' WHERE id = $1`, f.vc)
+	vcd, err := f.st.AddProduct(ctx, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := march.Start.Add(371 * time.Hour)
+	// The vCenter bills vm-1 8 GB (its reservation) for the first half only (powered off after).
+	vd := vmDims("tenant-vm", "esx01", "Gold", "/f", "rp", "AAAAA-RENT")
+	vd["moref"] = "vm-1"
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/uuid-1", march.Start, half, 8192, "MB", "vsphere-ent", vd)
+	vcdDims := func(vc, moref, vram string) map[string]string {
+		return map[string]string{"org": "org1", "vcenter_uuid": vc, "vm_moref": moref, "vram_mb": vram}
+	}
+	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/1", march.Start, march.End, 1, "count", "", vcdDims("vc-uuid", "vm-1", "4096"))
+	// vm-9 lives on a vCenter this appliance does not meter: 2 GB estimated, all month.
+	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/9", march.Start, march.End, 1, "count", "", vcdDims("other-vc", "vm-9", "2048"))
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := monthlyLines(t, files[FileMonthly])
+	if k, want := "Cloud Director||Average Capped Billed vRAM|No Customer Label", num(8*372.0/744+2); got[k] != want {
+		t.Errorf("%s = %q, want %s (8 GB joined for 372 hours + 2 GB estimated):\n%s", k, got[k], want, files[FileMonthly])
+	}
+	man := manifestOf(t, files)
+	if len(man.Unjoined) != 1 || man.Unjoined[0].Objects != 1 || man.Unjoined[0].Product != "Cloud Director" {
+		t.Errorf("unjoined %+v, want vm-9", man.Unjoined)
+	}
+}

@@ -68,6 +68,7 @@ type Manifest struct {
 	Excluded      []ExcludedFigure  `json:"excluded"`
 	Included      []IncludedFigure  `json:"included"`
 	Changes       []ManifestChange  `json:"changes"`
+	Unjoined      []UnjoinedObjects `json:"unjoined"`
 	Customers     int               `json:"customers"`
 	FiguresSHA256 string            `json:"figures_sha256"`
 	Files         []ManifestFile    `json:"files"`
@@ -105,6 +106,16 @@ type ExcludedFigure struct {
 type IncludedFigure struct {
 	IncludedIn string `json:"included_in"`
 	ExcludedFigure
+}
+
+// UnjoinedObjects counts a product's VMs that could not be joined to a
+// registered vCenter: their vRAM is the product's own estimate.
+type UnjoinedObjects struct {
+	Product string `json:"product"`
+	Host    string `json:"host"`
+	Metric  string `json:"metric"`
+	Objects int64  `json:"objects"`
+	Reason  string `json:"reason"`
 }
 
 // ManifestChange is an admin change that applies from an hour of the month:
@@ -222,7 +233,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
 		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
-		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{},
+		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{}, Unjoined: []UnjoinedObjects{},
 	}
 
 	// The month's spans, selected and labelled once.
@@ -259,7 +270,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	kinds := []struct {
 		kind string
 		q    query
-	}{{Average, md.AverageFigures}, {AverageVRAM, md.DimVRAMFigures}, {JoinedVRAM, md.JoinedVRAMFigures}, {JoinedCount, md.JoinedCountFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
+	}{{Average, md.AverageFigures}, {AverageVRAM, md.VCDVRAMFigures}, {JoinedVRAM, md.JoinedVRAMFigures}, {JoinedCount, md.JoinedCountFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
 	var rows []monthlyRow
 	for _, k := range kinds {
 		figs, err := k.q(ctx, metricsOf(k.kind))
@@ -305,6 +316,14 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
 	})
 	b.Figures = len(rows)
+	unjoined, err := md.UnjoinedVCD(ctx, metricsOf(AverageVRAM))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range unjoined {
+		b.Manifest.Unjoined = append(b.Manifest.Unjoined, UnjoinedObjects{Product: productName(products[u.ProductID].Kind), Host: prodHost(u.ProductID),
+			Metric: u.Metric, Objects: u.Objects, Reason: "vCenter not registered: vRAM estimated from the configured memory (no reservation)"})
+	}
 	changes, err := g.store.AdminChanges(ctx, m.Start, m.End)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ var Assumptions = []string{
 	"admin changes (licence category, VCF edition, Tanzu metric) apply from the hour they are made, or from the earlier hour the admin names: the month is split at that hour and the hours before keep the setting in force then; changes are listed in the manifest",
 	"an hour recorded after the fact (collect --hour H --backfill, only for an uncollected hour of a month not reported yet) carries the state read when it was recorded; such hours are counted per product as backfilled_hours",
 	"a product added or removed mid-month expects collection hours only while it existed (from the hour it was added to the last hour that began before its removal); its missing hours are counted over those",
+	"Cloud Director vRAM is the vCenter's capped billed vRAM (reservations included) of the VM, joined by vCenter instance UUID + MoRef hour by hour; a VM whose vCenter is not registered keeps Cloud Director's estimate (half the configured memory, capped at 24 GB) and is counted under unjoined",
 	"VCF host cores and the Tanzu metric follow what the collector recorded in each hour, which reads the vCenter's settings every hour",
 }
 
@@ -32,8 +33,10 @@ const (
 	Count   = "count"   // non-unique object count: object-hours / hours in month
 	Maximum = "maximum" // largest hourly total
 	Unique  = "unique"  // distinct objects seen in the month
-	// AverageVRAM averages the vram_mb dim of objects counted by another
-	// metric (Cloud Director reports its VMs with their vRAM), in GB.
+	// AverageVRAM averages the vRAM of objects counted by another metric
+	// (Cloud Director's VMs), in GB: the vCenter's capped billed vRAM,
+	// joined by vCenter instance UUID + MoRef, when their vCenter is
+	// registered; else their vram_mb dim (the product's estimate).
 	AverageVRAM = "average_vram"
 	// JoinedVRAM averages the vCenter vm.vram of the VMs a presence metric
 	// counts, hour by hour (NSX reports which VMs it reaches), in GB.

@@ -27,6 +27,10 @@ const (
 	DimLicenseEdition = "license_edition"
 	DimLicenseName    = "license_name"
 	DimVSANFeatures   = "vsan_features"
+	// DimMoRef is a VM's managed object reference (vm-42): with the
+	// vCenter's instance UUID (the object key's prefix) it is the key
+	// Cloud Director's VMs join on (vcenter_uuid + vm_moref).
+	DimMoRef = "moref"
 )
 
 // wcpExtension is the extension vSphere with Tanzu (Workload Control Plane)
@@ -143,6 +147,7 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 		dims[DimLicenseKey] = l.key
 		dims[DimLicenseEdition] = l.edition
 		dims[DimLicenseName] = l.name
+		dims[DimMoRef] = vm.ref
 		if l.edition == evalEditionKey {
 			dims[collectors.DimNotReportableKey] = "true"
 		}

@@ -86,6 +86,8 @@ SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
        coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
        coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
+       CASE WHEN s.dims ? 'vm_moref' THEN coalesce(s.dims ->> 'vcenter_uuid', '') || '/' || (s.dims ->> 'vm_moref')
+            WHEN s.dims ? 'moref' THEN split_part(s.object_key, '/vm/', 1) || '/' || (s.dims ->> 'moref') END AS vc_moref,
        CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb
   FROM usage_spans s
   LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
