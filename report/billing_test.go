@@ -398,3 +398,44 @@ func TestCloudDirectorVRAMFromTheVCenter(t *testing.T) {
 		t.Errorf("unjoined %+v, want vm-9", man.Unjoined)
 	}
 }
+
+// TestNSXAcrossVCenters: an NSX-T Manager paired with vc01 also serves
+// vc02: its VM on vc02 bills vc02's vRAM; a VM no registered vCenter holds
+// is counted as unjoined; the hours vc01 was not collected are missing
+// hours of the NSX product.
+func TestNSXAcrossVCenters(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	vc2, err := f.st.AddProduct(ctx, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", InstanceID: "vc2-uuid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsx, err := f.st.AddProduct(ctx, store.Product{Kind: "nsxt", Endpoint: "https://nsx.corp.example", PairedID: f.vc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/a", march.Start, march.End, 4096, "MB", "e", map[string]string{"vm": "a"})
+	f.span(t, vc2, collectors.MetricVMVRAM, "vc2-uuid/vm/b", march.Start, march.End, 8192, "MB", "e", map[string]string{"vm": "b"})
+	for _, vm := range []string{"a", "b", "c"} { // keyed by the paired vCenter, as the collector does
+		f.span(t, nsx, collectors.MetricNSXVM, "vc-uuid/vm/"+vm, march.Start, march.End, 1, "count", "Advanced", map[string]string{"vm": vm})
+	}
+	gap := []time.Time{march.Start.Add(30 * time.Hour), march.Start.Add(31 * time.Hour)}
+	f.runs(t, f.vc, march.Start, march.End, gap...)
+	f.runs(t, vc2, march.Start, march.End)
+	f.runs(t, nsx, march.Start, march.End)
+	files := buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)
+	got := monthlyLines(t, files[FileMonthly])
+	if k := "NSX-T|Advanced|Average Capped Billed vRAM|No Customer Label"; got[k] != num(12) {
+		t.Errorf("%s = %q, want 12 (4 GB on vc01 + 8 GB on vc02):\n%s", k, got[k], files[FileMonthly])
+	}
+	man := manifestOf(t, files)
+	if len(man.Unjoined) != 1 || man.Unjoined[0].Product != "NSX-T" || man.Unjoined[0].Objects != 1 {
+		t.Errorf("unjoined %+v, want VM c", man.Unjoined)
+	}
+	for _, p := range man.Products {
+		if p.Kind == "nsxt" && (p.MissingHours != 2 || p.CollectedHours != 742) {
+			t.Errorf("NSX-T: %d collected, %d missing; want the 2 hours its vCenter missed", p.CollectedHours, p.MissingHours)
+		}
+	}
+}

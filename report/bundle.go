@@ -320,9 +320,17 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range unjoined {
+	unjoinedNSX, err := md.UnjoinedNSX(ctx, metricsOf(JoinedVRAM))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range append(unjoined, unjoinedNSX...) {
+		reason := "vCenter not registered: vRAM estimated from the configured memory (no reservation)"
+		if u.Metric != collectors.MetricVMManaged {
+			reason = "no registered vCenter billed the VM in the month: no vRAM"
+		}
 		b.Manifest.Unjoined = append(b.Manifest.Unjoined, UnjoinedObjects{Product: productName(products[u.ProductID].Kind), Host: prodHost(u.ProductID),
-			Metric: u.Metric, Objects: u.Objects, Reason: "vCenter not registered: vRAM estimated from the configured memory (no reservation)"})
+			Metric: u.Metric, Objects: u.Objects, Reason: reason})
 	}
 	changes, err := g.store.AdminChanges(ctx, m.Start, m.End)
 	if err != nil {

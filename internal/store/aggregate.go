@@ -86,6 +86,7 @@ SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
        coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
        coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
+       nullif(split_part(s.object_key, '/vm/', 2), '') AS vm_uuid,
        CASE WHEN s.dims ? 'vm_moref' THEN coalesce(s.dims ->> 'vcenter_uuid', '') || '/' || (s.dims ->> 'vm_moref')
             WHEN s.dims ? 'moref' THEN split_part(s.object_key, '/vm/', 1) || '/' || (s.dims ->> 'moref') END AS vc_moref,
        CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb
@@ -188,8 +189,9 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 
 // JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
 // presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1),
-// joined hour by hour to the vCenter's vm.vram span of the same object key
-// (vCenter instanceUuid/vm/VM instanceUuid): sum over the hours in which
+// joined hour by hour to the vm.vram span of the same VM instanceUuid in
+// whichever registered vCenter holds it (an NSX-T Manager may serve
+// several vCenters; its key names its paired one): sum over the hours in which
 // both exist of vm.vram / 1024 / hours in month, in GB. The figure keeps the
 // presence metric's product, edition and reportability; its customer is
 // the vCenter span's (which carries the VM's placement).
@@ -209,7 +211,7 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM month_spans n
-	  JOIN month_spans v ON v.metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  JOIN month_spans v ON v.metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND v.vm_uuid = n.vm_uuid AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
 	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
@@ -406,7 +408,7 @@ type ProductGap struct {
 func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]ProductGap, error) {
 	kinds, hours := collectors.Cadences()
 	rows, err := s.pool.Query(ctx, `
-	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done')::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
+	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done' AND `+pairedDoneSQL+`)::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
 	  FROM products p
 	 CROSS JOIN LATERAL generate_series(
 	         greatest($1::timestamptz, date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))),

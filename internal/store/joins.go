@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // vcdJoin are the Cloud Director VMs (spans of metrics carrying vram_mb)
 // and whether their vCenter is registered: vc_moref is "<vCenter instance
@@ -58,6 +62,10 @@ func (d *MonthData) UnjoinedVCD(ctx context.Context, metrics []string) ([]Unjoin
 	if err != nil {
 		return nil, err
 	}
+	return collectUnjoined(rows)
+}
+
+func collectUnjoined(rows pgx.Rows) ([]Unjoined, error) {
 	defer rows.Close()
 	var out []Unjoined
 	for rows.Next() {
@@ -68,4 +76,25 @@ func (d *MonthData) UnjoinedVCD(ctx context.Context, metrics []string) ([]Unjoin
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// pairedDoneSQL (in MonthGaps, over products p and runs r): an NSX hour
+// counts as collected only when its paired vCenter's hour was collected
+// too: NSX's VMs are billed on the vCenter's vRAM, so without it the hour
+// is a gap of the NSX product, not a silent zero.
+const pairedDoneSQL = `(p.kind NOT IN ('nsxt', 'nsxv') OR p.paired_id IS NULL OR EXISTS (
+	SELECT 1 FROM collection_runs pr WHERE pr.product_id = p.paired_id AND pr.hour = r.hour AND pr.state = 'done'))`
+
+// UnjoinedNSX counts, per product, the VMs reached by NSX (metrics) that no
+// registered vCenter billed in the month: their vRAM is unknown.
+func (d *MonthData) UnjoinedNSX(ctx context.Context, metrics []string) ([]Unjoined, error) {
+	rows, err := d.tx.Query(ctx, `
+	SELECT n.product_id, n.metric, count(DISTINCT n.object_key) FROM month_spans n
+	 WHERE n.metric = ANY($1::text[])
+	   AND NOT EXISTS (SELECT 1 FROM month_spans v WHERE v.metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND v.vm_uuid = n.vm_uuid)
+	 GROUP BY 1, 2 ORDER BY 1, 2`, metrics)
+	if err != nil {
+		return nil, err
+	}
+	return collectUnjoined(rows)
 }
