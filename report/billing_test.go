@@ -37,6 +37,16 @@ func manifestOf(t testing.TB, files map[string][]byte) Manifest {
 	return man
 }
 
+// addProduct registers p and returns its id.
+func (f *fixture) addProduct(t testing.TB, p store.Product) int64 {
+	t.Helper()
+	id, err := f.st.AddProduct(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // setOption sets a vCenter option as `product add` would have.
 func (f *fixture) setOption(t testing.TB, id int64, key, value string) {
 	t.Helper()
@@ -300,11 +310,7 @@ func TestExpectedHoursFollowTheProductsLife(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
 	f.seed(t)
-	ctx := context.Background()
-	vcd, err := f.st.AddProduct(ctx, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vcd := f.addProduct(t, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
 	added, removed := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 20, 14, 30, 0, 0, time.UTC)
 	f.exec(t, `UPDATE products SET created_at = $2, removed_at = $3, active = false WHERE id = $1`, vcd, added, removed)
 	f.span(t, vcd, collectors.MetricVMManaged, "vcd/vm/1", added, removed.Truncate(time.Hour), 1, "count", "", map[string]string{"org": "org1"})
@@ -334,10 +340,7 @@ func TestReadableFields(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
 	ctx := context.Background()
-	vc, err := f.st.AddProduct(ctx, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", Version: "8.0.3 build 24022515"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vc := f.addProduct(t, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", Version: "8.0.3 build 24022515"})
 	d := vmDims("=HYPERLINK(\"http://x\")", "esx01", "Gold", "/DC-Paris/vm/x", "rp", "AAAAA-RENT")
 	d["license_name"] = "vSphere 8 Enterprise Plus"
 	f.span(t, vc, collectors.MetricVMVRAM, "vc2/vm/1", march.Start, march.End, 4096, "MB", "esx.enterprisePlus.cpuPackageCoreLimited", d)
@@ -371,12 +374,8 @@ func TestReadableFields(t *testing.T) {
 func TestCloudDirectorVRAMFromTheVCenter(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
-	ctx := context.Background()
 	f.exec(t, `UPDATE products SET instance_id = 'vc-uuid' WHERE id = $1`, f.vc)
-	vcd, err := f.st.AddProduct(ctx, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vcd := f.addProduct(t, store.Product{Kind: "vcd", Endpoint: "https://vcd.corp.example"})
 	half := march.Start.Add(371 * time.Hour)
 	// The vCenter bills vm-1 8 GB (its reservation) for the first half only (powered off after).
 	vd := vmDims("tenant-vm", "esx01", "Gold", "/f", "rp", "AAAAA-RENT")
@@ -406,15 +405,8 @@ func TestCloudDirectorVRAMFromTheVCenter(t *testing.T) {
 func TestNSXAcrossVCenters(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
-	ctx := context.Background()
-	vc2, err := f.st.AddProduct(ctx, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", InstanceID: "vc2-uuid"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsx, err := f.st.AddProduct(ctx, store.Product{Kind: "nsxt", Endpoint: "https://nsx.corp.example", PairedID: f.vc})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vc2 := f.addProduct(t, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", InstanceID: "vc2-uuid"})
+	nsx := f.addProduct(t, store.Product{Kind: "nsxt", Endpoint: "https://nsx.corp.example", PairedID: f.vc})
 	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/a", march.Start, march.End, 4096, "MB", "e", map[string]string{"vm": "a"})
 	f.span(t, vc2, collectors.MetricVMVRAM, "vc2-uuid/vm/b", march.Start, march.End, 8192, "MB", "e", map[string]string{"vm": "b"})
 	for _, vm := range []string{"a", "b", "c"} { // keyed by the paired vCenter, as the collector does
@@ -437,5 +429,29 @@ func TestNSXAcrossVCenters(t *testing.T) {
 		if p.Kind == "nsxt" && (p.MissingHours != 2 || p.CollectedHours != 742) {
 			t.Errorf("NSX-T: %d collected, %d missing; want the 2 hours its vCenter missed", p.CollectedHours, p.MissingHours)
 		}
+	}
+}
+
+// TestSameNamedClusters: two vCenters each have a cluster "Gold"; a rule
+// bound to vc02's Gold by identity labels only vc02's VMs, the rule by
+// name alone the rest.
+func TestSameNamedClusters(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	ctx := context.Background()
+	vc2 := f.addProduct(t, store.Product{Kind: "vcenter", Endpoint: "https://vc02.corp.example/sdk", InstanceID: "vc2-uuid"})
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/a", march.Start, march.End, 4096, "MB", "e", map[string]string{"vm": "a", "cluster": "Gold"})
+	f.span(t, vc2, collectors.MetricVMVRAM, "vc2-uuid/vm/b", march.Start, march.End, 8192, "MB", "e", map[string]string{"vm": "b", "cluster": "Gold"})
+	for _, r := range []store.CustomerRule{
+		{Label: "Alpha", ObjectType: "cluster", ObjectName: "Gold"},
+		{Label: "Beta", ObjectType: "cluster", ObjectName: store.ScopedObjectName("vc2-uuid", "Gold")},
+	} {
+		if _, err := f.st.AddCustomerRule(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := monthlyLines(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)[FileMonthly])
+	if a, b := got["vCenter Server|e|Average Capped Billed vRAM|Alpha"], got["vCenter Server|e|Average Capped Billed vRAM|Beta"]; a != num(4) || b != num(8) {
+		t.Errorf("Alpha %q, Beta %q: want 4 (vc01's Gold) and 8 (vc02's Gold)", a, b)
 	}
 }

@@ -124,6 +124,19 @@ func TestReportCommands(t *testing.T) {
 	if code, out := run("customer", "add", "--label", "X", "--object-type", "galaxy", "--object", "y"); code != 2 {
 		t.Fatalf("bad object type (exit %d):\n%s", code, out)
 	}
+	// A cluster bound by identity: this vCenter's Gold, not another's.
+	if code, out := run("customer", "add", "--label", "Y", "--object-type", "folder", "--object", "f", "--vcenter", "1"); code != 2 || !strings.Contains(out, "--vcenter goes with --object-type host, cluster or datacenter") {
+		t.Fatalf("--vcenter with a folder (exit %d):\n%s", code, out)
+	}
+	if code, out := run("customer", "add", "--label", "Y", "--object-type", "cluster", "--object", "Gold", "--vcenter", "1"); code != 1 || !strings.Contains(out, "not a vCenter with a known instance UUID") {
+		t.Fatalf("--vcenter without an instance UUID (exit %d):\n%s", code, out)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE products SET instance_id = 'vc9-uuid' WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if out := must("customer", "add", "--label", "Gold Co", "--object-type", "cluster", "--object", "Gold", "--vcenter", "1"); !strings.Contains(out, `cluster "vc9-uuid/Gold" -> Gold Co`) {
+		t.Fatalf("customer add --vcenter:\n%s", out)
+	}
 	if code, out := run("report", "generate", "--month", "2099-01"); code != 1 || !strings.Contains(out, "in the future") {
 		t.Fatalf("future month (exit %d):\n%s", code, out)
 	}
