@@ -455,3 +455,20 @@ func TestSameNamedClusters(t *testing.T) {
 		t.Errorf("Alpha %q, Beta %q: want 4 (vc01's Gold) and 8 (vc02's Gold)", a, b)
 	}
 }
+
+// TestNestedResourcePoolInherits: a VM in a resource pool nested in a
+// labelled pool takes the parent's label (the collector records the pool's
+// path); the pool's name alone did not say whose it was.
+func TestNestedResourcePoolInherits(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	d := map[string]string{"vm": "a", "resource_pool": "web-tier", "resource_pool_path": "/Resources/Tenants/Acme/web-tier"}
+	f.span(t, f.vc, collectors.MetricVMVRAM, "vc-uuid/vm/a", march.Start, march.End, 4096, "MB", "e", d)
+	if _, err := f.st.AddCustomerRule(context.Background(), store.CustomerRule{Label: "Acme", ObjectType: "resource-pool", ObjectName: "Tenants/Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	got := monthlyLines(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)[FileMonthly])
+	if k := "vCenter Server|e|Average Capped Billed vRAM|Acme"; got[k] != num(4) {
+		t.Errorf("%s = %q, want 4: %v", k, got[k], got)
+	}
+}

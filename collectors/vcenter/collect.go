@@ -31,6 +31,10 @@ const (
 	// vCenter's instance UUID (the object key's prefix) it is the key
 	// Cloud Director's VMs join on (vcenter_uuid + vm_moref).
 	DimMoRef = "moref"
+	// DimResourcePoolPath is the VM's resource pool with its parents
+	// ("/Resources/Tenants/Acme"): a customer rule on a pool labels the
+	// pools nested in it.
+	DimResourcePoolPath = "resource_pool_path"
 )
 
 // wcpExtension is the extension vSphere with Tanzu (Workload Control Plane)
@@ -239,6 +243,7 @@ func vmDims(vcHost string, inv *inventory, vm *vmRec, h *hostRec) map[string]str
 	d[DimDatacenter] = inv.vmDatacenter(vm, h)
 	if p := inv.nodes[vm.pool]; p != nil {
 		d[DimResourcePool] = p.name
+		d[DimResourcePoolPath] = inv.poolPath(vm.pool)
 	} else {
 		d[DimResourcePool] = ""
 	}

@@ -20,7 +20,7 @@ const NoCustomer = "No Customer Label"
 //
 //  1. vcd-org        dims "org" (a Cloud Director organisation)
 //  2. folder         dims "folder", a path such as "/DC1/vm/Tenants/Acme/web"
-//  3. resource-pool  dims "resource_pool"
+//  3. resource-pool  dims "resource_pool_path" (the pool with its parents), else "resource_pool"
 //  4. host           dims "host"
 //  5. cluster        dims "cluster"
 //  6. vcd            dims "vcd" (a Cloud Director instance)
@@ -129,7 +129,7 @@ path_labels AS (
 	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
 	  FROM (SELECT DISTINCT k.key, k.v
 	          FROM usage_spans u
-	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', u.dims ->> 'resource_pool')) AS k(key, v)
+	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', coalesce(u.dims ->> 'resource_pool_path', u.dims ->> 'resource_pool'))) AS k(key, v)
 	         WHERE u.metric = ANY($3::text[]) AND u.first_hour < $2::timestamptz AND u.last_hour >= $1::timestamptz
 	           AND k.v <> ''
 	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
@@ -154,7 +154,7 @@ func ScopedObjectName(vcUUID, name string) string { return vcUUID + "/" + name }
 const customerJoins = `
 	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
 	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
-	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = s.dims ->> 'resource_pool'
+	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = coalesce(s.dims ->> 'resource_pool_path', s.dims ->> 'resource_pool')
 	  LEFT JOIN customer_rules hos ON hos.object_type = 'host' AND hos.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'host')
 	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = s.dims ->> 'host'
 	  LEFT JOIN customer_rules cls ON cls.object_type = 'cluster' AND cls.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'cluster')
