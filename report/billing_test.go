@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,34 @@ func TestNestedResourcePoolInherits(t *testing.T) {
 	got := monthlyLines(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1)[FileMonthly])
 	if k := "vCenter Server|e|Average Capped Billed vRAM|Acme"; got[k] != num(4) {
 		t.Errorf("%s = %q, want 4: %v", k, got[k], got)
+	}
+}
+
+// TestTanzuMetricChangeRecorded: a vCenter's Tanzu metric changed on the
+// 15th at 10:00 is stored for the collector's next hour and listed in the
+// month's manifest with its hour; a product that is not there is refused.
+func TestTanzuMetricChangeRecorded(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	ctx := context.Background()
+	change := time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC)
+	if err := f.st.ChangeProductOption(ctx, f.vc, store.SettingTanzuMetric, "cores", change, fixedAt); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.st.Product(ctx, f.vc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts map[string]string
+	if err := json.Unmarshal(p.Options, &opts); err != nil || opts["tanzu_metric"] != "cores" || opts["version"] != "8.0.3" {
+		t.Errorf("options %s, %v", p.Options, err)
+	}
+	man := manifestOf(t, buildFiles(t, f.generator(t, anonymize.ModeNone, nil), march, 1))
+	if len(man.Changes) != 1 || man.Changes[0].Setting != store.SettingTanzuMetric || man.Changes[0].From != "2026-03-15T10:00:00Z" || man.Changes[0].New != "cores" {
+		t.Errorf("changes %+v", man.Changes)
+	}
+	if err := f.st.ChangeProductOption(ctx, 999, store.SettingTanzuMetric, "cores", change, fixedAt); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown product: %v", err)
 	}
 }
