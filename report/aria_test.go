@@ -46,7 +46,8 @@ func ariaMonitored(t *testing.T, f *fixture, pid int64, first, last time.Time, e
 	}
 }
 
-func (f *fixture) addProduct(t *testing.T, kind, endpoint, opts string) int64 {
+// addKind registers a product of kind at endpoint with options opts.
+func (f *fixture) addKind(t *testing.T, kind, endpoint, opts string) int64 {
 	t.Helper()
 	id, err := f.st.AddProduct(context.Background(), store.Product{Kind: kind, Endpoint: endpoint, Options: json.RawMessage(opts)})
 	if err != nil {
@@ -98,10 +99,10 @@ func TestAriaAddonAndStandalone(t *testing.T) {
 	f := newFixture(t)
 	f.register(t)
 	ariaVCenter(t, f)
-	addon := f.addProduct(t, "vrops", "https://ops-a.corp.example", `{"mode":"addon"}`)
-	alone := f.addProduct(t, "vrops", "https://ops-b.corp.example", `{"mode":"standalone"}`)
-	niAddon := f.addProduct(t, "vrni", "https://ni-a.corp.example", `{"mode":"addon"}`)
-	niAlone := f.addProduct(t, "vrni", "https://ni-b.corp.example", `{"mode":"standalone"}`)
+	addon := f.addKind(t, "vrops", "https://ops-a.corp.example", `{"mode":"addon"}`)
+	alone := f.addKind(t, "vrops", "https://ops-b.corp.example", `{"mode":"standalone"}`)
+	niAddon := f.addKind(t, "vrni", "https://ni-a.corp.example", `{"mode":"addon"}`)
+	niAlone := f.addKind(t, "vrni", "https://ni-b.corp.example", `{"mode":"standalone"}`)
 	last := march.End.Add(-time.Hour)
 	ariaMonitored(t, f, addon, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaAddon))
 	ariaMonitored(t, f, alone, march.Start, last, collectors.AriaEdition("Advanced", collectors.AriaStandalone))
@@ -140,7 +141,7 @@ func TestAriaModeChangeMidMonth(t *testing.T) {
 	f.register(t)
 	ariaVCenter(t, f)
 	ctx := context.Background()
-	ops := f.addProduct(t, "vrops", "https://ops.corp.example", `{"mode":"addon"}`)
+	ops := f.addKind(t, "vrops", "https://ops.corp.example", `{"mode":"addon"}`)
 	change := march.Start.Add(372 * time.Hour)
 
 	// The collector, run against its simulator, in the two hours around the

@@ -66,6 +66,9 @@ type Manifest struct {
 	Anonymization string            `json:"anonymization"`
 	Products      []ProductGaps     `json:"products"`
 	Excluded      []ExcludedFigure  `json:"excluded"`
+	Included      []IncludedFigure  `json:"included"`
+	Changes       []ManifestChange  `json:"changes"`
+	Unjoined      []UnjoinedObjects `json:"unjoined"`
 	Customers     int               `json:"customers"`
 	FiguresSHA256 string            `json:"figures_sha256"`
 	Files         []ManifestFile    `json:"files"`
@@ -80,6 +83,9 @@ type ProductGaps struct {
 	ExpectedHours  int    `json:"expected_hours"`
 	CollectedHours int    `json:"collected_hours"`
 	MissingHours   int    `json:"missing_hours"`
+	// BackfilledHours are collected hours recorded later with the state
+	// read then (`collect --hour H --backfill`), not in the hour itself.
+	BackfilledHours int `json:"backfilled_hours"`
 }
 
 // ExcludedFigure is usage metered but not reported (not_reportable, or a
@@ -93,6 +99,33 @@ type ExcludedFigure struct {
 	Quantity    float64 `json:"quantity"`
 	Objects     int64   `json:"objects"`
 	ObjectHours float64 `json:"object_hours"`
+}
+
+// IncludedFigure is usage metered but included in another product's
+// billing (a VCF vCenter's vRAM and vSAN), so not reported on its own line.
+type IncludedFigure struct {
+	IncludedIn string `json:"included_in"`
+	ExcludedFigure
+}
+
+// UnjoinedObjects counts a product's VMs that could not be joined to a
+// registered vCenter: their vRAM is the product's own estimate.
+type UnjoinedObjects struct {
+	Product string `json:"product"`
+	Host    string `json:"host"`
+	Metric  string `json:"metric"`
+	Objects int64  `json:"objects"`
+	Reason  string `json:"reason"`
+}
+
+// ManifestChange is an admin change that applies from an hour of the month:
+// the month is split at that hour.
+type ManifestChange struct {
+	Setting string `json:"setting"`
+	Subject string `json:"subject"` // the product host, or the licence key's hash
+	From    string `json:"from"`
+	Old     string `json:"old"`
+	New     string `json:"new"`
 }
 
 // ManifestFile is the checksum of one file of the bundle.
@@ -156,7 +189,10 @@ func num(v float64) string {
 	return strconv.FormatFloat(r, 'f', 3, 64)
 }
 
-// tsv writes tab-separated rows; tabs and newlines inside fields become spaces.
+// tsv writes tab-separated rows; tabs and newlines inside fields become
+// spaces, and a field a spreadsheet would take for a formula (starting with
+// =, +, -, @) is made text with a leading apostrophe (OWASP's advice
+// against CSV injection). No figure the report writes is negative.
 type tsv struct{ bytes.Buffer }
 
 var tsvClean = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
@@ -165,6 +201,9 @@ func (t *tsv) row(fields ...string) {
 	for i, f := range fields {
 		if i > 0 {
 			t.WriteByte('\t')
+		}
+		if f != "" && strings.ContainsRune("=+-@", rune(f[0])) {
+			t.WriteByte('\'')
 		}
 		t.WriteString(tsvClean.Replace(f))
 	}
@@ -194,7 +233,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
 		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
-		Products: []ProductGaps{}, Excluded: []ExcludedFigure{},
+		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{}, Unjoined: []UnjoinedObjects{},
 	}
 
 	// The month's spans, selected and labelled once.
@@ -210,12 +249,28 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	defer md.Close(ctx)
 	lap("select")
 
+	// Editions as the product names them (the raw keys stay in the
+	// history files).
+	editionNames, err := md.EditionNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	edition := func(product, key string) string {
+		if n, ok := editionNames[key]; ok {
+			return n
+		}
+		if n, ok := vcfEditions[key]; ok && product == vcfProduct {
+			return n
+		}
+		return key
+	}
+
 	// Monthly figures: one query per aggregation kind.
 	type query func(context.Context, []string) ([]store.Figure, error)
 	kinds := []struct {
 		kind string
 		q    query
-	}{{Average, md.AverageFigures}, {AverageVRAM, md.DimVRAMFigures}, {JoinedVRAM, md.JoinedVRAMFigures}, {JoinedCount, md.JoinedCountFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
+	}{{Average, md.AverageFigures}, {AverageVRAM, md.VCDVRAMFigures}, {JoinedVRAM, md.JoinedVRAMFigures}, {JoinedCount, md.JoinedCountFigures}, {Count, md.CountFigures}, {Maximum, md.MaximumFigures}, {Unique, md.UniqueFigures}}
 	var rows []monthlyRow
 	for _, k := range kinds {
 		figs, err := k.q(ctx, metricsOf(k.kind))
@@ -233,16 +288,21 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			if prod == "" {
 				prod = productName(p.Kind)
 			}
+			line := ExcludedFigure{
+				Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: edition(prod, f.Edition), Unit: f.Unit,
+				Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
+			}
+			if r.IncludedIn != "" && f.Reportable {
+				b.Manifest.Included = append(b.Manifest.Included, IncludedFigure{IncludedIn: r.IncludedIn, ExcludedFigure: line})
+				continue
+			}
 			if !f.Reportable {
-				b.Manifest.Excluded = append(b.Manifest.Excluded, ExcludedFigure{
-					Product: prod, Host: prodHost(f.ProductID), Metric: r.Name, Edition: f.Edition, Unit: f.Unit,
-					Quantity: math.Round(f.Value*1000) / 1000, Objects: f.Objects, ObjectHours: f.Hours,
-				})
+				b.Manifest.Excluded = append(b.Manifest.Excluded, line)
 				continue
 			}
 			cust := nm.customer(f.Customer)
 			rows = append(rows, monthlyRow{customer: cust, fields: []string{
-				prod, f.Edition, r.Name, f.Unit, num(f.Value), prodHost(f.ProductID), p.Version, cust,
+				prod, edition(prod, f.Edition), r.Name, f.Unit, num(f.Value), prodHost(f.ProductID), p.Version, cust,
 			}})
 		}
 	}
@@ -251,7 +311,41 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		a, c := b.Manifest.Excluded[i], b.Manifest.Excluded[j]
 		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
 	})
+	sort.Slice(b.Manifest.Included, func(i, j int) bool {
+		a, c := b.Manifest.Included[i], b.Manifest.Included[j]
+		return lessFields([]string{a.Product, a.Host, a.Metric, a.Edition}, []string{c.Product, c.Host, c.Metric, c.Edition})
+	})
 	b.Figures = len(rows)
+	unjoined, err := md.UnjoinedVCD(ctx, metricsOf(AverageVRAM))
+	if err != nil {
+		return nil, err
+	}
+	unjoinedNSX, err := md.UnjoinedNSX(ctx, metricsOf(JoinedVRAM))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range append(unjoined, unjoinedNSX...) {
+		reason := "vCenter not registered: vRAM estimated from the configured memory (no reservation)"
+		if u.Metric != collectors.MetricVMManaged {
+			reason = "no registered vCenter billed the VM in the month: no vRAM"
+		}
+		b.Manifest.Unjoined = append(b.Manifest.Unjoined, UnjoinedObjects{Product: productName(products[u.ProductID].Kind), Host: prodHost(u.ProductID),
+			Metric: u.Metric, Objects: u.Objects, Reason: reason})
+	}
+	changes, err := g.store.AdminChanges(ctx, m.Start, m.End)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		subject := c.Subject
+		if c.Setting == store.SettingLicenseCategory {
+			subject = nm.name("license", c.Subject)
+		} else if id, err := strconv.ParseInt(c.Subject, 10, 64); err == nil {
+			subject = prodHost(id)
+		}
+		b.Manifest.Changes = append(b.Manifest.Changes, ManifestChange{Setting: c.Setting, Subject: subject,
+			From: c.From.In(g.loc).Format(time.RFC3339), Old: c.Old, New: c.New})
+	}
 	var monthly tsv
 	monthly.row(monthlyHeader...)
 	perCustomer := map[string]*tsv{}
@@ -289,12 +383,16 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
+	backfilled, err := g.store.MonthBackfilled(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	lap("gaps")
 	for _, gp := range gaps {
 		p := products[gp.ProductID]
 		b.Manifest.Products = append(b.Manifest.Products, ProductGaps{
 			Product: productName(p.Kind), Kind: p.Kind, Host: prodHost(gp.ProductID),
-			ExpectedHours: gp.Expected, CollectedHours: gp.Collected, MissingHours: gp.Missing,
+			ExpectedHours: gp.Expected, CollectedHours: gp.Collected, MissingHours: gp.Missing, BackfilledHours: backfilled[gp.ProductID],
 		})
 	}
 	sort.SliceStable(b.Manifest.Products, func(i, j int) bool {
@@ -309,6 +407,17 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		}
 		return "no"
 	}
+	// Usage included in VCF is listed under its metered metric, reported
+	// "included".
+	reported := func(h *store.HistoryRow) (metric, rep string) {
+		if base, ok := includedMetrics[h.Metric]; ok {
+			if h.Reportable {
+				return base, "included"
+			}
+			return base, "no"
+		}
+		return h.Metric, yesNo(h.Reportable)
+	}
 
 	// VM history.
 	var vms tsv
@@ -318,11 +427,12 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	vms.row("Product", "Product Host", "Metric", "VM ID", "VM", "vCenter", "Datacenter", "Cluster", "Host", "Folder", "Resource Pool", "Org",
 		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 	err = md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
-		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("vm_id", h.ObjectKey),
+		metric, rep := reported(h)
+		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
 			nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
 			nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
-			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
 			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
 		return nil
 	})
@@ -337,10 +447,11 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	cl.row("Product", "Product Host", "Metric", "Object ID", "vCenter", "Datacenter", "Cluster", "Host",
 		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 	err = md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
-		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, nm.name("object_id", h.ObjectKey),
+		metric, rep := reported(h)
+		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
 			nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
-			h.Edition, nm.customer(h.Customer), yesNo(h.Reportable), hourFmt(h.First), hourFmt(h.Last),
+			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
 			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
 		return nil
 	})
@@ -353,7 +464,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	// Hourly totals.
 	var hr tsv
 	hr.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
-	err = md.HourlyTotals(ctx, allMetrics, func(h store.HourlyTotal) error {
+	err = md.HourlyTotals(ctx, hourlyMetrics, func(h store.HourlyTotal) error {
 		if !collectors.Due(products[h.ProductID].Kind, h.Hour) {
 			// A product collected less often than hourly (Horizon DaaS:
 			// every 6 hours) is listed at its sampling hours only: the

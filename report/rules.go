@@ -1,10 +1,13 @@
 package report
 
-import "github.com/usagemeter/usagemeter/collectors"
+import (
+	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/store"
+)
 
 // RulesVersion names the metering rules this package implements; it goes in
 // every manifest. Change it whenever a rule or an assumption below changes.
-const RulesVersion = "usagemeter-rules/2026.4"
+const RulesVersion = "usagemeter-rules/2026.5"
 
 // Assumptions are the rules marked "assumed" in METERING.md, written into
 // the manifest so that the aggregator knows them.
@@ -14,7 +17,14 @@ var Assumptions = []string{
 	"NSX-T edition per VM from features used: Professional = segments/routing; Advanced = distributed firewall with a non-default rule, load balancer, VPN; Enterprise Plus = IDS/IPS, federation",
 	"Site Recovery Manager is billed on the non-unique protected VM count",
 	"NSX: a VM reached by NSX features is billed on its vCenter capped billed vRAM in the hours the vCenter bills it; NSX-V Enterprise also on the non-unique count of those VMs",
-	"VMs on hosts whose licence is perpetual or demo (or evaluation) are metered but not reported; they are counted under excluded",
+	"NSX across vCenters: a VM reached by NSX is joined by its VM instance UUID to whichever registered vCenter holds it, not only the paired one; VMs no registered vCenter billed are counted under unjoined; an NSX hour whose paired vCenter hour was not collected is a missing hour of the NSX product",
+	"VMs on hosts whose licence is perpetual, demo or evaluation are metered but not reported; they are counted under excluded. Every key is rental by default, vSphere's evaluation licence evaluation; an admin can set any key to any category",
+	"VCF replaces vSphere billing on its vCenter: with a core edition (Standard, Advanced, Enterprise) its VMs' capped billed vRAM is metered but included in VCF, not reported as vCenter Server; with a \"with vSAN\" edition its vSAN capacity is included too; with the SDDC Manager edition the capped billed vRAM is reported under VMware Cloud Foundation, edition SDDC Manager, not under vCenter Server. Included usage is listed under included in the manifest",
+	"admin changes (licence category, VCF edition, Tanzu metric) apply from the hour they are made, or from the earlier hour the admin names: the month is split at that hour and the hours before keep the setting in force then; changes are listed in the manifest",
+	"an hour recorded after the fact (collect --hour H --backfill, only for an uncollected hour of a month not reported yet) carries the state read when it was recorded; such hours are counted per product as backfilled_hours",
+	"a product added or removed mid-month expects collection hours only while it existed (from the hour it was added to the last hour that began before its removal); its missing hours are counted over those",
+	"Cloud Director vRAM is the vCenter's capped billed vRAM (reservations included) of the VM, joined by vCenter instance UUID + MoRef hour by hour; a VM whose vCenter is not registered keeps Cloud Director's estimate (half the configured memory, capped at 24 GB) and is counted under unjoined",
+	"VCF host cores and the Tanzu metric follow what the collector recorded in each hour, which reads the vCenter's settings every hour",
 	"Aria Operations and Aria Operations for Networks: the billing mode is chosen per product (Flex add-on by default, standalone) and recorded on each hour's edition, so a change of mode applies from the hour it was collected with; a Flex add-on hour bills the capped billed vRAM of each monitored VM that its vCenter bills in that hour (joined by vCenter instance UUID and MoRef), a standalone hour counts every monitored VM (non-unique VM count)",
 	"Aria Operations and Aria Operations for Networks: a monitored VM counts whatever its power state (powered off, it bills no vRAM as a Flex add-on); a VM monitored twice counts once an hour; a VM of a vCenter that is not registered counts in standalone mode and bills nothing as a Flex add-on; a VM the product keeps after it left its vCenter does not count",
 	"Aria Operations edition: the highest of Standard, Advanced, Enterprise among its unexpired licences; Aria Operations for Networks: Advanced or Enterprise, the highest among its valid licences",
@@ -32,8 +42,10 @@ const (
 	Count   = "count"   // non-unique object count: object-hours / hours in month
 	Maximum = "maximum" // largest hourly total
 	Unique  = "unique"  // distinct objects seen in the month
-	// AverageVRAM averages the vram_mb dim of objects counted by another
-	// metric (Cloud Director reports its VMs with their vRAM), in GB.
+	// AverageVRAM averages the vRAM of objects counted by another metric
+	// (Cloud Director's VMs), in GB: the vCenter's capped billed vRAM,
+	// joined by vCenter instance UUID + MoRef, when their vCenter is
+	// registered; else their vram_mb dim (the product's estimate).
 	AverageVRAM = "average_vram"
 	// JoinedVRAM averages the vCenter vm.vram of the VMs a presence metric
 	// counts, hour by hour (NSX reports which VMs it reaches), in GB.
@@ -54,11 +66,17 @@ type Rule struct {
 	// Mode is the Aria billing mode (collectors.AriaAddon, AriaStandalone)
 	// the edition must carry (collectors.AriaMode); "" = any edition.
 	Mode string
+	// IncludedIn names the product that includes this usage: it is
+	// metered, listed under included in the manifest, and not reported.
+	IncludedIn string
 }
 
 // Rules is METERING.md as a table: one line per monthly figure.
 var Rules = []Rule{
+	{Metric: collectors.MetricVMVRAM, Kind: Average, Editions: []string{store.EditionSDDCManager}, Product: "VMware Cloud Foundation", Name: "Average Capped Billed vRAM"},
 	{Metric: collectors.MetricVMVRAM, Kind: Average, Product: "vCenter Server", Name: "Average Capped Billed vRAM"},
+	{Metric: store.MetricVRAMInVCF, Kind: Average, Product: "vCenter Server", Name: "Average Capped Billed vRAM", IncludedIn: "VMware Cloud Foundation"},
+	{Metric: store.MetricVSANInVCF, Kind: Average, Product: "vSAN", Name: "Average Used Capacity", IncludedIn: "VMware Cloud Foundation"},
 	{Metric: collectors.MetricHostCores, Kind: Average, Product: "VMware Cloud Foundation", Name: "Average Cores"},
 	{Metric: collectors.MetricVSANUsedGB, Kind: Average, Product: "vSAN", Name: "Average Used Capacity"},
 	// TKGm (a management cluster product) before TKGs (the vCenter's
@@ -85,6 +103,17 @@ var Rules = []Rule{
 	{Metric: collectors.MetricConnections, Kind: Maximum, Name: "Maximum Concurrent Connections"},
 	{Metric: collectors.MetricDesktopVM, Kind: Maximum, Name: "Maximum Desktop VMs under Management"},
 	{Metric: collectors.MetricRDSHSession, Kind: Maximum, Name: "Maximum RDSH Sessions under Management"},
+}
+
+// vcfProduct is the product column of VMware Cloud Foundation.
+const vcfProduct = "VMware Cloud Foundation"
+
+// vcfEditions are readable names of the VCF editions an admin sets on a
+// vCenter (its cores' and the SDDC Manager vRAM's edition); a licence's
+// edition is named by the product (store.MonthData.EditionNames).
+var vcfEditions = map[string]string{
+	"standard": "Standard", "standard-vsan": "Standard with vSAN", "advanced": "Advanced", "advanced-vsan": "Advanced with vSAN",
+	"enterprise": "Enterprise", "enterprise-vsan": "Enterprise with vSAN", store.EditionSDDCManager: "SDDC Manager",
 }
 
 // productName is the product column for rules without Product: the display
@@ -128,9 +157,22 @@ func contains(list []string, s string) bool {
 
 // Metrics written to VM_History.tsv and Cluster_History.tsv.
 var (
-	vmMetrics = []string{collectors.MetricVMVRAM, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
+	vmMetrics = []string{collectors.MetricVMVRAM, store.MetricVRAMInVCF, collectors.MetricTanzuVRAM, collectors.MetricNSXVRAM, collectors.MetricNSXVM, collectors.MetricVMManaged,
 		collectors.MetricMonitoredVM, collectors.MetricVMProtected, collectors.MetricVMMigrated}
-	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB}
+	clusterMetrics = []string{collectors.MetricHostCores, collectors.MetricTanzuCores, collectors.MetricVSANUsedGB, store.MetricVSANInVCF}
 	allMetrics     = append(append(append([]string{}, vmMetrics...), clusterMetrics...), collectors.MetricConnections,
 		collectors.MetricDesktopVM, collectors.MetricRDSHSession)
+	// includedMetrics maps the metrics of usage included in another
+	// product (store.applyAdminChanges) to the metric metered.
+	includedMetrics = map[string]string{store.MetricVRAMInVCF: collectors.MetricVMVRAM, store.MetricVSANInVCF: collectors.MetricVSANUsedGB}
+	// hourlyMetrics are the metrics of Hourly_Usage.tsv: reported usage.
+	hourlyMetrics = func() []string {
+		var out []string
+		for _, m := range allMetrics {
+			if _, ok := includedMetrics[m]; !ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}()
 )

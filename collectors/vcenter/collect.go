@@ -28,10 +28,14 @@ const (
 	DimLicenseName    = "license_name"
 	DimVSANFeatures   = "vsan_features"
 	// DimMoref is a VM's MoRef value on its vm.vram: products that know a
-	// VM by its MoRef only (Aria Operations, SRM) key it
-	// "<vc>/moref/<moref>", and the report joins those keys to the VM's
-	// vm.vram through it.
+	// VM by its MoRef only (Aria Operations, SRM, Aria Automation) key it
+	// "<vc>/moref/<moref>", and Cloud Director's VMs carry vcenter_uuid +
+	// vm_moref: the report joins both to the VM's vm.vram through it.
 	DimMoref = "vm_moref"
+	// DimResourcePoolPath is the VM's resource pool with its parents
+	// ("/Resources/Tenants/Acme"): a customer rule on a pool labels the
+	// pools nested in it.
+	DimResourcePoolPath = "resource_pool_path"
 )
 
 // wcpExtension is the extension vSphere with Tanzu (Workload Control Plane)
@@ -253,6 +257,7 @@ func vmDims(vcHost string, inv *inventory, vm *vmRec, h *hostRec) map[string]str
 	d[DimDatacenter] = inv.vmDatacenter(vm, h)
 	if p := inv.nodes[vm.pool]; p != nil {
 		d[DimResourcePool] = p.name
+		d[DimResourcePoolPath] = inv.poolPath(vm.pool)
 	} else {
 		d[DimResourcePool] = ""
 	}

@@ -3,6 +3,8 @@ package vcenter
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
@@ -390,6 +392,29 @@ func (inv *inventory) inNamespaces(pool string) bool {
 	}
 	inv.tanzu[pool] = t
 	return t
+}
+
+// poolPath returns the path of a resource pool (or vApp) through its
+// parent pools, from the cluster's root pool: "/Resources/Tenants/Acme";
+// "" if ref is not one.
+func (inv *inventory) poolPath(ref string) string {
+	var names []string
+	for depth := 0; depth < 64; depth++ {
+		n := inv.nodes[ref]
+		if n == nil || (n.typ != "ResourcePool" && n.typ != "VirtualApp") {
+			break
+		}
+		names = append(names, n.name)
+		if n.parent == ref {
+			break
+		}
+		ref = n.parent
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Reverse(names)
+	return "/" + strings.Join(names, "/")
 }
 
 // isRootPool reports whether ref is a cluster's root resource pool.

@@ -193,7 +193,8 @@ func TestCollectProviderInventory(t *testing.T) {
 	}
 
 	// Placement.
-	if d := vram["DC1_C0_RP0_VM1"].Dims; d[DimFolder] != "/DC1/vm/Tenants/Acme" || d[DimCluster] != "DC1_C0" || d[DimResourcePool] != "Resources" {
+	if d := vram["DC1_C0_RP0_VM1"].Dims; d[DimFolder] != "/DC1/vm/Tenants/Acme" || d[DimCluster] != "DC1_C0" || d[DimResourcePool] != "Resources" ||
+		d[DimResourcePoolPath] != "/Resources" || d[DimMoref] == "" {
 		t.Errorf("DC1_C0_RP0_VM1 placement: %v", d)
 	}
 	if d := vram["DC0_H0_VM0"].Dims; d[DimFolder] != "/DC0/vm" || d[DimCluster] != "" {
@@ -452,8 +453,8 @@ func TestTanzuVRAM(t *testing.T) {
 			t.Errorf("%s: %+v, want %v MB tanzu-basic", name, o, mb)
 		}
 	}
-	if d := got["DC0_C0_RP0_VM2"].Dims; d[DimResourcePool] != "ns-dev" {
-		t.Errorf("pool dim %q, want ns-dev", d[DimResourcePool])
+	if d := got["DC0_C0_RP0_VM2"].Dims; d[DimResourcePool] != "ns-dev" || d[DimResourcePoolPath] != "/Resources/Namespaces/ns-dev" {
+		t.Errorf("pool dim %q, path %q, want ns-dev in /Resources/Namespaces/ns-dev", d[DimResourcePool], d[DimResourcePoolPath])
 	}
 	if n := len(byMetric(obs, collectors.MetricTanzuCores, "")); n != 0 {
 		t.Errorf("%d tanzu.cores with tanzu_metric vram", n)

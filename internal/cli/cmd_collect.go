@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -14,17 +15,19 @@ import (
 )
 
 func init() {
-	register(&command{name: "collect", summary: "collect now (all active products, or one), recorded as this hour or --hour", run: runCollect})
+	register(&command{name: "collect", summary: "collect now (all active products, or one), recorded as this hour, or --hour H --backfill for an uncollected earlier hour", run: runCollect})
 }
 
 func runCollect(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "collect")
 	productID := fs.Int64("product", 0, "collect only this product (also a deactivated one)")
-	hourFlag := fs.String("hour", "", "record the collection as this hour (RFC3339, UTC); default: the current hour")
+	hourFlag := fs.String("hour", "", "record the collection as this hour (RFC3339, UTC); default: the current hour. An earlier hour needs --backfill")
+	backfill := fs.Bool("backfill", false, "with --hour: record today's state as an earlier hour nobody collected, in a month not reported yet; the hour is marked backfilled in the journal and the report's manifest")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	hour := e.Now().UTC().Truncate(time.Hour)
+	current := e.Now().UTC().Truncate(time.Hour)
+	hour := current
 	if *hourFlag != "" {
 		h, err := time.Parse(time.RFC3339, *hourFlag)
 		if err != nil {
@@ -35,11 +38,30 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 			return usagef("--hour %s is in the future", hour.Format(time.RFC3339))
 		}
 	}
+	if *backfill && hour.Equal(current) {
+		return usagef("--backfill is for an earlier hour: %s is the current hour, collect it without --backfill", hour.Format(time.RFC3339))
+	}
+	if !hour.Equal(current) && !*backfill {
+		return usagef("--hour %s is not the current hour (%s): a collection reads the products' state now, so it would record today's state as that hour. "+
+			"To fill an hour nobody collected, in a month not reported yet, add --backfill (the hour is marked backfilled in the journal and the report)",
+			hour.Format(time.RFC3339), current.Format(time.RFC3339))
+	}
 	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
+	if *backfill {
+		m := store.MonthIn(hour, app.Config.Location())
+		switch rep, err := app.Store.LatestReport(ctx, m.Start); {
+		case err == nil:
+			return fmt.Errorf("--backfill %s: %s was reported already (version %d): a backfilled hour would change a report that was sent. "+
+				"Leave the hour as a gap (the report counts it), or, if the figures must change, backfill before the monthly report runs",
+				hour.Format(time.RFC3339), m, rep.Version)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
 	d, err := appliance.NewDaemon(app, nil, nil)
 	if err != nil {
 		return err
@@ -78,6 +100,12 @@ func runCollect(ctx context.Context, e *Env, args []string) error {
 		printResult(e, r)
 		if r.Err != nil {
 			failed++
+		}
+		if *backfill && r.Err == nil && r.Skipped == "" {
+			if _, err := app.Store.MarkBackfilled(ctx, p.ID, hour); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "  recorded as backfilled: the state read at %s, not in the hour itself\n", e.Now().UTC().Format(time.RFC3339))
 		}
 		if r.Skipped == "leased" {
 			busy++

@@ -23,6 +23,7 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 	label := fs.String("label", "", "customer label (hashed in reports)")
 	typ := fs.String("object-type", "", "object type: "+customerTypesHelp)
 	obj := fs.String("object", "", "object name; for folders and resource pools a path or a segment of it (children inherit)")
+	vcenter := fs.Int64("vcenter", 0, "host, cluster or datacenter: bind the rule to the object of this vCenter product (by its instance UUID), not to every object of that name")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,6 +38,19 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer app.Close()
+	if *vcenter != 0 {
+		if *typ != "host" && *typ != "cluster" && *typ != "datacenter" {
+			return usagef("--vcenter goes with --object-type host, cluster or datacenter (got %q)", *typ)
+		}
+		p, err := app.Store.Product(ctx, *vcenter)
+		if err != nil {
+			return fmt.Errorf("--vcenter %d: %w", *vcenter, err)
+		}
+		if p.Kind != "vcenter" || p.InstanceID == "" {
+			return fmt.Errorf("--vcenter %d is not a vCenter with a known instance UUID (see usagemeter product list)", *vcenter)
+		}
+		*obj = store.ScopedObjectName(p.InstanceID, *obj)
+	}
 	id, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: *label, ObjectType: *typ, ObjectName: *obj})
 	if err != nil {
 		return err

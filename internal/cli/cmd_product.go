@@ -370,23 +370,31 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 }
 
 // runProductSet changes a product in place: only the flags given change.
+// Address, account, certificate and options apply from the next
+// collection; the VCF edition and the Tanzu metric are recorded with the
+// hour they apply from (--from), which the report splits the month at.
 func runProductSet(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product set")
 	var pf productFlags
+	idFlag := fs.Int64("id", 0, "product id (or give it as the argument)")
 	fs.StringVar(&pf.endpoint, "endpoint", "", "new product URL")
 	fs.StringVar(&pf.username, "username", "", "new metering account (give its password too)")
 	fs.StringVar(&pf.passwordFile, "password-file", "", "file holding the new password")
 	fs.BoolVar(&pf.passwordStdin, "password-stdin", false, "read the new password from standard input (asked without echo on a terminal)")
 	fs.StringVar(&pf.thumbprint, "accept-thumbprint", "", "SHA-256 thumbprint of the product's new certificate (see product test)")
-	fs.StringVar(&pf.vcfEdition, "vcf-edition", "", "vcenter: the VCF edition")
-	fs.StringVar(&pf.tanzuMetric, "tanzu-metric", "", "vcenter: Tanzu metered by vram or cores")
 	fs.StringVar(&pf.options, "options", "", "kind-specific options as JSON, merged into the product's (a key set to null is removed)")
+	vcf := fs.String("vcf-edition", "", "vcenter: the VCF edition (standard, advanced, enterprise, with -vsan, or sddc-manager); none to unflag")
+	tanzu := fs.String("tanzu-metric", "", "vcenter: Tanzu metered by vram or cores")
+	fromFlag := fs.String("from", "", "with --vcf-edition or --tanzu-metric: the hour the change applies from (RFC 3339); default the current hour")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return flagError(err)
 	}
-	id, err := productID(fs)
-	if err != nil {
-		return err
+	id := *idFlag
+	if fs.NArg() > 0 || id == 0 {
+		var err error
+		if id, err = productID(fs); err != nil {
+			return err
+		}
 	}
 	var u store.ProductUpdate
 	var changed []string
@@ -409,34 +417,59 @@ func runProductSet(ctx context.Context, e *Env, args []string) error {
 		tp := tlsutil.Normalize(pf.thumbprint)
 		u.Thumbprint, changed = &tp, append(changed, "certificate")
 	}
-	if pf.options != "" || pf.vcfEdition != "" || pf.tanzuMetric != "" {
+	if pf.options != "" {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(pf.options), &o); err != nil {
+			return usagef("--options: not a JSON object: %v", err)
+		}
+		for _, k := range []string{store.SettingVCFEdition, store.SettingTanzuMetric} {
+			if _, ok := o[k]; ok {
+				return usagef("--options: set %s with --%s, which records the hour it applies from", k, strings.ReplaceAll(k, "_", "-"))
+			}
+		}
 		changed = append(changed, "options")
 	}
-	if len(changed) == 0 {
-		return usagef("nothing to change: give --endpoint, --username with a password, --password-file, --password-stdin, --accept-thumbprint or --options")
+	billing := map[string]string{}
+	if *vcf != "" {
+		v := *vcf
+		if v == "none" {
+			v = ""
+		}
+		billing[store.SettingVCFEdition] = v
 	}
-	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	if *tanzu != "" {
+		billing[store.SettingTanzuMetric] = *tanzu
+	}
+	if len(changed) == 0 && len(billing) == 0 {
+		return usagef("nothing to change: give --endpoint, --username with a password, --password-file, --password-stdin, --accept-thumbprint, --options, --vcf-edition or --tanzu-metric")
+	}
+	app, from, now, err := openForChange(ctx, e, *cfgPath, *fromFlag)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	if slices.Contains(changed, "options") {
-		p, err := app.Store.Product(ctx, id)
-		if err != nil {
+	if len(changed) > 0 {
+		if slices.Contains(changed, "options") {
+			p, err := app.Store.Product(ctx, id)
+			if err != nil {
+				return err
+			}
+			if u.Options, err = pf.mergeOptions(p.Options); err != nil {
+				return err
+			}
+		}
+		if _, err := appliance.SetProduct(ctx, app, id, u); err != nil {
+			var ce *tlsutil.CertError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("%w\nrun `usagemeter product test %d` to see the certificate, then pass --accept-thumbprint", err, id)
+			}
 			return err
 		}
-		if u.Options, err = pf.mergeOptions(p.Options); err != nil {
-			return err
-		}
+		fmt.Fprintf(e.Stdout, "product %d changed (%s); it applies from the next collection\n", id, strings.Join(changed, ", "))
 	}
-	if _, err := appliance.SetProduct(ctx, app, id, u); err != nil {
-		var ce *tlsutil.CertError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("%w\nrun `usagemeter product test %d` to see the certificate, then pass --accept-thumbprint", err, id)
-		}
-		return err
+	if len(billing) > 0 {
+		return setBillingOptions(ctx, e, app, id, billing, from, now)
 	}
-	fmt.Fprintf(e.Stdout, "product %d changed (%s); it applies from the next collection\n", id, strings.Join(changed, ", "))
 	return nil
 }
 

@@ -124,6 +124,19 @@ func TestReportCommands(t *testing.T) {
 	if code, out := run("customer", "add", "--label", "X", "--object-type", "galaxy", "--object", "y"); code != 2 {
 		t.Fatalf("bad object type (exit %d):\n%s", code, out)
 	}
+	// A cluster bound by identity: this vCenter's Gold, not another's.
+	if code, out := run("customer", "add", "--label", "Y", "--object-type", "folder", "--object", "f", "--vcenter", "1"); code != 2 || !strings.Contains(out, "--vcenter goes with --object-type host, cluster or datacenter") {
+		t.Fatalf("--vcenter with a folder (exit %d):\n%s", code, out)
+	}
+	if code, out := run("customer", "add", "--label", "Y", "--object-type", "cluster", "--object", "Gold", "--vcenter", "1"); code != 1 || !strings.Contains(out, "not a vCenter with a known instance UUID") {
+		t.Fatalf("--vcenter without an instance UUID (exit %d):\n%s", code, out)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE products SET instance_id = 'vc9-uuid' WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if out := must("customer", "add", "--label", "Gold Co", "--object-type", "cluster", "--object", "Gold", "--vcenter", "1"); !strings.Contains(out, `cluster "vc9-uuid/Gold" -> Gold Co`) {
+		t.Fatalf("customer add --vcenter:\n%s", out)
+	}
 	if code, out := run("report", "generate", "--month", "2099-01"); code != 1 || !strings.Contains(out, "in the future") {
 		t.Fatalf("future month (exit %d):\n%s", code, out)
 	}
@@ -187,13 +200,36 @@ func TestReportCommands(t *testing.T) {
 		t.Fatalf("verify with the exported key: %v", err)
 	}
 
-	// A licence marked perpetual: db77 leaves the figures, a new version is made.
+	// A licence marked perpetual now applies from this hour: March, over,
+	// keeps its version.
 	if out := must("license", "list"); !strings.Contains(out, "KEY-77") || !strings.Contains(out, "rental") {
 		t.Fatalf("license list:\n%s", out)
 	}
-	must("license", "set-category", "KEY-77", "perpetual")
+	if out := must("license", "set-category", "KEY-77", "perpetual"); !strings.Contains(out, "hours before keep their category") {
+		t.Fatalf("set-category:\n%s", out)
+	}
+	if out := must("report", "generate", "--month", "2026-03"); !strings.Contains(out, "version 1 (unchanged") {
+		t.Fatalf("regenerate after a licence change in a later month:\n%s", out)
+	}
+	// Set from March 10 (a correction): db77 leaves the figures from that
+	// hour on, a new version is made.
+	must("license", "set-category", "KEY-77", "perpetual", "--from", "2026-03-10T00:00:00Z")
 	if out := must("report", "generate", "--month", "2026-03"); !strings.Contains(out, "version 2 (new version)") || !strings.Contains(out, "1 figures not reported") {
 		t.Fatalf("regenerate after licence change:\n%s", out)
+	}
+	if code, out := run("license", "set-category", "KEY-77", "rental", "--from", "2099-01-01T00:00:00Z"); code != 2 || !strings.Contains(out, "is in the future: a change applies from the current hour") {
+		t.Fatalf("future --from (exit %d):\n%s", code, out)
+	}
+	// VCF flagged from March 20: the vCenter's vRAM is included in VCF
+	// from then on.
+	if code, out := run("product", "set", "--id", "1", "--vcf-edition", "platinum"); code != 1 || !strings.Contains(out, `vcf_edition "platinum"`) {
+		t.Fatalf("bad edition (exit %d):\n%s", code, out)
+	}
+	if out := must("product", "set", "--id", "1", "--vcf-edition", "standard", "--from", "2026-03-20T00:00:00Z"); !strings.Contains(out, "vcf_edition standard from 2026-03-20T00:00:00Z") {
+		t.Fatalf("product set:\n%s", out)
+	}
+	if out := must("report", "generate", "--month", "2026-03"); !strings.Contains(out, "version 3 (new version)") {
+		t.Fatalf("regenerate after the VCF edition change:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "reports", "usage-2026-03-v1.tar.gz.gpg")); err != nil {
 		t.Fatalf("version 1 not kept: %v", err)

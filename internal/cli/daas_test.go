@@ -39,13 +39,13 @@ func TestCollectSixHourProduct(t *testing.T) {
 	if code, out := run("product", "add", "--kind", "horizon-daas", "--endpoint", u, "--username", `SP\meter`, "--password-file", pwFile, "--accept-thumbprint", thumb); code != 0 {
 		t.Fatalf("product add (exit %d):\n%s", code, out)
 	}
-	if code, out := run("collect", "--hour", "2026-01-15T10:00:00Z"); code == 0 || !strings.Contains(out, "no product is due at 2026-01-15T10:00:00Z") || !strings.Contains(out, "--product ID") {
+	if code, out := run("collect", "--hour", "2026-01-15T10:00:00Z", "--backfill"); code == 0 || !strings.Contains(out, "no product is due at 2026-01-15T10:00:00Z") || !strings.Contains(out, "--product ID") {
 		t.Fatalf("collect at 10:00 (exit %d):\n%s", code, out)
 	}
-	if code, out := run("collect", "--hour", "2026-01-15T12:00:00Z"); code != 0 || !strings.Contains(out, "connections") {
+	if code, out := run("collect", "--hour", "2026-01-15T12:00:00Z", "--backfill"); code != 0 || !strings.Contains(out, "connections") {
 		t.Fatalf("collect at 12:00 (exit %d):\n%s", code, out)
 	}
-	if code, out := run("collect", "--product", "1", "--hour", "2026-01-15T11:00:00Z"); code != 0 || !strings.Contains(out, "connections") || strings.Contains(out, "alice") {
+	if code, out := run("collect", "--product", "1", "--hour", "2026-01-15T11:00:00Z", "--backfill"); code != 0 || !strings.Contains(out, "connections") || strings.Contains(out, "alice") {
 		t.Fatalf("collect --product at 11:00 (exit %d):\n%s", code, out)
 	}
 }

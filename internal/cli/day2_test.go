@@ -58,7 +58,11 @@ func TestProductDay2(t *testing.T) {
 	if code, out = run("product", "set", "1", "--password-file", wrongPw); code != 1 || !strings.Contains(strings.ToLower(out), "password") || strings.Contains(out, "nope") {
 		t.Fatalf("a wrong new password (exit %d):\n%s", code, out)
 	}
-	if code, out = run("product", "set", "1", "--password-file", newPw, "--options", `{"tanzu_metric":"cores"}`); code != 0 || !strings.Contains(out, "product 1 changed (password, options)") {
+	if code, out = run("product", "set", "1", "--options", `{"tanzu_metric":"cores"}`); code != 2 || !strings.Contains(out, "--tanzu-metric") {
+		t.Fatalf("a billing setting through --options (exit %d):\n%s", code, out)
+	}
+	if code, out = run("product", "set", "1", "--password-file", newPw, "--tanzu-metric", "cores"); code != 0 || !strings.Contains(out, "product 1 changed (password)") ||
+		!strings.Contains(out, "product 1: tanzu_metric cores from") {
 		t.Fatalf("product set (exit %d):\n%s", code, out)
 	}
 	if code, out = run("collect", "--product", "1"); code != 0 || !regexp.MustCompile(`vm\.vram\s+\d+`).MatchString(out) {

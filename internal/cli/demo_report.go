@@ -323,6 +323,14 @@ func printDemoSummary(w io.Writer, run *demoRun, vcs []*demoVCenter, vcd *demoVC
 	}
 	_ = tw.Flush()
 
+	if len(man.Included) > 0 {
+		fmt.Fprintf(w, "\nMetered, included in another product rather than reported (VCF replaces vSphere billing; manifest.json \"included\"):\n")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, x := range man.Included {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.3f %s\t%d objects\tin %s\n", x.Product, names.host(x.Product, x.Host), x.Edition, x.Metric, x.Quantity, x.Unit, x.Objects, x.IncludedIn)
+		}
+		_ = tw.Flush()
+	}
 	if len(man.Excluded) > 0 {
 		fmt.Fprintf(w, "\nMetered but not reported (perpetual, demo or evaluation licences; manifest.json \"excluded\"):\n")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

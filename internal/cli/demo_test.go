@@ -183,6 +183,26 @@ func TestDemoShort(t *testing.T) {
 	if len(man.Excluded) == 0 {
 		t.Error("the evaluation host's usage is not listed as excluded")
 	}
+	// vc01 is flagged VCF Enterprise: its cores are reported, its VMs'
+	// vRAM is included in VCF, not billed again as vCenter Server.
+	if len(man.Included) == 0 {
+		t.Error("nothing listed as included in VCF")
+	}
+	for _, x := range man.Included { // one line per customer and edition
+		if x.Product != "vCenter Server" || x.IncludedIn != "VMware Cloud Foundation" || x.Host != man.Included[0].Host || x.Quantity <= 0 {
+			t.Errorf("included: %+v, want vc01's vRAM", x)
+		}
+	}
+	if len(man.Included) > 0 {
+		for _, r := range rows {
+			if r[0] == "vCenter Server" && r[5] == man.Included[0].Host {
+				t.Errorf("vc01's vRAM billed as vCenter Server although included in VCF: %q", r)
+			}
+		}
+	}
+	if !strings.Contains(text, "Metered, included in another product rather than reported") || !strings.Contains(text, "Metered but not reported") {
+		t.Error("the summary lacks the included or the excluded lines")
+	}
 
 	// The mails, saved as .eml: failure, recovery, report.
 	emls, _ := filepath.Glob(filepath.Join(run.MailDir, "*.eml"))

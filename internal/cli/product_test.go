@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"crypto/tls"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -45,7 +47,8 @@ func TestProductAddAndCollect(t *testing.T) {
 	bin := binary(t)
 	s, _ := vcsim(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+pgtest.NewDatabase(t)+"\n")
+	dbURL := pgtest.NewDatabase(t)
+	cfg := writeConfig(t, filepath.Join(dir, "data"), "database:\n  url: "+dbURL+"\n")
 	pwFile := filepath.Join(dir, "vc.pw")
 	if err := os.WriteFile(pwFile, []byte("VcPassw0rd!\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,13 +112,48 @@ func TestProductAddAndCollect(t *testing.T) {
 		t.Fatal("product list shows the password")
 	}
 
+	// An earlier hour is not collected without --backfill: it would get
+	// today's state.
 	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z")
-	if code != 0 || !regexp.MustCompile(`vm\.vram\s+\d+`).MatchString(out) || !strings.Contains(out, "host.cores") || !strings.Contains(out, "total capped billed vRAM") {
+	if code != 2 || !strings.Contains(out, "is not the current hour") || !strings.Contains(out, "add --backfill") {
+		t.Fatalf("past hour without --backfill (exit %d):\n%s", code, out)
+	}
+	code, out = run("collect", "--product", "1", "--backfill")
+	if code != 2 || !strings.Contains(out, "collect it without --backfill") {
+		t.Fatalf("--backfill of the current hour (exit %d):\n%s", code, out)
+	}
+	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z", "--backfill")
+	if code != 0 || !strings.Contains(out, "recorded as backfilled") || !regexp.MustCompile(`vm\.vram\s+\d+`).MatchString(out) || !strings.Contains(out, "host.cores") || !strings.Contains(out, "total capped billed vRAM") {
 		t.Fatalf("collect (exit %d):\n%s", code, out)
 	}
-	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z")
-	if code != 0 || !strings.Contains(out, "already collected") {
+	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T10:00:00Z", "--backfill")
+	if code != 0 || !strings.Contains(out, "already collected") || strings.Contains(out, "recorded as backfilled") {
 		t.Fatalf("second collect of the hour (exit %d):\n%s", code, out)
+	}
+	// The journal marks the hour backfilled.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var backfilled bool
+	if err := conn.QueryRow(ctx, `SELECT backfilled FROM collection_runs WHERE product_id = 1 AND hour = '2026-01-15T10:00:00Z'`).Scan(&backfilled); err != nil || !backfilled {
+		t.Fatalf("journal: backfilled %v, %v", backfilled, err)
+	}
+	// The version the vCenter reported when added fills the report's
+	// Product Version column.
+	var version string
+	if err := conn.QueryRow(ctx, `SELECT version FROM products WHERE id = 1`).Scan(&version); err != nil || !regexp.MustCompile(`^\d+\.\d+\.\d+ build \d+$`).MatchString(version) {
+		t.Errorf("product version %q, %v: want about.version and build", version, err)
+	}
+	// A month already reported is not backfilled.
+	if _, err := conn.Exec(ctx, `INSERT INTO reports (month, version, rules_version, figures_sha256, bundle_sha256, path) VALUES ('2026-01-01', 1, 'r', 'f', 'b', '/x')`); err != nil {
+		t.Fatal(err)
+	}
+	code, out = run("collect", "--product", "1", "--hour", "2026-01-15T11:00:00Z", "--backfill")
+	if code != 1 || !strings.Contains(out, "2026-01 was reported already (version 1)") || !strings.Contains(out, "Leave the hour as a gap") {
+		t.Fatalf("backfill of a reported month (exit %d):\n%s", code, out)
 	}
 	code, out = run("collect", "--hour", "2999-01-01T00:00:00Z")
 	if code != 2 || !strings.Contains(out, "in the future") {

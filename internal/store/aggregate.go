@@ -8,10 +8,13 @@ package store
 // customers.go), whether it is reportable, and its names. Every figure is
 // then one short query over month_spans, one per aggregation kind.
 //
-// A span is not reportable when its dims say not_reportable = "true" (the
-// collector saw an evaluation licence) or when its dims' license_key has the
-// category perpetual or demo in the licenses table: such usage is metered
-// and counted in the manifest, but not billed.
+// A span with a licence key (dims license_key) is not reportable when the
+// key's category is perpetual, demo or evaluation (licenses table; a key
+// nobody categorised is evaluation when the collector saw vSphere's
+// evaluation licence, rental otherwise); a span without one when its dims
+// say not_reportable = "true". Such usage is metered and counted in the
+// manifest, but not billed. Admin changes (categories, VCF editions) then
+// apply from their hour: see changes.go.
 //
 // The month is given as two instants; hours in month is End-Start in hours,
 // computed by the caller in the report's time zone (672 to 744, 743 or 745
@@ -67,20 +70,25 @@ type Figure struct {
 
 // monthSpansSQL fills month_spans: $1 month start, $2 month end
 // (exclusive), $3 metrics.
-const monthSpansSQL = `
+var monthSpansSQL = `
 CREATE TEMP TABLE month_spans ON COMMIT DROP AS
 WITH ` + customerLabels + `
 SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
        greatest(s.first_hour, $1::timestamptz) AS h0,
        least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
        extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
-       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
-            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
+       CASE WHEN coalesce(s.dims ->> 'license_key', '') = '' THEN coalesce(s.dims ->> 'not_reportable', '') <> 'true'
+            ELSE coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) NOT IN ` + excludedCategories + ` END AS reportable,
+       coalesce(s.dims ->> 'license_key', '') AS license_key,
+       coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) AS category,
        ` + customerExpr + ` AS customer,
        coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
        coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
        coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
        coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
+       nullif(split_part(s.object_key, '/vm/', 2), '') AS vm_uuid,
+       CASE WHEN s.dims ? 'vcenter_uuid' AND s.dims ? 'vm_moref' THEN (s.dims ->> 'vcenter_uuid') || '/' || (s.dims ->> 'vm_moref')
+            WHEN s.metric = 'vm.vram' AND s.dims ? 'vm_moref' THEN split_part(s.object_key, '/vm/', 1) || '/' || (s.dims ->> 'vm_moref') END AS vc_moref,
        CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb,
        CASE WHEN s.metric = 'vm.vram' AND coalesce(s.dims ->> 'vm_moref', '') <> ''
             THEN lower(split_part(s.object_key, '/', 1)) || '/moref/' || (s.dims ->> 'vm_moref') END AS moref_key
@@ -113,6 +121,10 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	if _, err := tx.Exec(ctx, monthSpansSQL, m.Start, m.End, metrics); err != nil {
 		tx.Rollback(ctx)
 		return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+	}
+	if err := applyAdminChanges(ctx, tx, m); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
 	}
 	if _, err := tx.Exec(ctx, `ANALYZE month_spans`); err != nil {
 		tx.Rollback(ctx)
@@ -179,12 +191,13 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 
 // JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
 // presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1;
-// Aria's vm.monitored), joined hour by hour to the vCenter's vm.vram span of
-// the same VM: the same object key (vCenter instanceUuid/vm/VM
-// instanceUuid), or, for a presence key "<vCenter instanceUuid>/moref/<MoRef>"
-// (products that know a VM by its MoRef), the vm.vram whose vm_moref dim is
-// that MoRef (moref_key; vm.vram spans stored before the vCenter collector
-// wrote that dim do not join such keys): sum over the hours in which
+// Aria's vm.monitored), joined hour by hour to the vm.vram span of the same
+// VM: by its instanceUuid in whichever registered vCenter holds it (an
+// NSX-T Manager may serve several vCenters; its key names its paired one),
+// or, for a presence key "<vCenter instanceUuid>/moref/<MoRef>" (products
+// that know a VM by its MoRef), the vm.vram whose vm_moref dim is that
+// MoRef (moref_key; vm.vram spans stored before the vCenter collector wrote
+// that dim do not join such keys): sum over the hours in which
 // both exist of vm.vram / 1024 / hours in month, in GB. The figure keeps the
 // presence metric's product, edition and reportability; its customer is
 // the vCenter span's (which carries the VM's placement).
@@ -204,10 +217,10 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM month_spans n
-	  JOIN (SELECT object_key AS k, customer, quantity, h0, h1 FROM month_spans WHERE metric = 'vm.vram'
-	        UNION ALL -- object keys (/vm/) and MoRef keys (/moref/) never meet: no VM-hour joins twice
-	        SELECT moref_key, customer, quantity, h0, h1 FROM month_spans WHERE metric = 'vm.vram' AND moref_key IS NOT NULL) v
-	    ON v.k = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  JOIN (SELECT vm_uuid AS k, customer, quantity, h0, h1 FROM month_spans WHERE metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND vm_uuid IS NOT NULL
+	        UNION ALL -- instance UUIDs and MoRef keys (/moref/) never meet: no VM-hour joins twice
+	        SELECT moref_key, customer, quantity, h0, h1 FROM month_spans WHERE metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND moref_key IS NOT NULL) v
+	    ON v.k = coalesce(n.vm_uuid, n.object_key) AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
 	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
@@ -393,8 +406,10 @@ type ProductGap struct {
 
 // MonthGaps counts, per product, the hours of the month with no done
 // collection run. A product is expected from the earlier of its creation and
-// its first run, until its deactivation, and never after now (runs in the
-// future cannot exist yet). Failed counts the missing hours whose cause is
+// its first run, until its deactivation or its removal (the hours that began
+// before it was removed), and never after now (runs in the future cannot
+// exist yet): a product added or removed mid-month expects only the hours
+// it existed. Failed counts the missing hours whose cause is
 // recorded: failed collections, and hours that ended uncollected (the
 // scheduler records those as failed runs naming why). A product whose kind
 // is collected less often than hourly (collectors.Kind.Every, Horizon DaaS
@@ -402,7 +417,7 @@ type ProductGap struct {
 func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]ProductGap, error) {
 	kinds, hours := collectors.Cadences()
 	rows, err := s.pool.Query(ctx, `
-	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done')::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
+	SELECT p.id, count(*)::int, count(r.hour) FILTER (WHERE r.state = 'done' AND `+pairedDoneSQL+`)::int, count(r.hour) FILTER (WHERE r.state = 'failed')::int
 	  FROM products p
 	 CROSS JOIN LATERAL generate_series(
 	         greatest($1::timestamptz, date_trunc('hour', least(p.created_at, (SELECT min(hour) FROM collection_runs x WHERE x.product_id = p.id)))),
@@ -410,6 +425,7 @@ func (s *Store) MonthGaps(ctx context.Context, m Month, now time.Time) ([]Produc
 	         interval '1 hour') AS h(hour)
 	  LEFT JOIN collection_runs r ON r.product_id = p.id AND r.hour = h.hour
 	 WHERE `+dueSQL("h.hour", "$4", "$5")+`
+	   AND (p.removed_at IS NULL OR h.hour < p.removed_at)
 	 GROUP BY p.id
 	 ORDER BY p.id`, m.Start, m.End, now, kinds, hours)
 	if err != nil {
@@ -466,13 +482,13 @@ type ProductInfo struct {
 	Kind       string
 	Endpoint   string
 	InstanceID string
-	Version    string // options.version, "" when the collector did not record one
+	Version    string // what the product reported when added (products.version, else options.version), "" when unknown
 }
 
 // ProductInfos returns every product (active or not) by id, without
 // touching credentials.
 func (s *Store) ProductInfos(ctx context.Context) (map[int64]ProductInfo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, kind, endpoint, instance_id, coalesce(options ->> 'version', '') FROM products`)
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, endpoint, instance_id, coalesce(nullif(version, ''), options ->> 'version', '') FROM products`)
 	if err != nil {
 		return nil, err
 	}

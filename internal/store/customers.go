@@ -20,7 +20,7 @@ const NoCustomer = "No Customer Label"
 //
 //  1. vcd-org        dims "org" (a Cloud Director organisation)
 //  2. folder         dims "folder", a path such as "/DC1/vm/Tenants/Acme/web"
-//  3. resource-pool  dims "resource_pool"
+//  3. resource-pool  dims "resource_pool_path" (the pool with its parents), else "resource_pool"
 //  4. host           dims "host"
 //  5. cluster        dims "cluster"
 //  6. vcd            dims "vcd" (a Cloud Director instance)
@@ -129,7 +129,7 @@ path_labels AS (
 	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
 	  FROM (SELECT DISTINCT k.key, k.v
 	          FROM usage_spans u
-	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', u.dims ->> 'resource_pool')) AS k(key, v)
+	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', coalesce(u.dims ->> 'resource_pool_path', u.dims ->> 'resource_pool'))) AS k(key, v)
 	         WHERE u.metric = ANY($3::text[]) AND u.first_hour < $2::timestamptz AND u.last_hour >= $1::timestamptz
 	           AND k.v <> ''
 	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
@@ -140,14 +140,26 @@ path_labels AS (
 	 ORDER BY p.key, p.v, j DESC, r.id
 )`
 
-const customerExpr = `coalesce(org.label, fo.label, rp.label, ho.label, cl.label, vcd.label, dc.label, vc.label, '')`
+// A host, cluster or datacenter rule may name its object by identity,
+// "<vCenter instance UUID>/<name>" (customer add --vcenter ID), matching
+// only that vCenter's object (the span's object key begins with the
+// vCenter's instance UUID): same-named clusters of two vCenters do not
+// collide. Such a rule wins over a rule by name alone.
+const customerExpr = `coalesce(org.label, fo.label, rp.label, hos.label, ho.label, cls.label, cl.label, vcd.label, dcs.label, dc.label, vc.label, '')`
+
+// ScopedObjectName is the object name of a rule bound to the object called
+// name in the vCenter with instance UUID vcUUID.
+func ScopedObjectName(vcUUID, name string) string { return vcUUID + "/" + name }
 
 const customerJoins = `
 	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
 	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
-	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = s.dims ->> 'resource_pool'
+	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = coalesce(s.dims ->> 'resource_pool_path', s.dims ->> 'resource_pool')
+	  LEFT JOIN customer_rules hos ON hos.object_type = 'host' AND hos.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'host')
 	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = s.dims ->> 'host'
+	  LEFT JOIN customer_rules cls ON cls.object_type = 'cluster' AND cls.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'cluster')
 	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = s.dims ->> 'cluster'
 	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = s.dims ->> 'vcd'
+	  LEFT JOIN customer_rules dcs ON dcs.object_type = 'datacenter' AND dcs.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'datacenter')
 	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = s.dims ->> 'datacenter'
 	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = s.dims ->> 'vcenter'`

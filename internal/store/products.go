@@ -28,6 +28,7 @@ type Product struct {
 	InstanceID    string
 	PairedID      int64 // 0 = none
 	Options       json.RawMessage
+	Version       string // what the product reported at `product add` (the report's Product Version); written by AddProduct only
 	Active        bool
 	DeactivatedAt *time.Time
 	CreatedAt     time.Time
@@ -69,12 +70,12 @@ func (s *Store) AddProduct(ctx context.Context, p Product) (int64, error) {
 	case err == nil:
 		_, err = tx.Exec(ctx, `UPDATE products SET endpoint = $2, username = $3, thumbprint = $4,
 			instance_id = CASE WHEN $5 = '' THEN instance_id ELSE $5 END, paired_id = $6, options = $7, credentials = NULL,
-			active = true, deactivated_at = NULL, removed_at = NULL WHERE id = $1`,
-			id, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options))
+			active = true, deactivated_at = NULL, removed_at = NULL, version = $8 WHERE id = $1`,
+			id, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options), p.Version)
 	case errors.Is(err, pgx.ErrNoRows):
-		err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options)).Scan(&id)
+		err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options), p.Version).Scan(&id)
 	}
 	if isUniqueViolation(err) {
 		return 0, fmt.Errorf("%s product %s: %w (the same instance may be registered under another address)", p.Kind, p.Endpoint, ErrDuplicate)
