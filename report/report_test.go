@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,6 +206,7 @@ func buildFiles(t testing.TB, g *Generator, m store.Month, version int) map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer b.Close()
 	tgz, err := b.TarGz(version)
 	if err != nil {
 		t.Fatal(err)
@@ -468,6 +470,20 @@ func TestVersions(t *testing.T) {
 	for _, n := range []string{"web01", "late01", "Acme", "esx02.corp.example", "/DC-Paris/vm/Tenants/Acme/web", "vc01.corp.example"} {
 		if !strings.Contains(out.String(), n) {
 			t.Errorf("reversed bundle lacks %q", n)
+		}
+	}
+	// Every name hashed is in the stored reverse map (it was spooled to
+	// disk during the build), and the build left no files behind.
+	if left := regexp.MustCompile(`\b[0-9a-f]{40}\b`).FindString(out.String()); left != "" {
+		t.Errorf("reversed bundle still holds hash %s", left)
+	}
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left in the reports directory: %s", e.Name())
 		}
 	}
 	list, err := f.st.Reports(ctx)
