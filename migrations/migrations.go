@@ -72,3 +72,16 @@ func Apply(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
 	}
 	return from, latest, nil
 }
+
+// ApplyTo migrates the database to version (an older schema, for tests of
+// the migrations that follow it).
+func ApplyTo(ctx context.Context, conn *pgx.Conn, version int32) error {
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return fmt.Errorf("preparing migrations: %w", err)
+	}
+	if err := m.LoadMigrations(files); err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	return m.MigrateTo(ctx, version)
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,8 +34,13 @@ import (
 // (generate-s: build, tar.gz, encryption and signature, reverse map,
 // reports row) and the Go heap peak over both (peak-heap-MB: HeapInuse
 // sampled every 5 ms); PostgreSQL's own memory is not counted.
+// BENCH_MONTH_VMS=n runs the size n only.
 func BenchmarkMonth(b *testing.B) {
 	sizes := []int{50000, 200000}
+	if s := os.Getenv("BENCH_MONTH_VMS"); s != "" {
+		n, _ := strconv.Atoi(s)
+		sizes = []int{n}
+	}
 	fixtures := make([]*fixture, len(sizes))
 	spans := make([]int, len(sizes))
 	for i, n := range sizes {
@@ -53,9 +59,8 @@ func monthFixture(b *testing.B, n int) (*fixture, int) {
 	ctx := context.Background()
 	m := march
 	hosts, clusters, tenants := n/100, n/1000, n/125
-	f.exec(b, `
-	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-	SELECT $1, 'vm.vram', 'vc-uuid/vm/' || i, seg.first_hour, seg.last_hour, 1024 + (i % 16) * 512 + seg.n * 256, 'MB', 'vsphere-ent', '\x00',
+	if _, err := f.st.ImportSpans(ctx, `
+	SELECT $1::bigint, 'vm.vram', 'vc-uuid/vm/' || i, seg.first_hour, seg.last_hour, (1024 + (i % 16) * 512 + seg.n * 256)::float8, 'MB', 'vsphere-ent',
 	       jsonb_build_object('vm', 'vm-' || i, 'host', 'esx-' || ((i + seg.n) % $5) || '.corp.example', 'cluster', 'cl-' || ((i + seg.n) % $6),
 	                          'datacenter', 'dc-' || (i % 5), 'folder', '/dc-' || (i % 5) || '/vm/tenant-' || (i % $7) || '/app-' || (i % 7),
 	                          'resource_pool', 'rp-' || (i % 100), 'vcenter', 'vc01.corp.example', 'license_key', 'KEY-' || (i % 3))
@@ -69,12 +74,15 @@ func monthFixture(b *testing.B, n int) (*fixture, int) {
 	        (0, b.b0, b.b1 - interval '1 hour'),
 	        (1, b.b1, least(b.b2, b.b3) - interval '1 hour'),
 	        (2, b.b2, b.b3 - interval '1 hour')) AS seg(n, first_hour, last_hour)
-	 WHERE seg.first_hour <= seg.last_hour`, f.vc, m.Start, m.End, n, hosts, clusters, tenants)
-	f.exec(b, `
-	INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-	SELECT $1, 'host.cores', 'vc-uuid/host/' || i, $2::timestamptz, $3::timestamptz, 32, 'cores', 'vcf-standard', '\x00',
+	 WHERE seg.first_hour <= seg.last_hour`, f.vc, m.Start, m.End, n, hosts, clusters, tenants); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.st.ImportSpans(ctx, `
+	SELECT $1::bigint, 'host.cores', 'vc-uuid/host/' || i, $2::timestamptz, $3::timestamptz, 32::float8, 'cores', 'vcf-standard',
 	       jsonb_build_object('host', 'esx-' || i || '.corp.example', 'cluster', 'cl-' || (i % $5), 'datacenter', 'dc-' || (i % 5), 'vcenter', 'vc01.corp.example')
-	  FROM generate_series(0, $4 - 1) AS i`, f.vc, m.Start, m.End, hosts, clusters)
+	  FROM generate_series(0, $4 - 1) AS i`, f.vc, m.Start, m.End, hosts, clusters); err != nil {
+		b.Fatal(err)
+	}
 	f.runs(b, f.vc, m.Start, m.End)
 	f.exec(b, `INSERT INTO customer_rules (label, object_type, object_name) SELECT 'Tenant ' || i, 'folder', 'tenant-' || i FROM generate_series(0, 199) i`)
 	f.exec(b, `INSERT INTO licenses (license_key, category) VALUES ('KEY-2', 'demo')`)

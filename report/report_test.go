@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
@@ -56,8 +57,14 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, pgtest.NewPool(t))
+}
+
+// newFixtureOn is newFixture on a database of the test's (a migration test's).
+func newFixtureOn(t testing.TB, pool *pgxpool.Pool) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	st := store.New(pgtest.NewPool(t), nil)
+	st := store.New(pool, nil)
 	if _, err := st.EnsureAppliance(ctx, false); err != nil {
 		t.Fatal(err)
 	}

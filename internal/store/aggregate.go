@@ -2,11 +2,15 @@ package store
 
 // Monthly aggregation over usage spans (METERING.md, DESIGN.md "Reports").
 //
-// OpenMonth selects once, into a temporary table month_spans, the spans
-// overlapping the month [Start, End), clipped to it, each with the number of
-// its hours inside the month, its customer label (customer rules, see
-// customers.go), whether it is reportable, and its names. Every figure is
-// then one short query over month_spans, one per aggregation kind.
+// Every figure is one query over the month's spans: the spans overlapping
+// the month [Start, End), clipped to it, each with the number of its hours
+// inside the month, its customer label (customer rules, see customers.go),
+// whether it is reportable, and its names (monthSpans). Labels and
+// reportability are worked out once per report for each state (span_states:
+// a host's placement and licence) and each labelled folder or resource pool
+// path, into two small tables of the report's transaction (OpenMonth), never
+// per span; the spans themselves are not copied: every query reads them
+// from spans and span_objects, and the history files stream from there.
 //
 // A span is not reportable when its dims say not_reportable = "true" (the
 // collector saw an evaluation licence) or when its dims' license_key has the
@@ -26,6 +30,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,61 +70,94 @@ type Figure struct {
 	Hours      float64 // object-hours behind the figure
 }
 
-// monthSpansSQL fills month_spans: $1 month start, $2 month end
-// (exclusive), $3 metrics.
-const monthSpansSQL = `
-CREATE TEMP TABLE month_spans ON COMMIT DROP AS
-WITH ` + customerLabels + `
-SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
-       greatest(s.first_hour, $1::timestamptz) AS h0,
-       least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
-       extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
-       NOT (coalesce(s.dims ->> 'not_reportable', '') = 'true'
-            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
-       ` + customerExpr + ` AS customer,
-       coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
-       coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
-       coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
-       coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
-       CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb
-  FROM usage_spans s
-  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
- WHERE s.metric = ANY($3::text[])
-   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz`
+// stateLabels is the WITH item "state_labels" (which MonthData keeps as a
+// table of the report's transaction): per state, its unit,
+// edition, reportability, customer label by the rules on its placement
+// (NULL when none matches) and placement names.
+const stateLabels = `
+state_labels AS (
+	SELECT st.id, st.unit, st.edition,
+	       NOT (coalesce(st.dims ->> 'not_reportable', '') = 'true'
+	            OR coalesce(l.category, 'rental') IN ('perpetual', 'demo')) AS reportable,
+	       ` + customerState + ` AS label,
+	       coalesce(st.dims ->> 'host', '') AS host, coalesce(st.dims ->> 'cluster', '') AS cluster,
+	       coalesce(st.dims ->> 'datacenter', '') AS datacenter, coalesce(st.dims ->> 'vcenter', '') AS vcenter,
+	       coalesce(st.dims ->> 'vcd', '') AS vcd
+	  FROM span_states st
+	  LEFT JOIN licenses l ON l.license_key = st.dims ->> 'license_key'` + customerStateJoins + `
+)`
 
-// MonthData is a month's spans selected, clipped and labelled once (see the
-// file comment), on one connection, in a repeatable-read transaction that
-// sees one snapshot: every figure and file of a report agrees with the
-// others.
-// Close it when done.
-type MonthData struct {
-	tx pgx.Tx
-	m  Month
+// monthSpans is the WITH item name: the spans of the month ($1 start, $2
+// end, exclusive) whose metric is one of metrics (an SQL array) and that
+// pass where, clipped
+// and labelled. Closed spans are found by time (BRIN on last_hour), latest
+// spans by a scan of span_objects.
+func monthSpans(name, metrics, where string) string {
+	return name + ` AS (
+	SELECT ms.product_id, ms.metric, ms.object_key, ms.quantity, sl.unit, sl.edition,
+	       greatest(ms.first_hour, $1::timestamptz) AS h0,
+	       least(ms.last_hour, $2::timestamptz - interval '1 hour') AS h1,
+	       extract(epoch FROM least(ms.last_hour, $2::timestamptz - interval '1 hour') - greatest(ms.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
+	       sl.reportable, coalesce(` + customerOwn + `, sl.label, '') AS customer,
+	       n.dims AS names, sl.host, sl.cluster, sl.datacenter, sl.vcenter, sl.vcd
+	  FROM (SELECT o.product_id, o.metric, o.object_key, s.first_hour, s.last_hour, s.quantity, s.state_id, s.names_id
+	          FROM spans s JOIN span_objects o ON o.id = s.object_id
+	         WHERE s.last_hour >= $1::timestamptz AND s.first_hour < $2::timestamptz AND o.metric = ANY(` + metrics + `)
+	        UNION ALL
+	        SELECT o.product_id, o.metric, o.object_key, o.first_hour, o.last_hour, o.quantity, o.state_id, o.names_id
+	          FROM span_objects o
+	         WHERE o.last_hour >= $1::timestamptz AND o.first_hour < $2::timestamptz AND o.metric = ANY(` + metrics + `)) ms
+	  JOIN state_labels sl ON sl.id = ms.state_id
+	  JOIN span_names n ON n.id = ms.names_id` + customerOwnJoins + `
+	 WHERE ` + where + `
+)`
 }
 
-// OpenMonth selects the month's spans of metrics into month_spans.
+// monthWith is the WITH list of a query over the month's spans of the
+// metrics $3, named month_spans.
+var monthWith = `WITH ` + monthSpans("month_spans", "$3::text[]", "true")
+
+// MonthData is a month of spans, read in one repeatable-read transaction on
+// one connection: every figure and file of a report sees one snapshot, and
+// agrees with the others. Close it when done.
+type MonthData struct {
+	tx      pgx.Tx
+	m       Month
+	metrics []string
+}
+
+// OpenMonth begins reading the month's spans of metrics.
 func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*MonthData, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, err
 	}
-	// Sorting and grouping a month of a large provider fits in memory.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+	// Sorting and grouping a month of a large provider fits in memory. The
+	// queries are run once each: compiling them (JIT) took longer than
+	// running them.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
 		tx.Rollback(ctx)
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, monthSpansSQL, m.Start, m.End, metrics); err != nil {
-		tx.Rollback(ctx)
-		return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+	// Labels are resolved once per report, into two small tables whose
+	// statistics the planner knows: one row per state (a host's placement
+	// and licence) and one per labelled folder or resource pool path, never
+	// one per span. Joined as CTEs, of sizes the planner cannot estimate,
+	// they were looped over for every span (minutes at 50,000 VMs).
+	for _, q := range []string{
+		`CREATE TEMP TABLE state_labels ON COMMIT DROP AS WITH ` + stateLabels + ` SELECT * FROM state_labels`,
+		`CREATE TEMP TABLE path_labels ON COMMIT DROP AS WITH ` + pathLabels + ` SELECT * FROM path_labels`,
+		`ANALYZE state_labels, path_labels`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			tx.Rollback(ctx)
+			return nil, fmt.Errorf("labelling the spans of %s: %w", m, err)
+		}
 	}
-	if _, err := tx.Exec(ctx, `ANALYZE month_spans`); err != nil {
-		tx.Rollback(ctx)
-		return nil, err
-	}
-	return &MonthData{tx: tx, m: m}, nil
+	return &MonthData{tx: tx, m: m, metrics: metrics}, nil
 }
 
-// Close ends the transaction (month_spans is dropped with it).
+// Close ends the transaction.
 func (d *MonthData) Close(ctx context.Context) { _ = d.tx.Rollback(ctx) }
 
 // withMonth runs fn on a MonthData of its own (the Store shortcuts below).
@@ -132,8 +170,14 @@ func (s *Store) withMonth(ctx context.Context, m Month, metrics []string, fn fun
 	return fn(d)
 }
 
-func (d *MonthData) figures(ctx context.Context, what string, metrics []string, sql string, args ...any) ([]Figure, error) {
-	rows, err := d.tx.Query(ctx, sql, append([]any{metrics}, args...)...)
+// figures runs a figure query: $1 and $2 the month, $3 metrics, $4 hours
+// in month.
+func (d *MonthData) figures(ctx context.Context, what string, metrics []string, sql string) ([]Figure, error) {
+	args := []any{d.m.Start, d.m.End, metrics}
+	if strings.Contains(sql, "$4") {
+		args = append(args, float64(d.m.Hours()))
+	}
+	rows, err := d.tx.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s %v over %s: %w", what, metrics, d.m, err)
 	}
@@ -150,29 +194,31 @@ func (d *MonthData) figures(ctx context.Context, what string, metrics []string, 
 // sum(capped_billed_mb over VM-hours) / 1024 / hours in month. Cores and GB
 // are averaged as they are. Missing hours lower the average (assumed rule).
 func (d *MonthData) AverageFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.figures(ctx, "averaging", metrics, `
+	return d.figures(ctx, "averaging", metrics, monthWith+`
 	SELECT product_id, metric, edition, customer, reportable,
 	       CASE unit WHEN 'MB' THEN 'GB' ELSE unit END,
-	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $2::float8,
+	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $4::float8,
 	       count(DISTINCT object_key), sum(hours)
 	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable, unit
-	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
+	 ORDER BY product_id, metric, edition, customer, reportable`)
 }
 
 // DimVRAMFigures: the average capped billed vRAM of objects counted by
 // another metric that carry it in their dims as vram_mb (Cloud Director's
 // vm.managed): sum(vram_mb x hours) / 1024 / hours in month, in GB.
 func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.figures(ctx, "averaging the vRAM of", metrics, `
+	return d.figures(ctx, "averaging the vRAM of", metrics, monthWith+`, vram AS (
+		SELECT *, CASE WHEN names ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (names ->> 'vram_mb')::float8 END AS vram_mb
+		  FROM month_spans
+	)
 	SELECT product_id, metric, edition, customer, reportable, 'GB',
-	       sum(vram_mb * hours) / 1024 / $2::float8,
+	       sum(vram_mb * hours) / 1024 / $4::float8,
 	       count(DISTINCT object_key), sum(hours)
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[]) AND vram_mb IS NOT NULL
+	  FROM vram
+	 WHERE vram_mb IS NOT NULL
 	 GROUP BY product_id, metric, edition, customer, reportable
-	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
+	 ORDER BY product_id, metric, edition, customer, reportable`)
 }
 
 // JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
@@ -183,40 +229,40 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 // presence metric's product, edition and reportability; its customer is
 // the vCenter span's (which carries the VM's placement).
 func (d *MonthData) JoinedVRAMFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.joined(ctx, metrics, `'GB', sum(v.quantity * j.hours) / 1024 / $2::float8`)
+	return d.joined(ctx, metrics, `'GB', sum(v.quantity * j.hours) / 1024 / $4::float8`)
 }
 
 // JoinedCountFigures: the non-unique count of VMs counted by a presence
 // metric in the hours the vCenter bills them (vm.vram exists): sum of those
 // hours / hours in month, with the customer of the vCenter span as above.
 func (d *MonthData) JoinedCountFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.joined(ctx, metrics, `'count', sum(j.hours) / $2::float8`)
+	return d.joined(ctx, metrics, `'count', sum(j.hours) / $4::float8`)
 }
 
 func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue string) ([]Figure, error) {
-	return d.figures(ctx, "joining to the vCenter", metrics, `
+	return d.figures(ctx, "joining to the vCenter", metrics, `WITH
+	`+monthSpans("counted", "$3::text[]", "true")+`,
+	`+monthSpans("billed", "ARRAY['vm.vram']", "ms.object_key IN (SELECT object_key FROM counted)")+`
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
-	  FROM month_spans n
-	  JOIN month_spans v ON v.metric = 'vm.vram' AND v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  FROM counted n
+	  JOIN billed v ON v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
-	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
-	 ORDER BY 1, 2, 3, 4, 5`, float64(d.m.Hours()))
+	 ORDER BY 1, 2, 3, 4, 5`)
 }
 
 // CountFigures: the non-unique object count (METERING.md "Non-unique VM
 // count"): the objects present in each hour, summed over the month and
 // divided by hours in month. A VM present all month counts 1.
 func (d *MonthData) CountFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.figures(ctx, "counting", metrics, `
+	return d.figures(ctx, "counting", metrics, monthWith+`
 	SELECT product_id, metric, edition, customer, reportable, 'count',
-	       sum(hours) / $2::float8,
+	       sum(hours) / $4::float8,
 	       count(DISTINCT object_key), sum(hours)
 	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable
-	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
+	 ORDER BY product_id, metric, edition, customer, reportable`)
 }
 
 // MaximumFigures: the monthly maximum (METERING.md "Monthly maximum"): the
@@ -225,11 +271,9 @@ func (d *MonthData) CountFigures(ctx context.Context, metrics []string) ([]Figur
 // events (+quantity at h0, -quantity after h1), and its maximum is the
 // maximum over the event hours.
 func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.figures(ctx, "maximum of", metrics, `
-	WITH ev AS (
+	return d.figures(ctx, "maximum of", metrics, monthWith+`, ev AS (
 		SELECT product_id, metric, edition, customer, reportable, unit, e.h, e.dq
 		  FROM month_spans CROSS JOIN LATERAL (VALUES (h0, quantity), (h1 + interval '1 hour', -quantity)) AS e(h, dq)
-		 WHERE metric = ANY($1::text[])
 	), at_hour AS (
 		SELECT product_id, metric, edition, customer, reportable, unit, h,
 		       sum(sum(dq)) OVER (PARTITION BY product_id, metric, edition, customer, reportable, unit ORDER BY h) AS total
@@ -237,7 +281,7 @@ func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Fig
 		 GROUP BY product_id, metric, edition, customer, reportable, unit, h
 	), objs AS (
 		SELECT product_id, metric, edition, customer, reportable, unit, count(DISTINCT object_key) AS objects, sum(hours) AS hours
-		  FROM month_spans WHERE metric = ANY($1::text[])
+		  FROM month_spans
 		 GROUP BY product_id, metric, edition, customer, reportable, unit
 	)
 	SELECT a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit,
@@ -252,12 +296,11 @@ func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Fig
 // objects seen at least once in the month. An object whose spans fall under
 // two customers (it moved) counts once for each.
 func (d *MonthData) UniqueFigures(ctx context.Context, metrics []string) ([]Figure, error) {
-	return d.figures(ctx, "unique count of", metrics, `
+	return d.figures(ctx, "unique count of", metrics, monthWith+`
 	SELECT product_id, metric, edition, customer, reportable, 'count',
 	       count(DISTINCT object_key)::float8,
 	       count(DISTINCT object_key), sum(hours)
 	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
 	 GROUP BY product_id, metric, edition, customer, reportable
 	 ORDER BY product_id, metric, edition, customer, reportable`)
 }
@@ -266,11 +309,10 @@ func (d *MonthData) UniqueFigures(ctx context.Context, metrics []string) ([]Figu
 // usage in the month, one row per hour of the month, in order: running sums
 // over span start and end events, filled onto the month's hours.
 func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(HourlyTotal) error) error {
-	rows, err := d.tx.Query(ctx, `
-	WITH ev AS (
+	rows, err := d.tx.Query(ctx, monthWith+`, ev AS (
 		SELECT product_id, metric, edition, unit, e.h, e.dq, e.dn
 		  FROM month_spans CROSS JOIN LATERAL (VALUES (h0, quantity, 1), (h1 + interval '1 hour', -quantity, -1)) AS e(h, dq, dn)
-		 WHERE metric = ANY($3::text[]) AND reportable AND e.h < $2::timestamptz
+		 WHERE reportable AND e.h < $2::timestamptz
 	), d AS (
 		SELECT product_id, metric, edition, unit, h, sum(dq) AS dq, sum(dn) AS dn FROM ev GROUP BY 1, 2, 3, 4, 5
 	), g AS (
@@ -307,12 +349,12 @@ func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(
 // History streams the month's spans of metrics, clipped to the month, in
 // (product, metric, object, first hour) order.
 func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*HistoryRow) error) error {
-	rows, err := d.tx.Query(ctx, `
+	rows, err := d.tx.Query(ctx, monthWith+`
 	SELECT product_id, metric, object_key, edition, customer, reportable, h0, h1, hours, quantity, unit,
-	       vm, host, cluster, datacenter, folder, resource_pool, vcenter, vcd, org
+	       coalesce(names ->> 'vm', ''), host, cluster, datacenter, coalesce(names ->> 'folder', ''),
+	       coalesce(names ->> 'resource_pool', ''), vcenter, vcd, coalesce(names ->> 'org', '')
 	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
-	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, metrics)
+	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, d.m.Start, d.m.End, metrics)
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", d.m, err)
 	}
@@ -328,13 +370,6 @@ func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*Hist
 		}
 	}
 	return rows.Err()
-}
-
-// Spans counts the month's spans of metrics (to size the history files).
-func (d *MonthData) Spans(ctx context.Context, metrics []string) (int, error) {
-	var n int
-	err := d.tx.QueryRow(ctx, `SELECT count(*) FROM month_spans WHERE metric = ANY($1::text[])`, metrics).Scan(&n)
-	return n, err
 }
 
 // Shortcuts that open the month for one query (tests, one-off figures).
@@ -447,7 +482,8 @@ type HistoryRow struct {
 // HasUsage reports whether any span overlaps the month.
 func (s *Store) HasUsage(ctx context.Context, m Month) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE first_hour < $2 AND last_hour >= $1)`, m.Start, m.End).Scan(&ok)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM spans WHERE last_hour >= $1 AND first_hour < $2)
+	                                OR EXISTS (SELECT 1 FROM span_objects WHERE last_hour >= $1 AND first_hour < $2)`, m.Start, m.End).Scan(&ok)
 	return ok, err
 }
 

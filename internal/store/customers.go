@@ -115,39 +115,51 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 	return err
 }
 
-// customerLabels is the CTE "path_labels" and the expression giving the
-// customer of a span "s" by the rules above (” when no rule matches); the
-// joins it needs are customerJoins. Exact objects are hash joins on the
-// unique (object_type, object_name). Path objects (folder, resource pool)
+// pathLabels is the WITH item "path_labels" (which MonthData keeps as a
+// table of the report's transaction): the customer of each folder
+// and resource pool path of span_names (the object's own dims, see
+// migrations/003_spans_by_object.sql) by the rules above. Path objects
 // match when the rule's name, without leading or trailing slashes, is a run
-// of whole segments of the span's path; they are resolved once per distinct
-// path of the month (far fewer than spans) by joining every run of
-// segments of the path to the rules, the deepest match first (the run that
-// ends at the deepest segment), then the oldest rule.
-const customerLabels = `
-path_labels AS (
-	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
-	  FROM (SELECT DISTINCT k.key, k.v
-	          FROM usage_spans u
-	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', u.dims ->> 'resource_pool')) AS k(key, v)
-	         WHERE u.metric = ANY($3::text[]) AND u.first_hour < $2::timestamptz AND u.last_hour >= $1::timestamptz
-	           AND k.v <> ''
-	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
+// of whole segments of the path; they are resolved once per distinct path
+// (far fewer than spans) by joining every run of segments of the path to the
+// rules, the deepest match first (the run that ends at the deepest segment),
+// then the oldest rule. The rules on an org, folder or resource pool, which
+// come first in CustomerObjectTypes, read span_names (customerOwn); the
+// others read span_states (stateLabels, in aggregate.go).
+const pathLabels = `
+path_runs AS MATERIALIZED (
+	SELECT p.key, p.v, j, array_to_string(a.seg[i:j], '/') AS run
+	  FROM (SELECT 'folder' AS key, u.dims ->> 'folder' AS v FROM span_names u WHERE u.dims ->> 'folder' <> ''
+	        UNION
+	        SELECT 'resource-pool', u.dims ->> 'resource_pool' FROM span_names u WHERE u.dims ->> 'resource_pool' <> '') p
 	 CROSS JOIN LATERAL (SELECT string_to_array(trim(both '/' from p.v), '/') AS seg) a
 	 CROSS JOIN LATERAL generate_series(1, cardinality(a.seg)) AS i
 	 CROSS JOIN LATERAL generate_series(i, cardinality(a.seg)) AS j
-	  JOIN customer_rules r ON r.object_type = p.key AND trim(both '/' from r.object_name) = array_to_string(a.seg[i:j], '/')
-	 ORDER BY p.key, p.v, j DESC, r.id
+	 WHERE EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))
+), path_labels AS (
+	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
+	  FROM path_runs p
+	  JOIN customer_rules r ON r.object_type = p.key AND trim(both '/' from r.object_name) = p.run
+	 ORDER BY p.key, p.v, p.j DESC, r.id
 )`
 
-const customerExpr = `coalesce(org.label, fo.label, rp.label, ho.label, cl.label, vcd.label, dc.label, vc.label, '')`
+// customerOwnJoins label a span by its names "n" (org, folder, resource
+// pool); customerOwn is their label, NULL when none matches.
+const customerOwnJoins = `
+	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = n.dims ->> 'org'
+	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = n.dims ->> 'folder'
+	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = n.dims ->> 'resource_pool'`
 
-const customerJoins = `
-	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
-	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
-	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = s.dims ->> 'resource_pool'
-	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = s.dims ->> 'host'
-	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = s.dims ->> 'cluster'
-	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = s.dims ->> 'vcd'
-	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = s.dims ->> 'datacenter'
-	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = s.dims ->> 'vcenter'`
+const customerOwn = `coalesce(org.label, fo.label, rp.label)`
+
+// customerStateJoins label a state "st" (host, cluster, Cloud Director,
+// datacenter, vCenter); customerState is their label, NULL when none
+// matches.
+const customerStateJoins = `
+	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = st.dims ->> 'host'
+	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = st.dims ->> 'cluster'
+	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = st.dims ->> 'vcd'
+	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = st.dims ->> 'datacenter'
+	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = st.dims ->> 'vcenter'`
+
+const customerState = `coalesce(ho.label, cl.label, vcd.label, dc.label, vc.label)`

@@ -71,10 +71,13 @@ func (s *Store) Licenses(ctx context.Context) ([]License, error) {
 func (s *Store) SyncLicenses(ctx context.Context, since time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO licenses (license_key, edition)
-		SELECT DISTINCT ON (dims ->> 'license_key') dims ->> 'license_key', coalesce(dims ->> 'license_edition', '')
-		  FROM usage_spans
-		 WHERE last_hour >= $1 AND coalesce(dims ->> 'license_key', '') <> ''
-		 ORDER BY dims ->> 'license_key', last_hour DESC
+		SELECT DISTINCT ON (st.dims ->> 'license_key') st.dims ->> 'license_key', coalesce(st.dims ->> 'license_edition', '')
+		  FROM (SELECT state_id, last_hour FROM spans WHERE last_hour >= $1
+		        UNION ALL
+		        SELECT state_id, last_hour FROM span_objects WHERE last_hour >= $1) s
+		  JOIN span_states st ON st.id = s.state_id
+		 WHERE coalesce(st.dims ->> 'license_key', '') <> ''
+		 ORDER BY st.dims ->> 'license_key', s.last_hour DESC
 		ON CONFLICT (license_key) DO NOTHING`, since)
 	if err != nil {
 		return 0, fmt.Errorf("recording licence keys: %w", err)
