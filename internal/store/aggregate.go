@@ -132,10 +132,11 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	if err != nil {
 		return nil, err
 	}
-	// Sorting and grouping a month of a large provider fits in memory. The
+	// Sorting and grouping a month of a large provider (200,000 VMs) fits
+	// in memory. The
 	// queries are run once each: compiling them (JIT) took longer than
 	// running them.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off`); err != nil {
 		tx.Rollback(ctx)
 		return nil, err
 	}

@@ -246,17 +246,24 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	var res MergeResult
 
 	// Rows to copy, deduplicated by (metric, object_key): the first wins.
-	seen := make(map[[2]string]struct{}, len(obs))
+	// Only the key, quantity and state hash are copied: the unit, edition
+	// and dims of an observation are sent only when its object's state
+	// changed (below), most hours for a few percent of the objects.
+	seen := make(map[[2]string]int, len(obs))
 	rows := make([][]any, 0, len(obs))
+	full := make([]collectors.Observation, 0, len(obs))
+	dims := make([]string, 0, len(obs))
 	for _, o := range obs {
 		k := [2]string{o.Metric, o.ObjectKey}
 		if _, dup := seen[k]; dup {
 			res.Duplicates++
 			continue
 		}
-		seen[k] = struct{}{}
-		hash, dims := StateHash(o)
-		rows = append(rows, []any{o.Metric, o.ObjectKey, o.Quantity, o.Unit, o.Edition, hash, string(dims)})
+		seen[k] = len(rows)
+		hash, d := StateHash(o)
+		rows = append(rows, []any{o.Metric, o.ObjectKey, o.Quantity, hash})
+		full = append(full, o)
+		dims = append(dims, string(d))
 	}
 	res.Observations = len(rows)
 
@@ -289,35 +296,68 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		return res, ErrNotClaimed
 	}
 
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"},
-		[]string{"metric", "object_key", "quantity", "unit", "edition", "hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"}, []string{"metric", "object_key", "quantity", "hash"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
 
 	// 1. Extend the latest span of every object whose state did not change
 	// since H-1: one join of the staging table to span_objects on the
-	// object's key, updating last_hour only (a HOT update). An object whose
-	// hash is unknown (written by migration 003 or through the usage_spans
-	// view) is compared by content, once: its hash is then recorded. The
-	// dims of the other observations are stored (once each) in the same
-	// statement.
+	// object's key and state hash, updating last_hour only (a HOT update).
+	// It returns the others.
 	prev := hour.Add(-time.Hour)
-	var rest int
+	var restUnit, restEdition, restDims, restMetric, restKey []string
+	rs, err := tx.Query(ctx, `
+		WITH ext AS (
+			UPDATE span_objects x SET last_hour = $2
+			  FROM merge_obs o
+			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.last_hour = $3 AND x.hash = o.hash
+			RETURNING x.metric, x.object_key
+		)
+		SELECT o.metric, o.object_key FROM merge_obs o
+		 WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.metric = o.metric AND ext.object_key = o.object_key)`, productID, hour, prev)
+	if err != nil {
+		return res, fmt.Errorf("extending spans: %w", err)
+	}
+	var k [2]string
+	_, err = pgx.ForEachRow(rs, []any{&k[0], &k[1]}, func() error {
+		o := full[seen[k]]
+		restMetric, restKey = append(restMetric, k[0]), append(restKey, k[1])
+		restUnit, restEdition, restDims = append(restUnit, o.Unit), append(restEdition, o.Edition), append(restDims, dims[seen[k]])
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("extending spans: %w", err)
+	}
+	res.Extended = len(rows) - len(restKey)
+	if len(restKey) == 0 {
+		return res, s.finishHour(ctx, tx, productID, hour, res)
+	}
+
+	// 1b. The others get their unit, edition and dims. An object whose
+	// hash is unknown (written by migration 003 or through the usage_spans
+	// view) is compared by content, once, and extended if unchanged (its
+	// hash is then recorded). The dims of the rest are stored (once each).
+	if _, err := tx.Exec(ctx, `
+		UPDATE merge_obs o SET unit = u.unit, edition = u.edition, dims = u.dims
+		  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(metric, object_key, unit, edition, dims)
+		 WHERE o.metric = u.metric AND o.object_key = u.object_key`, restMetric, restKey, restUnit, restEdition, restDims); err != nil {
+		return res, fmt.Errorf("staging the changed observations: %w", err)
+	}
+	var rest, byContent int
 	err = tx.QueryRow(ctx, `
 		WITH ext AS (
 			UPDATE span_objects x SET last_hour = $2, hash = o.hash
 			  FROM merge_obs o
 			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.last_hour = $3
-			   AND (x.hash = o.hash
-			        OR (x.hash IS NULL AND x.quantity = o.quantity
-			            AND EXISTS (SELECT 1 FROM span_states st, span_names nm
-			                         WHERE st.id = x.state_id AND nm.id = x.names_id
-			                           AND st.unit = o.unit AND st.edition = o.edition AND nm.dims || st.dims = o.dims::jsonb)))
+			   AND x.hash IS NULL AND o.dims IS NOT NULL AND x.quantity = o.quantity
+			   AND EXISTS (SELECT 1 FROM span_states st, span_names nm
+			                WHERE st.id = x.state_id AND nm.id = x.names_id
+			                  AND st.unit = o.unit AND st.edition = o.edition AND nm.dims || st.dims = o.dims::jsonb)
 			RETURNING x.metric, x.object_key
 		), rest AS MATERIALIZED (
 			SELECT o.unit, o.edition, span_place(o.dims::jsonb) AS place, span_own(o.dims::jsonb) AS own
 			  FROM merge_obs o
-			 WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.metric = o.metric AND ext.object_key = o.object_key)
+			 WHERE o.dims IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.metric = o.metric AND ext.object_key = o.object_key)
 		), states AS (
 			INSERT INTO span_states (hash, unit, edition, dims)
 			SELECT DISTINCT ON (h) h, unit, edition, place
@@ -334,10 +374,11 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM rest), (SELECT count(*) FROM states) + (SELECT count(*) FROM names)`,
-		productID, hour, prev).Scan(&res.Extended, &rest, new(int))
+		productID, hour, prev).Scan(&byContent, &rest, new(int))
 	if err != nil {
 		return res, fmt.Errorf("extending spans: %w", err)
 	}
+	res.Extended += byContent
 
 	// 2. The others: an object that changed, or came back after a gap, has
 	// its latest span closed (moved to spans) and [H, H] as its latest; a
@@ -352,7 +393,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 				       x.state_id AS cur_state, x.names_id AS cur_names
 				  FROM merge_obs o
 				  LEFT JOIN span_objects x ON x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key
-				 WHERE x.id IS NULL OR x.last_hour <> $2
+				 WHERE o.dims IS NOT NULL AND (x.id IS NULL OR x.last_hour <> $2)
 			), r AS MATERIALIZED (
 				SELECT r0.*, st.id AS state_id, nm.id AS names_id
 				  FROM r0
@@ -391,11 +432,16 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		res.Joined += joined
 	}
 
+	return res, s.finishHour(ctx, tx, productID, hour, res)
+}
+
+// finishHour marks the run of a merged hour done and commits.
+func (s *Store) finishHour(ctx context.Context, tx pgx.Tx, productID int64, hour time.Time, res MergeResult) error {
 	if _, err := tx.Exec(ctx, `UPDATE collection_runs SET state = 'done', lease_until = NULL, finished_at = clock_timestamp(), error = NULL, objects = $3
 		WHERE product_id = $1 AND hour = $2`, productID, hour, res.Observations); err != nil {
-		return res, err
+		return err
 	}
-	return res, tx.Commit(ctx)
+	return tx.Commit(ctx)
 }
 
 // lateObs is the WITH item "late" of commitLate: the observations of objects
