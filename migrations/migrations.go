@@ -6,6 +6,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
@@ -84,4 +85,21 @@ func ApplyTo(ctx context.Context, conn *pgx.Conn, version int32) error {
 		return fmt.Errorf("loading migrations: %w", err)
 	}
 	return m.MigrateTo(ctx, version)
+}
+
+// VersionOf returns the version a migration brings the schema to: its
+// sequence number, found by the end of its file name ("spans_by_object"
+// for 00N_spans_by_object.sql). Tests of a migration start from the version
+// before it, whatever number it was given.
+func VersionOf(name string) (int32, error) {
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		return 0, err
+	}
+	for i, n := range names {
+		if strings.HasSuffix(n, "_"+name+".sql") {
+			return int32(i + 1), nil
+		}
+	}
+	return 0, fmt.Errorf("no migration named %s", name)
 }

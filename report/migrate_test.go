@@ -14,14 +14,19 @@ import (
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
-// TestMigratedMonth: the golden month written with the schema of version 2
-// (one usage_spans row per span, dims in each), migrated forward by 003
+// TestMigratedMonth: the golden month written with the schema before
+// migration 003_spans_by_object (one usage_spans row per span, dims in
+// each), migrated forward by it
 // (spans by object, dims once), gives the golden report byte for byte; and
 // the merge carries on from the migrated spans: an unchanged object's span
 // is extended, not split.
 func TestMigratedMonth(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDatabaseAt(t, 2)
+	v, err := migrations.VersionOf("spans_by_object")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.NewDatabaseAt(t, v-1)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +39,7 @@ func TestMigratedMonth(t *testing.T) {
 	defer pool.Close()
 	f := newFixtureOn(t, pool)
 	f.register(t)
-	f.seed(t) // INSERT INTO usage_spans, the table of version 2
+	f.seed(t) // INSERT INTO usage_spans, the table before the migration
 	var spans int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM usage_spans`).Scan(&spans); err != nil {
 		t.Fatal(err)

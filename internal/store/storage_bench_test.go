@@ -11,6 +11,7 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/pgtest"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/migrations"
 )
 
 // Sizes of BenchmarkStorage: a month (720 hours) of 2,000 vCenter VMs, 25
@@ -94,8 +95,12 @@ func BenchmarkStorage(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	// v2, on a database of schema version 2.
-	conn, err := pgx.Connect(ctx, pgtest.NewDatabaseAt(b, 2))
+	// v2, on a database of the schema before 003_spans_by_object.
+	v3, err := migrations.VersionOf("spans_by_object")
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, pgtest.NewDatabaseAt(b, v3-1))
 	if err != nil {
 		b.Fatal(err)
 	}
