@@ -18,8 +18,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // Metric names used by the collectors and the report. METERING.md says what
@@ -119,16 +117,44 @@ type Identifier interface {
 type Target struct {
 	ProductID  int64
 	Kind       string
-	Endpoint   string        // https://host[:port][/path]
-	Username   string        // may be empty for token-based products
-	Password   config.Secret // password or token
-	Thumbprint string        // accepted SHA-256 certificate thumbprint, when the system does not trust it
-	InstanceID string        // identity recorded at `product add` (vCenter: about.instanceUuid), "" if unknown
+	Endpoint   string // https://host[:port][/path]
+	Username   string // may be empty for token-based products
+	Password   Secret // password or token
+	Thumbprint string // accepted SHA-256 certificate thumbprint, when the system does not trust it
+	InstanceID string // identity recorded at `product add` (vCenter: about.instanceUuid), "" if unknown
 	Options    json.RawMessage
 	Timeout    time.Duration // deadline of one remote call
 	Logger     *slog.Logger
 	// Paired is the product (usually a vCenter) this one is paired with, nil if none.
 	Paired *Target
+	// VCenters, when set, lists the instance UUIDs of the vCenters
+	// registered on this appliance, read at each call (the scheduler sets
+	// it), so that a product naming the vCenters of its VMs (Aria
+	// Automation) can say which VMs join no registered vCenter. nil: not
+	// known (product add, tests). Not marshalled (a Target may be shown
+	// as JSON).
+	VCenters func(ctx context.Context) ([]string, error) `json:"-"`
+}
+
+// RegisteredVCenters is the set of the instance UUIDs of VCenters,
+// lower-cased; nil when the target does not say, or when the list cannot be
+// read (logged: the caller then joins on its own data).
+func (t *Target) RegisteredVCenters(ctx context.Context) map[string]bool {
+	if t.VCenters == nil {
+		return nil
+	}
+	ids, err := t.VCenters(ctx)
+	if err != nil {
+		if t.Logger != nil {
+			t.Logger.Warn("the registered vCenters could not be read: VMs are joined on the product's own data", "err", err)
+		}
+		return nil
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[strings.ToLower(strings.TrimSpace(id))] = true
+	}
+	return set
 }
 
 // Factory builds a Collector for one product. It validates Target.Options and
@@ -233,7 +259,7 @@ func New(t Target) (Collector, error) {
 	if t.Logger == nil {
 		t.Logger = slog.New(slog.DiscardHandler)
 	}
-	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, endpointHost(t.Endpoint))
+	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, EndpointHost(t.Endpoint))
 	if t.Timeout <= 0 {
 		t.Timeout = 60 * time.Second
 	}
@@ -244,8 +270,8 @@ func New(t Target) (Collector, error) {
 // product's host name (New adds it, with the kind under "collector").
 const LogKeyHost = "product_host"
 
-// endpointHost is the host name of an endpoint URL or host[:port].
-func endpointHost(endpoint string) string {
+// EndpointHost is the host name of an endpoint URL or host[:port].
+func EndpointHost(endpoint string) string {
 	e := strings.TrimSpace(endpoint)
 	if !strings.Contains(e, "://") {
 		e = "https://" + e
@@ -291,4 +317,45 @@ func (e Editions) Highest(features []string) string {
 		}
 	}
 	return best
+}
+
+// Aria Operations and Aria Operations for Networks are billed in one of two
+// modes (METERING.md), chosen per product when it is added (option "mode"):
+// as a Flex add-on, on the capped billed vRAM of the monitored VMs joined to
+// their vCenter, or standalone, on the non-unique count of monitored VMs.
+// The mode is part of each observation's stored edition (AriaEdition), so
+// that the report picks the rule hour by hour and a change of mode applies
+// from the hour it is collected with, never to the hours before it.
+const (
+	AriaAddon      = "addon"
+	AriaStandalone = "standalone"
+)
+
+// AriaModes are the modes, the default (*assumed*: the seed lists the Flex
+// add-on first, as part of the Flex Core programme) first.
+var AriaModes = []string{AriaAddon, AriaStandalone}
+
+// ariaSuffix is what AriaEdition appends for each mode.
+var ariaSuffix = map[string]string{AriaAddon: "(Flex add-on)", AriaStandalone: "(standalone)"}
+
+// AriaEdition is the stored edition of an Aria observation: the licence
+// edition and the mode, "Advanced (Flex add-on)"; only the mode's part when
+// the edition is unknown.
+func AriaEdition(edition, mode string) string {
+	s := ariaSuffix[mode]
+	if edition == "" || s == "" {
+		return edition + s
+	}
+	return edition + " " + s
+}
+
+// AriaMode is the mode an edition made by AriaEdition carries, "" for any
+// other edition.
+func AriaMode(edition string) string {
+	for m, s := range ariaSuffix {
+		if strings.HasSuffix(edition, s) {
+			return m
+		}
+	}
+	return ""
 }

@@ -63,3 +63,22 @@ func TestEditionsHighest(t *testing.T) {
 		}
 	}
 }
+
+func TestAriaEdition(t *testing.T) {
+	for _, c := range []struct{ ed, mode, want string }{
+		{"Advanced", collectors.AriaAddon, "Advanced (Flex add-on)"},
+		{"Enterprise", collectors.AriaStandalone, "Enterprise (standalone)"},
+		{"", collectors.AriaAddon, "(Flex add-on)"},
+	} {
+		got := collectors.AriaEdition(c.ed, c.mode)
+		if got != c.want || collectors.AriaMode(got) != c.mode {
+			t.Errorf("AriaEdition(%q, %q) = %q (mode %q), want %q", c.ed, c.mode, got, collectors.AriaMode(got), c.want)
+		}
+	}
+	if m := collectors.AriaMode("Enterprise"); m != "" {
+		t.Errorf("a plain edition has mode %q", m)
+	}
+	if collectors.AriaModes[0] != collectors.AriaAddon {
+		t.Error("the default mode is not the Flex add-on")
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/horizondaas/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -69,7 +68,7 @@ func TestDaaSSixHourlyMaximum(t *testing.T) {
 		}
 		sim := simulator.New(st)
 		u, thumb := sim.Start(t)
-		c, err := collectors.New(collectors.Target{Kind: "horizon-daas", Endpoint: u, Username: `SP-DOMAIN\svc-meter`, Password: config.Secret("pw"),
+		c, err := collectors.New(collectors.Target{Kind: "horizon-daas", Endpoint: u, Username: `SP-DOMAIN\svc-meter`, Password: collectors.Secret("pw"),
 			Thumbprint: thumb, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -50,7 +50,9 @@ type Channel interface {
 // MailChannel queues the report into the outbox, the encrypted bundle
 // attached, to the report.to addresses. The mail and the channel's status
 // are written in one transaction, keyed by report version and channel: a
-// delivery retried after a crash finds the mail queued before.
+// delivery retried after a crash finds the mail queued before. Its text is
+// checked word for word with the alert mails, in internal/alert's golden
+// files (testdata/report-mail.golden).
 type MailChannel struct {
 	Store *store.Store
 	To    []string
@@ -115,7 +117,7 @@ type selfRecording interface{ recordsItself() bool }
 // backoff. Other 4xx answers are final (a wrong token does not get better).
 type UploadChannel struct {
 	URL      string
-	Token    config.Secret
+	Token    collectors.Secret
 	Client   *http.Client
 	Attempts int                             // total attempts; 0 = 5
 	Backoff  func(attempt int) time.Duration // nil = 2s, 4s, 8s ... capped at 1m
@@ -125,7 +127,7 @@ type UploadChannel struct {
 // NewUploadChannel returns an upload channel to url, through proxy when set
 // (otherwise the environment's HTTPS_PROXY), verifying TLS with the system
 // roots.
-func NewUploadChannel(rawURL string, token config.Secret, proxy string) (*UploadChannel, error) {
+func NewUploadChannel(rawURL string, token collectors.Secret, proxy string) (*UploadChannel, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("report.upload_url: must be an https:// URL")

@@ -20,7 +20,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/usagemeter/usagemeter/anonymize"
-	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/mail"
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
@@ -202,7 +202,7 @@ func TestUploadSurvivesRefusals(t *testing.T) {
 	f.seed(t)
 	f.keys = openpgp.EntityList{publicOnly(t, recipient)}
 	ctx := context.Background()
-	up := &UploadChannel{URL: srv.URL + "/reports", Token: config.Secret("tok-123"), Client: srv.Client(), Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
+	up := &UploadChannel{URL: srv.URL + "/reports", Token: collectors.Secret("tok-123"), Client: srv.Client(), Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
 	gen := f.generator(t, anonymize.ModeHashed, secretA, up)
 	res, err := gen.Send(ctx, march)
 	if err != nil {
@@ -225,7 +225,7 @@ func TestUploadSurvivesRefusals(t *testing.T) {
 	f2.register(t)
 	f2.seed(t)
 	f2.keys = f.keys
-	bad := &UploadChannel{URL: srv.URL, Token: config.Secret("wrong-secret-token"), Client: srv.Client(), Backoff: func(int) time.Duration { return time.Millisecond }}
+	bad := &UploadChannel{URL: srv.URL, Token: collectors.Secret("wrong-secret-token"), Client: srv.Client(), Backoff: func(int) time.Duration { return time.Millisecond }}
 	_, err = f2.generator(t, anonymize.ModeHashed, secretA, bad).Send(ctx, march)
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "report.upload_token") || strings.Contains(err.Error(), "wrong-secret-token") {
 		t.Fatalf("bad token: %v", err)
@@ -271,7 +271,7 @@ func TestRetryUndelivered(t *testing.T) {
 	f.seed(t)
 	f.keys = openpgp.EntityList{publicOnly(t, mustKey(t, "Aggregator Retry"))}
 	ctx := context.Background()
-	ch := &UploadChannel{URL: srv.URL, Token: config.Secret("t"), Client: srv.Client(), Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}
+	ch := &UploadChannel{URL: srv.URL, Token: collectors.Secret("t"), Client: srv.Client(), Attempts: 2, Backoff: func(int) time.Duration { return time.Millisecond }}
 	mailCh := &MailChannel{Store: f.st, To: []string{"billing@aggregator.example"}}
 	gen := f.generator(t, anonymize.ModeHashed, secretA, mailCh, ch)
 	if err := gen.RunMonthly(ctx, fixedAt); err == nil || !strings.Contains(err.Error(), "502") {
@@ -345,7 +345,7 @@ func TestUploadThroughProxy(t *testing.T) {
 	}))
 	defer proxy.Close()
 
-	ch, err := NewUploadChannel(srv.URL+"/upload", config.Secret("via-proxy"), proxy.URL)
+	ch, err := NewUploadChannel(srv.URL+"/upload", collectors.Secret("via-proxy"), proxy.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,13 @@
 // The month and its hours are taken in the report time zone
 // (report.timezone), so March in Europe/Berlin has 743 hours.
 //
+// A rule may also ask for a billing mode (Rule.Mode): the Aria products
+// store theirs in each hour's edition (collectors.AriaEdition), so an
+// hour billed as a Flex add-on takes the joined vRAM rule (the monitored
+// VMs' capped billed vRAM from their vCenter, joined by instance UUID or by
+// MoRef) and a standalone hour the non-unique count, and a change of mode
+// splits the month at its hour.
+//
 // Usage whose dims say not_reportable, or whose licence key is marked
 // perpetual or demo (`usagemeter license set`), is not in the figures; it
 // is counted under "excluded" in manifest.json. Hours of the month without

@@ -11,7 +11,6 @@ import (
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/horizon/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // hzState is a Horizon pod with desktops VDI machines and, on farm-apps and
@@ -63,7 +62,7 @@ func TestHorizonMonthlyMaximum(t *testing.T) {
 		}
 		sim := simulator.New(st)
 		u, thumb := sim.Start(t)
-		c, err := collectors.New(collectors.Target{Kind: "horizon", Endpoint: u, Username: `CORP\svc-meter`, Password: config.Secret("pw"),
+		c, err := collectors.New(collectors.Target{Kind: "horizon", Endpoint: u, Username: `CORP\svc-meter`, Password: collectors.Secret("pw"),
 			Thumbprint: thumb, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)

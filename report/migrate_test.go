@@ -15,7 +15,7 @@ import (
 )
 
 // TestMigratedMonth: the golden month written with the schema before
-// migration 003_spans_by_object (one usage_spans row per span, dims in
+// migration 004_spans_by_object (one usage_spans row per span, dims in
 // each), migrated forward by it
 // (spans by object, dims once), gives the golden report byte for byte; and
 // the merge carries on from the migrated spans: an unchanged object's span

@@ -221,6 +221,12 @@ func buildFiles(t testing.TB, g *Generator, m store.Month, version int) map[stri
 	if _, err := VerifyBundle(tgz); err != nil {
 		t.Fatal(err)
 	}
+	return tarFiles(t, tgz)
+}
+
+// tarFiles is the files of a bundle's .tar.gz by name.
+func tarFiles(t testing.TB, tgz []byte) map[string][]byte {
+	t.Helper()
 	files, err := ReadTarGz(bytes.NewReader(tgz))
 	if err != nil {
 		t.Fatal(err)

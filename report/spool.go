@@ -287,3 +287,18 @@ func newSpoolDir(dir string) (string, error) {
 }
 
 var errClosed = errors.New("report bundle already closed")
+
+// data returns the contents of the bundle's file name, read from the spool
+// when it was spooled; nil when the bundle has no such file.
+func (b *Bundle) data(name string) ([]byte, error) {
+	for _, f := range b.files {
+		if f.name != name {
+			continue
+		}
+		if f.path == "" {
+			return f.data, nil
+		}
+		return os.ReadFile(f.path)
+	}
+	return nil, nil
+}

@@ -16,7 +16,7 @@ import (
 // is linked in too.
 func TestKindsAreDeclaredWhole(t *testing.T) {
 	names := collectors.Kinds()
-	for _, want := range []string{"horizon", "horizon-daas", "nsxt", "nsxv", "srm", "vcd", "vcda", "vcenter"} {
+	for _, want := range []string{"horizon", "horizon-daas", "nsxt", "nsxv", "srm", "tkgm", "vcd", "vcda", "vcenter", "vra7", "vra8", "vrni", "vrops"} {
 		if _, ok := collectors.Lookup(want); !ok {
 			t.Errorf("kind %s is not linked in (have %v)", want, names)
 		}

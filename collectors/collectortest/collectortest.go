@@ -156,3 +156,49 @@ func Bench(b *testing.B, c collectors.Collector, hour time.Time, ok func(n int) 
 		}
 	}
 }
+
+// WrongPasswordTwice collects c, built with the wrong password wrong, for
+// two hours: each collection must fail with an error that is
+// collectors.ErrAuth, mentions every one of want and not the password, and
+// cost exactly one call to the product (calls counts them): no retry loop
+// that could lock the metering account out.
+func WrongPasswordTwice(t *testing.T, c collectors.Collector, calls func() int, wrong string, want ...string) {
+	t.Helper()
+	hour := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	before := calls()
+	var err error
+	for i := range 2 {
+		_, err = c.Collect(context.Background(), hour.Add(time.Duration(i)*time.Hour))
+		if !errors.Is(err, collectors.ErrAuth) {
+			t.Fatalf("error %v is not collectors.ErrAuth", err)
+		}
+	}
+	WantError(t, err, want, collectors.ErrAuth)
+	if strings.Contains(err.Error(), wrong) {
+		t.Errorf("the error carries the password: %v", err)
+	}
+	if n := calls() - before; n != 2 {
+		t.Errorf("%d calls for a wrong password in two hours, want 2", n)
+	}
+}
+
+// States loads the state.json of every case folder with the simulator's
+// LoadState (fuzz tests seed their corpus from them).
+func States[S any](tb testing.TB, load func([]byte) (S, error)) []S {
+	tb.Helper()
+	var sts []S
+	for _, dir := range Dirs(tb) {
+		sts = append(sts, LoadState(tb, filepath.Join(dir, "state.json"), load))
+	}
+	return sts
+}
+
+// WantParseError fails t when a parser's error does not say what is wrong
+// with the body ("malformed body", or the field): the check of every fuzz
+// test of a response parser.
+func WantParseError(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
+		t.Fatalf("unhelpful error %v", err)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -108,7 +107,7 @@ func Conformance(t *testing.T, p Product) {
 	t.Run("wrong password is ErrAuth, not retried", func(t *testing.T) {
 		s, tgt := p.Start(t)
 		const wrong = "Wr0ng-Passw0rd-7f3a"
-		tgt.Password = config.Secret(wrong)
+		tgt.Password = collectors.Secret(wrong)
 		if tgt.Paired != nil { // the paired product's password stays right
 			paired := *tgt.Paired
 			tgt.Paired = &paired

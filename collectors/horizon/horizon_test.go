@@ -17,7 +17,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/horizon/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -26,7 +25,7 @@ const podGUID = "8a0c3c5e-1d2b-4f6a-9e7d-3b1c2a4d5e6f"
 
 func target(u, user, pass, thumb, opts string) collectors.Target {
 	return collectors.Target{
-		Kind: Kind, Endpoint: u, Username: user, Password: config.Secret(pass), Thumbprint: thumb,
+		Kind: Kind, Endpoint: u, Username: user, Password: collectors.Secret(pass), Thumbprint: thumb,
 		Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 	}
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	simnsxv "github.com/usagemeter/usagemeter/collectors/nsxv/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -205,7 +204,7 @@ func setup(t testing.TB, dir, opts string) *env {
 	if opts == "" {
 		opts = collectortest.Options(dir)
 	}
-	c, err := newCollector(collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
+	c, err := newCollector(collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
 		Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second, Paired: vc.paired()})
 	if err != nil {
 		t.Fatal(err)
@@ -532,7 +531,7 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 	st.Edges = []simnsxv.Edge{{ID: "edge-1", Name: "esg", Type: "gatewayServices", Networks: []string{"virtualwire-1"}, Features: []string{"firewall", "nat"}}}
 	s := simnsxv.New(st)
 	u, thumb := s.Start(b)
-	c, err := newCollector(collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
+	c, err := newCollector(collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
 		Thumbprint: thumb, Timeout: 60 * time.Second, Paired: vc.paired()})
 	if err != nil {
 		b.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
 	"github.com/usagemeter/usagemeter/collectors/srm/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -27,7 +26,7 @@ const vcUUID = "564d1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b"
 
 func target(u, user, pass, thumb, opts string) collectors.Target {
 	return collectors.Target{
-		Kind: Kind, Endpoint: u, Username: user, Password: config.Secret(pass), Thumbprint: thumb,
+		Kind: Kind, Endpoint: u, Username: user, Password: collectors.Secret(pass), Thumbprint: thumb,
 		Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 		Paired: &collectors.Target{Kind: "vcenter", InstanceID: vcUUID},
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	simvcd "github.com/usagemeter/usagemeter/collectors/vcd/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -28,7 +27,7 @@ func start(t testing.TB, st simvcd.State, opts string) (*simvcd.Server, *Collect
 	s := simvcd.New(st)
 	u, thumb := s.Start(t)
 	c, err := newCollector(collectors.Target{
-		Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
+		Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
 		Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 	})
 	if err != nil {
@@ -55,7 +54,7 @@ func TestConformance(t *testing.T) {
 		st := loadState(t, "testdata/several-pages/state.json")
 		s := simvcd.New(st)
 		u, thumb := s.Start(t)
-		return conformanceSim{s}, collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: config.Secret(st.Password),
+		return conformanceSim{s}, collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
 			Thumbprint: thumb, Options: json.RawMessage(`{"page_size": 2}`), Timeout: 5 * time.Second}
 	}})
 }

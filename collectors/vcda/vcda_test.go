@@ -17,14 +17,13 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/collectortest"
 	"github.com/usagemeter/usagemeter/collectors/vcda/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
 func target(u, user, pass, thumb, opts string) collectors.Target {
 	return collectors.Target{
-		Kind: Kind, Endpoint: u, Username: user, Password: config.Secret(pass), Thumbprint: thumb,
+		Kind: Kind, Endpoint: u, Username: user, Password: collectors.Secret(pass), Thumbprint: thumb,
 		Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 	}
 }

@@ -26,7 +26,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -269,7 +268,7 @@ func BenchmarkCollect(b *testing.B) {
 		Kind:       Kind,
 		Endpoint:   s.url.Host,
 		Username:   simUser,
-		Password:   config.Secret(simPassword),
+		Password:   collectors.Secret(simPassword),
 		Thumbprint: s.thumbprint,
 		Options:    []byte(`{"vcf_edition": "standard"}`),
 		Timeout:    time.Minute,

@@ -46,7 +46,14 @@ func TestBilledVRAMRules(t *testing.T) {
 			if tc.name != "no config" {
 				vm.hasConfig = true
 			}
+			vm.bios = "4237c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c"
 			inv.vms = append(inv.vms, vm)
+			// What Paired gives a paired collector (TKGm) is billed alike.
+			pv, ok := newInventoryIndex("vc-uuid", "vc01", inv).VM("4237C2B1-0D9E-8F7A-6B5C-4D3E2F1A0B9C")
+			if !ok || pv.Billed != (tc.want >= 0) || (tc.want >= 0 && pv.VRAMMB != tc.want) || pv.Key != "vc-uuid/vm/"+vm.uuid ||
+				pv.HostKey != "vc-uuid/host/host-1" || pv.HostCores != 32 || pv.Dims[DimVM] != "web01" {
+				t.Errorf("Paired: %+v, %v; want billed %v MB", pv, ok, tc.want)
+			}
 			obs, _ := build("vc-uuid", "vc01", Options{TanzuMetric: TanzuVRAM, VCFEdition: "standard"}, inv, nil, nil)
 			var got []collectors.Observation
 			for _, o := range obs {
@@ -108,5 +115,25 @@ func TestDuplicateInstanceUUID(t *testing.T) {
 	}
 	if obs[1].ObjectKey != "vc/vm/5003c2b1-0d9e-8f7a-6b5c-4d3e2f1a0b9c/vm-2" {
 		t.Errorf("second key %s", obs[1].ObjectKey)
+	}
+}
+
+// TestPairedDuplicateBIOS: two VMs with one BIOS UUID (a copied VM): the
+// lookup returns the one that bills, and counts the duplicate.
+func TestPairedDuplicateBIOS(t *testing.T) {
+	on, off := types.VirtualMachinePowerStatePoweredOn, types.VirtualMachinePowerStatePoweredOff
+	inv := newInventory()
+	for i, p := range []types.VirtualMachinePowerState{off, on, off} {
+		inv.vms = append(inv.vms, vmRec{ref: "vm-" + string(rune('1'+i)), uuid: "i" + string(rune('1'+i)), bios: "b-1",
+			memoryMB: 2048, power: p, hasConfig: true, hasRuntime: true})
+	}
+	inv.vms = append(inv.vms, vmRec{ref: "vm-9", uuid: "i9", memoryMB: 2048, power: on, hasConfig: true, hasRuntime: true}) // no BIOS UUID
+	p := newInventoryIndex("vc", "vc01", inv)
+	v, ok := p.VM("B-1")
+	if !ok || !v.Billed || v.Key != "vc/vm/i2" || v.VRAMMB != 1024 || v.HostKey != "" || p.DuplicateBIOS() != 2 || p.Len() != 4 {
+		t.Fatalf("VM = %+v, %v; duplicates %d", v, ok, p.DuplicateBIOS())
+	}
+	if _, ok := p.VM(""); ok {
+		t.Fatal("a VM without a BIOS UUID is found by an empty one")
 	}
 }

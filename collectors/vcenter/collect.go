@@ -27,6 +27,11 @@ const (
 	DimLicenseEdition = "license_edition"
 	DimLicenseName    = "license_name"
 	DimVSANFeatures   = "vsan_features"
+	// DimMoref is a VM's MoRef value on its vm.vram: products that know a
+	// VM by its MoRef only (Aria Operations, SRM) key it
+	// "<vc>/moref/<moref>", and the report joins those keys to the VM's
+	// vm.vram through it.
+	DimMoref = "vm_moref"
 )
 
 // wcpExtension is the extension vSphere with Tanzu (Workload Control Plane)
@@ -105,6 +110,30 @@ type skipCounts struct {
 
 func (s skipCounts) total() int { return s.noConfig + s.orphaned + s.inaccessible + s.invalid }
 
+// bills reports whether vm bills its capped billed vRAM in this hour
+// (METERING.md): a usable, powered-on VM that is not a template. A VM that
+// cannot be metered (properties missing, orphaned, inaccessible, invalid)
+// is counted in s. Powered-off and suspended VMs and templates bill
+// nothing; a VM on a disconnected host keeps its last known power state,
+// and bills.
+func (s *skipCounts) bills(vm *vmRec) bool {
+	switch {
+	case !vm.hasConfig || !vm.hasRuntime:
+		s.noConfig++
+		return false
+	case vm.conn == types.VirtualMachineConnectionStateOrphaned:
+		s.orphaned++
+		return false
+	case vm.conn == types.VirtualMachineConnectionStateInaccessible:
+		s.inaccessible++
+		return false
+	case vm.conn == types.VirtualMachineConnectionStateInvalid:
+		s.invalid++
+		return false
+	}
+	return !vm.template && vm.power == types.VirtualMachinePowerStatePoweredOn
+}
+
 // build turns an inventory into observations. It is pure: the metering rules
 // of METERING.md live here and in collectors.CappedBilledMB.
 func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]licence, vsan map[string]vsanCluster) ([]collectors.Observation, skipCounts) {
@@ -116,23 +145,7 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 
 	for i := range inv.vms {
 		vm := &inv.vms[i]
-		switch {
-		case !vm.hasConfig || !vm.hasRuntime:
-			skipped.noConfig++
-			continue
-		case vm.conn == types.VirtualMachineConnectionStateOrphaned:
-			skipped.orphaned++
-			continue
-		case vm.conn == types.VirtualMachineConnectionStateInaccessible:
-			skipped.inaccessible++
-			continue
-		case vm.conn == types.VirtualMachineConnectionStateInvalid:
-			skipped.invalid++
-			continue
-		}
-		// Powered-off and suspended VMs and templates bill nothing. A VM on
-		// a disconnected host keeps its last known power state, and bills.
-		if vm.template || vm.power != types.VirtualMachinePowerStatePoweredOn {
+		if !skipped.bills(vm) {
 			continue
 		}
 		h := inv.hosts[vm.host]
@@ -143,6 +156,7 @@ func build(vcUUID, vcHost string, opts Options, inv *inventory, lic map[string]l
 		dims[DimLicenseKey] = l.key
 		dims[DimLicenseEdition] = l.edition
 		dims[DimLicenseName] = l.name
+		dims[DimMoref] = vm.ref
 		if l.edition == evalEditionKey {
 			dims[collectors.DimNotReportableKey] = "true"
 		}
@@ -206,23 +220,28 @@ func appendHosts(obs []collectors.Observation, vcUUID, vcHost string, inv *inven
 		if h == nil {
 			continue // runtime.host pointed at a host outside the view: nothing to count
 		}
-		cl, _ := inv.cluster(h)
 		obs = append(obs, collectors.Observation{
 			Metric:    metric,
 			ObjectKey: vcUUID + "/host/" + ref,
 			Quantity:  float64(h.cores),
 			Unit:      collectors.UnitCores,
 			Edition:   edition,
-			Dims: map[string]string{
-				DimHost:        h.name,
-				DimCluster:     cl,
-				DimDatacenter:  inv.datacenter(h.parent),
-				DimVCenter:     vcHost,
-				"cpu_packages": strconv.Itoa(h.packages),
-			},
+			Dims:      hostDims(vcHost, inv, h),
 		})
 	}
 	return obs
+}
+
+// hostDims are a host's name and placement.
+func hostDims(vcHost string, inv *inventory, h *hostRec) map[string]string {
+	cl, _ := inv.cluster(h)
+	return map[string]string{
+		DimHost:        h.name,
+		DimCluster:     cl,
+		DimDatacenter:  inv.datacenter(h.parent),
+		DimVCenter:     vcHost,
+		"cpu_packages": strconv.Itoa(h.packages),
+	}
 }
 
 // vmDims are a VM's name and placement.

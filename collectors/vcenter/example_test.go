@@ -12,7 +12,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/vcenter"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -35,7 +34,7 @@ func Example() {
 		Kind:       "vcenter",
 		Endpoint:   "https://" + s.URL.Host,
 		Username:   "meter@vsphere.local",
-		Password:   config.Secret("secret"),
+		Password:   collectors.Secret("secret"),
 		Thumbprint: tlsutil.Thumbprint(s.Certificate().Raw), // accepted by the admin
 		Options:    []byte(`{"tanzu_metric": "vram"}`),
 		Timeout:    30 * time.Second,

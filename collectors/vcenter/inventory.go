@@ -14,7 +14,7 @@ var propertySpecs = []types.PropertySpec{
 	{Type: "VirtualMachine", PathSet: []string{
 		"name", "parent", "resourcePool",
 		"runtime.powerState", "runtime.host", "runtime.connectionState",
-		"config.instanceUuid", "config.template", "config.hardware.memoryMB",
+		"config.instanceUuid", "config.uuid", "config.template", "config.hardware.memoryMB",
 		"config.memoryAllocation.reservation", "config.managedBy",
 	}},
 	{Type: "HostSystem", PathSet: []string{
@@ -37,6 +37,7 @@ type vmRec struct {
 	ref        string
 	name       string
 	uuid       string // config.instanceUuid
+	bios       string // config.uuid, the BIOS UUID (Kubernetes provider IDs name it)
 	template   bool
 	memoryMB   int64
 	reserveMB  int64
@@ -201,6 +202,8 @@ func decodeVM(oc *types.ObjectContent) vmRec {
 		case "config.instanceUuid":
 			vm.uuid, _ = p.Val.(string)
 			hasUUID = vm.uuid != ""
+		case "config.uuid":
+			vm.bios, _ = p.Val.(string)
 		case "config.template":
 			vm.template, _ = p.Val.(bool)
 		case "config.hardware.memoryMB":

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // TestRealVCenter runs a collection against a real vCenter when
@@ -30,7 +29,7 @@ func TestRealVCenter(t *testing.T) {
 		Kind:       Kind,
 		Endpoint:   u.Host,
 		Username:   u.User.Username(),
-		Password:   config.Secret(pass),
+		Password:   collectors.Secret(pass),
 		Thumbprint: os.Getenv("USAGEMETER_TEST_VCENTER_THUMBPRINT"),
 		Options:    []byte(os.Getenv("USAGEMETER_TEST_VCENTER_OPTIONS")),
 		Timeout:    time.Minute,

@@ -13,7 +13,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // Credentials the test vCenters accept.
@@ -62,7 +61,7 @@ func (v *testSim) target(host string, opts string) collectors.Target {
 		Kind:       Kind,
 		Endpoint:   "https://" + ep + "/sdk",
 		Username:   v.User(),
-		Password:   config.Secret(v.Password()),
+		Password:   collectors.Secret(v.Password()),
 		Thumbprint: v.Thumbprint(),
 		Options:    []byte(opts),
 		Timeout:    10 * time.Second,

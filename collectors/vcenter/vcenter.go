@@ -152,27 +152,38 @@ func (c *Collector) call(ctx context.Context, f func(ctx context.Context) error)
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var obs []collectors.Observation
+	err := c.withSession(ctx, func() (err error) {
+		obs, err = c.collect(ctx)
+		return err
+	})
+	return obs, err
+}
 
+// withSession runs f over the kept session, logging in first when there is
+// none, and once again when vCenter says the kept session expired. c.mu is
+// held.
+func (c *Collector) withSession(ctx context.Context, f func() error) error {
 	fresh := false
 	if c.s == nil {
 		if err := c.login(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		fresh = true
 	}
-	obs, err := c.collect(ctx)
+	err := f()
 	if err != nil && !fresh && isNotAuthenticated(err) {
 		c.log.Info("vCenter session expired, logging in again")
 		c.drop() // the old session is gone on the server; nothing to log out
 		if err := c.login(ctx); err != nil {
-			return nil, err
+			return err
 		}
-		obs, err = c.collect(ctx)
+		err = f()
 	}
 	if err != nil && isNotAuthenticated(err) {
 		c.drop()
 	}
-	return obs, err
+	return err
 }
 
 // drop forgets the session and closes its connections.

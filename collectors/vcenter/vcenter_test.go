@@ -17,7 +17,6 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
@@ -183,6 +182,10 @@ func TestCollectProviderInventory(t *testing.T) {
 		}
 		if o.Dims[DimHost] != s.host || o.Dims[DimDatacenter] != name[:3] || o.Dims[DimVCenter] != "127.0.0.1" {
 			t.Errorf("%s: dims %v", name, o.Dims)
+		}
+		// The MoRef that Aria's <vc>/moref/<moref> keys join on.
+		if o.Dims[DimMoref] != vm.Self.Value {
+			t.Errorf("%s: vm_moref %q, want %s", name, o.Dims[DimMoref], vm.Self.Value)
 		}
 	}
 	if len(vram) != 12 {
@@ -648,7 +651,7 @@ func TestCertificates(t *testing.T) {
 func TestWrongPassword(t *testing.T) {
 	v := newSim(t, nil)
 	tg := v.target("", "")
-	tg.Password = config.Secret("Wr0ng-Passw0rd")
+	tg.Password = collectors.Secret("Wr0ng-Passw0rd")
 	var logs strings.Builder
 	tg.Logger = newTextLogger(&logs)
 	c := v.collector(tg)

@@ -38,6 +38,7 @@ const (
 	KindReportFailed       = "report_failed"
 	KindOutboxStuck        = "outbox_stuck"
 	KindDatabaseDown       = "database_down"
+	KindNotReady           = "report_not_ready" // the month could not be reported as things stand
 	// KindMailFailing: the SMTP server refuses the appliance's
 	// configuration (authentication, TLS, policy); mails are kept queued.
 	KindMailFailing = "mail_failing"

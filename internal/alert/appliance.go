@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/store"
@@ -69,4 +70,36 @@ func (e *Engine) ReportFailed(ctx context.Context, err error) error {
 // ReportDelivered resolves the report alert, if open.
 func (e *Engine) ReportDelivered(ctx context.Context) error {
 	return e.Resolve(ctx, KindReportFailed, 0, "monthly report delivered", "The monthly usage report was generated and delivered on every channel.")
+}
+
+// Problem is one thing the month's report needs that is missing (the
+// readiness check of the appliance package): what was found, what to do.
+type Problem struct {
+	Name, Detail, Action string
+}
+
+// NotReady raises the readiness alert while the month's report could not
+// be made or delivered as things stand (not registered, no valid recipient
+// key, no channel, SMTP not answering, no active product, the clock not
+// synchronised), weeks before the report is due; with no problem left it
+// resolves it.
+func (e *Engine) NotReady(ctx context.Context, problems []Problem) error {
+	if len(problems) == 0 {
+		return e.Resolve(ctx, KindNotReady, 0, "the monthly report can be made", "Everything the monthly report needs is in place again (usagemeter status).")
+	}
+	var what, action, errText strings.Builder
+	action.WriteString("Fix each of these:")
+	what.WriteString("As things stand, this month's usage report could not be made or delivered when it is due. Found:")
+	for i, p := range problems {
+		fmt.Fprintf(&what, "\n- %s: %s", p.Name, p.Detail)
+		if p.Action != "" {
+			fmt.Fprintf(&action, "\n- %s: %s", p.Name, p.Action)
+		}
+		if i > 0 {
+			errText.WriteString("; ")
+		}
+		fmt.Fprintf(&errText, "%s: %s", p.Name, p.Detail)
+	}
+	action.WriteString("\n`usagemeter status` shows the same checks; this alert resolves by itself once they pass (checked at start and daily).")
+	return e.Raise(ctx, KindNotReady, 0, "the monthly report is not ready", what.String(), action.String(), errText.String())
 }

@@ -19,8 +19,15 @@ const (
 
 // CheckEndpoint is the daily check of one product: its certificate's expiry
 // and its clock (the HTTP Date header) against the appliance's. It raises or
-// resolves the certificate_expiring and clock_skew alerts.
-func (e *Engine) CheckEndpoint(ctx context.Context, p store.Product) error {
+// resolves the certificate_expiring and clock_skew alerts, and returns the
+// certificate's expiry (zero when the product did not answer).
+func (e *Engine) CheckEndpoint(ctx context.Context, p store.Product) (time.Time, error) {
+	var notAfter time.Time
+	err := e.checkEndpoint(ctx, p, &notAfter)
+	return notAfter, err
+}
+
+func (e *Engine) checkEndpoint(ctx context.Context, p store.Product, notAfter *time.Time) error {
 	now := e.now()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -28,6 +35,7 @@ func (e *Engine) CheckEndpoint(ctx context.Context, p store.Product) error {
 	if err != nil {
 		return err // unreachable: the hourly collection alerts on that
 	}
+	*notAfter = info.NotAfter
 	left := info.NotAfter.Sub(now)
 	if left < CertificateWarning {
 		what := fmt.Sprintf("The certificate of %s (subject %s, SHA-256 %s) expires on %s, in %d days.", productName(p), info.Subject, info.Thumbprint, info.NotAfter.Format(time.RFC1123), int(left.Hours()/24))

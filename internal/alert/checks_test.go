@@ -61,7 +61,7 @@ func TestCheckEndpoint(t *testing.T) {
 	p, _ := st.Product(ctx, id)
 	e := &alert.Engine{Store: st, Log: slog.New(slog.DiscardHandler), Rules: alert.Rules{To: []string{"ops@example.com"}, Reminder: 24 * time.Hour}}
 
-	if err := e.CheckEndpoint(ctx, p); err != nil {
+	if _, err := e.CheckEndpoint(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	open, _ := st.OpenAlerts(ctx)
@@ -73,7 +73,7 @@ func TestCheckEndpoint(t *testing.T) {
 		t.Fatalf("open alerts: %+v", open)
 	}
 	// Run again the same day: deduplicated, no new mail.
-	if err := e.CheckEndpoint(ctx, p); err != nil {
+	if _, err := e.CheckEndpoint(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	stats, _ := st.OutboxStats(ctx)
@@ -86,7 +86,7 @@ func TestCheckEndpoint(t *testing.T) {
 	}
 	// The clock is fixed: the skew alert resolves.
 	skew = 0
-	if err := e.CheckEndpoint(ctx, p); err != nil {
+	if _, err := e.CheckEndpoint(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.OpenAlert(ctx, alert.Key(alert.KindClockSkew, id)); err == nil {

@@ -25,8 +25,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the mails the engine writes")
 
-// TestMailGolden: every alert mail a person reads, subject, text and HTML,
-// as the engine writes it to the outbox, against testdata/<name>.golden
+// TestMailGolden: every mail a person reads, subject, text and HTML, as the
+// alert engine writes it to the outbox (and the monthly report's mail, as
+// the report's mail channel queues it, with its attachment), against testdata/<name>.golden
 // (-update rewrites them). A changed word fails it. The advice ("What to
 // do") follows the kind of error: bad credentials, a changed certificate, a
 // deadline, anything else.
@@ -143,7 +144,29 @@ func TestMailGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark("outbox-flowing")
-	if len(names) < 13 {
+
+	problems := []alert.Problem{
+		{Name: "registration", Detail: "the appliance is not registered (no contract)", Action: "run `usagemeter register --contract ID --program rental|sovereign-cloud`"},
+		{Name: "clock", Detail: "the system clock is not synchronised (NTP): hours and reports depend on it", Action: "configure NTP servers and check `timedatectl`"},
+	}
+	if err := e.NotReady(ctx, problems); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-not-ready")
+	if err := e.NotReady(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-ready")
+
+	// The monthly report's own mail, as the report's mail channel queues it.
+	bundle := []byte("-----BEGIN PGP MESSAGE-----\n...\n-----END PGP MESSAGE-----\n")
+	rc := &report.MailChannel{Store: st, To: []string{"billing@aggregator.example"}, Now: func() time.Time { return now }}
+	if _, _, err := rc.Deliver(ctx, report.Delivery{ApplianceID: "3f0c6f0e-8a1d-4f5e-9d0b-6b1f2d7c9a10", ContractID: "CN-2026-0042",
+		Month: "2026-02", Version: 2, FileName: "usage-2026-02-v2.tar.gz.gpg", Data: bundle, SHA256: strings.Repeat("5e", 32)}); err != nil {
+		t.Fatal(err)
+	}
+	mark("report-mail")
+	if len(names) < 16 {
 		t.Fatalf("%d mails", len(names))
 	}
 
@@ -157,6 +180,9 @@ func TestMailGolden(t *testing.T) {
 func golden(t *testing.T, name string, m store.Mail) {
 	t.Helper()
 	got := fmt.Sprintf("To: %s\nSubject: %s\n\n%s\n-- HTML --\n%s", strings.Join(m.To, ", "), m.Subject, m.Text, m.HTML)
+	for _, a := range m.Attachments {
+		got += fmt.Sprintf("\n-- attachment --\n%s (%s, %d bytes)\n", a.Name, a.ContentType, len(a.Data))
+	}
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {

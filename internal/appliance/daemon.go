@@ -44,6 +44,10 @@ type Daemon struct {
 	mailFailures        *prometheus.CounterVec
 	mailConfigFailing   prometheus.Gauge
 	alertsOpen          prometheus.Gauge
+	reportReady         prometheus.Gauge
+	reportFailing       prometheus.Gauge
+	reportDelivered     prometheus.Gauge
+	certExpiry          *prometheus.GaugeVec
 	dbDownSince         time.Time
 	report              *report.Generator
 	reportSchedule      cron.Schedule // report.schedule, to catch up a monthly report
@@ -97,10 +101,18 @@ type daemonOptions struct {
 // engine, outbox worker and their jobs, with its metrics in reg (if not
 // nil). now is its clock (nil: time.Now). Start runs it.
 func NewDaemon(app *App, reg *prometheus.Registry, now func() time.Time) (*Daemon, error) {
-	return newDaemonWith(app, reg, daemonOptions{now: now})
+	return newDaemonWith(app, registerer(reg), daemonOptions{now: now})
 }
 
-func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*Daemon, error) {
+// registerer is reg as a Registerer, nil (not a typed nil) when reg is.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemon, error) {
 	cfg := app.Config
 	if o.now == nil {
 		o.now = time.Now
@@ -149,8 +161,13 @@ func newDaemonWith(app *App, reg *prometheus.Registry, o daemonOptions) (*Daemon
 		d.mailFailures.WithLabelValues(string(c))
 	}
 	d.alertsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_alerts_open", Help: "Open alerts."})
+	d.reportReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_report_ready", Help: "1 when the last readiness check found everything the monthly report needs (usagemeter status), 0 when not."})
+	d.reportFailing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_report_failing", Help: "1 while the last monthly report could not be generated or delivered."})
+	d.reportDelivered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_report_last_delivered_timestamp_seconds", Help: "When a monthly report was last delivered on every channel (Unix time; 0 before the first)."})
+	d.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "usagemeter_product_certificate_expiry_timestamp_seconds", Help: "When the certificate a product presents expires (Unix time), from the daily check."}, scheduler.ProductLabels)
 	if reg != nil {
-		reg.MustRegister(d.outboxQueued, d.outboxAge, d.outboxFailed, d.outboxMisconfigured, d.mailFailures, d.mailConfigFailing, d.alertsOpen)
+		reg.MustRegister(d.outboxQueued, d.outboxAge, d.outboxFailed, d.outboxMisconfigured, d.mailFailures, d.mailConfigFailing, d.alertsOpen,
+			d.reportReady, d.reportFailing, d.reportDelivered, d.certExpiry)
 	}
 
 	if err := d.sched.AddJob("* * * * *", "outbox", d.outboxJob); err != nil {
@@ -331,6 +348,8 @@ func (d *Daemon) catchUpReport(ctx context.Context) bool {
 // alerts, and the report is caught up once the database answers.
 func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 	if err == nil {
+		d.reportFailing.Set(0)
+		d.reportDelivered.Set(float64(d.now().Unix()))
 		_ = d.engine.ReportDelivered(ctx)
 		return
 	}
@@ -342,6 +361,7 @@ func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 		return
 	}
 	d.app.Log.Error("monthly report", "err", err)
+	d.reportFailing.Set(1)
 	_ = d.engine.ReportFailed(ctx, err)
 }
 
@@ -360,8 +380,12 @@ func (d *Daemon) dailyJob(ctx context.Context) {
 		return
 	}
 	for _, p := range products {
-		if err := d.engine.CheckEndpoint(ctx, p); err != nil {
+		notAfter, err := d.engine.CheckEndpoint(ctx, p)
+		if err != nil {
 			d.app.Log.Debug("endpoint check", "product", p.ID, "err", err)
+		}
+		if !notAfter.IsZero() {
+			d.certExpiry.WithLabelValues(scheduler.ProductLabelValues(p)...).Set(float64(notAfter.Unix()))
 		}
 	}
 }

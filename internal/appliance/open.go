@@ -24,6 +24,9 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	if f, ok := w.(*os.File); ok && journalStream(f) {
+		w = journalWriter{w}
+	}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -156,7 +159,11 @@ func (a *App) connect(ctx context.Context, box *seal.Box) error {
 				return fmt.Errorf("starting managed PostgreSQL in %s: %w", dir, err)
 			}
 			a.cluster = c
-			a.Log.Info("managed PostgreSQL running", "dir", dir, "new_cluster", fresh)
+			if pid := c.Shared(); pid != 0 {
+				a.Log.Debug("using the managed PostgreSQL another usagemeter process runs", "dir", dir, "pid", pid)
+			} else {
+				a.Log.Info("managed PostgreSQL running", "dir", dir, "new_cluster", fresh)
+			}
 		}
 		if err := ensureDatabase(ctx, a.cluster); err != nil {
 			return err

@@ -109,7 +109,7 @@ func Run(ctx context.Context, app *App, version string, ready chan<- string) err
 // runDaemon runs scheduler, alerting and outbox until ctx ends or the HTTP
 // server fails.
 func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpServer, o daemonOptions) error {
-	d, err := newDaemonWith(app, reg, o)
+	d, err := newDaemonWith(app, registerer(reg), o)
 	if err != nil {
 		return err
 	}
@@ -118,6 +118,12 @@ func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpS
 	// At once, not at the next tick (and before the cron runs the same job):
 	// record what was spilled while waiting.
 	d.databaseJob(ctx)
+	// What the month's report needs, at start and daily: a missing
+	// registration or key is an alert now, not when the report fails.
+	if err := d.sched.AddJob("41 5 * * *", "report readiness", d.readinessJob); err != nil {
+		return err
+	}
+	d.readinessJob(ctx)
 	d.Start(ctx)
 
 	select {

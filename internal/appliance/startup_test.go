@@ -29,42 +29,7 @@ func TestServeBeforeTheDatabase(t *testing.T) {
 	}
 	mailSrv := smtptest.Start(t, smtptest.Options{})
 	dataDir := t.TempDir()
-	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
-database:
-  url: %s
-http:
-  listen: 127.0.0.1:0
-smtp:
-  host: %s
-  port: %d
-  tls: none
-  auth: none
-  from: meter@provider.example
-alerts:
-  to: [ops@provider.example]
-  database_down_after: 2s
-`, dataDir, pg.URL("postgres"), mailSrv.Host(), mailSrv.Port())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		cfg, err := LoadConfig(cfgPath)
-		if err == nil {
-			err = Serve(ctx, cfg, logs, "dev")
-		}
-		done <- err
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	logs, ctx := serveInBackground(t, serveConfig(t, dataDir, pg.URL("postgres"), mailSrv, "  database_down_after: 2s\n"))
 
 	servingRE := regexp.MustCompile(`usagemeter serving.*http=(\S+)`)
 	var addr string
@@ -131,7 +96,96 @@ alerts:
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE kind = 'database_down'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("database_down alerts recorded: %d %v", n, err)
 	}
-	if len(mailSrv.Messages()) != 1 {
+	down := 0
+	for _, s := range subjects(mailSrv.Messages()) {
+		if strings.Contains(s, "database unreachable") {
+			down++
+		}
+	}
+	if down != 1 {
 		t.Fatalf("the database-down mail was sent again: %q", subjects(mailSrv.Messages()))
 	}
+}
+
+// TestReadinessAlertAtStart (issue 16): a daemon started on an appliance
+// that could not report its month (not registered, no recipient key, no
+// channel, no product) raises the readiness alert at once, naming each
+// missing thing with what to do, weeks before the report would fail; the
+// alert is queued for the admins at start, not on the 1st.
+func TestReadinessAlertAtStart(t *testing.T) {
+	mailSrv := smtptest.Start(t, smtptest.Options{})
+	dbURL := pgtest.NewDatabase(t)
+	logs, ctx := serveInBackground(t, serveConfig(t, t.TempDir(), dbURL, mailSrv, ""))
+	pool, err := store.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var text string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err := pool.QueryRow(ctx, `SELECT o.body_text FROM outbox o JOIN alerts a ON a.kind = 'report_not_ready' AND a.resolved_at IS NULL
+			WHERE o.subject = '[usagemeter] the monthly report is not ready'`).Scan(&text)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no readiness alert queued within a minute of start: %v\n%s", err, logs.String())
+		}
+	}
+	for _, want := range []string{"- registration: the appliance is not registered", "usagemeter register --contract",
+		"- recipient keys: report.recipient_keys is empty", "- delivery: neither report.to nor report.upload_url", "- products: no active product"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("readiness mail lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// serveConfig writes the config of a serve test: the database at dbURL,
+// plain SMTP to mailSrv, alerts to ops; alertsExtra goes on in the alerts
+// section.
+func serveConfig(t *testing.T, dataDir, dbURL string, mailSrv *smtptest.Server, alertsExtra string) string {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: %s
+database:
+  url: %s
+http:
+  listen: 127.0.0.1:0
+smtp:
+  host: %s
+  port: %d
+  tls: none
+  auth: none
+  from: meter@provider.example
+alerts:
+  to: [ops@provider.example]
+%s`, dataDir, dbURL, mailSrv.Host(), mailSrv.Port(), alertsExtra)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// serveInBackground runs Serve on cfgPath until the test ends (then waits
+// for it to stop) and returns its log and a context that ends with it.
+func serveInBackground(t *testing.T, cfgPath string) (*syncBuffer, context.Context) {
+	t.Helper()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		cfg, err := LoadConfig(cfgPath)
+		if err == nil {
+			err = Serve(ctx, cfg, logs, "dev")
+		}
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return logs, ctx
 }

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
@@ -81,6 +83,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if errors.Is(context.Cause(ctx), syscall.EPIPE) {
+		return 1 // stdout's reader has gone (| head): nothing to tell it
+	}
 	fmt.Fprintf(stderr, "usagemeter %s: %v\n", cmd.name, err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -118,6 +123,15 @@ func defaultConfigPath() string {
 	return "/etc/usagemeter/config.yaml"
 }
 
+// flagError is the error of a failed flag parse: -h and --help are not an
+// error (they print the flags and exit 0), anything else is a usage error.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -138,4 +152,11 @@ func parseAndOpen(ctx context.Context, e *Env, fs *flag.FlagSet, cfgPath *string
 		return nil, err
 	}
 	return appliance.Open(ctx, *cfgPath, e.Stderr)
+}
+
+// writeJSON prints v as indented JSON (the --json of list commands).
+func writeJSON(e *Env, v any) error {
+	enc := json.NewEncoder(e.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

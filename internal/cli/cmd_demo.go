@@ -264,6 +264,10 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		func() (*demoProduct, error) { return demoVCDA(vcd, o.seed) },
 		func() (*demoProduct, error) { return demoHorizon(o.seed, m.Start) },
 		func() (*demoProduct, error) { return demoDaaS(o.seed, m.Start) },
+		func() (*demoProduct, error) { return demoVROps(vcs[0]) },
+		func() (*demoProduct, error) { return demoVRNI(vcs[0]) },
+		func() (*demoProduct, error) { return demoTKGm(vcs[0]) },
+		func() (*demoProduct, error) { return demoVRA8(vcs[0]) },
 	} {
 		p, err := mk()
 		if err != nil {
@@ -374,6 +378,9 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 	fmt.Fprintf(out, "  churn: %d power-ons, %d power-offs, %d suspends, %d resizes, %d new and %d deleted VMs\n",
 		churn.powerOn, churn.powerOff, churn.suspended, churn.resized, churn.created, churn.deleted)
 	for _, p := range more {
+		if p.churned == nil {
+			continue
+		}
 		if c := p.churned(); c != "" {
 			fmt.Fprintf(out, "  churn: %s\n", c)
 		}

@@ -19,14 +19,14 @@ func init() {
 func runLicenseSetCategory(ctx context.Context, e *Env, args []string) error {
 	fs, _ := newFlags(e, "license set-category")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() < 2 {
 		return usagef("usage: license set-category KEY rental|perpetual|demo")
 	}
 	key, category := fs.Arg(0), fs.Arg(1)
 	if err := fs.Parse(fs.Args()[2:]); err != nil { // flags may follow the arguments
-		return usageError{err.Error()}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +21,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"golang.org/x/term"
 )
 
 func init() {
@@ -28,6 +30,9 @@ func init() {
 	register(&command{name: "product remove", summary: "remove a product (its billed history is kept)", run: runProductRemove})
 	register(&command{name: "product test", summary: "connect to a product: certificate, identity, login", run: runProductTest})
 	register(&command{name: "product set-thumbprint", summary: "accept a product's new certificate thumbprint", run: runProductSetThumbprint})
+	register(&command{name: "product set", summary: "change a product in place: address, credentials, certificate, options (product set ID [flags])", run: runProductSet})
+	register(&command{name: "product deactivate", summary: "stop collecting from a product, keeping it (product deactivate ID)", run: runProductDeactivate})
+	register(&command{name: "product reactivate", summary: "collect from a deactivated product again (product reactivate ID)", run: runProductReactivate})
 }
 
 // productFlags are the flags of product add and product test.
@@ -52,24 +57,44 @@ func (pf *productFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&pf.options, "options", "", "kind-specific options as JSON")
 }
 
-func (pf *productFlags) password(stdin io.Reader) (config.Secret, error) {
+// password reads the password from --password-file or --password-stdin.
+// A terminal on standard input is asked without echo. With neither flag,
+// a terminal is asked too when a username is given; without a terminal
+// that is an error (an account without a password is never stored by
+// mistake). set is false when no password was given (product set: keep it).
+func (pf *productFlags) password(stdin io.Reader, prompt io.Writer) (pw config.Secret, set bool, err error) {
 	switch {
 	case pf.passwordFile != "" && pf.passwordStdin:
-		return "", usagef("use --password-file or --password-stdin, not both")
+		return "", false, usagef("use --password-file or --password-stdin, not both")
 	case pf.passwordFile != "":
 		b, err := os.ReadFile(pf.passwordFile)
 		if err != nil {
-			return "", fmt.Errorf("--password-file: %w", err)
+			return "", false, fmt.Errorf("--password-file: %w", err)
 		}
-		return config.Secret(strings.TrimRight(string(b), "\r\n")), nil
-	case pf.passwordStdin:
+		return config.Secret(strings.TrimRight(string(b), "\r\n")), true, nil
+	case pf.passwordStdin || (pf.username != "" && isTerminal(stdin)):
+		if isTerminal(stdin) {
+			fmt.Fprintf(prompt, "Password for %s: ", pf.username)
+			b, err := term.ReadPassword(int(stdin.(*os.File).Fd()))
+			fmt.Fprintln(prompt)
+			if err != nil {
+				return "", false, fmt.Errorf("reading the password: %w", err)
+			}
+			return config.Secret(string(b)), true, nil
+		}
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return "", err
+			return "", false, err
 		}
-		return config.Secret(strings.TrimRight(line, "\r\n")), nil
+		return config.Secret(strings.TrimRight(line, "\r\n")), true, nil
 	}
-	return "", nil
+	return "", false, nil
+}
+
+// isTerminal reports whether r is a terminal (a person types there).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // optionsJSON merges --options with the convenience flags.
@@ -91,10 +116,13 @@ func (pf *productFlags) optionsJSON() (json.RawMessage, error) {
 }
 
 // product is the product the flags describe, password and options included.
-func (pf *productFlags) product(stdin io.Reader) (store.Product, error) {
-	pw, err := pf.password(stdin)
+func (pf *productFlags) product(stdin io.Reader, prompt io.Writer) (store.Product, error) {
+	pw, set, err := pf.password(stdin, prompt)
 	if err != nil {
 		return store.Product{}, err
+	}
+	if pf.username != "" && !set {
+		return store.Product{}, usagef("--username %s needs its password: --password-file FILE or --password-stdin (on a terminal you are asked for it)", pf.username)
 	}
 	opts, err := pf.optionsJSON()
 	if err != nil {
@@ -117,7 +145,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	if pf.kind == "" || pf.endpoint == "" {
 		return usagef("--kind and --endpoint are required")
 	}
-	p, err := pf.product(stdin)
+	p, err := pf.product(stdin, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -144,6 +172,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 
 func runProductList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product list")
+	asJSON := fs.Bool("json", false, "print JSON (no secrets)")
 	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
@@ -152,6 +181,25 @@ func runProductList(ctx context.Context, e *Env, args []string) error {
 	ps, err := app.Store.Products(ctx, false)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type product struct {
+			ID          int64           `json:"id"`
+			Kind        string          `json:"kind"`
+			Endpoint    string          `json:"endpoint"`
+			Username    string          `json:"username"`
+			Active      bool            `json:"active"`
+			Deactivated *time.Time      `json:"deactivated_at"`
+			PairedID    int64           `json:"paired_id,omitempty"`
+			InstanceID  string          `json:"instance_id,omitempty"`
+			Thumbprint  string          `json:"thumbprint,omitempty"`
+			Options     json.RawMessage `json:"options"`
+		}
+		out := []product{}
+		for _, p := range ps {
+			out = append(out, product{p.ID, p.Kind, p.Endpoint, p.Username, p.Active, p.DeactivatedAt, p.PairedID, p.InstanceID, p.Thumbprint, p.Options})
+		}
+		return writeJSON(e, out)
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tENDPOINT\tUSER\tSTATE\tPAIRED\tINSTANCE")
@@ -180,16 +228,23 @@ func productID(fs *flag.FlagSet) (int64, error) {
 	return id, nil
 }
 
-func runProductRemove(ctx context.Context, e *Env, args []string) error {
-	fs, cfgPath := newFlags(e, "product remove")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+// openForProduct is the preamble of a command on one product (`product
+// remove ID`): flags (before or after the id), the id, the appliance.
+func openForProduct(ctx context.Context, e *Env, name string, args []string) (*appliance.App, int64, error) {
+	fs, cfgPath := newFlags(e, name)
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return nil, 0, flagError(err)
 	}
 	id, err := productID(fs)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	return app, id, err
+}
+
+func runProductRemove(ctx context.Context, e *Env, args []string) error {
+	app, id, err := openForProduct(ctx, e, "product remove", args)
 	if err != nil {
 		return err
 	}
@@ -208,8 +263,8 @@ func runProductRemove(ctx context.Context, e *Env, args []string) error {
 
 func runProductSetThumbprint(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product set-thumbprint")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return flagError(err)
 	}
 	if fs.NArg() != 2 {
 		return usagef("usage: product set-thumbprint ID THUMBPRINT")
@@ -240,8 +295,8 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "product test")
 	var pf productFlags
 	pf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return flagError(err)
 	}
 	var p store.Product
 	var app *appliance.App
@@ -262,7 +317,7 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 			return usagef("give a product id, or --kind and --endpoint")
 		}
 		var err error
-		if p, err = pf.product(stdin); err != nil {
+		if p, err = pf.product(stdin, e.Stderr); err != nil {
 			return err
 		}
 		p.PairedID = 0 // a test reaches the product alone
@@ -311,5 +366,170 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 		return fmt.Errorf("login: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "login OK: %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
+	return nil
+}
+
+// runProductSet changes a product in place: only the flags given change.
+func runProductSet(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "product set")
+	var pf productFlags
+	fs.StringVar(&pf.endpoint, "endpoint", "", "new product URL")
+	fs.StringVar(&pf.username, "username", "", "new metering account (give its password too)")
+	fs.StringVar(&pf.passwordFile, "password-file", "", "file holding the new password")
+	fs.BoolVar(&pf.passwordStdin, "password-stdin", false, "read the new password from standard input (asked without echo on a terminal)")
+	fs.StringVar(&pf.thumbprint, "accept-thumbprint", "", "SHA-256 thumbprint of the product's new certificate (see product test)")
+	fs.StringVar(&pf.vcfEdition, "vcf-edition", "", "vcenter: the VCF edition")
+	fs.StringVar(&pf.tanzuMetric, "tanzu-metric", "", "vcenter: Tanzu metered by vram or cores")
+	fs.StringVar(&pf.options, "options", "", "kind-specific options as JSON, merged into the product's (a key set to null is removed)")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return flagError(err)
+	}
+	id, err := productID(fs)
+	if err != nil {
+		return err
+	}
+	var u store.ProductUpdate
+	var changed []string
+	if pf.endpoint != "" {
+		u.Endpoint, changed = &pf.endpoint, append(changed, "endpoint")
+	}
+	if pf.username != "" {
+		u.Username, changed = &pf.username, append(changed, "username")
+	}
+	pw, set, err := pf.password(stdin, e.Stderr)
+	if err != nil {
+		return err
+	}
+	if set {
+		u.Password, changed = &pw, append(changed, "password")
+	} else if pf.username != "" {
+		return usagef("--username %s needs its password: --password-file FILE or --password-stdin", pf.username)
+	}
+	if pf.thumbprint != "" {
+		tp := tlsutil.Normalize(pf.thumbprint)
+		u.Thumbprint, changed = &tp, append(changed, "certificate")
+	}
+	if pf.options != "" || pf.vcfEdition != "" || pf.tanzuMetric != "" {
+		changed = append(changed, "options")
+	}
+	if len(changed) == 0 {
+		return usagef("nothing to change: give --endpoint, --username with a password, --password-file, --password-stdin, --accept-thumbprint or --options")
+	}
+	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if slices.Contains(changed, "options") {
+		p, err := app.Store.Product(ctx, id)
+		if err != nil {
+			return err
+		}
+		if u.Options, err = pf.mergeOptions(p.Options); err != nil {
+			return err
+		}
+	}
+	if _, err := appliance.SetProduct(ctx, app, id, u); err != nil {
+		var ce *tlsutil.CertError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%w\nrun `usagemeter product test %d` to see the certificate, then pass --accept-thumbprint", err, id)
+		}
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "product %d changed (%s); it applies from the next collection\n", id, strings.Join(changed, ", "))
+	return nil
+}
+
+// mergeOptions merges --options and the convenience flags into the
+// product's options; a key set to null is removed.
+func (pf *productFlags) mergeOptions(current json.RawMessage) (json.RawMessage, error) {
+	opts := map[string]any{}
+	if len(current) > 0 {
+		if err := json.Unmarshal(current, &opts); err != nil {
+			return nil, fmt.Errorf("the product's stored options: %w", err)
+		}
+	}
+	add, err := pf.optionsJSON()
+	if err != nil {
+		return nil, err
+	}
+	var changes map[string]any
+	if err := json.Unmarshal(add, &changes); err != nil {
+		return nil, err
+	}
+	for k, v := range changes {
+		if v == nil {
+			delete(opts, k)
+		} else {
+			opts[k] = v
+		}
+	}
+	return json.Marshal(opts)
+}
+
+// reorder puts flags before positional arguments, so that both
+// `product set 3 --endpoint X` and `product set --endpoint X 3` parse.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(append(flags, pos...), args[i:]...)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(fs, a) {
+				i++
+				flags = append(flags, args[i])
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
+
+// isBoolFlag reports whether flag a (with its dashes) takes no value.
+func isBoolFlag(fs *flag.FlagSet, a string) bool {
+	f := fs.Lookup(strings.TrimLeft(a, "-"))
+	if f == nil {
+		return true // -h, --help, or unknown: Parse says so
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func runProductDeactivate(ctx context.Context, e *Env, args []string) error {
+	return setActive(ctx, e, "product deactivate", args, false)
+}
+
+func runProductReactivate(ctx context.Context, e *Env, args []string) error {
+	return setActive(ctx, e, "product reactivate", args, true)
+}
+
+// setActive stops or resumes collection from a product, which keeps its
+// registration, credentials and history.
+func setActive(ctx context.Context, e *Env, name string, args []string, active bool) error {
+	app, id, err := openForProduct(ctx, e, name, args)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	p, err := app.Store.Product(ctx, id)
+	if err != nil {
+		return err
+	}
+	if p.Active == active {
+		fmt.Fprintf(e.Stdout, "product %d is already %s\n", id, map[bool]string{true: "active", false: "deactivated"}[active])
+		return nil
+	}
+	if err := app.Store.SetProductActive(ctx, id, active, e.Now()); err != nil {
+		return err
+	}
+	if active {
+		fmt.Fprintf(e.Stdout, "product %d reactivated: collected again from the next hour\n", id)
+	} else {
+		fmt.Fprintf(e.Stdout, "product %d deactivated: no longer collected; its history is kept (product reactivate %d resumes it)\n", id, id)
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
@@ -36,7 +37,7 @@ func splitArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, flagError(err)
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -229,6 +230,7 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 
 func runReportList(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "report list")
+	asJSON := fs.Bool("json", false, "print JSON")
 	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
 	if err != nil {
 		return err
@@ -237,6 +239,25 @@ func runReportList(ctx context.Context, e *Env, args []string) error {
 	reps, err := app.Store.Reports(ctx)
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type report struct {
+			Month    string            `json:"month"`
+			Version  int               `json:"version"`
+			Created  time.Time         `json:"created"`
+			Figures  string            `json:"figures_sha256"`
+			Channels map[string]string `json:"channels"`
+			Path     string            `json:"path"`
+		}
+		out := []report{}
+		for _, r := range reps {
+			ch := map[string]string{}
+			for n, c := range r.Channels {
+				ch[n] = appliance.OutboxState(ctx, app.Store, c)
+			}
+			out = append(out, report{r.Month.Format("2006-01"), r.Version, r.CreatedAt.UTC(), r.FiguresSHA256, ch, r.Path})
+		}
+		return writeJSON(e, out)
 	}
 	if len(reps) == 0 {
 		fmt.Fprintln(e.Stdout, "no reports yet")

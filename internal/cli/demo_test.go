@@ -146,6 +146,8 @@ func TestDemoShort(t *testing.T) {
 		"Cloud Director Availability/Unique Protected VMs", "Cloud Director Availability/Unique Migrated VMs",
 		"Horizon/Maximum Desktop VMs under Management", "Horizon/Maximum RDSH Sessions under Management",
 		"Horizon DaaS/Maximum Concurrent Connections",
+		"Aria Operations/Average Capped Billed vRAM", "Aria Operations for Networks/Non-unique VM Count",
+		"Tanzu Kubernetes Grid/Average Capped Billed vRAM", "Aria Automation/Non-unique VM Count",
 	} {
 		if !products[want] {
 			t.Errorf("no %s figure in the report", want)

@@ -50,16 +50,7 @@ func TestProductAddAndCollect(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("VcPassw0rd!\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (int, string) {
-		t.Helper()
-		out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), string(out)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
-	}
+	run := runner(t, bin, cfg)
 	endpoint := "https://" + s.URL.Host + "/sdk"
 	thumb := tlsutil.Thumbprint(s.Certificate().Raw)
 
@@ -129,5 +120,22 @@ func TestProductAddAndCollect(t *testing.T) {
 	code, out = run("collect", "--hour", "2999-01-01T00:00:00Z")
 	if code != 2 || !strings.Contains(out, "in the future") {
 		t.Fatalf("future hour (exit %d):\n%s", code, out)
+	}
+}
+
+// runner runs the binary with --config cfg and standard input that is not
+// a terminal, and returns its exit status and output.
+func runner(t *testing.T, bin, cfg string) func(args ...string) (int, string) {
+	return func(args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--config", cfg)...)
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
 	}
 }

@@ -315,3 +315,82 @@ func TestServeBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandsBesideTheDaemon: with the managed database, CLI commands run
+// while serve runs use the daemon's PostgreSQL (they start and stop
+// nothing; before, they failed with `lock file "postmaster.pid" already
+// exists` or started a second postmaster), several at once included. A
+// command whose output is closed early (`| head -1`) exits in order, 141 as
+// for SIGPIPE, and stops the server it started (before, it was killed by
+// SIGPIPE).
+func TestCommandsBesideTheDaemon(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := writeConfig(t, dataDir, "")
+	pidFile := filepath.Join(dataDir, "postgres", "postmaster.pid")
+	postmaster := func() string {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return ""
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		return line
+	}
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(binary(t), append(args, "--config", cfg)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	d := startServe(t, cfg)
+	pid := postmaster()
+	if pid == "" {
+		t.Fatal("serve runs no managed PostgreSQL")
+	}
+	for i := range 6 {
+		for _, c := range [][]string{{"product", "list"}, {"report", "list"}} {
+			if out, err := run(c...); err != nil {
+				t.Fatalf("%s while serve runs (try %d): %v\n%s", strings.Join(c, " "), i+1, err, out)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for range 4 {
+		wg.Go(func() {
+			if out, err := run("product", "list"); err != nil {
+				errs <- fmt.Sprintf("%v: %s", err, out)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("simultaneous product list: %s", e)
+	}
+	if got := postmaster(); got != pid {
+		t.Fatalf("the daemon's postmaster %s was replaced by %q", pid, got)
+	}
+	healthz(t, d.addr)
+	d.stop(t)
+
+	// Output closed before the command writes: an orderly exit.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(binary(t), "product", "list", "--config", cfg)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	err = cmd.Run()
+	w.Close()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 141 {
+		t.Fatalf("product list into a closed pipe: %v (state %v), want exit status 141\n%s", err, cmd.ProcessState, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "context canceled") || strings.Contains(stderr.String(), "broken pipe") {
+		t.Errorf("a closed pipe is reported as an error:\n%s", stderr.String())
+	}
+	if got := postmaster(); got != "" {
+		t.Fatalf("PostgreSQL %s still running after the command into a closed pipe ended", got)
+	}
+}

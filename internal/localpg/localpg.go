@@ -56,6 +56,7 @@ type Cluster struct {
 	cmd    *exec.Cmd
 	exited <-chan struct{}
 	logf   *os.File
+	shared *sharedServer // set when the server is another process's
 }
 
 // FindBinDir locates the directory holding initdb and postgres.
@@ -193,16 +194,28 @@ func (c *Cluster) Init(ctx context.Context) error {
 	return c.prepareDir()
 }
 
-// Start launches the server and waits until it accepts connections.
+// Start launches the server and waits until it accepts connections; when
+// another usagemeter process already runs it (see shared.go), Start uses
+// that one instead (Shared reports its pid) and starts nothing.
 func (c *Cluster) Start(ctx context.Context) error {
+	if c.cmd != nil || c.shared != nil {
+		return fmt.Errorf("postgres in %s: already started", c.opts.Dir)
+	}
+	unlock, err := c.lockStart(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := c.Init(ctx); err != nil {
 		return err
 	}
 	if err := c.prepareDir(); err != nil {
 		return err
 	}
-	if c.cmd != nil {
-		return fmt.Errorf("postgres in %s: already started", c.opts.Dir)
+	if pid := c.attachable(ctx); pid != 0 {
+		c.attach(pid)
+		c.opts.Logger.Debug("using the PostgreSQL server another usagemeter process runs", "dir", c.opts.Dir, "pid", pid)
+		return nil
 	}
 	if err := c.stopOrphan(ctx); err != nil {
 		return err
@@ -326,8 +339,13 @@ func (c *Cluster) clearStalePid() {
 	}
 }
 
-// Stop shuts the server down with a fast shutdown (SIGINT) and waits.
+// Stop shuts the server down with a fast shutdown (SIGINT) and waits; a
+// shared server (one another process started) is left running.
 func (c *Cluster) Stop() error {
+	if c.shared != nil {
+		c.detach()
+		return nil
+	}
 	if c.cmd == nil || c.cmd.Process == nil {
 		return nil
 	}

@@ -186,7 +186,7 @@ func TestKilledDaemonStopsPostmaster(t *testing.T) {
 // A postmaster that outlived its daemon anyway (started without the signal,
 // as before the fix or by an older version) is stopped by the next start,
 // which says so and then succeeds. While its daemon runs, a second start
-// refuses and names it.
+// shares it and leaves it running.
 func TestOrphanedPostmasterStoppedAtStart(t *testing.T) {
 	requireServerBinaries(t)
 	dir := filepath.Join(t.TempDir(), "pg")
@@ -196,12 +196,11 @@ func TestOrphanedPostmasterStoppedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Start(context.Background())
-	if want := fmt.Sprintf("started by process %d, which is still running", cmd.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("start while the daemon runs: %v, want %q", err, want)
+	if err := c.Start(context.Background()); err != nil || c.Shared() != pid {
+		t.Fatalf("start while the daemon runs: %v, shared pid %d, want %d", err, c.Shared(), pid)
 	}
-	if !alive(pid) {
-		t.Fatal("the refused start stopped the running daemon's postmaster")
+	if err := c.Stop(); err != nil || !alive(pid) {
+		t.Fatalf("stopping a shared server: %v; the daemon's postmaster alive: %v", err, alive(pid))
 	}
 
 	kill9(t, cmd)
@@ -259,5 +258,106 @@ func TestStartLockedOutlivesTheCallingThread(t *testing.T) {
 		if !alive(s.cmd.Process.Pid) {
 			t.Errorf("child %d ended with the thread that started it", s.cmd.Process.Pid)
 		}
+	}
+}
+
+// A command run while the daemon runs uses the daemon's server: it starts
+// no second postmaster, its queries reach the same cluster, its Stop leaves
+// the server to the daemon, and it sees the server end with the daemon.
+// (Before: "lock file postmaster.pid already exists", or a second
+// postmaster that talked to the daemon's socket by accident.)
+func TestCommandSharesTheDaemonsServer(t *testing.T) {
+	requireServerBinaries(t)
+	dir := filepath.Join(t.TempDir(), "pg")
+	daemon, pid := startDaemon(t, dir, true)
+	ctx := context.Background()
+	for i := range 3 {
+		c, err := New(Options{Dir: dir, Fast: true, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+		if c.Shared() != pid || c.cmd != nil {
+			t.Fatalf("command %d: shared pid %d, own server %v; want the daemon's %d", i, c.Shared(), c.cmd != nil, pid)
+		}
+		conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serverPid int
+		if err := conn.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").Scan(&serverPid); err != nil {
+			t.Fatal(err)
+		}
+		if parentOf(serverPid) != pid {
+			t.Fatalf("command %d reached a server process %d whose postmaster is %d, not the daemon's %d", i, serverPid, parentOf(serverPid), pid)
+		}
+		conn.Close(ctx)
+		if err := c.Stop(); err != nil || !alive(pid) {
+			t.Fatalf("command %d: stop %v; daemon's postmaster alive %v", i, err, alive(pid))
+		}
+	}
+	c, err := New(Options{Dir: dir, Fast: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kill9(t, daemon)
+	select {
+	case <-c.Exited():
+	case <-time.After(time.Minute):
+		t.Fatal("a command using the daemon's server did not see it end with the daemon")
+	}
+	_ = c.Stop()
+}
+
+// Commands started at the same moment on a cluster nobody runs: one starts
+// the server, the others wait for it and share it; no start fails.
+func TestSimultaneousStartsShareOneServer(t *testing.T) {
+	requireServerBinaries(t)
+	dir := filepath.Join(t.TempDir(), "pg")
+	const n = 4
+	cs := make([]*Cluster, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c, err := New(Options{Dir: dir, Fast: true, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c
+		wg.Go(func() { errs[i] = c.Start(context.Background()) })
+	}
+	wg.Wait()
+	var owner *Cluster
+	for i, c := range cs {
+		if errs[i] != nil {
+			t.Fatalf("start %d: %v", i, errs[i])
+		}
+		if c.cmd != nil {
+			if owner != nil {
+				t.Fatal("two starts launched a postmaster")
+			}
+			owner = c
+		}
+	}
+	if owner == nil {
+		t.Fatal("no start launched the postmaster")
+	}
+	for i, c := range cs {
+		if c != owner && c.Shared() != owner.cmd.Process.Pid {
+			t.Errorf("start %d shares %d, want %d", i, c.Shared(), owner.cmd.Process.Pid)
+		}
+	}
+	for _, c := range cs {
+		if c != owner {
+			_ = c.Stop()
+		}
+	}
+	if err := owner.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -50,7 +50,8 @@ func (c *Cluster) readPid(name string) int {
 // stopOrphan looks at the server postmaster.pid names. A server of this
 // cluster that is running although the process that started it is gone (it
 // was reparented) is stopped with a fast shutdown, and logged; one run by a
-// live process is an error naming it. A postmaster.pid naming a process
+// live process that does not accept connections (a healthy one is shared,
+// see shared.go) is an error naming it. A postmaster.pid naming a process
 // that is gone, or that is not this cluster's server, is left to
 // clearStalePid.
 func (c *Cluster) stopOrphan(ctx context.Context) error {
@@ -62,9 +63,9 @@ func (c *Cluster) stopOrphan(ctx context.Context) error {
 	owner := c.readPid(ownerFile)
 	switch {
 	case parent == os.Getpid():
-		return fmt.Errorf("postgres in %s: already started by this process (pid %d)", c.opts.Dir, pid)
+		return fmt.Errorf("postgres in %s: started by this process (pid %d) but it does not accept connections; see %s", c.opts.Dir, pid, filepath.Join(c.opts.Dir, "server.log"))
 	case owner != 0 && parent == owner:
-		return fmt.Errorf("postgres in %s is already running (pid %d), started by process %d, which is still running (another usagemeter?): stop that first", c.opts.Dir, pid, owner)
+		return fmt.Errorf("postgres in %s is running (pid %d), started by process %d, but it does not accept connections; see %s", c.opts.Dir, pid, owner, filepath.Join(c.opts.Dir, "server.log"))
 	case owner == 0 && parent != 1:
 		return fmt.Errorf("postgres in %s is already running (pid %d, parent %d) and was not started by usagemeter: stop it first", c.opts.Dir, pid, parent)
 	}

@@ -244,6 +244,7 @@ func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.
 
 func (s *Scheduler) buildCollector(ctx context.Context, p store.Product) (collectors.Collector, error) {
 	t := Target(p, s.cfg.CallTimeout, s.log)
+	t.VCenters = func(ctx context.Context) ([]string, error) { return s.store.InstanceIDs(ctx, "vcenter") }
 	if p.PairedID != 0 {
 		paired, err := s.store.Product(ctx, p.PairedID)
 		if err != nil {

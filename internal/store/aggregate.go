@@ -99,7 +99,7 @@ func monthSpans(name, metrics, where string) string {
 	       least(ms.last_hour, $2::timestamptz - interval '1 hour') AS h1,
 	       extract(epoch FROM least(ms.last_hour, $2::timestamptz - interval '1 hour') - greatest(ms.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
 	       sl.reportable, coalesce(` + customerOwn + `, sl.label, '') AS customer,
-	       n.dims AS names, sl.host, sl.cluster, sl.datacenter, sl.vcenter, sl.vcd
+	       n.dims AS names, sl.host, sl.cluster, sl.datacenter, sl.vcenter, sl.vcd, ` + morefKey + ` AS moref_key
 	  FROM (SELECT o.product_id, o.metric, o.object_key, s.first_hour, s.last_hour, s.quantity, s.state_id, s.names_id
 	          FROM spans s JOIN span_objects o ON o.id = s.object_id
 	         WHERE s.last_hour >= $1::timestamptz AND s.first_hour < $2::timestamptz AND o.metric = ANY(` + metrics + `)
@@ -112,6 +112,11 @@ func monthSpans(name, metrics, where string) string {
 	 WHERE ` + where + `
 )`
 }
+
+// morefKey is the key "<vCenter instanceUuid>/moref/<MoRef>" of a vm.vram
+// span with a vm_moref dim (see JoinedVRAMFigures), NULL for others.
+const morefKey = `CASE WHEN ms.metric = 'vm.vram' AND coalesce(n.dims ->> 'vm_moref', '') <> ''
+	            THEN lower(split_part(ms.object_key, '/', 1)) || '/moref/' || (n.dims ->> 'vm_moref') END`
 
 // monthWith is the WITH list of a query over the month's spans of the
 // metrics $3, named month_spans.
@@ -223,9 +228,13 @@ func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 }
 
 // JoinedVRAMFigures: the average capped billed vRAM of VMs counted by a
-// presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1),
-// joined hour by hour to the vCenter's vm.vram span of the same object key
-// (vCenter instanceUuid/vm/VM instanceUuid): sum over the hours in which
+// presence metric (NSX's nsx.vm: a VM reached by NSX features, quantity 1;
+// Aria's vm.monitored), joined hour by hour to the vCenter's vm.vram span of
+// the same VM: the same object key (vCenter instanceUuid/vm/VM
+// instanceUuid), or, for a presence key "<vCenter instanceUuid>/moref/<MoRef>"
+// (products that know a VM by its MoRef), the vm.vram whose vm_moref dim is
+// that MoRef (moref_key; vm.vram spans stored before the vCenter collector
+// wrote that dim do not join such keys): sum over the hours in which
 // both exist of vm.vram / 1024 / hours in month, in GB. The figure keeps the
 // presence metric's product, edition and reportability; its customer is
 // the vCenter span's (which carries the VM's placement).
@@ -243,11 +252,14 @@ func (d *MonthData) JoinedCountFigures(ctx context.Context, metrics []string) ([
 func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue string) ([]Figure, error) {
 	return d.figures(ctx, "joining to the vCenter", metrics, `WITH
 	`+monthSpans("counted", "$3::text[]", "true")+`,
-	`+monthSpans("billed", "ARRAY['vm.vram']", "ms.object_key IN (SELECT object_key FROM counted)")+`
+	`+monthSpans("billed", "ARRAY['vm.vram']", "(ms.object_key IN (SELECT object_key FROM counted) OR "+morefKey+" IN (SELECT object_key FROM counted))")+`
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM counted n
-	  JOIN billed v ON v.object_key = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
+	  JOIN (SELECT object_key AS k, customer, quantity, h0, h1 FROM billed
+	        UNION ALL -- object keys (/vm/) and MoRef keys (/moref/) never meet: no VM-hour joins twice
+	        SELECT moref_key, customer, quantity, h0, h1 FROM billed WHERE moref_key IS NOT NULL) v
+	    ON v.k = n.object_key AND v.h0 <= n.h1 AND v.h1 >= n.h0
 	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
 	 ORDER BY 1, 2, 3, 4, 5`)

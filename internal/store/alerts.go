@@ -13,15 +13,15 @@ import (
 
 // Alert is one alerts row: a problem, open until resolved, deduplicated by key.
 type Alert struct {
-	ID             int64
-	Key            string // e.g. collection_failed:12
-	Kind           string // e.g. collection_failed
-	ProductID      int64  // 0 when not about a product
-	OpenedAt       time.Time
-	LastNotifiedAt *time.Time
-	ResolvedAt     *time.Time
-	LastError      string
-	Failures       int
+	ID             int64      `json:"id"`
+	Key            string     `json:"key"`        // e.g. collection_failed:12
+	Kind           string     `json:"kind"`       // e.g. collection_failed
+	ProductID      int64      `json:"product_id"` // 0 when not about a product
+	OpenedAt       time.Time  `json:"opened_at"`
+	LastNotifiedAt *time.Time `json:"last_notified_at"`
+	ResolvedAt     *time.Time `json:"resolved_at"`
+	LastError      string     `json:"last_error"`
+	Failures       int        `json:"failures"`
 }
 
 const alertCols = `id, key, kind, coalesce(product_id, 0), opened_at, last_notified_at, resolved_at, last_error, failures`

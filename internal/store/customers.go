@@ -118,7 +118,7 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 // pathLabels is the WITH item "path_labels" (which MonthData keeps as a
 // table of the report's transaction): the customer of each folder
 // and resource pool path of span_names (the object's own dims, see
-// migrations/003_spans_by_object.sql) by the rules above. Path objects
+// migrations/004_spans_by_object.sql) by the rules above. Path objects
 // match when the rule's name, without leading or trailing slashes, is a run
 // of whole segments of the path; they are resolved once per distinct path
 // (far fewer than spans) by joining every run of segments of the path to the

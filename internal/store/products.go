@@ -36,7 +36,8 @@ type Product struct {
 func additional(id int64) []byte { return []byte("product:" + strconv.FormatInt(id, 10)) }
 
 // AddProduct registers a product and returns its id. The password is sealed
-// bound to the product id, so sealed bytes cannot be moved between rows.
+// bound to the product id, so sealed bytes cannot be moved between rows. A
+// removed product added again resumes its id (see below).
 func (s *Store) AddProduct(ctx context.Context, p Product) (int64, error) {
 	if p.Password.IsSet() && s.box == nil {
 		return 0, errors.New("store has no credentials key")
@@ -54,9 +55,27 @@ func (s *Store) AddProduct(ctx context.Context, p Product) (int64, error) {
 	}
 	defer tx.Rollback(ctx)
 	var id int64
-	err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options)).Scan(&id)
+	// A product removed before (kept for its billed history) that is added
+	// again resumes its row: its id, its hours and its alerts' history, so
+	// nothing is counted twice and its history does not split in two. The
+	// same instance (its reported identity), or, where either identity is
+	// unknown, the same address. Another instance at a removed product's
+	// address is a new product (migration 003).
+	err = tx.QueryRow(ctx, `SELECT id FROM products
+		 WHERE kind = $1 AND removed_at IS NOT NULL
+		   AND (($3 <> '' AND instance_id = $3) OR (endpoint = $2 AND (instance_id = '' OR $3 = '')))
+		 ORDER BY (instance_id = $3) DESC, removed_at DESC LIMIT 1 FOR UPDATE`, p.Kind, p.Endpoint, p.InstanceID).Scan(&id)
+	switch {
+	case err == nil:
+		_, err = tx.Exec(ctx, `UPDATE products SET endpoint = $2, username = $3, thumbprint = $4,
+			instance_id = CASE WHEN $5 = '' THEN instance_id ELSE $5 END, paired_id = $6, options = $7, credentials = NULL,
+			active = true, deactivated_at = NULL, removed_at = NULL WHERE id = $1`,
+			id, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options))
+	case errors.Is(err, pgx.ErrNoRows):
+		err = tx.QueryRow(ctx, `INSERT INTO products (kind, endpoint, username, thumbprint, instance_id, paired_id, options)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+			p.Kind, p.Endpoint, p.Username, p.Thumbprint, p.InstanceID, paired, string(p.Options)).Scan(&id)
+	}
 	if isUniqueViolation(err) {
 		return 0, fmt.Errorf("%s product %s: %w (the same instance may be registered under another address)", p.Kind, p.Endpoint, ErrDuplicate)
 	}
@@ -113,6 +132,19 @@ func (s *Store) Product(ctx context.Context, id int64) (Product, error) {
 // Products lists products that are not removed, active ones only when activeOnly.
 func (s *Store) Products(ctx context.Context, activeOnly bool) ([]Product, error) {
 	return s.queryProducts(ctx, `SELECT `+productCols+` FROM products WHERE removed_at IS NULL AND (active OR NOT $1) ORDER BY id`, activeOnly)
+}
+
+// InstanceIDs lists the instance ids recorded for the products of kind that
+// are not removed (deactivated ones too), lower-cased, sorted, without
+// empty ones: the vCenters registered on this appliance, for the collectors
+// of products that name vCenters (Aria Automation).
+func (s *Store) InstanceIDs(ctx context.Context, kind string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT lower(instance_id) FROM products
+		WHERE kind = $1 AND removed_at IS NULL AND instance_id <> '' ORDER BY 1`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("listing the %s instances: %w", kind, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ProductsDue lists the products to collect at hour: the active ones whose
@@ -218,8 +250,71 @@ func (s *Store) SetProductIdentity(ctx context.Context, id int64, instanceID str
 	return err
 }
 
+// ProductUpdate is a change to a registered product: nil fields stay.
+type ProductUpdate struct {
+	Endpoint   *string
+	Username   *string
+	Password   *config.Secret // sealed again, bound to the product id
+	Thumbprint *string
+	Options    json.RawMessage // nil = unchanged
+}
+
+// UpdateProduct changes a product in place (a rotated password, a new
+// address, new options): same id, same identity, same history. A removed
+// product cannot be changed (add it again).
+func (s *Store) UpdateProduct(ctx context.Context, id int64, u ProductUpdate) error {
+	var sealed []byte
+	if u.Password != nil && u.Password.IsSet() {
+		if s.box == nil {
+			return errors.New("store has no credentials key")
+		}
+		var err error
+		if sealed, err = s.box.Seal([]byte(u.Password.Reveal()), additional(id)); err != nil {
+			return err
+		}
+	}
+	var opts *string
+	if u.Options != nil {
+		o := string(u.Options)
+		opts = &o
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE products SET
+		endpoint = coalesce($2, endpoint), username = coalesce($3, username),
+		credentials = CASE WHEN $4 THEN $5 ELSE credentials END,
+		thumbprint = coalesce($6, thumbprint), options = coalesce($7::jsonb, options)
+		WHERE id = $1 AND removed_at IS NULL`,
+		id, u.Endpoint, u.Username, u.Password != nil, sealed, u.Thumbprint, opts)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("product %d: another product has that address: %w", id, ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("changing product %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("product %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // SetProductThumbprint records a newly accepted certificate thumbprint.
 func (s *Store) SetProductThumbprint(ctx context.Context, id int64, thumbprint string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE products SET thumbprint = $2 WHERE id = $1`, id, thumbprint)
 	return err
+}
+
+// LastCollected is each product's last successfully collected hour (a
+// product never collected is absent).
+func (s *Store) LastCollected(ctx context.Context) (map[int64]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT product_id, max(hour) FROM collection_runs WHERE state = 'done' GROUP BY product_id`)
+	if err != nil {
+		return nil, fmt.Errorf("last collected hours: %w", err)
+	}
+	out := map[int64]time.Time{}
+	var id int64
+	var h time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error {
+		out[id] = h
+		return nil
+	})
+	return out, err
 }

@@ -238,7 +238,7 @@ const commitLock = 0x55534d31 // "USM1"
 // (ErrCommitted).
 //
 // Spans live in span_objects (each object's latest span) and spans (its
-// earlier, closed ones); see migrations/003_spans_by_object.sql. Every step
+// earlier, closed ones); see migrations/004_spans_by_object.sql. Every step
 // is one set-based statement joining the staging table to span_objects on
 // the object's key, never on a state hash that many objects may share.
 func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time, owner string, obs []collectors.Observation) (MergeResult, error) {
@@ -334,7 +334,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	}
 
 	// 1b. The others get their unit, edition and dims. An object whose
-	// hash is unknown (written by migration 003 or through the usage_spans
+	// hash is unknown (written by migration 004 or through the usage_spans
 	// view) is compared by content, once, and extended if unchanged (its
 	// hash is then recorded). The dims of the rest are stored (once each).
 	if _, err := tx.Exec(ctx, `

@@ -52,12 +52,13 @@ func storageObs(i, h int) collectors.Observation {
 // storageVMs VMs takes on disk (tables and indexes, pg_total_relation_size,
 // after the month's hours, before any VACUUM FULL):
 //
-//   - v2: schema version 2 (usage_spans, dims in every span), written by
-//     the merge of that version (its statement, kept below);
-//   - v3: this version (span_objects, spans, span_states, span_names),
+//   - before: the schema before 004_spans_by_object (usage_spans, dims in
+//     every span), written by
+//     the merge of that schema (its statement, kept below);
+//   - after: this schema (span_objects, spans, span_states, span_names),
 //     written by CommitHour.
 //
-// It reports bytes per VM-month for each; for v3 also the part that grows
+// It reports bytes per VM-month for each; after, also the part that grows
 // every month (closed spans and new states, per VM-month) apart from the
 // part held once per object (span_objects with its latest span, and its
 // names), and the share of HOT updates of span_objects.
@@ -95,7 +96,7 @@ func BenchmarkStorage(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	// v2, on a database of the schema before 003_spans_by_object.
+	// v2, on a database of the schema before 004_spans_by_object.
 	v3, err := migrations.VersionOf("spans_by_object")
 	if err != nil {
 		b.Fatal(err)
@@ -122,14 +123,14 @@ func BenchmarkStorage(b *testing.B) {
 	}
 
 	v3size := objects + closed + states + names
-	b.ReportMetric(float64(v2size)/storageVMs, "v2-B/VM-month")
-	b.ReportMetric(float64(v3size)/storageVMs, "v3-B/VM-month")
-	b.ReportMetric(float64(closed+states)/storageVMs, "v3-monthly-B/VM-month")
-	b.ReportMetric(float64(objects+names)/storageVMs, "v3-per-object-B/VM")
-	b.ReportMetric(float64(v2size)/float64(v2spans), "v2-B/span")
-	b.ReportMetric(float64(v3size)/float64(nSpans), "v3-B/span")
+	b.ReportMetric(float64(v2size)/storageVMs, "before-B/VM-month")
+	b.ReportMetric(float64(v3size)/storageVMs, "after-B/VM-month")
+	b.ReportMetric(float64(closed+states)/storageVMs, "after-monthly-B/VM-month")
+	b.ReportMetric(float64(objects+names)/storageVMs, "after-per-object-B/VM")
+	b.ReportMetric(float64(v2size)/float64(v2spans), "before-B/span")
+	b.ReportMetric(float64(v3size)/float64(nSpans), "after-B/span")
 	b.ReportMetric(float64(nSpans)/storageVMs, "spans/VM")
-	b.ReportMetric(float64(hot)/float64(max(upd, 1)), "v3-hot-share")
+	b.ReportMetric(float64(hot)/float64(max(upd, 1)), "after-hot-share")
 	b.Logf("v2: %d spans, usage_spans %d B; merge %s for %d hours", v2spans, v2size, v2time.Round(time.Millisecond), storageHours)
 	b.Logf("v3: %d spans; span_objects %d B, spans %d B, span_states %d B, span_names %d B; %d of %d updates of span_objects HOT; merge %s",
 		nSpans, objects, closed, states, names, hot, upd, v3time.Round(time.Millisecond))

@@ -135,8 +135,24 @@ type DesktopPool struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Type    string `json:"type"`   // AUTOMATED, MANUAL, RDS
-	Source  string `json:"source"` // INSTANT_CLONE, VIRTUAL_CENTER, RDS, UNMANAGED ...
+	Source  string `json:"source"` // INSTANT_CLONE, VIRTUAL_CENTER, RDS, UNMANAGED ...; default by Type
 	Enabled bool   `json:"enabled"`
+}
+
+// poolSource is a pool's source: DesktopPoolInfo.source is required and one
+// of INSTANT_CLONE, LINKED_CLONE, VIRTUAL_CENTER, RDS, UNMANAGED; a pool
+// given none gets its type's usual one.
+func poolSource(d DesktopPool) string {
+	switch {
+	case d.Source != "":
+		return d.Source
+	case d.Type == "RDS":
+		return "RDS"
+	case d.Type == "MANUAL":
+		return "VIRTUAL_CENTER"
+	default:
+		return "INSTANT_CLONE"
+	}
 }
 
 // Machine is a MachineInfo.
@@ -398,7 +414,7 @@ func (h *Horizon) get(w http.ResponseWriter, r *http.Request, f Faults, p string
 		out := make([]any, 0, len(st.DesktopPools))
 		for _, d := range st.DesktopPools {
 			out = append(out, map[string]any{"id": d.ID, "name": d.Name, "display_name": d.Name, "type": d.Type,
-				"source": d.Source, "enabled": d.Enabled, "description": ""})
+				"source": poolSource(d), "enabled": d.Enabled, "description": ""})
 		}
 		writeJSON(w, out)
 	case "inventory/v1/farms":

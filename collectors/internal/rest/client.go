@@ -273,7 +273,8 @@ func Call(ctx context.Context, timeout time.Duration, f func(ctx context.Context
 
 // Deadline says what happened when ctx, a call's own context of timeout,
 // expired: err is then a context.DeadlineExceeded that reads "(no answer
-// within the <timeout> deadline)". Other errors, and nil, are returned as
+// within the <timeout> deadline)"; when ctx was cancelled, err wraps
+// context.Canceled. Other errors, and nil, are returned as
 // they are; an error already said so is not said twice.
 func Deadline(ctx context.Context, timeout time.Duration, err error) error {
 	if err == nil {
@@ -285,6 +286,11 @@ func Deadline(ctx context.Context, timeout time.Duration, err error) error {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	// Cancelled (the daemon stops): a body cut short by it may decode as
+	// truncated, which is not the product's fault either.
+	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &deadlineError{err: err, timeout: timeout}

@@ -30,11 +30,24 @@
 //     API /policy/api/v1/search/query?query=resource_type:... for VPN services
 //     (parent_path is the gateway's locale service).
 //   - Licences GET /api/v1/licenses (license_key, description, quantity,
-//     capacity_type, is_eval, is_expired, expiry); identity GET /api/v1/cluster
+//     capacity_type, is_eval, is_expired, expiry, features), the deprecated
+//     GET /api/v1/license (the first licence) and the usage report GET
+//     /api/v1/licenses/licenses-usage (feature_usage_info: feature,
+//     capacity_usage of capacity_type VM, CPU, USER, CORE with usage_count),
+//     as go-vmware-nsxt licensing_api.go and licensing/*.go read them;
+//     identity GET /api/v1/cluster
 //     (cluster_id) and GET /api/v1/node (product_version, hostname).
 //
-// Paging: cursor and page_size on every list (page_size at most 1000, the
-// default); the last page has no cursor. Errors are the NSX error body
+// Paging: cursor and page_size on every list; the last page has no cursor.
+// page_size is 0 to 1000 in the API schema (ListRequestParameters; 1000, the
+// default, when 0 or absent): a larger one is refused with NSX's field
+// validation error (400, error_code 255), not served short; the message's
+// wording is the simulator's. The list filters of the reference are
+// honoured: display_name, external_id and host_id on
+// /api/v1/fabric/virtual-machines; owner_vm_id, vm_id, host_id and
+// lport_attachment_id on /api/v1/fabric/vifs; included_fields (a
+// comma-separated list of fields) trims every list's records to those fields.
+// Checked with go-vmware-nsxt by fidelity_test.go. Errors are the NSX error body
 // {"httpStatus", "error_code", "module_name", "error_message"}.
 //
 // Over the API rate limit NSX answers 429 Too Many Requests (ThrottleEvery).
@@ -43,8 +56,6 @@
 // at /api/session/create is 403 Forbidden (as NSX answers); an expired or
 // unknown JSESSIONID, or a missing X-XSRF-TOKEN, is 401 Unauthorized. The
 // realized VM members of a group are listed with "id" = the VM's external_id.
-// APIS.md names only /api/v1/licenses and its usage; the reference's
-// per-feature usage (licenses-usage) is not simulated.
 package simulator
 
 import (
@@ -54,6 +65,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +93,17 @@ type State struct {
 	LBPools     []LBPool  `json:"lb_pools"`
 	VPNs        []VPN     `json:"vpns"`
 	Licenses    []License `json:"licenses"`
+	// LicenseUsage is the per-feature usage report; nil: derived from VMs.
+	LicenseUsage []FeatureUsage `json:"license_usage,omitempty"`
+}
+
+// FeatureUsage is one feature's line of the licence usage report.
+type FeatureUsage struct {
+	Feature string `json:"feature"`
+	VMs     int    `json:"vms"`
+	CPUs    int    `json:"cpus"`
+	Cores   int    `json:"cores"`
+	Users   int    `json:"users"`
 }
 
 // VM is a VM in the fabric inventory; each NIC is on an NSX segment or on a
@@ -161,6 +184,7 @@ type License struct {
 	Quantity     int    `json:"quantity"`
 	CapacityType string `json:"capacity_type"`
 	IsEval       bool   `json:"is_eval,omitempty"`
+	Features     string `json:"features,omitempty"` // ";"-separated, as NSX lists them
 }
 
 // Faults are error modes a test switches on.
@@ -300,15 +324,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"hostname": st.Hostname, "fully_qualified_domain_name": st.Hostname + ".example.net",
 			"resource_type": "NodeProperties"})
 	case p == "/api/v1/licenses":
-		s.list(w, r, f, false, len(st.Licenses), func(i int) any {
-			l := st.Licenses[i]
-			return map[string]any{"license_key": l.Key, "description": l.Description, "quantity": l.Quantity,
-				"capacity_type": l.CapacityType, "is_eval": l.IsEval, "is_expired": false, "expiry": 0}
-		})
+		s.list(w, r, f, false, len(st.Licenses), func(i int) any { return licenseRecord(st.Licenses[i]) })
+	case p == "/api/v1/license":
+		// Deprecated in the reference ("Return the Enterprise License"):
+		// the first licence.
+		if len(st.Licenses) == 0 {
+			nsxError(w, http.StatusNotFound, 202, "common-services", "No license is installed.")
+			return
+		}
+		writeJSON(w, licenseRecord(st.Licenses[0]))
+	case p == "/api/v1/licenses/licenses-usage":
+		writeJSON(w, map[string]any{"feature_usage_info": s.licenseUsage()})
 	case p == "/api/v1/fabric/virtual-machines":
-		s.list(w, r, f, true, len(st.VMs), func(i int) any { return vmRecord(st.VMs[i]) })
+		s.list(w, r, f, true, len(st.VMs), func(i int) any { return vmRecord(st.VMs[i]) },
+			"display_name", "display_name", "external_id", "external_id", "host_id", "host_id")
 	case p == "/api/v1/fabric/vifs":
-		s.list(w, r, f, false, len(s.vifs), func(i int) any { return s.vifs[i] })
+		s.list(w, r, f, false, len(s.vifs), func(i int) any { return s.vifs[i] },
+			"owner_vm_id", "owner_vm_id", "vm_id", "owner_vm_id", "host_id", "host_id", "lport_attachment_id", "lport_attachment_id")
 	case p == "/policy/api/v1/infra/segments":
 		s.list(w, r, f, false, len(st.Segments), func(i int) any {
 			g := st.Segments[i]
@@ -560,9 +592,55 @@ func vifList(st State) []any {
 	return out
 }
 
+func licenseRecord(l License) map[string]any {
+	m := map[string]any{"license_key": l.Key, "description": l.Description, "quantity": l.Quantity,
+		"capacity_type": l.CapacityType, "is_eval": l.IsEval, "is_expired": false, "expiry": 0}
+	if l.Features != "" {
+		m["features"] = l.Features
+	}
+	return m
+}
+
+// licenseUsage is the feature_usage_info of GET
+// /api/v1/licenses/licenses-usage: State.LicenseUsage, or else the VMs with
+// a NIC on a segment counted for switching and routing and for the
+// distributed firewall (no CPU, core or user counts: the simulator knows no
+// host sockets).
+func (s *Server) licenseUsage() []any {
+	usage := s.st.LicenseUsage
+	if usage == nil {
+		vms := 0
+		for _, vm := range s.st.VMs {
+			if vm.Type != "" && vm.Type != "REGULAR" {
+				continue
+			}
+			for _, nic := range vm.NICs {
+				if nic.Segment != "" {
+					vms++
+					break
+				}
+			}
+		}
+		usage = []FeatureUsage{{Feature: "Switching and Routing", VMs: vms}, {Feature: "Distributed Firewall", VMs: vms}}
+	}
+	out := make([]any, 0, len(usage))
+	for _, u := range usage {
+		out = append(out, map[string]any{"feature": u.Feature, "capacity_usage": []any{
+			map[string]any{"capacity_type": "VM", "usage_count": u.VMs},
+			map[string]any{"capacity_type": "CPU", "usage_count": u.CPUs},
+			map[string]any{"capacity_type": "USER", "usage_count": u.Users},
+			map[string]any{"capacity_type": "CORE", "usage_count": u.Cores},
+		}})
+	}
+	return out
+}
+
 // list writes one page of a cursor-paged list. vmList marks the VM list,
-// which the page faults apply to.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList bool, n int, item func(i int) any) {
+// which the page faults apply to. filters are pairs of a query parameter
+// and the record field it selects on (display_name, display_name); a record
+// is listed when every such parameter given equals its field. The
+// included_fields parameter trims each record to the fields it names.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList bool, n int, item func(i int) any, filters ...string) {
 	q := r.URL.Query()
 	size := MaxPageSize
 	if v := q.Get("page_size"); v != "" {
@@ -571,8 +649,45 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList b
 			nsxError(w, http.StatusBadRequest, 255, "common-services", "Field level validation errors: {page_size must be a positive integer}")
 			return
 		}
+		if k > MaxPageSize {
+			nsxError(w, http.StatusBadRequest, 255, "common-services",
+				fmt.Sprintf("Field level validation errors: {page_size %d is greater than the maximum value %d}", k, MaxPageSize))
+			return
+		}
 		if k > 0 {
-			size = min(k, MaxPageSize)
+			size = k
+		}
+	}
+	if sel := selection(q, filters); len(sel) > 0 {
+		var idx []int
+		for i := range n {
+			m, _ := item(i).(map[string]any)
+			ok := true
+			for field, want := range sel {
+				ok = ok && fmt.Sprint(m[field]) == want
+			}
+			if ok {
+				idx = append(idx, i)
+			}
+		}
+		all := item
+		n, item = len(idx), func(i int) any { return all(idx[i]) }
+	}
+	if inc := q.Get("included_fields"); inc != "" {
+		keep := strings.Split(inc, ",")
+		full := item
+		item = func(i int) any {
+			m, ok := full(i).(map[string]any)
+			if !ok {
+				return full(i)
+			}
+			out := map[string]any{}
+			for _, k := range keep {
+				if v, ok := m[strings.TrimSpace(k)]; ok {
+					out[strings.TrimSpace(k)] = v
+				}
+			}
+			return out
 		}
 	}
 	start := 0
@@ -634,6 +749,18 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, f Faults, vmList b
 	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	_, _ = w.Write(body)
+}
+
+// selection is the record fields and values the filter parameters of q
+// select on; filters pairs each parameter with its field.
+func selection(q url.Values, filters []string) map[string]string {
+	sel := map[string]string{}
+	for i := 0; i+1 < len(filters); i += 2 {
+		if v := q.Get(filters[i]); v != "" {
+			sel[filters[i+1]] = v
+		}
+	}
+	return sel
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -10,7 +10,9 @@
 //
 //   - Login: POST /session with HTTP Basic; the answer is SessionIdData
 //     {"session_id": "..."}; later calls send it in the x-dr-session header.
-//     GET /session tells about the current session; DELETE /session logs out.
+//     GET /session tells about the current session (SessionInfo
+//     {"username"}); DELETE /session logs out. The answers match the
+//     reference's OpenAPI document (schema_test.go).
 //   - GET /pairings: PairingDrResponseList, items with pairing_id and
 //     local_vc_server, local_srm_server, remote_vc_server, remote_srm_server
 //     (each id, name, url, server_status).
@@ -285,7 +287,7 @@ func (s *SRM) get(w http.ResponseWriter, r *http.Request, f Faults, version, p s
 	parts := strings.Split(strings.Trim(p, "/"), "/")
 	switch {
 	case p == "/session":
-		writeJSON(w, map[string]any{"user_name": st.User, "created_time": 0, "last_accessed_time": 0})
+		writeJSON(w, map[string]any{"username": st.User}) // SessionInfo
 	case p == "/pairings":
 		s.list(w, r, f, false, len(st.Pairings), func(i int) any { return s.pairing(&st.Pairings[i]) })
 	case len(parts) == 2 && parts[0] == "pairings":

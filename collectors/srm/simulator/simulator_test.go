@@ -21,8 +21,9 @@ func state() simulator.State {
 		Pairings: []simulator.Pairing{{ID: "pairing-1", Groups: []simulator.Group{g}}}}
 }
 
-// call sends one request to s and returns the status and decoded body.
-func call(s *simulator.SRM, method, path, session string, basic ...string) (int, map[string]any) {
+// send sends one request to s (with Basic credentials user, password if
+// given) and returns the recorded answer.
+func send(s *simulator.SRM, method, path, session string, basic ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "https://srm.example"+path, nil)
 	if len(basic) == 2 {
 		req.SetBasicAuth(basic[0], basic[1])
@@ -32,6 +33,12 @@ func call(s *simulator.SRM, method, path, session string, basic ...string) (int,
 	}
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
+	return rec
+}
+
+// call is send returning the status and decoded body.
+func call(s *simulator.SRM, method, path, session string, basic ...string) (int, map[string]any) {
+	rec := send(s, method, path, session, basic...)
 	var m map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &m)
 	return rec.Code, m

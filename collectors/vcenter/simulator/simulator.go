@@ -14,6 +14,16 @@
 // away and bring back on the same address: while down, connections are
 // refused, as when a vCenter is unreachable, and sessions survive.
 //
+// Where govmomi's simulator and vCenter differ, the simulator answers as
+// vCenter does, checked with govc's own commands by fidelity_test.go: it
+// calls itself vCenter 8.0 Update 3 (the VPX model says 6.5, which vSphere 8
+// licences do not fit); VsanClusterGetConfig of a cluster without vSAN says
+// enabled false (govc vsan.info dereferences it); summary.config's
+// memoryReservation follows config.memoryAllocation.reservation (SetMemory,
+// ReconfigVM_Task); an assigned licence is one the LicenseManager holds,
+// with its use counted (CPU packages of its hosts for a cpuPackage licence),
+// so that govc license.ls and license.assigned.ls agree.
+//
 // Inventory edits (SetMemory, SetPower, CreateVM, ...) are meant to be made
 // between collections; each takes the simulator's lock on the object it edits.
 package simulator
@@ -112,6 +122,13 @@ func New(o Options) (*Simulator, error) {
 	if o.InstanceUUID != "" {
 		m.ServiceContent.About.InstanceUuid = o.InstanceUUID
 	}
+	// govmomi's VPX model calls itself vCenter 6.5; the licences a
+	// provider's vCenter holds (LicenseEnterprisePlus, ...) are vSphere 8
+	// ones, so the simulated vCenter is vCenter 8.0 Update 3.
+	about := &m.ServiceContent.About
+	about.Version, about.Build, about.ApiVersion = "8.0.3", "24022515", "8.0.3.0"
+	about.FullName = "VMware vCenter Server " + about.Version + " build-" + about.Build
+	about.LicenseProductVersion = "8.0"
 	if o.Shape != nil {
 		o.Shape(m)
 	}
@@ -130,6 +147,8 @@ func New(o Options) (*Simulator, error) {
 	s.server = m.Service.NewServer()
 	s.vsan = registerVSAN(m)
 	s.pbm = registerPBM(m)
+	m.Map().AddHandler(&summarySync{})
+	s.registerLicences()
 	r, err := newRelay(o.ListenIP, s.server.URL.Host)
 	if err != nil {
 		s.server.Close()
@@ -307,11 +326,42 @@ func (s *Simulator) SetCores(h *govsim.HostSystem, packages, coresPer int16) {
 }
 
 // SetMemory sets a VM's configured memory and reservation (MB) on the object
-// itself; the caller holds the simulator's lock or nothing is being served.
+// itself, in its config and in its summary as vCenter reports both; the
+// caller holds the simulator's lock or nothing is being served.
 func SetMemory(vm *govsim.VirtualMachine, memoryMB int32, reservationMB int64) {
 	vm.Config.Hardware.MemoryMB = memoryMB
 	vm.Config.MemoryAllocation.Reservation = types.NewInt64(reservationMB)
 	vm.Summary.Config.MemorySizeMB = memoryMB
+	vm.Summary.Config.MemoryReservation = int32(reservationMB)
+}
+
+// summarySync keeps a VM's summary.config.memoryReservation equal to its
+// config.memoryAllocation.reservation after a reconfiguration
+// (ReconfigVM_Task, govc vm.change), as vCenter does; govmomi's simulator
+// updates the config only. It is a handler of the simulator's registry,
+// told of every property change: a successful reconfiguration changes
+// config.changeVersion.
+type summarySync struct{}
+
+func (*summarySync) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "UsagemeterSummarySync", Value: "summary-sync"}
+}
+
+func (*summarySync) PutObject(*govsim.Context, mo.Reference) {}
+
+func (*summarySync) RemoveObject(*govsim.Context, types.ManagedObjectReference) {}
+
+func (*summarySync) UpdateObject(_ *govsim.Context, obj mo.Reference, changes []types.PropertyChange) {
+	vm, ok := obj.(*mo.VirtualMachine)
+	if !ok || vm.Config == nil || vm.Config.MemoryAllocation.Reservation == nil {
+		return
+	}
+	for _, c := range changes {
+		if c.Name == "config.changeVersion" {
+			vm.Summary.Config.MemoryReservation = int32(*vm.Config.MemoryAllocation.Reservation)
+			return
+		}
+	}
 }
 
 // SetPower sets a VM's power state (as vCenter reports it) on the object.
@@ -352,10 +402,20 @@ var (
 )
 
 // AssignLicence assigns lic to the entity (host or cluster) ref, as
-// LicenseAssignmentManager.UpdateAssignedLicense would.
+// LicenseAssignmentManager.UpdateAssignedLicense would, after adding lic to
+// the licence manager (vCenter assigns only licences it holds) if it is not
+// there yet.
 func (s *Simulator) AssignLicence(ref types.ManagedObjectReference, lic types.LicenseManagerLicenseInfo) error {
-	lm := s.Model.Map().Get(*s.Model.ServiceContent.LicenseManager).(*govsim.LicenseManager)
-	lam := s.Model.Map().Get(*lm.LicenseAssignmentManager).(*govsim.LicenseAssignmentManager)
+	lm := s.licenceManager()
+	lam := s.Model.Map().Get(*lm.LicenseAssignmentManager).(*licenceAssignments)
+	s.withLock(lm, func() {
+		for _, l := range lm.Licenses {
+			if l.LicenseKey == lic.LicenseKey {
+				return
+			}
+		}
+		lm.Licenses = append(lm.Licenses, lic)
+	})
 	found := false
 	s.withLock(lam, func() {
 		for i, a := range lam.QueryAssignedLicensesResponse.Returnval {
@@ -369,7 +429,62 @@ func (s *Simulator) AssignLicence(ref types.ManagedObjectReference, lic types.Li
 	if !found {
 		return fmt.Errorf("vcsim: no licence assignment for %s", ref)
 	}
+	s.withLock(lm, func() { s.countLicenceUse(lm, lam.QueryAssignedLicensesResponse.Returnval) })
 	return nil
+}
+
+func (s *Simulator) licenceManager() *govsim.LicenseManager {
+	return s.Model.Map().Get(*s.Model.ServiceContent.LicenseManager).(*govsim.LicenseManager)
+}
+
+// countLicenceUse sets each licence's Used (but the evaluation one's) from
+// the assignments: the CPU packages of the hosts it is assigned to for a
+// cpuPackage licence, else the number of entities; the caller holds the
+// licence manager's lock.
+func (s *Simulator) countLicenceUse(lm *govsim.LicenseManager, assigned []types.LicenseAssignmentManagerLicenseAssignment) {
+	for i := range lm.Licenses {
+		l := &lm.Licenses[i]
+		if l.LicenseKey == LicenseEvaluation.LicenseKey {
+			continue
+		}
+		l.Used = 0
+		for _, a := range assigned {
+			if a.AssignedLicense.LicenseKey != l.LicenseKey {
+				continue
+			}
+			h, isHost := s.Model.Map().Get(types.ManagedObjectReference{Type: "HostSystem", Value: a.EntityId}).(*govsim.HostSystem)
+			if isHost && strings.HasPrefix(l.CostUnit, "cpuPackage") {
+				l.Used += int32(h.Summary.Hardware.NumCpuPkgs)
+			} else {
+				l.Used++
+			}
+		}
+	}
+}
+
+// licenceAssignments is the simulator's LicenseAssignmentManager, which
+// also counts each licence's use after UpdateAssignedLicense (govc
+// license.assign), as vCenter's licence manager shows it.
+type licenceAssignments struct {
+	*govsim.LicenseAssignmentManager
+	s *Simulator
+}
+
+// UpdateAssignedLicense assigns a licence the licence manager holds.
+func (m *licenceAssignments) UpdateAssignedLicense(ctx *govsim.Context, req *types.UpdateAssignedLicense) soap.HasFault {
+	res := m.LicenseAssignmentManager.UpdateAssignedLicense(ctx, req)
+	lm := m.s.licenceManager()
+	ctx.WithLock(lm, func() { m.s.countLicenceUse(lm, m.QueryAssignedLicensesResponse.Returnval) })
+	return res
+}
+
+// registerLicences replaces the simulator's LicenseAssignmentManager by
+// licenceAssignments (the same assignments: its registry handler, which
+// adds new hosts' assignments, stays).
+func (s *Simulator) registerLicences() {
+	lm := s.licenceManager()
+	lam := s.Model.Map().Get(*lm.LicenseAssignmentManager).(*govsim.LicenseAssignmentManager)
+	s.Model.Map().Put(&licenceAssignments{LicenseAssignmentManager: lam, s: s})
 }
 
 // vsanSpaceReportSystem is the vSAN health service object that answers
@@ -401,7 +516,10 @@ func (s *clusterConfigSystem) VsanClusterGetConfig(ctx *govsim.Context, req *vsa
 	defer s.h.mu.Unlock()
 	cfg := s.config[req.Cluster.Value]
 	if cfg == nil {
+		// vSAN off: enabled is false, not absent (govc vsan.info
+		// dereferences it).
 		cfg = &vsantypes.VsanConfigInfoEx{}
+		cfg.Enabled = types.NewBool(false)
 	}
 	return &vsanmethods.VsanClusterGetConfigBody{Res: &vsantypes.VsanClusterGetConfigResponse{Returnval: *cfg}}
 }
@@ -670,6 +788,8 @@ type VMSpec struct {
 	PowerState    types.VirtualMachinePowerState // "" = poweredOff
 	Template      bool
 	Networks      []types.ManagedObjectReference // port groups the VM is on (its network property)
+	BIOSUUID      string                         // config.uuid; "" = vcsim's (Kubernetes provider IDs name it)
+	InstanceUUID  string                         // config.instanceUuid; "" = vcsim's
 }
 
 // CreateVM creates a VM through the API (CreateVM_Task) on spec.Host's
@@ -705,11 +825,13 @@ func (s *Simulator) CreateVM(ctx context.Context, spec VMSpec) (*govsim.VirtualM
 	}
 	dsName := s.Model.Map().Get(ds[0]).(*govsim.Datastore).Name
 	cfg := types.VirtualMachineConfigSpec{
-		Name:     spec.Name,
-		GuestId:  string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
-		NumCPUs:  2,
-		MemoryMB: int64(spec.MemoryMB),
-		Files:    &types.VirtualMachineFileInfo{VmPathName: "[" + dsName + "]"},
+		Name:         spec.Name,
+		GuestId:      string(types.VirtualMachineGuestOsIdentifierOtherGuest64),
+		NumCPUs:      2,
+		MemoryMB:     int64(spec.MemoryMB),
+		Files:        &types.VirtualMachineFileInfo{VmPathName: "[" + dsName + "]"},
+		Uuid:         spec.BIOSUUID,
+		InstanceUuid: spec.InstanceUUID,
 	}
 	task, err := folder.CreateVM(ctx, cfg, pool, host)
 	if err != nil {

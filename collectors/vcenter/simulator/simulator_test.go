@@ -17,7 +17,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	_ "github.com/usagemeter/usagemeter/collectors/vcenter"
 	vcsim "github.com/usagemeter/usagemeter/collectors/vcenter/simulator"
-	"github.com/usagemeter/usagemeter/internal/config"
 )
 
 // TestShapedInventoryThroughTheCollector builds a small provider, collects it
@@ -56,7 +55,7 @@ func TestShapedInventoryThroughTheCollector(t *testing.T) {
 		}
 	}
 	c, err := collectors.New(collectors.Target{
-		ProductID: 1, Kind: "vcenter", Endpoint: s.URL(), Username: s.User(), Password: config.Secret(s.Password()),
+		ProductID: 1, Kind: "vcenter", Endpoint: s.URL(), Username: s.User(), Password: collectors.Secret(s.Password()),
 		Thumbprint: s.Thumbprint(), Options: []byte(`{"vcf_edition":"enterprise"}`), Timeout: 5 * time.Second,
 	})
 	if err != nil {

@@ -28,7 +28,8 @@
 -- rules (store.CustomerObjectTypes) puts the first three first.
 --
 -- usage_spans becomes a view of the same rows with the same columns, which
--- accepts INSERT and DELETE (tests and tools write spans through it).
+-- accepts INSERT, UPDATE and DELETE (tests and tools write spans through
+-- it; store.ImportSpans files many at once).
 
 CREATE FUNCTION span_place_keys() RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	SELECT ARRAY['host', 'cluster', 'datacenter', 'vcenter', 'vcenter_uuid', 'vcd',
@@ -212,3 +213,36 @@ BEGIN
 END
 $$;
 CREATE TRIGGER usage_spans_delete INSTEAD OF DELETE ON usage_spans FOR EACH ROW EXECUTE FUNCTION usage_spans_delete();
+
+-- Updating a span through the view changes its hours, quantity or dims in
+-- place (its object stays); a latest span whose state changed loses its
+-- hash (the merge then compares it by content).
+CREATE FUNCTION usage_spans_update() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	sid integer;
+	nid integer;
+	oid bigint;
+	d jsonb := coalesce(NEW.dims, '{}');
+BEGIN
+	IF (NEW.product_id, NEW.metric, NEW.object_key) IS DISTINCT FROM (OLD.product_id, OLD.metric, OLD.object_key) THEN
+		RAISE EXCEPTION 'usage_spans: a span cannot move to another object';
+	END IF;
+	INSERT INTO span_states (hash, unit, edition, dims)
+	VALUES (span_state_hash(NEW.unit, coalesce(NEW.edition, ''), span_place(d)), NEW.unit, coalesce(NEW.edition, ''), span_place(d))
+	ON CONFLICT (hash) DO NOTHING;
+	SELECT id INTO sid FROM span_states WHERE hash = span_state_hash(NEW.unit, coalesce(NEW.edition, ''), span_place(d));
+	INSERT INTO span_names (hash, dims) VALUES (span_names_hash(span_own(d)), span_own(d)) ON CONFLICT (hash) DO NOTHING;
+	SELECT id INTO nid FROM span_names WHERE hash = span_names_hash(span_own(d));
+	SELECT id INTO oid FROM span_objects WHERE product_id = OLD.product_id AND metric = OLD.metric AND object_key = OLD.object_key;
+	UPDATE spans SET first_hour = NEW.first_hour, last_hour = NEW.last_hour, quantity = NEW.quantity, state_id = sid, names_id = nid
+	 WHERE object_id = oid AND first_hour = OLD.first_hour;
+	IF NOT FOUND THEN
+		UPDATE span_objects
+		   SET first_hour = NEW.first_hour, last_hour = NEW.last_hour, quantity = NEW.quantity, state_id = sid, names_id = nid,
+		       hash = CASE WHEN quantity = NEW.quantity AND state_id = sid AND names_id = nid THEN hash END
+		 WHERE id = oid AND first_hour = OLD.first_hour;
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER usage_spans_update INSTEAD OF UPDATE ON usage_spans FOR EACH ROW EXECUTE FUNCTION usage_spans_update();
