@@ -249,10 +249,12 @@ func (d *MonthData) JoinedCountFigures(ctx context.Context, metrics []string) ([
 	return d.joined(ctx, metrics, `'count', sum(j.hours) / $4::float8`)
 }
 
+// joined reads the vCenter's spans only when some span is counted (the
+// EXISTS is a one-time filter: a month without such products skips them).
 func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue string) ([]Figure, error) {
 	return d.figures(ctx, "joining to the vCenter", metrics, `WITH
 	`+monthSpans("counted", "$3::text[]", "true")+`,
-	`+monthSpans("billed", "ARRAY['vm.vram']", "(ms.object_key IN (SELECT object_key FROM counted) OR "+morefKey+" IN (SELECT object_key FROM counted))")+`
+	`+monthSpans("billed", "ARRAY['vm.vram']", "EXISTS (SELECT 1 FROM counted) AND (ms.object_key IN (SELECT object_key FROM counted) OR "+morefKey+" IN (SELECT object_key FROM counted))")+`
 	SELECT n.product_id, n.metric, n.edition, v.customer, n.reportable, `+unitAndValue+`,
 	       count(DISTINCT n.object_key), sum(j.hours)
 	  FROM counted n
