@@ -28,6 +28,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"maps"
 	"regexp"
 	"strings"
@@ -148,6 +149,47 @@ func (a *Anonymizer) Name(kind, value string) string {
 	}
 	a.mu.Unlock()
 	return h
+}
+
+// Hasher anonymises names as [Anonymizer.Name] does, with one HMAC reused
+// for every name, and without adding them to the Anonymizer's reverse map:
+// a caller hashing hundreds of thousands of names (a month's VM history)
+// keeps its own record of them. It is not safe for concurrent use.
+type Hasher struct {
+	mode Mode
+	mac  hash.Hash
+	sum  []byte
+	hex  []byte
+}
+
+// Hasher returns a Hasher of a's mode and secret.
+func (a *Anonymizer) Hasher() *Hasher {
+	h := &Hasher{mode: a.mode}
+	if a.mode == ModeHashed {
+		h.mac = hmac.New(sha1.New, a.secret)
+		h.sum = make([]byte, 0, sha1.Size)
+		h.hex = make([]byte, HashLen)
+	}
+	return h
+}
+
+// Name returns what [Anonymizer.Name] returns for value, without recording
+// it.
+func (h *Hasher) Name(value string) string {
+	if value == "" {
+		return ""
+	}
+	switch h.mode {
+	case ModeRedacted:
+		return Redacted
+	case ModeNone:
+		return value
+	}
+	h.mac.Reset()
+	h.mac.Write([]byte(value))
+	h.sum = h.mac.Sum(h.sum[:0])
+	hex.Encode(h.hex, h.sum)
+	return string(h.hex)
 }
 
 // Map returns a copy of the reverse map: every hash produced so far, with the

@@ -300,3 +300,25 @@ func BenchmarkNameHashed(b *testing.B) {
 		a.Name(KindVM, names[i%len(names)])
 	}
 }
+
+// A Hasher gives Name's answers in every mode, with one HMAC reused, and
+// records nothing in the reverse map.
+func TestHasher(t *testing.T) {
+	secret := bytes.Repeat([]byte{7}, SecretSize)
+	for _, mode := range []Mode{ModeHashed, ModeRedacted, ModeNone} {
+		a, err := New(mode, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := New(mode, secret)
+		h := a.Hasher()
+		for _, v := range []string{"web01", "", "esx01.corp.example", "web01", "ü/ß\t"} {
+			if got, want := h.Name(v), ref.Name(KindVM, v); got != want {
+				t.Errorf("%s: Hasher.Name(%q) = %q, want %q", mode, v, got, want)
+			}
+		}
+		if n := len(a.Map()); n != 0 {
+			t.Errorf("%s: the Hasher recorded %d names in the reverse map", mode, n)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
@@ -71,4 +72,34 @@ func Apply(ctx context.Context, conn *pgx.Conn) (from, to int32, err error) {
 		return from, from, fmt.Errorf("migrating from version %d: %w", from, err)
 	}
 	return from, latest, nil
+}
+
+// ApplyTo migrates the database to version (an older schema, for tests of
+// the migrations that follow it).
+func ApplyTo(ctx context.Context, conn *pgx.Conn, version int32) error {
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return fmt.Errorf("preparing migrations: %w", err)
+	}
+	if err := m.LoadMigrations(files); err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	return m.MigrateTo(ctx, version)
+}
+
+// VersionOf returns the version a migration brings the schema to: its
+// sequence number, found by the end of its file name ("spans_by_object"
+// for 00N_spans_by_object.sql). Tests of a migration start from the version
+// before it, whatever number it was given.
+func VersionOf(name string) (int32, error) {
+	names, err := migrate.FindMigrations(files)
+	if err != nil {
+		return 0, err
+	}
+	for i, n := range names {
+		if strings.HasSuffix(n, "_"+name+".sql") {
+			return int32(i + 1), nil
+		}
+	}
+	return 0, fmt.Errorf("no migration named %s", name)
 }

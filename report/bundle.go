@@ -135,41 +135,17 @@ type ManifestFile struct {
 	Size   int    `json:"size"`
 }
 
-// Bundle is a built report before it is versioned and stored.
+// Bundle is a built report before it is versioned and stored. Its large
+// files are spooled to disk: Close it when done.
 type Bundle struct {
 	Month         store.Month
-	Files         []File // data files, sorted by name; the manifest is added by TarGz
+	files         []bundleFile // data files, sorted by name; the manifest is added by WriteTarGz
 	Manifest      Manifest
 	FiguresSHA256 string
 	// Rows of Monthly_Usage.tsv (reported figures only), for summaries.
 	Figures int
-	anonMap map[string]anonymize.Entry
-}
-
-// namer anonymises names, remembering each answer (a month repeats the same
-// few thousand names over hundreds of thousands of rows).
-type namer struct {
-	a     *anonymize.Anonymizer
-	cache map[string]string
-}
-
-func (n *namer) name(kind, v string) string {
-	if v == "" {
-		return ""
-	}
-	if h, ok := n.cache[v]; ok {
-		return h
-	}
-	h := n.a.Name(kind, v)
-	n.cache[v] = h
-	return h
-}
-
-func (n *namer) customer(label string) string {
-	if label == "" {
-		return store.NoCustomer
-	}
-	return n.name(anonymize.KindCustomer, label)
+	rev     *revSpool // the names hashed (hashed mode)
+	dir     string    // the spool directory
 }
 
 // hostOf is the host part of a product endpoint URL.
@@ -215,20 +191,36 @@ type monthlyRow struct {
 	customer string // anonymised
 }
 
-// build aggregates the month and writes the data files.
-func (g *Generator) build(ctx context.Context, m store.Month, app store.Appliance, now time.Time) (*Bundle, error) {
+// build aggregates the month and writes the data files. On error, the
+// files spooled so far are removed.
+func (g *Generator) build(ctx context.Context, m store.Month, app store.Appliance, now time.Time) (_ *Bundle, err error) {
 	an, err := anonymize.New(g.mode, g.secret)
 	if err != nil {
 		return nil, err
 	}
-	nm := &namer{a: an, cache: map[string]string{}}
+	b := &Bundle{Month: m}
+	if b.dir, err = newSpoolDir(g.dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.rev.close()
+			b.Close()
+		}
+	}()
+	nm := &namer{h: an.Hasher(), cache: map[string]string{}, last: map[string][2]string{}}
+	if g.mode == anonymize.ModeHashed {
+		if b.rev, err = newRevSpool(b.dir); err != nil {
+			return nil, err
+		}
+		nm.rev = b.rev
+	}
 	products, err := g.store.ProductInfos(ctx)
 	if err != nil {
 		return nil, err
 	}
 	prodHost := func(id int64) string { return nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint)) }
 	tz := g.loc.String()
-	b := &Bundle{Month: m}
 	b.Manifest = Manifest{
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
@@ -359,7 +351,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		}
 		c.row(r.fields...)
 	}
-	b.Files = append(b.Files, File{FileMonthly, monthly.Bytes()})
+	b.files = append(b.files, memFile(FileMonthly, monthly.Bytes()))
 	custs := make([]string, 0, len(perCustomer))
 	for cust := range perCustomer {
 		custs = append(custs, cust)
@@ -374,7 +366,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			name = fileSafe(cust) + "-" + strconv.Itoa(i)
 		}
 		used[name] = true
-		b.Files = append(b.Files, File{CustomersDir + name + customerFile, perCustomer[cust].Bytes()})
+		b.files = append(b.files, memFile(CustomersDir+name+customerFile, perCustomer[cust].Bytes()))
 	}
 	b.Manifest.Customers = len(perCustomer)
 
@@ -400,7 +392,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return lessFields([]string{a.Product, a.Host}, []string{c.Product, c.Host})
 	})
 
-	hourFmt := func(t time.Time) string { return t.In(g.loc).Format(time.RFC3339) }
+	hours := &hourNames{loc: g.loc, cache: map[int64]string{}}
 	yesNo := func(v bool) string {
 		if v {
 			return "yes"
@@ -419,72 +411,87 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return h.Metric, yesNo(h.Reportable)
 	}
 
-	// VM history.
-	var vms tsv
-	if n, err := md.Spans(ctx, vmMetrics); err == nil {
-		vms.Grow(n * 500) // a hashed row is 450-500 bytes: no regrowth of a large buffer
-	}
-	vms.row("Product", "Product Host", "Metric", "VM ID", "VM", "vCenter", "Datacenter", "Cluster", "Host", "Folder", "Resource Pool", "Org",
-		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
-	err = md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
-		metric, rep := reported(h)
-		vms.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
-			nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
-			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
-			nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
-			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
-			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
+	// spool writes a file of the bundle to disk, row by row, with rows.
+	spool := func(name string, rows func(*spoolTSV) error) error {
+		w, err := newSpoolTSV(b.dir, name)
+		if err != nil {
+			return err
+		}
+		if err := rows(w); err != nil {
+			w.close()
+			return err
+		}
+		f, err := w.close()
+		if err != nil {
+			return err
+		}
+		b.files = append(b.files, f)
+		lap(name)
 		return nil
+	}
+
+	// VM history: streamed from the database to the spool.
+	err = spool(FileVMs, func(w *spoolTSV) error {
+		w.row("Product", "Product Host", "Metric", "VM ID", "VM", "vCenter", "Datacenter", "Cluster", "Host", "Folder", "Resource Pool", "Org",
+			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
+		return md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
+			metric, rep := reported(h)
+			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
+				nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
+				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
+				nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
+				h.Edition, nm.customer(h.Customer), rep, hours.name(h.First), hours.name(h.Last),
+				hoursText(h.Hours), num(h.Quantity), h.Unit)
+			return w.err
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.Files = append(b.Files, File{FileVMs, vms.Bytes()})
-	lap("vm history")
 
 	// Cluster and host history.
-	var cl tsv
-	cl.row("Product", "Product Host", "Metric", "Object ID", "vCenter", "Datacenter", "Cluster", "Host",
-		"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
-	err = md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
-		metric, rep := reported(h)
-		cl.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
-			nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
-			nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
-			h.Edition, nm.customer(h.Customer), rep, hourFmt(h.First), hourFmt(h.Last),
-			strconv.FormatFloat(h.Hours, 'f', 0, 64), num(h.Quantity), h.Unit)
-		return nil
+	err = spool(FileClusters, func(w *spoolTSV) error {
+		w.row("Product", "Product Host", "Metric", "Object ID", "vCenter", "Datacenter", "Cluster", "Host",
+			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
+		return md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
+			metric, rep := reported(h)
+			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
+				nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
+				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
+				h.Edition, nm.customer(h.Customer), rep, hours.name(h.First), hours.name(h.Last),
+				hoursText(h.Hours), num(h.Quantity), h.Unit)
+			return w.err
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.Files = append(b.Files, File{FileClusters, cl.Bytes()})
-	lap("cluster history")
 
 	// Hourly totals.
-	var hr tsv
-	hr.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
-	err = md.HourlyTotals(ctx, hourlyMetrics, func(h store.HourlyTotal) error {
-		if !collectors.Due(products[h.ProductID].Kind, h.Hour) {
-			// A product collected less often than hourly (Horizon DaaS:
-			// every 6 hours) is listed at its sampling hours only: the
-			// hours between are not collected by design, not missing.
-			return nil
-		}
-		hr.row(hourFmt(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
-			num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
-		return nil
+	err = spool(FileHourly, func(w *spoolTSV) error {
+		w.row("Hour", "Product", "Product Host", "Metric", "Edition", "Unit", "Quantity", "Objects", "Collected")
+		return md.HourlyTotals(ctx, hourlyMetrics, func(h store.HourlyTotal) error {
+			if !collectors.Due(products[h.ProductID].Kind, h.Hour) {
+				// A product collected less often than hourly (Horizon DaaS:
+				// every 6 hours) is listed at its sampling hours only: the
+				// hours between are not collected by design, not missing.
+				return nil
+			}
+			w.row(hours.name(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
+				num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
+			return w.err
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.Files = append(b.Files, File{FileHourly, hr.Bytes()})
-	lap("hourly")
+	if err := b.rev.close(); err != nil {
+		return nil, err
+	}
 
-	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i].Name < b.Files[j].Name })
-	b.FiguresSHA256 = figuresHash(b.Files)
+	sort.Slice(b.files, func(i, j int) bool { return b.files[i].name < b.files[j].name })
+	b.FiguresSHA256 = figuresHash(b.files)
 	b.Manifest.FiguresSHA256 = b.FiguresSHA256
-	b.anonMap = an.Map()
 	return b, nil
 }
 
@@ -518,63 +525,77 @@ func sha(b []byte) string {
 
 // figuresHash is the SHA-256 over the names and checksums of the data files:
 // the identity of the figures, whatever version or time they are stored at.
-func figuresHash(files []File) string {
+func figuresHash(files []bundleFile) string {
 	h := sha256.New()
 	for _, f := range files {
-		fmt.Fprintf(h, "%s %s\n", sha(f.Data), f.Name)
+		fmt.Fprintf(h, "%s %s\n", f.sum, f.name)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// TarGz returns the bundle as version: the data files and manifest.json,
-// as a deterministic .tar.gz.
+// TarGz returns the bundle as version (see WriteTarGz) in memory: for tests
+// and small bundles.
 func (b *Bundle) TarGz(version int) ([]byte, error) {
+	var buf bytes.Buffer
+	err := b.WriteTarGz(&buf, version)
+	return buf.Bytes(), err
+}
+
+// WriteTarGz writes the bundle as version to w: the data files and
+// manifest.json, as a deterministic .tar.gz, streamed from the spooled
+// files.
+func (b *Bundle) WriteTarGz(w io.Writer, version int) error {
+	if b.dir == "" {
+		return errClosed
+	}
 	man := b.Manifest
 	man.Version = version
 	man.Files = nil
-	for _, f := range b.Files {
-		man.Files = append(man.Files, ManifestFile{Name: f.Name, SHA256: sha(f.Data), Size: len(f.Data)})
+	for _, f := range b.files {
+		man.Files = append(man.Files, ManifestFile{Name: f.name, SHA256: f.sum, Size: int(f.size)})
 	}
 	mj, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	mj = append(mj, '\n')
-	files := append(append([]File{}, b.Files...), File{FileManifest, mj})
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	return writeTarGz(files, b.Month.Start.UTC())
+	files := append(append([]bundleFile{}, b.files...), memFile(FileManifest, mj))
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	return writeTarGz(w, files, b.Month.Start.UTC())
 }
 
-func writeTarGz(files []File, mtime time.Time) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+func writeTarGz(w io.Writer, files []bundleFile, mtime time.Time) error {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tw := tar.NewWriter(zw)
 	dirs := map[string]bool{}
 	for _, f := range files {
-		if d := path.Dir(f.Name); d != "." && !dirs[d] {
+		if d := path.Dir(f.name); d != "." && !dirs[d] {
 			dirs[d] = true
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.Name, Mode: 0o644, Size: int64(len(f.Data)), ModTime: mtime, Format: tar.FormatPAX}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: f.size, ModTime: mtime, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := tw.Write(f.Data); err != nil {
-			return nil, err
+		r, err := f.open()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(tw, r)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("writing %s into the bundle: %w", f.name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return zw.Close()
 }
 
 // ReadTarGz returns the regular files of a bundle, in archive order.
@@ -614,7 +635,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 	}
 	var man *Manifest
 	data := map[string][]byte{}
-	var dataFiles []File
+	var dataFiles []bundleFile
 	for _, f := range files {
 		if f.Name == FileManifest {
 			man = &Manifest{}
@@ -624,7 +645,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 			continue
 		}
 		data[f.Name] = f.Data
-		dataFiles = append(dataFiles, f)
+		dataFiles = append(dataFiles, memFile(f.Name, f.Data))
 	}
 	if man == nil {
 		return nil, fmt.Errorf("bundle has no %s", FileManifest)
@@ -649,7 +670,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 			problems = append(problems, name+": not listed in the manifest")
 		}
 	}
-	sort.Slice(dataFiles, func(i, j int) bool { return dataFiles[i].Name < dataFiles[j].Name })
+	sort.Slice(dataFiles, func(i, j int) bool { return dataFiles[i].name < dataFiles[j].name })
 	if len(problems) == 0 && figuresHash(dataFiles) != man.FiguresSHA256 {
 		problems = append(problems, "figures_sha256 does not match the files")
 	}

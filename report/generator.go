@@ -1,16 +1,18 @@
 package report
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -256,6 +258,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	defer b.Close()
 	latest, err := g.store.LatestReport(ctx, m.Start)
 	switch {
 	case err == nil && latest.FiguresSHA256 == b.FiguresSHA256 && g.sameForm(latest.Path):
@@ -267,29 +270,30 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	}
 	version := latest.Version + 1 // 1 when none
 
-	tgz, err := b.TarGz(version)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(g.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", g.dir, err)
 	}
 	base := filepath.Join(g.dir, fmt.Sprintf("usage-%s-v%d.tar.gz", m, version))
 	res := &Result{PlainPath: base, Path: base}
-	if err := g.writeVersion(base, tgz); err != nil {
+	// The bundle is streamed to its file, and encrypted from that file to
+	// the next: neither is held in memory.
+	delivered, err := g.writeVersion(base, func(w io.Writer) error { return b.WriteTarGz(w, version) })
+	if err != nil {
 		return nil, err
 	}
-	delivered := tgz
 	if len(g.recipients) > 0 {
-		var enc bytes.Buffer
-		if err := EncryptAndSign(&enc, bytes.NewReader(tgz), filepath.Base(base), g.recipients, g.signer, false); err != nil {
-			return nil, err
-		}
 		res.Path = base + encryptedExtension
-		if err := g.writeVersion(res.Path, enc.Bytes()); err != nil {
+		delivered, err = g.writeVersion(res.Path, func(w io.Writer) error {
+			plain, err := os.Open(base)
+			if err != nil {
+				return err
+			}
+			defer plain.Close()
+			return EncryptAndSign(w, bufio.NewReaderSize(plain, 256<<10), filepath.Base(base), g.recipients, g.signer, false)
+		})
+		if err != nil {
 			return nil, err
 		}
-		delivered = enc.Bytes()
 	}
 	if err := g.saveAnonMap(ctx, b); err != nil {
 		return nil, err
@@ -299,7 +303,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 		channels[c.Name()] = store.ChannelStatus{State: store.ChannelPending, At: g.now()}
 	}
 	rep, err := g.store.InsertReport(ctx, store.Report{Month: m.Start, Version: version, CreatedAt: g.now(), RulesVersion: RulesVersion,
-		FiguresSHA256: b.FiguresSHA256, BundleSHA256: sha(delivered), Path: res.Path, Channels: channels})
+		FiguresSHA256: b.FiguresSHA256, BundleSHA256: delivered, Path: res.Path, Channels: channels})
 	if err != nil {
 		return nil, err
 	}
@@ -339,22 +343,11 @@ func (g *Generator) existing(ctx context.Context, rep store.Report, b *Bundle) (
 }
 
 func (g *Generator) saveAnonMap(ctx context.Context, b *Bundle) error {
-	if len(b.anonMap) == 0 {
-		return nil
-	}
-	entries := make([]store.AnonEntry, 0, len(b.anonMap))
-	for h, e := range b.anonMap {
-		entries = append(entries, store.AnonEntry{Hash: h, Kind: e.Kind, Value: e.Value})
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Hash < entries[j].Hash })
-	for len(entries) > 0 { // batches keep each statement's arrays small
-		n := min(len(entries), 20000)
-		if _, err := g.store.SaveAnonMap(ctx, entries[:n], g.now()); err != nil {
-			return err
-		}
-		entries = entries[n:]
-	}
-	return nil
+	// Batches keep each statement's arrays small.
+	return b.rev.each(20000, func(entries []store.AnonEntry) error {
+		_, err := g.store.SaveAnonMap(ctx, entries, g.now())
+		return err
+	})
 }
 
 // Deliver sends rep on every configured channel on which it is not yet
@@ -472,33 +465,37 @@ func (g *Generator) RunMonthly(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// writeVersion writes the file of a new version with mode 0600. A version
-// is never overwritten once stored; but the version written here is newer
-// than every reports row, so a file already at path belongs to no report:
-// it was left by a run that stopped between writing it and storing its row
-// (a crash, a full disk). It is replaced, through a temporary file renamed
-// over it, so that a crash now leaves the old file or the new one whole.
-func (g *Generator) writeVersion(path string, data []byte) error {
-	err := secretfile.CreateExclusive(path, data)
+// writeVersion writes the file of a new version with mode 0600, by write,
+// and returns its SHA-256. A version is never overwritten once stored; but
+// the version written here is newer than every reports row, so a file
+// already at path belongs to no report: it was left by a run that stopped
+// between writing it and storing its row (a crash, a full disk). It is
+// replaced, through a temporary file renamed over it, so that a crash now
+// leaves the old file or the new one whole.
+func (g *Generator) writeVersion(path string, write func(io.Writer) error) (string, error) {
+	h := sha256.New()
+	hashed := func(w io.Writer) error { return write(io.MultiWriter(w, h)) }
+	err := secretfile.WriteExclusive(path, hashed)
 	if err == nil {
-		return nil
+		return hex.EncodeToString(h.Sum(nil)), nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	g.log.Warn("replacing a report file left by an interrupted run: no report row names it", "path", path)
 	tmp := path + ".partial"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", tmp, err)
+		return "", fmt.Errorf("removing %s: %w", tmp, err)
 	}
-	if err := secretfile.CreateExclusive(tmp, data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
+	h.Reset()
+	if err := secretfile.WriteExclusive(tmp, hashed); err != nil {
+		return "", fmt.Errorf("writing %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("replacing the leftover %s: %w", path, err)
+		return "", fmt.Errorf("replacing the leftover %s: %w", path, err)
 	}
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // SetNow replaces the generator's clock (the CLI passes its own; tests).

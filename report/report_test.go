@@ -8,12 +8,14 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
@@ -55,8 +57,14 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureOn(t, pgtest.NewPool(t))
+}
+
+// newFixtureOn is newFixture on a database of the test's (a migration test's).
+func newFixtureOn(t testing.TB, pool *pgxpool.Pool) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	st := store.New(pgtest.NewPool(t), nil)
+	st := store.New(pool, nil)
 	if _, err := st.EnsureAppliance(ctx, false); err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +213,7 @@ func buildFiles(t testing.TB, g *Generator, m store.Month, version int) map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer b.Close()
 	tgz, err := b.TarGz(version)
 	if err != nil {
 		t.Fatal(err)
@@ -474,6 +483,20 @@ func TestVersions(t *testing.T) {
 	for _, n := range []string{"web01", "late01", "Acme", "esx02.corp.example", "/DC-Paris/vm/Tenants/Acme/web", "vc01.corp.example"} {
 		if !strings.Contains(out.String(), n) {
 			t.Errorf("reversed bundle lacks %q", n)
+		}
+	}
+	// Every name hashed is in the stored reverse map (it was spooled to
+	// disk during the build), and the build left no files behind.
+	if left := regexp.MustCompile(`\b[0-9a-f]{40}\b`).FindString(out.String()); left != "" {
+		t.Errorf("reversed bundle still holds hash %s", left)
+	}
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left in the reports directory: %s", e.Name())
 		}
 	}
 	list, err := f.st.Reports(ctx)

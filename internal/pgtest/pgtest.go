@@ -151,6 +151,23 @@ func NewEmptyDatabase(t testing.TB) string {
 }
 
 // NewPool returns a pool on a fresh migrated database.
+// NewDatabaseAt creates a database migrated to schema version (an older
+// one, for tests of the migrations after it) and returns its URL.
+func NewDatabaseAt(t testing.TB, version int32) string {
+	t.Helper()
+	url := NewEmptyDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	if err := migrations.ApplyTo(ctx, conn, version); err != nil {
+		t.Fatalf("pgtest: migrating to version %d: %v", version, err)
+	}
+	return url
+}
+
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool, err := store.Connect(context.Background(), NewDatabase(t)) // as the appliance connects

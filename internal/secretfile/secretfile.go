@@ -4,6 +4,8 @@
 package secretfile
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -13,6 +15,16 @@ import (
 // exists, so an existing file is never replaced and a crash never leaves a
 // half-written file at path.
 func CreateExclusive(path string, data []byte) error {
+	return WriteExclusive(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteExclusive is CreateExclusive for a file written by write (a stream
+// too large to hold in memory): write fills the temporary file, which is
+// linked to path only when write returned nil.
+func WriteExclusive(path string, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -23,7 +35,12 @@ func CreateExclusive(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriterSize(f, 256<<10)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		f.Close()
 		return err
 	}

@@ -105,31 +105,29 @@ func newMergeBench(b *testing.B, s *store.Store, name string, shared bool, objec
 
 	// A month of history written with SQL in one go: object i changes every
 	// benchObjects/benchChanging = 50 hours, so it has about 15 spans. Each
-	// span's state is the object's own (a hash per object and span) or, for
+	// span's state is the object's own (its name, a quantity) or, for
 	// samehash, one of the two states every object shares.
 	stateA, stateB := m.obs[0], m.obs[0]
 	change(&stateB)
-	hashA, dimsA := store.StateHash(stateA)
-	hashB, dimsB := store.StateHash(stateB)
+	_, dimsA := store.StateHash(stateA)
+	_, dimsB := store.StateHash(stateB)
 	prefix := strings.TrimSuffix(m.obs[0].ObjectKey, "0")
-	_, err := m.s.Pool().Exec(ctx, `
-		INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-		SELECT $1, $6, $7 || i, $2::timestamptz + make_interval(hours => lo), $2::timestamptz + make_interval(hours => hi),
-		       CASE WHEN $8 THEN $9::double precision ELSE 1024 * (1 + k % 4) END, $10, $11,
-		       CASE WHEN NOT $8 THEN decode(md5(i::text || '/' || k), 'hex') WHEN k % 2 = 0 THEN $12::bytea ELSE $13::bytea END,
-		       CASE WHEN NOT $8 THEN jsonb_build_object('vm', 'vm-' || i) WHEN k % 2 = 0 THEN $14::jsonb ELSE $15::jsonb END
+	_, err := m.s.ImportSpans(ctx, `
+		SELECT $1::bigint, $6::text, $7 || i, $2::timestamptz + make_interval(hours => lo), $2::timestamptz + make_interval(hours => hi),
+		       CASE WHEN $8 THEN $9::double precision ELSE 1024 * (1 + k % 4) END, $10::text, $11::text,
+		       CASE WHEN NOT $8 THEN jsonb_build_object('vm', 'vm-' || i) WHEN k % 2 = 0 THEN $12::jsonb ELSE $13::jsonb END
 		  FROM generate_series(0, $3 - 1) AS i,
 		       LATERAL (SELECT k, greatest(0, (i / $4) + (k - 1) * 50) AS lo, least($5 - 2, (i / $4) + k * 50 - 1) AS hi
 		                  FROM generate_series(0, 15) AS k) AS p
 		 WHERE lo <= hi`, m.pid, h0, benchObjects, benchChanging, benchMonthHour,
 		stateA.Metric, prefix, shared, stateA.Quantity, stateA.Unit, stateA.Edition,
-		hashA, hashB, string(dimsA), string(dimsB))
+		string(dimsA), string(dimsB))
 	if err != nil {
 		b.Fatal(err)
 	}
 	m.next = benchMonthHour - 1
 	m.commit(b) // the current state of every object
-	if _, err := m.s.Pool().Exec(ctx, `VACUUM ANALYZE usage_spans`); err != nil {
+	if _, err := m.s.Pool().Exec(ctx, `VACUUM ANALYZE span_objects, spans, span_states, span_names`); err != nil {
 		b.Fatal(err)
 	}
 	var n int

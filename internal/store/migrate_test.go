@@ -2,11 +2,9 @@ package store_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/usagemeter/usagemeter/internal/pgtest"
 	"github.com/usagemeter/usagemeter/migrations"
@@ -18,21 +16,11 @@ import (
 // recipients stay failed, as refused.
 func TestMailDeliveryMigration(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewEmptyDatabase(t))
+	conn, err := pgx.Connect(ctx, pgtest.NewDatabaseAt(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	m, err := migrate.NewMigrator(ctx, conn, migrations.VersionTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.LoadMigrations(os.DirFS("../../migrations")); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.MigrateTo(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
 	for _, q := range []string{
 		`INSERT INTO outbox (id, kind, recipients, subject, body_text, state, last_error, created_at) VALUES
 		 (1, 'report', '{a@b}', 'old report', 't', 'failed', 'sending mail via h:587: authentication failed (535 5.7.8 no)', now() - interval '90 days'),

@@ -199,7 +199,7 @@ func (s *Store) RemoveProduct(ctx context.Context, id int64, at time.Time) (dele
 	}
 	defer tx.Rollback(ctx)
 	var used bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1)`, id).Scan(&used); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM span_objects WHERE product_id = $1)`, id).Scan(&used); err != nil {
 		return false, err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE alerts SET resolved_at = $2 WHERE product_id = $1 AND resolved_at IS NULL`, id, at); err != nil {

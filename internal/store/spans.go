@@ -220,31 +220,50 @@ func StateHash(o collectors.Observation) ([]byte, []byte) {
 // pg_attribute, pg_type) every time; this one is created once per connection,
 // or again if the transaction that created it rolled back.
 const createMergeObs = `CREATE TEMP TABLE IF NOT EXISTS merge_obs (
-	metric text, object_key text, quantity double precision, unit text, edition text, dims_hash bytea, dims text
+	metric text, object_key text, quantity double precision, unit text, edition text, hash bytea, dims text
 ) ON COMMIT DELETE ROWS`
 
+// commitLock is the first key of the advisory lock that serialises the
+// commits of one product (the second key is the product id): two hours of a
+// product committed at once (a catch-up beside the current hour) would
+// otherwise both create the same new object, or both move its latest span.
+const commitLock = 0x55534d31 // "USM1"
+
 // CommitHour stores the observations of (product, hour) and marks the run
-// done, in one transaction: COPY into the connection's staging table, extend
-// every span of the product ending at H-1 with an equal state hash, insert the
-// rest as [H, H], join spans starting at H+1 (a late hour), mark the run. The
+// done, in one transaction: COPY into the connection's staging table,
+// extend the latest span of every object whose state is unchanged since
+// H-1, close the latest span of every object that changed and start [H, H],
+// add the objects not seen before, fill in a late hour, mark the run. The
 // caller must hold the claim; a committed hour is never written twice
 // (ErrCommitted).
+//
+// Spans live in span_objects (each object's latest span) and spans (its
+// earlier, closed ones); see migrations/005_spans_by_object.sql. Every step
+// is one set-based statement joining the staging table to span_objects on
+// the object's key, never on a state hash that many objects may share.
 func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time, owner string, obs []collectors.Observation) (MergeResult, error) {
 	hour = hour.UTC().Truncate(time.Hour)
 	var res MergeResult
 
 	// Rows to copy, deduplicated by (metric, object_key): the first wins.
-	seen := make(map[[2]string]struct{}, len(obs))
+	// Only the key, quantity and state hash are copied: the unit, edition
+	// and dims of an observation are sent only when its object's state
+	// changed (below), most hours for a few percent of the objects.
+	seen := make(map[[2]string]int, len(obs))
 	rows := make([][]any, 0, len(obs))
+	full := make([]collectors.Observation, 0, len(obs))
+	dims := make([]string, 0, len(obs))
 	for _, o := range obs {
 		k := [2]string{o.Metric, o.ObjectKey}
 		if _, dup := seen[k]; dup {
 			res.Duplicates++
 			continue
 		}
-		seen[k] = struct{}{}
-		hash, dims := StateHash(o)
-		rows = append(rows, []any{o.Metric, o.ObjectKey, o.Quantity, o.Unit, o.Edition, hash, string(dims)})
+		seen[k] = len(rows)
+		hash, d := StateHash(o)
+		rows = append(rows, []any{o.Metric, o.ObjectKey, o.Quantity, hash})
+		full = append(full, o)
+		dims = append(dims, string(d))
 	}
 	res.Observations = len(rows)
 
@@ -255,10 +274,12 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	defer tx.Rollback(ctx)
 
 	// In one round trip: make sure this connection has its staging table,
-	// and lock the run row (a concurrent commit of the same hour waits here).
+	// take the product's commit lock, and lock the run row (a concurrent
+	// commit of the same hour waits here).
 	var state, runOwner string
 	batch := &pgx.Batch{}
 	batch.Queue(createMergeObs)
+	batch.Queue(`SELECT pg_advisory_xact_lock($1, $2::int)`, commitLock, productID)
 	batch.Queue(`SELECT state, coalesce(owner, '') FROM collection_runs WHERE product_id = $1 AND hour = $2 FOR UPDATE`, productID, hour).
 		QueryRow(func(r pgx.Row) error { return r.Scan(&state, &runOwner) })
 	err = tx.SendBatch(ctx, batch).Close()
@@ -275,110 +296,227 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 		return res, ErrNotClaimed
 	}
 
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"},
-		[]string{"metric", "object_key", "quantity", "unit", "edition", "dims_hash", "dims"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merge_obs"}, []string{"metric", "object_key", "quantity", "hash"}, pgx.CopyFromRows(rows)); err != nil {
 		return res, fmt.Errorf("copying observations: %w", err)
 	}
-	// Every step below finds spans by object, through the index on
-	// (product_id, metric, object_key, first_hour): an object's latest span
-	// starting at or before an hour is one index probe (a LATERAL ... LIMIT 1,
-	// which the planner can only run as a loop over the observations), and
-	// only then are its last hour and state hash compared. Spans are never
-	// joined to observations on the state hash, which many objects may share
-	// (a count with minimal dims): such a join multiplies them and made the
-	// merge quadratic. No plan depends on statistics of merge_obs, which is
-	// therefore not analysed. Spans of an object are disjoint, so its span
-	// ending at H-1, if any, is its latest starting at or before H-1.
-	// last_hour stays out of every index: extending a span is a HOT update.
-	//
-	// The merge: extend the span ending at H-1 of every object whose state is
-	// unchanged, insert [H, H] for the others. The extension finds its spans
-	// by primary key from the array of their ids: joined to the CTE instead,
-	// the planner hashed the whole usage_spans table (all products, all
-	// history) every hour, 0.3 s of a 1.3 s merge at 50,000 VMs with a month
-	// of history, and growing with retention.
+
+	// 1. Extend the latest span of every object whose state did not change
+	// since H-1: one join of the staging table to span_objects on the
+	// object's key and state hash, updating last_hour only (a HOT update).
+	// It returns the others.
 	prev := hour.Add(-time.Hour)
-	var matched int
-	err = tx.QueryRow(ctx, `
-		WITH obj AS MATERIALIZED (
-			SELECT o.*, latest.id AS span_id
+	var restUnit, restEdition, restDims, restMetric, restKey []string
+	rs, err := tx.Query(ctx, `
+		WITH ext AS (
+			UPDATE span_objects x SET last_hour = $2
 			  FROM merge_obs o
-			  LEFT JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
-			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $3
-			                      ORDER BY x.first_hour DESC LIMIT 1) latest
-			    ON latest.last_hour = $3 AND latest.dims_hash = o.dims_hash
-		), ext AS (
-			UPDATE usage_spans s SET last_hour = $2
-			 WHERE s.id = ANY ((SELECT array_agg(span_id) FROM obj WHERE span_id IS NOT NULL)::bigint[])
+			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.last_hour = $3 AND x.hash = o.hash
+			RETURNING x.metric, x.object_key
+		)
+		SELECT o.metric, o.object_key FROM merge_obs o
+		 WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.metric = o.metric AND ext.object_key = o.object_key)`, productID, hour, prev)
+	if err != nil {
+		return res, fmt.Errorf("extending spans: %w", err)
+	}
+	var k [2]string
+	_, err = pgx.ForEachRow(rs, []any{&k[0], &k[1]}, func() error {
+		o := full[seen[k]]
+		restMetric, restKey = append(restMetric, k[0]), append(restKey, k[1])
+		restUnit, restEdition, restDims = append(restUnit, o.Unit), append(restEdition, o.Edition), append(restDims, dims[seen[k]])
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("extending spans: %w", err)
+	}
+	res.Extended = len(rows) - len(restKey)
+	if len(restKey) == 0 {
+		return res, s.finishHour(ctx, tx, productID, hour, res)
+	}
+
+	// 1b. The others get their unit, edition and dims. An object whose
+	// hash is unknown (written by migration 004 or through the usage_spans
+	// view) is compared by content, once, and extended if unchanged (its
+	// hash is then recorded). The dims of the rest are stored (once each).
+	if _, err := tx.Exec(ctx, `
+		UPDATE merge_obs o SET unit = u.unit, edition = u.edition, dims = u.dims
+		  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(metric, object_key, unit, edition, dims)
+		 WHERE o.metric = u.metric AND o.object_key = u.object_key`, restMetric, restKey, restUnit, restEdition, restDims); err != nil {
+		return res, fmt.Errorf("staging the changed observations: %w", err)
+	}
+	var rest, byContent int
+	err = tx.QueryRow(ctx, `
+		WITH ext AS (
+			UPDATE span_objects x SET last_hour = $2, hash = o.hash
+			  FROM merge_obs o
+			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.last_hour = $3
+			   AND x.hash IS NULL AND o.dims IS NOT NULL AND x.quantity = o.quantity
+			   AND EXISTS (SELECT 1 FROM span_states st, span_names nm
+			                WHERE st.id = x.state_id AND nm.id = x.names_id
+			                  AND st.unit = o.unit AND st.edition = o.edition AND nm.dims || st.dims = o.dims::jsonb)
+			RETURNING x.metric, x.object_key
+		), rest AS MATERIALIZED (
+			SELECT o.unit, o.edition, span_place(o.dims::jsonb) AS place, span_own(o.dims::jsonb) AS own
+			  FROM merge_obs o
+			 WHERE o.dims IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.metric = o.metric AND ext.object_key = o.object_key)
+		), states AS (
+			INSERT INTO span_states (hash, unit, edition, dims)
+			SELECT DISTINCT ON (h) h, unit, edition, place
+			  FROM (SELECT span_state_hash(unit, edition, place) AS h, unit, edition, place FROM rest) r
+			 ORDER BY h
+			ON CONFLICT (hash) DO NOTHING
 			RETURNING 1
-		), ins AS (
-			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-			SELECT $1, obj.metric, obj.object_key, $2, $2, obj.quantity, obj.unit, obj.edition, obj.dims_hash, obj.dims::jsonb
-			  FROM obj
-			 WHERE obj.span_id IS NULL
+		), names AS (
+			INSERT INTO span_names (hash, dims)
+			SELECT DISTINCT ON (h) h, own
+			  FROM (SELECT span_names_hash(own) AS h, own FROM rest) r
+			 ORDER BY h
+			ON CONFLICT (hash) DO NOTHING
 			RETURNING 1
 		)
-		SELECT (SELECT count(*) FROM obj WHERE span_id IS NOT NULL), (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`,
-		productID, hour, prev).Scan(&matched, &res.Extended, &res.Inserted)
+		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM rest), (SELECT count(*) FROM states) + (SELECT count(*) FROM names)`,
+		productID, hour, prev).Scan(&byContent, &rest, new(int))
 	if err != nil {
-		return res, fmt.Errorf("merging spans: %w", err)
+		return res, fmt.Errorf("extending spans: %w", err)
 	}
-	if res.Extended < matched {
-		// A span to extend was deleted after this statement's snapshot (a
-		// late hour committed meanwhile joined it to an earlier one): its
-		// object gets a new span [H, H], found now as an object whose latest
-		// span does not reach H.
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
-			SELECT $1, o.metric, o.object_key, $2, $2, o.quantity, o.unit, o.edition, o.dims_hash, o.dims::jsonb
-			  FROM merge_obs o
-			  LEFT JOIN LATERAL (SELECT x.last_hour FROM usage_spans x
-			                      WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour <= $2
-			                      ORDER BY x.first_hour DESC LIMIT 1) latest ON true
-			 WHERE latest.last_hour IS NULL OR latest.last_hour < $2`, productID, hour)
-		if err != nil {
-			return res, fmt.Errorf("inserting spans: %w", err)
-		}
-		res.Inserted += int(tag.RowsAffected())
-	}
+	res.Extended += byContent
 
-	// A late hour: join each span starting at H+1 to its object's span now
-	// ending at H when their states are equal.
-	next := hour.Add(time.Hour)
-	var later bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE product_id = $1 AND first_hour = $2)`, productID, next).Scan(&later); err != nil {
-		return res, err
-	}
-	if later {
-		tag, err := tx.Exec(ctx, `
-			WITH nxt AS (
-				DELETE FROM usage_spans n
-				 USING (SELECT f.id, cur.id AS cur_id
-				          FROM usage_spans f
-				         CROSS JOIN LATERAL (SELECT x.id, x.last_hour, x.dims_hash FROM usage_spans x
-				                              WHERE x.product_id = $1 AND x.metric = f.metric AND x.object_key = f.object_key AND x.first_hour <= $2
-				                              ORDER BY x.first_hour DESC LIMIT 1) cur
-				         WHERE f.product_id = $1 AND f.first_hour = $3 AND cur.last_hour = $2 AND cur.dims_hash = f.dims_hash) pair
-				 WHERE n.id = pair.id
-				RETURNING pair.cur_id, n.last_hour
+	// 2. The others: an object that changed, or came back after a gap, has
+	// its latest span closed (moved to spans) and [H, H] as its latest; a
+	// new object is added with [H, H]. An object whose latest span starts
+	// after H is a late hour (below).
+	var late int
+	if rest > 0 {
+		var moved, added int
+		err = tx.QueryRow(ctx, `
+			WITH r0 AS MATERIALIZED (
+				SELECT o.*, x.id AS object_id, x.first_hour AS cur_first, x.last_hour AS cur_last, x.quantity AS cur_q,
+				       x.state_id AS cur_state, x.names_id AS cur_names
+				  FROM merge_obs o
+				  LEFT JOIN span_objects x ON x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key
+				 WHERE o.dims IS NOT NULL AND (x.id IS NULL OR x.last_hour <> $2)
+			), r AS MATERIALIZED (
+				SELECT r0.*, st.id AS state_id, nm.id AS names_id
+				  FROM r0
+				  JOIN span_states st ON st.hash = span_state_hash(r0.unit, r0.edition, span_place(r0.dims::jsonb))
+				  JOIN span_names nm ON nm.hash = span_names_hash(span_own(r0.dims::jsonb))
+				 WHERE r0.object_id IS NULL OR r0.cur_last < $2
+			), closed AS (
+				INSERT INTO spans (object_id, first_hour, last_hour, quantity, state_id, names_id)
+				SELECT object_id, cur_first, cur_last, cur_q, cur_state, cur_names FROM r WHERE object_id IS NOT NULL
+				RETURNING 1
+			), moved AS (
+				UPDATE span_objects x
+				   SET first_hour = $2, last_hour = $2, quantity = r.quantity, state_id = r.state_id, names_id = r.names_id, hash = r.hash
+				  FROM r
+				 WHERE x.id = r.object_id
+				RETURNING 1
+			), added AS (
+				INSERT INTO span_objects (product_id, metric, object_key, first_hour, last_hour, quantity, state_id, names_id, hash)
+				SELECT $1, metric, object_key, $2, $2, quantity, state_id, names_id, hash FROM r WHERE object_id IS NULL
+				RETURNING 1
 			)
-			UPDATE usage_spans c SET last_hour = nxt.last_hour
-			  FROM nxt
-			 WHERE c.id = nxt.cur_id`, productID, hour, next)
+			SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM added), (SELECT count(*) FROM r0 WHERE cur_first > $2)`,
+			productID, hour).Scan(&moved, &added, &late)
 		if err != nil {
-			return res, fmt.Errorf("joining late hour: %w", err)
+			return res, fmt.Errorf("starting spans: %w", err)
 		}
-		res.Joined = int(tag.RowsAffected())
+		res.Inserted = moved + added
+	}
+	if late > 0 {
+		ext, ins, joined, err := commitLate(ctx, tx, productID, hour)
+		if err != nil {
+			return res, err
+		}
+		res.Extended += ext
+		res.Inserted += ins
+		res.Joined += joined
 	}
 
-	if _, err := tx.Exec(ctx, `UPDATE collection_runs SET state = 'done', lease_until = NULL, finished_at = clock_timestamp(), error = NULL, objects = $3
-		WHERE product_id = $1 AND hour = $2`, productID, hour, res.Observations); err != nil {
-		return res, err
-	}
-	return res, tx.Commit(ctx)
+	return res, s.finishHour(ctx, tx, productID, hour, res)
 }
 
-// Span is one usage_spans row.
+// finishHour marks the run of a merged hour done and commits.
+func (s *Store) finishHour(ctx context.Context, tx pgx.Tx, productID int64, hour time.Time, res MergeResult) error {
+	if _, err := tx.Exec(ctx, `UPDATE collection_runs SET state = 'done', lease_until = NULL, finished_at = clock_timestamp(), error = NULL, objects = $3
+		WHERE product_id = $1 AND hour = $2`, productID, hour, res.Observations); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// lateObs is the WITH item "late" of commitLate: the observations of objects
+// whose latest span starts after the hour ($2), with their ids.
+const lateObs = `late AS MATERIALIZED (
+	SELECT x.id AS object_id, o.quantity, st.id AS state_id, nm.id AS names_id
+	  FROM merge_obs o
+	  JOIN span_objects x ON x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key
+	  JOIN span_states st ON st.hash = span_state_hash(o.unit, o.edition, span_place(o.dims::jsonb))
+	  JOIN span_names nm ON nm.hash = span_names_hash(span_own(o.dims::jsonb))
+	 WHERE x.first_hour > $2
+)`
+
+// commitLate files a late hour H (replayed after later hours were
+// committed) among an object's earlier spans: the closed span ending at H-1
+// in the same state is extended, or [H, H] inserted; then the span starting
+// at H+1 in the same state, the latest or a closed one, is joined to it.
+// Closed spans are found by time (BRIN on last_hour), then by object.
+func commitLate(ctx context.Context, tx pgx.Tx, productID int64, hour time.Time) (extended, inserted, joined int, err error) {
+	prev, next := hour.Add(-time.Hour), hour.Add(time.Hour)
+	err = tx.QueryRow(ctx, `
+		WITH `+lateObs+`, ext AS (
+			UPDATE spans s SET last_hour = $2
+			  FROM late l
+			 WHERE s.last_hour = $3 AND s.object_id = l.object_id
+			   AND s.quantity = l.quantity AND s.state_id = l.state_id AND s.names_id = l.names_id
+			RETURNING s.object_id
+		), ins AS (
+			INSERT INTO spans (object_id, first_hour, last_hour, quantity, state_id, names_id)
+			SELECT l.object_id, $2, $2, l.quantity, l.state_id, l.names_id
+			  FROM late l
+			 WHERE l.object_id NOT IN (SELECT object_id FROM ext)
+			   AND NOT EXISTS (SELECT 1 FROM spans c WHERE c.last_hour >= $2 AND c.object_id = l.object_id AND c.first_hour <= $2)
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM ext), (SELECT count(*) FROM ins)`, productID, hour, prev).Scan(&extended, &inserted)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("filing a late hour: %w", err)
+	}
+	// The span now ending at H joins the object's latest span when that
+	// starts at H+1 in the same state...
+	tag, err := tx.Exec(ctx, `
+		WITH j AS (
+			DELETE FROM spans c
+			 USING merge_obs o, span_objects x
+			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour = $3
+			   AND c.last_hour = $2 AND c.object_id = x.id
+			   AND c.quantity = x.quantity AND c.state_id = x.state_id AND c.names_id = x.names_id
+			RETURNING c.object_id, c.first_hour
+		)
+		UPDATE span_objects x SET first_hour = j.first_hour FROM j WHERE x.id = j.object_id`, productID, hour, next)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("joining a late hour: %w", err)
+	}
+	joined = int(tag.RowsAffected())
+	// ... or a closed span starting at H+1 in the same state.
+	tag, err = tx.Exec(ctx, `
+		WITH n AS (
+			DELETE FROM spans n
+			 USING merge_obs o, span_objects x, spans c
+			 WHERE x.product_id = $1 AND x.metric = o.metric AND x.object_key = o.object_key AND x.first_hour > $3
+			   AND n.last_hour >= $3 AND n.first_hour = $3 AND n.object_id = x.id
+			   AND c.last_hour = $2 AND c.object_id = x.id
+			   AND c.quantity = n.quantity AND c.state_id = n.state_id AND c.names_id = n.names_id
+			RETURNING n.object_id, n.last_hour
+		)
+		UPDATE spans c SET last_hour = n.last_hour FROM n WHERE c.last_hour = $2 AND c.object_id = n.object_id`, productID, hour, next)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("joining a late hour: %w", err)
+	}
+	joined += int(tag.RowsAffected())
+	return extended, inserted, joined, nil
+}
+
+// Span is one span of an object (a row of the usage_spans view).
 type Span struct {
 	ProductID int64
 	Metric    string
@@ -403,4 +541,55 @@ func (s *Store) Spans(ctx context.Context, productID int64) ([]Span, error) {
 		err := r.Scan(&sp.ProductID, &sp.Metric, &sp.ObjectKey, &sp.FirstHour, &sp.LastHour, &sp.Quantity, &sp.Unit, &sp.Edition, &sp.Dims)
 		return sp, err
 	})
+}
+
+// ImportSpans files in bulk the spans that query returns, with the columns
+// of the usage_spans view (product_id, metric, object_key, first_hour,
+// last_hour, quantity, unit, edition, dims jsonb), for objects not stored
+// yet: the latest span of each object becomes its latest, the others its
+// closed spans, the dims stored once. It is what INSERT INTO usage_spans
+// does span by span (a trigger per row), in five statements: for a
+// provider's history written at once (benchmarks, imports). It returns the
+// number of spans filed.
+func (s *Store) ImportSpans(ctx context.Context, query string, args ...any) (int64, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `CREATE TEMP TABLE import_spans ON COMMIT DROP AS
+		SELECT q.product_id, q.metric, q.object_key, q.first_hour, q.last_hour, q.quantity,
+		       span_state_hash(q.unit, q.edition, span_place(q.dims)) AS state_hash, q.unit, q.edition, span_place(q.dims) AS place,
+		       span_names_hash(span_own(q.dims)) AS names_hash, span_own(q.dims) AS own,
+		       row_number() OVER (PARTITION BY q.product_id, q.metric, q.object_key ORDER BY q.first_hour DESC) AS latest
+		  FROM (`+query+`) AS q(product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims)`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("importing spans: %w", err)
+	}
+	n := tag.RowsAffected()
+	for _, q := range []string{
+		`INSERT INTO span_states (hash, unit, edition, dims)
+		 SELECT DISTINCT ON (state_hash) state_hash, unit, edition, place FROM import_spans ORDER BY state_hash
+		 ON CONFLICT (hash) DO NOTHING`,
+		`INSERT INTO span_names (hash, dims)
+		 SELECT DISTINCT ON (names_hash) names_hash, own FROM import_spans ORDER BY names_hash
+		 ON CONFLICT (hash) DO NOTHING`,
+		`INSERT INTO span_objects (product_id, metric, object_key, first_hour, last_hour, quantity, state_id, names_id)
+		 SELECT i.product_id, i.metric, i.object_key, i.first_hour, i.last_hour, i.quantity, st.id, nm.id
+		   FROM import_spans i JOIN span_states st ON st.hash = i.state_hash JOIN span_names nm ON nm.hash = i.names_hash
+		  WHERE i.latest = 1
+		  ORDER BY i.product_id, i.metric, i.object_key`,
+		`INSERT INTO spans (object_id, first_hour, last_hour, quantity, state_id, names_id)
+		 SELECT o.id, i.first_hour, i.last_hour, i.quantity, st.id, nm.id
+		   FROM import_spans i
+		   JOIN span_objects o ON o.product_id = i.product_id AND o.metric = i.metric AND o.object_key = i.object_key
+		   JOIN span_states st ON st.hash = i.state_hash JOIN span_names nm ON nm.hash = i.names_hash
+		  WHERE i.latest > 1
+		  ORDER BY i.last_hour, o.id`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return 0, fmt.Errorf("importing spans: %w", err)
+		}
+	}
+	return n, tx.Commit(ctx)
 }

@@ -221,11 +221,17 @@ type Retained struct{ Spans, Runs, Mails int64 }
 // before, and delivered mails sent before mailBefore.
 func (s *Store) Retain(ctx context.Context, before, mailBefore time.Time) (Retained, error) {
 	var r Retained
-	tag, err := s.pool.Exec(ctx, `DELETE FROM usage_spans WHERE last_hour < $1`, before)
+	// An object's closed spans all end before its latest span starts: an
+	// object whose latest span ended before `before` has no spans left.
+	tag, err := s.pool.Exec(ctx, `DELETE FROM spans WHERE last_hour < $1`, before)
 	if err != nil {
 		return r, err
 	}
 	r.Spans = tag.RowsAffected()
+	if tag, err = s.pool.Exec(ctx, `DELETE FROM span_objects WHERE last_hour < $1`, before); err != nil {
+		return r, err
+	}
+	r.Spans += tag.RowsAffected()
 	if tag, err = s.pool.Exec(ctx, `DELETE FROM collection_runs WHERE hour < $1`, before); err != nil {
 		return r, err
 	}
