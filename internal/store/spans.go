@@ -334,7 +334,7 @@ func (s *Store) CommitHour(ctx context.Context, productID int64, hour time.Time,
 	}
 
 	// 1b. The others get their unit, edition and dims. An object whose
-	// hash is unknown (written by migration 004 or through the usage_spans
+	// hash is unknown (written by migration 005 or through the usage_spans
 	// view) is compared by content, once, and extended if unchanged (its
 	// hash is then recorded). The dims of the rest are stored (once each).
 	if _, err := tx.Exec(ctx, `
