@@ -135,12 +135,7 @@ func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log
 	}
 	var recipients openpgp.EntityList
 	if len(r.RecipientKeys) > 0 {
-		recipients, err = ReadRecipients(r.RecipientKeys...)
-		if err != nil {
-			var rke *RecipientKeyError
-			if errors.As(err, &rke) {
-				return nil, fmt.Errorf("report.recipient_keys[%d] %s: %w", rke.Index, rke.Path, rke.Err)
-			}
+		if recipients, err = ReadConfiguredRecipients(r.RecipientKeys); err != nil {
 			return nil, err
 		}
 	}

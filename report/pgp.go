@@ -178,6 +178,18 @@ func (e *RecipientKeyError) Unwrap() error { return e.Err }
 // expired, not yet valid or without a valid encryption subkey is refused with
 // a *RecipientKeyError naming the file and the reason. It is meant to be
 // called when the configuration is loaded.
+// ReadConfiguredRecipients is ReadRecipients for the files of
+// report.recipient_keys: an error names the key by its place in the list
+// ("report.recipient_keys[1] /path: key expired on ...").
+func ReadConfiguredRecipients(paths []string) (openpgp.EntityList, error) {
+	el, err := ReadRecipients(paths...)
+	var rke *RecipientKeyError
+	if errors.As(err, &rke) {
+		return nil, fmt.Errorf("report.recipient_keys[%d] %s: %w", rke.Index, rke.Path, rke.Err)
+	}
+	return el, err
+}
+
 func ReadRecipients(paths ...string) (openpgp.EntityList, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no recipient key files given")

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -34,12 +33,7 @@ var configChecks = []func(*config.Config) error{checkRecipientKeys}
 // cannot be used (files that do not exist yet are created at first use).
 func checkRecipientKeys(c *config.Config) error {
 	if len(c.Report.RecipientKeys) > 0 {
-		_, err := report.ReadRecipients(c.Report.RecipientKeys...)
-		var rke *report.RecipientKeyError
-		if errors.As(err, &rke) {
-			return fmt.Errorf("report.recipient_keys[%d] %s: %v", rke.Index, rke.Path, rke.Err)
-		}
-		if err != nil {
+		if _, err := report.ReadConfiguredRecipients(c.Report.RecipientKeys); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -59,14 +58,9 @@ func Readiness(ctx context.Context, app *App, now time.Time) []Check {
 	case len(keys) == 0:
 		add("recipient keys", Failing, "report.recipient_keys is empty: reports are only sent encrypted", "put the aggregator's public key file in report.recipient_keys")
 	default:
-		el, err := report.ReadRecipients(keys...)
+		el, err := report.ReadConfiguredRecipients(keys)
 		if err != nil {
-			var rke *report.RecipientKeyError
-			action := "replace the key file with the aggregator's current public key"
-			if errors.As(err, &rke) {
-				err = fmt.Errorf("report.recipient_keys[%d] %s: %w", rke.Index, rke.Path, rke.Err)
-			}
-			add("recipient keys", Failing, err.Error(), action)
+			add("recipient keys", Failing, err.Error(), "replace the key file with the aggregator's current public key")
 			break
 		}
 		level, detail, action := Ready, fmt.Sprintf("%d key(s) valid", len(el)), ""

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -73,9 +72,7 @@ func runStatus(ctx context.Context, e *Env, args []string) error {
 			}
 			out.Products = append(out.Products, pr)
 		}
-		enc := json.NewEncoder(e.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(e, out); err != nil {
 			return err
 		}
 	} else {
@@ -164,7 +161,7 @@ func runAlertsList(ctx context.Context, e *Env, args []string) error {
 		if alerts == nil {
 			alerts = []store.Alert{}
 		}
-		return json.NewEncoder(e.Stdout).Encode(alerts)
+		return writeJSON(e, alerts)
 	}
 	if len(alerts) == 0 {
 		fmt.Fprintln(e.Stdout, "no alerts")
