@@ -103,6 +103,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // JSON, served as such with nosniff: "<secret>" reads as it is
 	_ = enc.Encode(v)
 }
 

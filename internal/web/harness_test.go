@@ -82,11 +82,11 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	mailSrv := smtptest.Start(t, smtptest.Options{})
+	mailSrv := smtptest.Start(t, smtptest.Options{Username: "meter", Password: smtpPass})
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Database.URL = config.Secret(pgtest.NewDatabase(t))
-	cfg.SMTP = config.SMTP{Host: mailSrv.Host(), Port: mailSrv.Port(), TLS: "none", Auth: "none", Password: smtpPass,
+	cfg.SMTP = config.SMTP{Host: mailSrv.Host(), Port: mailSrv.Port(), TLS: "none", Auth: "plain", AllowInsecureAuth: true, Username: "meter", Password: smtpPass,
 		From: "meter@provider.example", Timeout: config.Duration(5 * time.Second)}
 	cfg.Alerts.To = []string{"ops@provider.example"}
 	cfg.Collection.Retries = 0
