@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -34,7 +36,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+// TestMain runs the tests on a throw-away PostgreSQL and, when all of
+// them ran, checks that every documented operation succeeded in one.
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" {
+		doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+		if err != nil {
+			panic(err)
+		}
+		for path, item := range doc.Paths.Map() {
+			for method := range item.Operations() {
+				if !succeeded[method+" "+path] {
+					fmt.Fprintf(os.Stderr, "no test made %s %s succeed\n", method, path)
+					code = 1
+				}
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// succeeded records the operations answered with a 2xx in any test
+// ("GET /products/{id}").
+var (
+	succeededMu sync.Mutex
+	succeeded   = map[string]bool{}
+)
 
 // clock is the injected clock of the service and the sessions.
 type clock struct {
@@ -70,9 +98,6 @@ type env struct {
 	router routers.Router
 	// secrets must never appear in a response body.
 	secrets []string
-	// seen records the operations answered with a 2xx ("GET /products/{id}").
-	seenMu sync.Mutex
-	seen   map[string]bool
 }
 
 type envOptions struct {
@@ -125,7 +150,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, app: app, svc: svc, auth: am, clock: c, smtp: mailSrv, srv: srv, router: router,
-		secrets: []string{adminPass, smtpPass, "metrics-T0ken"}, seen: map[string]bool{}}
+		secrets: []string{adminPass, smtpPass, "metrics-T0ken"}}
 	e.client = e.newClient()
 	return e
 }
@@ -258,9 +283,9 @@ func (e *env) validate(req *http.Request, reqBody []byte, r resp) {
 		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
 			e.t.Fatalf("%s %s succeeded with a request the OpenAPI document refuses: %v", req.Method, req.URL.Path, err)
 		}
-		e.seenMu.Lock()
-		e.seen[req.Method+" "+route.Path] = true
-		e.seenMu.Unlock()
+		succeededMu.Lock()
+		succeeded[req.Method+" "+route.Path] = true
+		succeededMu.Unlock()
 	}
 }
 
