@@ -122,7 +122,7 @@ func ServerTLS(cfg *config.Config) (cert tls.Certificate, created bool, err erro
 func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, version string, ready chan<- string, o serveOptions) (*httpServer, error) {
 	api := httpapi.New(health, reg, version, migrations.Latest())
 	h := &httpServer{api: api, done: make(chan error, 2), cfg: cfg, web: o.web, tls: cfg.HTTP.TLSOn()}
-	var start http.Handler = startingHandler(cfg, api)
+	var start http.Handler = baseHandler(cfg, api, true)
 	h.handler.Store(&start)
 	h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.handler.Load()).ServeHTTP(w, r) }),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
@@ -178,13 +178,17 @@ func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg 
 	return h, nil
 }
 
-// startingHandler answers while the appliance opens: /healthz, /metrics
-// (unless on their own listener), and 503 for everything else.
-func startingHandler(cfg *config.Config, api *httpapi.Server) http.Handler {
+// baseHandler serves /healthz and /metrics (unless on their own
+// listener): while the appliance opens (starting: 503 for everything
+// else), and after it when no WebHandler is given.
+func baseHandler(cfg *config.Config, api *httpapi.Server, starting bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", api.Healthz())
 	if cfg.HTTP.MetricsListen == "" {
 		mux.Handle("GET /metrics", httpapi.Bearer(cfg.HTTP.MetricsToken.Reveal(), api.Metrics()))
+	}
+	if !starting {
+		return mux
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -197,12 +201,12 @@ func startingHandler(cfg *config.Config, api *httpapi.Server) http.Handler {
 
 // open switches the listener to the whole handler of the opened app.
 func (h *httpServer) open(app *App) error {
-	if h.web == nil {
-		return nil
-	}
-	hd, err := h.web(app, h.api, h.tls)
-	if err != nil {
-		return err
+	hd := baseHandler(h.cfg, h.api, false)
+	if h.web != nil {
+		var err error
+		if hd, err = h.web(app, h.api, h.tls); err != nil {
+			return err
+		}
 	}
 	h.handler.Store(&hd)
 	return nil
