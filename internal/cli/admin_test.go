@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,15 +24,7 @@ func TestAdminAndAPIThroughServe(t *testing.T) {
 	run := runner(t, bin, cfg)
 	withStdin := func(stdin string, args ...string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--config", cfg)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), string(out)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return runWithStdin(t, bin, cfg, stdin, args...)
 	}
 
 	if code, out := run("admin", "list"); code != 0 || !strings.Contains(out, "no admin accounts") {
