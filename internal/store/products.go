@@ -306,7 +306,10 @@ func (s *Store) SetProductThumbprint(ctx context.Context, id int64, thumbprint s
 // LastCollected is each product's last successfully collected hour (a
 // product never collected is absent).
 func (s *Store) LastCollected(ctx context.Context) (map[int64]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT product_id, max(hour) FROM collection_runs WHERE state = 'done' GROUP BY product_id`)
+	// Per product, the newest done run found walking its runs backwards
+	// (the primary key), not a scan of every run ever.
+	rows, err := s.pool.Query(ctx, `SELECT p.id, h.hour FROM products p
+	  CROSS JOIN LATERAL (SELECT hour FROM collection_runs r WHERE r.product_id = p.id AND r.state = 'done' ORDER BY hour DESC LIMIT 1) h`)
 	if err != nil {
 		return nil, fmt.Errorf("last collected hours: %w", err)
 	}
