@@ -36,9 +36,18 @@ func BenchmarkProviderScale(b *testing.B) {
 	}{
 		{"products", func() error { _, err := e.svc.Products(ctx); return err }},
 		{"journal", func() error { _, err := e.svc.Journal(ctx, service.JournalFilter{Limit: 100}); return err }},
-		{"journal-product", func() error { _, err := e.svc.Journal(ctx, service.JournalFilter{ProductID: 117, Limit: 100}); return err }},
-		{"journal-failed", func() error { _, err := e.svc.Journal(ctx, service.JournalFilter{State: "failed", Limit: 100}); return err }},
-		{"journal-page-50", func() error { _, err := e.svc.Journal(ctx, service.JournalFilter{Limit: 100, Offset: 5000}); return err }},
+		{"journal-product", func() error {
+			_, err := e.svc.Journal(ctx, service.JournalFilter{ProductID: 117, Limit: 100})
+			return err
+		}},
+		{"journal-failed", func() error {
+			_, err := e.svc.Journal(ctx, service.JournalFilter{State: "failed", Limit: 100})
+			return err
+		}},
+		{"journal-page-50", func() error {
+			_, err := e.svc.Journal(ctx, service.JournalFilter{Limit: 100, Offset: 5000})
+			return err
+		}},
 		{"alerts", func() error { _, err := e.svc.Alerts(ctx, true); return err }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
