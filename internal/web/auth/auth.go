@@ -193,9 +193,20 @@ func (m *Manager) throttled(ip string, now time.Time) time.Duration {
 	return recent[0].Add(m.cfg.ClientWindow).Sub(now)
 }
 
+// maxClients bounds the addresses whose failures are remembered: past it,
+// those whose last failure left the window are forgotten.
+const maxClients = 10000
+
 func (m *Manager) failed(ip string, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.failures) >= maxClients {
+		for k, ts := range m.failures {
+			if now.Sub(ts[len(ts)-1]) >= m.cfg.ClientWindow {
+				delete(m.failures, k)
+			}
+		}
+	}
 	m.failures[ip] = append(m.failures[ip], now)
 }
 
