@@ -18,7 +18,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 	"golang.org/x/term"
@@ -63,18 +62,25 @@ func (pf *productFlags) register(fs *flag.FlagSet) {
 // that is an error (an account without a password is never stored by
 // mistake). set is false when no password was given (product set: keep it).
 func (pf *productFlags) password(stdin io.Reader, prompt io.Writer) (pw config.Secret, set bool, err error) {
+	return readPassword(stdin, prompt, pf.passwordFile, pf.passwordStdin, pf.username != "", "Password for "+pf.username+": ")
+}
+
+// readPassword reads a password from file, or standard input (fromStdin),
+// or, when ask and standard input is a terminal, asks with label without
+// echo. set is false when none was given.
+func readPassword(stdin io.Reader, prompt io.Writer, file string, fromStdin, ask bool, label string) (pw config.Secret, set bool, err error) {
 	switch {
-	case pf.passwordFile != "" && pf.passwordStdin:
+	case file != "" && fromStdin:
 		return "", false, usagef("use --password-file or --password-stdin, not both")
-	case pf.passwordFile != "":
-		b, err := os.ReadFile(pf.passwordFile)
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", false, fmt.Errorf("--password-file: %w", err)
 		}
 		return config.Secret(strings.TrimRight(string(b), "\r\n")), true, nil
-	case pf.passwordStdin || (pf.username != "" && isTerminal(stdin)):
+	case fromStdin || (ask && isTerminal(stdin)):
 		if isTerminal(stdin) {
-			fmt.Fprintf(prompt, "Password for %s: ", pf.username)
+			fmt.Fprint(prompt, label)
 			b, err := term.ReadPassword(int(stdin.(*os.File).Fd()))
 			fmt.Fprintln(prompt)
 			if err != nil {
@@ -156,7 +162,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	defer app.Close()
 
 	id, ident, err := appliance.AddProduct(ctx, app, p)
-	if err != nil {
+	if err := audited(ctx, e, app, "product.add", productTarget(id, p.Kind, p.Endpoint), "", err); err != nil {
 		var ce *tlsutil.CertError
 		if errors.As(err, &ce) {
 			return fmt.Errorf("%w\nrun `usagemeter product test --kind %s --endpoint %s` to see the certificate", err, pf.kind, pf.endpoint)
@@ -250,7 +256,7 @@ func runProductRemove(ctx context.Context, e *Env, args []string) error {
 	}
 	defer app.Close()
 	deleted, err := app.Store.RemoveProduct(ctx, id, e.Now())
-	if err != nil {
+	if err := audited(ctx, e, app, "product.remove", productTarget(id, "", ""), "", err); err != nil {
 		return err
 	}
 	if deleted {
@@ -282,7 +288,8 @@ func runProductSetThumbprint(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	tp := tlsutil.Normalize(fs.Arg(1))
-	if err := app.Store.SetProductThumbprint(ctx, id, tp); err != nil {
+	err = app.Store.SetProductThumbprint(ctx, id, tp)
+	if err := audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed certificate", err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "product %d: accepted certificate %s\n", id, tp)
@@ -348,22 +355,12 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 	if app != nil {
 		timeout, logger = app.Config.Collection.CallTimeout.D(), app.Log
 	}
-	col, err := collectors.New(scheduler.Target(p, timeout, logger))
+	id, err := appliance.IdentifyProduct(ctx, p, timeout, logger)
 	if err != nil {
 		return err
 	}
-	idf, ok := col.(collectors.Identifier)
-	if !ok {
+	if id == (collectors.Identity{}) {
 		return nil
-	}
-	ictx, cancel := context.WithTimeout(ctx, 2*timeout)
-	defer cancel()
-	id, err := idf.Identify(ictx)
-	if cl, ok := col.(collectors.Closer); ok {
-		_ = cl.Close(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "login OK: %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
 	return nil
@@ -458,7 +455,8 @@ func runProductSet(ctx context.Context, e *Env, args []string) error {
 				return err
 			}
 		}
-		if _, err := appliance.SetProduct(ctx, app, id, u); err != nil {
+		_, err := appliance.SetProduct(ctx, app, id, u)
+		if err := audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed "+strings.Join(changed, ", "), err); err != nil {
 			var ce *tlsutil.CertError
 			if errors.As(err, &ce) {
 				return fmt.Errorf("%w\nrun `usagemeter product test %d` to see the certificate, then pass --accept-thumbprint", err, id)
@@ -468,7 +466,12 @@ func runProductSet(ctx context.Context, e *Env, args []string) error {
 		fmt.Fprintf(e.Stdout, "product %d changed (%s); it applies from the next collection\n", id, strings.Join(changed, ", "))
 	}
 	if len(billing) > 0 {
-		return setBillingOptions(ctx, e, app, id, billing, from, now)
+		var keys []string
+		for k := range billing {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed "+strings.Join(keys, ", "), setBillingOptions(ctx, e, app, id, billing, from, now))
 	}
 	return nil
 }
@@ -556,7 +559,8 @@ func setActive(ctx context.Context, e *Env, name string, args []string, active b
 		fmt.Fprintf(e.Stdout, "product %d is already %s\n", id, map[bool]string{true: "active", false: "deactivated"}[active])
 		return nil
 	}
-	if err := app.Store.SetProductActive(ctx, id, active, e.Now()); err != nil {
+	err = app.Store.SetProductActive(ctx, id, active, e.Now())
+	if err := audited(ctx, e, app, map[bool]string{true: "product.reactivate", false: "product.deactivate"}[active], productTarget(id, "", ""), "", err); err != nil {
 		return err
 	}
 	if active {
@@ -565,4 +569,16 @@ func setActive(ctx context.Context, e *Env, name string, args []string, active b
 		fmt.Fprintf(e.Stdout, "product %d deactivated: no longer collected; its history is kept (product reactivate %d resumes it)\n", id, id)
 	}
 	return nil
+}
+
+// productTarget names a product in the audit log as the web console does.
+func productTarget(id int64, kind, endpoint string) string {
+	t := strings.TrimSpace(kind + " " + endpoint)
+	switch {
+	case id == 0:
+		return t
+	case t == "":
+		return fmt.Sprintf("product %d", id)
+	}
+	return fmt.Sprintf("product %d (%s)", id, t)
 }
