@@ -123,7 +123,7 @@ func Backup(ctx context.Context, app *App, w io.Writer, key BackupKey, version s
 		}
 	}
 	for name, path := range members {
-		sum, err := fileSHA256(path)
+		sum, err := FileSHA256(path)
 		if err != nil {
 			return man, err
 		}
@@ -312,7 +312,8 @@ func replaceFile(src, dst string) error {
 	return os.Rename(tmp, dst)
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of the file at path.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

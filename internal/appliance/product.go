@@ -2,9 +2,12 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/scheduler"
@@ -118,4 +121,82 @@ func SetProduct(ctx context.Context, app *App, id int64, u store.ProductUpdate) 
 			p.Endpoint, ident.InstanceID, id, p.InstanceID, collectors.DisplayName(p.Kind), id)
 	}
 	return ident, app.Store.UpdateProduct(ctx, id, u)
+}
+
+// TestProduct identifies p over TLS with its credentials, as its collector
+// would connect (`product test ID` and the web console's test): the
+// instance, or why the connection or the login failed. A kind that cannot
+// identify itself answers an empty Identity.
+func TestProduct(ctx context.Context, app *App, p store.Product) (collectors.Identity, error) {
+	return identify(ctx, p, app.Config.Collection.CallTimeout.D(), app.Log)
+}
+
+// identify connects to p alone (without its paired product) and asks it
+// who it is.
+func identify(ctx context.Context, p store.Product, timeout time.Duration, log *slog.Logger) (collectors.Identity, error) {
+	p.PairedID = 0
+	col, err := collectors.New(scheduler.Target(p, timeout, log))
+	if err != nil {
+		return collectors.Identity{}, err
+	}
+	if cl, ok := col.(collectors.Closer); ok {
+		defer func() { _ = cl.Close(ctx) }()
+	}
+	idf, ok := col.(collectors.Identifier)
+	if !ok {
+		return collectors.Identity{}, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*timeout)
+	defer cancel()
+	id, err := idf.Identify(ictx)
+	if err != nil {
+		return id, fmt.Errorf("login: %w", err)
+	}
+	return id, nil
+}
+
+// IdentifyProduct is TestProduct for a product not registered (or without
+// an opened appliance: `product test --kind --endpoint`).
+func IdentifyProduct(ctx context.Context, p store.Product, timeout time.Duration, log *slog.Logger) (collectors.Identity, error) {
+	return identify(ctx, p, timeout, log)
+}
+
+// SetBillingOptions records changes of the settings that decide a
+// product's billing (store.SettingVCFEdition, store.SettingTanzuMetric),
+// each applying from the hour from: the report splits the month there, the
+// collector reads it from its next hour. `product set --vcf-edition`,
+// `--tanzu-metric` and the web console.
+func SetBillingOptions(ctx context.Context, app *App, id int64, changes map[string]string, from, now time.Time) error {
+	p, err := app.Store.Product(ctx, id)
+	if err != nil {
+		return err
+	}
+	// The kind validates the options it would collect with.
+	opts := map[string]any{}
+	if err := json.Unmarshal(p.Options, &opts); err != nil {
+		return fmt.Errorf("product %d options: %w", p.ID, err)
+	}
+	for k, v := range changes {
+		opts[k] = v
+	}
+	raw, _ := json.Marshal(opts)
+	// Only the options are checked here: the account stands in when the
+	// product has none recorded.
+	user, pw := p.Username, p.Password
+	if user == "" {
+		user, pw = "validation", "validation"
+	}
+	if _, err := collectors.New(collectors.Target{Kind: p.Kind, Endpoint: p.Endpoint, Username: user, Password: pw, Options: raw}); err != nil {
+		return err
+	}
+	for _, k := range []string{store.SettingVCFEdition, store.SettingTanzuMetric} {
+		v, ok := changes[k]
+		if !ok {
+			continue
+		}
+		if err := app.Store.ChangeProductOption(ctx, p.ID, k, v, from, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }

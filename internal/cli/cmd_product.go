@@ -18,7 +18,6 @@ import (
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/appliance"
 	"github.com/usagemeter/usagemeter/internal/config"
-	"github.com/usagemeter/usagemeter/internal/scheduler"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
 	"golang.org/x/term"
@@ -348,22 +347,12 @@ func runProductTest(ctx context.Context, e *Env, args []string) error {
 	if app != nil {
 		timeout, logger = app.Config.Collection.CallTimeout.D(), app.Log
 	}
-	col, err := collectors.New(scheduler.Target(p, timeout, logger))
+	id, err := appliance.IdentifyProduct(ctx, p, timeout, logger)
 	if err != nil {
 		return err
 	}
-	idf, ok := col.(collectors.Identifier)
-	if !ok {
+	if id == (collectors.Identity{}) {
 		return nil
-	}
-	ictx, cancel := context.WithTimeout(ctx, 2*timeout)
-	defer cancel()
-	id, err := idf.Identify(ictx)
-	if cl, ok := col.(collectors.Closer); ok {
-		_ = cl.Close(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
 	}
 	fmt.Fprintf(e.Stdout, "login OK: %s %s (build %s), instance %s\n", id.Name, id.Version, id.Build, id.InstanceID)
 	return nil
