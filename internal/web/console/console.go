@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/web/auth"
 	"github.com/usagemeter/usagemeter/internal/web/service"
 )
@@ -115,7 +116,12 @@ func (c *Console) funcs() template.FuncMap {
 			}
 			return p, nil
 		},
-		"num":      Number,
+		"num":      num,
+		"kindName": collectors.DisplayName,
+		"list":     func(s ...string) []string { return s },
+		"pl": func(id int64, names map[int64]string) productLink {
+			return productLink{ID: id, Name: names[id]}
+		},
 		"when":     when,
 		"hour":     hour,
 		"ago":      func(t time.Time) string { return ago(c.svc.Now(), t) },
@@ -292,4 +298,37 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
+}
+
+// productLink is a product named on a page, linked when it still exists.
+type productLink struct {
+	ID   int64
+	Name string
+}
+
+// num writes any number (or a pointer to one) for a person; nil is "".
+func num(v any) string {
+	switch n := v.(type) {
+	case float64:
+		return Number(n)
+	case int:
+		return Number(float64(n))
+	case int64:
+		return Number(float64(n))
+	case *int:
+		if n != nil {
+			return Number(float64(*n))
+		}
+	case *int64:
+		if n != nil {
+			return Number(float64(*n))
+		}
+	case *float64:
+		if n != nil {
+			return Number(*n)
+		}
+	default:
+		return fmt.Sprint(v)
+	}
+	return ""
 }
