@@ -68,10 +68,13 @@ func (c *Console) showNewProduct(w http.ResponseWriter, r *http.Request, cert *s
 			}
 		}
 	}
-	if err == nil && cert == nil && d.Endpoint != "" {
-		var c2 service.Certificate
-		if c2, err = c.svc.PreviewCertificate(r.Context(), d.Kind.Name, d.Endpoint); err == nil {
+	if cert == nil && d.Endpoint != "" {
+		// The certificate to check (again, after a refused add).
+		c2, perr := c.svc.PreviewCertificate(r.Context(), d.Kind.Name, d.Endpoint)
+		if perr == nil {
 			d.Certificate = &c2
+		} else if err == nil {
+			err = perr
 		}
 	}
 	c.render(w, r, "product_new", "Add a product", d, err)
