@@ -249,24 +249,77 @@ func (b *Browser) Download(css string) (name string, data []byte) {
 	}
 }
 
-// Screenshot saves a PNG of the whole page, at the given viewport width
-// (height grows with the page), to path. mobile emulates a phone's
-// viewport (device scale 2, touch).
-func (b *Browser) Screenshot(path string, width int, mobile bool) {
+// Viewport makes the page width px wide (height 800; a full-page
+// screenshot grows with the page). mobile emulates a phone: device scale 2,
+// touch, the page laid out by its viewport meta tag.
+func (b *Browser) Viewport(width int, mobile bool) {
 	b.t.Helper()
 	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
 	if mobile {
 		opts = []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch}
 	}
 	b.Do("viewport", chromedp.EmulateViewport(int64(width), 800, opts...), chromedp.Sleep(100*time.Millisecond))
-	png := Run(b, "screenshot", chromedp.FullScreenshot(100))
+}
+
+// ResetViewport goes back to the window's size.
+func (b *Browser) ResetViewport() {
+	b.t.Helper()
+	b.Do("viewport reset", chromedp.EmulateReset())
+}
+
+// Overflows reports whether the page is wider than the viewport (it
+// scrolls sideways: on a phone, unusable).
+func (b *Browser) Overflows() bool {
+	b.t.Helper()
+	return Run(b, "page width", chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth + 1"))
+}
+
+// WideElements lists (tag#id.class and width) the elements that reach
+// past the viewport's right edge, the innermost first: why a page
+// overflows.
+func (b *Browser) WideElements() []string {
+	b.t.Helper()
+	return Run(b, "wide elements", chromedp.Evaluate[[]string](`(() => {
+		const out = [];
+		for (const e of document.querySelectorAll("body *")) {
+			const r = e.getBoundingClientRect();
+			if (r.right > window.innerWidth + 1 && !e.closest(".table-wrap")) {
+				out.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().replace(/ +/g, ".") : "") + " " + Math.round(r.width) + "px");
+			}
+		}
+		return out.reverse().slice(0, 5);
+	})()`))
+}
+
+// Capture saves a PNG of the whole page to path.
+func (b *Browser) Capture(path string) {
+	b.t.Helper()
+	b.save(path, Run(b, "screenshot", chromedp.FullScreenshot(100)))
+}
+
+// CaptureView saves a PNG of what the viewport shows to path.
+func (b *Browser) CaptureView(path string) {
+	b.t.Helper()
+	b.save(path, Run(b, "screenshot", chromedp.CaptureScreenshot()))
+}
+
+func (b *Browser) save(path string, png []byte) {
+	b.t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		b.t.Fatal(err)
 	}
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-	b.Do("viewport reset", chromedp.EmulateReset())
+}
+
+// Screenshot saves a PNG of the whole page at the given viewport width to
+// path, then goes back to the window's size.
+func (b *Browser) Screenshot(path string, width int, mobile bool) {
+	b.t.Helper()
+	b.Viewport(width, mobile)
+	b.Capture(path)
+	b.ResetViewport()
 }
 
 // HasText reports whether the page's body text contains s.
