@@ -304,9 +304,13 @@ func (s *Store) SetProductThumbprint(ctx context.Context, id int64, thumbprint s
 }
 
 // LastCollected is each product's last successfully collected hour (a
-// product never collected is absent).
+// product never collected is absent). Each product's newest runs are read
+// from the primary key's index, backwards: a few rows per product however
+// long the journal (a year of 200 products' hours: milliseconds, where a
+// max() over every run took a second).
 func (s *Store) LastCollected(ctx context.Context) (map[int64]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT product_id, max(hour) FROM collection_runs WHERE state = 'done' GROUP BY product_id`)
+	rows, err := s.pool.Query(ctx, `SELECT p.id, r.hour FROM products p
+	 CROSS JOIN LATERAL (SELECT hour FROM collection_runs WHERE product_id = p.id AND state = 'done' ORDER BY hour DESC LIMIT 1) r`)
 	if err != nil {
 		return nil, fmt.Errorf("last collected hours: %w", err)
 	}

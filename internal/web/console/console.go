@@ -131,6 +131,7 @@ func (c *Console) funcs() template.FuncMap {
 		"plural":   plural,
 		"query":    query,
 		"add":      func(a, b int) int { return a + b },
+		"cursor":   cursor,
 		"join":     strings.Join,
 	}
 }

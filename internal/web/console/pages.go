@@ -16,39 +16,68 @@ import (
 const pageSize = 50
 
 type journalData struct {
-	Page      service.JournalPage
+	Page      store.JournalPage
 	Products  []service.Product
 	ProductID int64
 	State     string
-	Number    int // this page, from 1
-	Pages     int
 }
 
+// journal pages through the collection journal by keyset (before/after a
+// run's hour and product): the same cost on every page of years of hours,
+// where an offset would read every row before the page. It reads the
+// store directly (store.JournalKeyset): the service's Journal pages by
+// offset and counts every run.
 func (c *Console) journal(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	d := journalData{State: q.Get("state"), Number: 1}
+	d := journalData{State: q.Get("state")}
+	jq := store.JournalQuery{State: d.State, Limit: pageSize}
 	var err error
-	if v := q.Get("product"); v != "" {
+	switch d.State {
+	case "", "done", "failed", "running":
+	default:
+		err = service.Invalid("state %q: choose done, failed or running", d.State)
+	}
+	if v := q.Get("product"); v != "" && err == nil {
 		if d.ProductID, err = strconv.ParseInt(v, 10, 64); err != nil {
 			err = service.Invalid("product: %q is not a product id", v)
 		}
+		jq.ProductID = d.ProductID
 	}
-	if v := q.Get("page"); v != "" && err == nil {
-		if d.Number, err = strconv.Atoi(v); err != nil || d.Number < 1 {
-			d.Number, err = 1, service.Invalid("page: %q is not a page number", v)
-		}
+	if err == nil {
+		jq.Before, err = cursorOf(q.Get("before"))
+	}
+	if err == nil {
+		jq.After, err = cursorOf(q.Get("after"))
 	}
 	ctx := r.Context()
 	if err == nil {
-		d.Page, err = c.svc.Journal(ctx, service.JournalFilter{ProductID: d.ProductID, State: d.State, Limit: pageSize, Offset: (d.Number - 1) * pageSize})
+		d.Page, err = c.svc.Store().JournalKeyset(ctx, jq)
 	}
-	d.Pages = max((d.Page.Total+pageSize-1)/pageSize, 1)
 	ps, perr := c.svc.Products(ctx)
 	if err == nil {
 		err = perr
 	}
 	d.Products = ps
 	c.render(w, r, "journal", "Collection journal", d, err)
+}
+
+// cursorOf reads a journal cursor, "UNIXHOUR-PRODUCT" ("" is none).
+func cursorOf(v string) (*store.JournalCursor, error) {
+	if v == "" {
+		return nil, nil
+	}
+	h, p, ok := strings.Cut(v, "-")
+	sec, err1 := strconv.ParseInt(h, 10, 64)
+	id, err2 := strconv.ParseInt(p, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, service.Invalid("the page's place %q is not one of the journal's: start again from the newest", v)
+	}
+	return &store.JournalCursor{Hour: time.Unix(sec, 0).UTC(), ProductID: id}, nil
+}
+
+// cursor writes c for a link.
+func cursor(c store.JournalCursor) string {
+	return strconv.FormatInt(c.Hour.Unix(), 10) + "-" + strconv.FormatInt(c.ProductID, 10)
 }
 
 type alertsData struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/web/service"
 )
 
@@ -123,7 +124,7 @@ func (c *Console) addProduct(w http.ResponseWriter, r *http.Request) {
 type productData struct {
 	Product     service.Product
 	Options     string // the options as indented JSON
-	Journal     []service.JournalEntry
+	Journal     []store.JournalEntry
 	Alerts      []service.Alert
 	Test        *service.TestResult
 	Certificate *service.Certificate // after an edit refused for its certificate
@@ -150,7 +151,7 @@ func (c *Console) showProduct(w http.ResponseWriter, r *http.Request, d productD
 	if json.Indent(&buf, p.Options, "", "  ") == nil && buf.String() != "{}" {
 		d.Options = buf.String()
 	}
-	j, jerr := c.svc.Journal(ctx, service.JournalFilter{ProductID: id, Limit: 10})
+	j, jerr := c.svc.Store().JournalKeyset(ctx, store.JournalQuery{ProductID: id, Limit: 10})
 	if jerr != nil && err == nil {
 		err = jerr
 	}
