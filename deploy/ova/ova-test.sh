@@ -136,7 +136,7 @@ boot() { # n iso firmware [disk image]
 wait_healthz() { # n
 	local deadline=$(($(date +%s) + BOOT_TIMEOUT)) body
 	while :; do
-		if body=$(curl -fsS --max-time 5 "http://127.0.0.1:$PORT/healthz" 2>/dev/null); then
+		if body=$(curl -fsSk --max-time 5 "https://127.0.0.1:$PORT/healthz" 2>/dev/null); then
 			HEALTHZ_SECS=$(($(date +%s) - BOOT_START))
 			log "boot $1: /healthz answered after ${HEALTHZ_SECS}s: $body"
 			return 0

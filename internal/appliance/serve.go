@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +22,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/httpapi"
 	umail "github.com/usagemeter/usagemeter/internal/mail"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
@@ -28,7 +32,7 @@ import (
 // database answers /healthz (degraded, with the reason) and mails its
 // admins after alerts.database_down_after, instead of waiting in silence.
 // The log goes to stderr; version is what /healthz and the log say.
-func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version string) error {
+func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version string, opts ...ServeOption) error {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
@@ -41,7 +45,7 @@ func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version st
 
 	reg := prometheus.NewRegistry()
 	health := &daemonHealth{since: time.Now()}
-	h, err := startHTTP(cfg, log, health, reg, version, nil)
+	h, err := startHTTP(cfg, log, health, reg, version, nil, serveOpts(opts))
 	if err != nil {
 		return err
 	}
@@ -64,41 +68,167 @@ func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version st
 	return runDaemon(ctx, app, reg, h, daemonOptions{sender: sender, fallback: fallback})
 }
 
-// httpServer is the running HTTP listener.
+// httpServer is the running HTTP listener (and the separate metrics
+// listener, when configured).
 type httpServer struct {
-	api  *httpapi.Server
-	srv  *http.Server
-	done chan error
+	api     *httpapi.Server
+	srv     *http.Server
+	metrics *http.Server // http.metrics_listen, or nil
+	done    chan error
+	handler atomic.Pointer[http.Handler]
+	cfg     *config.Config
+	web     WebHandler
+	tls     bool
 }
 
-func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, version string, ready chan<- string) (*httpServer, error) {
+// WebHandler builds the appliance's whole HTTP handler (REST API and web
+// console, internal/web) once the appliance is open; base serves /healthz
+// and /metrics. Before it, the listener answers /healthz and /metrics
+// only. cmd/usagemeter's serve passes it (this package does not import
+// internal/web, which builds on it).
+type WebHandler func(app *App, base *httpapi.Server, tls bool) (http.Handler, error)
+
+// ServeOption shapes Serve and Run.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	web WebHandler
+}
+
+// WithWeb serves the REST API and the console built by fn.
+func WithWeb(fn WebHandler) ServeOption { return func(o *serveOptions) { o.web = fn } }
+
+func serveOpts(opts []ServeOption) serveOptions {
+	var o serveOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// ServerTLS is the certificate of the appliance's HTTPS listener:
+// http.tls_cert and http.tls_key, or a self-signed one made once in
+// data_dir/tls (its thumbprint logged when made). created says it was
+// made now.
+func ServerTLS(cfg *config.Config) (cert tls.Certificate, created bool, err error) {
+	if cfg.HTTP.TLSCert != "" {
+		cert, err = tlsutil.LoadServerCert(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		return cert, false, err
+	}
+	host, _ := os.Hostname()
+	return tlsutil.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "tls"), host)
+}
+
+func startHTTP(cfg *config.Config, log *slog.Logger, health httpapi.Health, reg *prometheus.Registry, version string, ready chan<- string, o serveOptions) (*httpServer, error) {
 	api := httpapi.New(health, reg, version, migrations.Latest())
+	h := &httpServer{api: api, done: make(chan error, 2), cfg: cfg, web: o.web, tls: cfg.HTTP.TLSOn()}
+	var start http.Handler = baseHandler(cfg, api, true)
+	h.handler.Store(&start)
+	h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	scheme, thumb := "http", ""
+	if h.tls {
+		cert, created, err := ServerTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		thumb = tlsutil.Thumbprint(cert.Leaf.Raw)
+		if created {
+			log.Info("created a self-signed TLS certificate for the web console and API (set http.tls_cert and http.tls_key to use another)",
+				"path", filepath.Join(cfg.DataDir, "tls", tlsutil.ServerCertFile), "sha256", thumb)
+		}
+		h.srv.TLSConfig = tlsutil.ServerConfig(cert)
+		scheme = "https"
+	} else if !tlsutil.IsLoopback(cfg.HTTP.Listen) {
+		log.Warn("http.tls is off: the web console and API are served in plain HTTP on a non-loopback address; passwords and session cookies cross the network in clear", "listen", cfg.HTTP.Listen)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	h := &httpServer{api: api, srv: &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}, done: make(chan error, 1)}
-	go func() { h.done <- h.srv.Serve(ln) }()
-	log.Info("usagemeter serving", "version", version, "http", ln.Addr().String())
+	if cfg.HTTP.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.HTTP.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http.metrics_listen %s: %w", cfg.HTTP.MetricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", httpapi.Bearer(cfg.HTTP.MetricsToken.Reveal(), api.Metrics()))
+		h.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { h.done <- h.metrics.Serve(mln) }()
+		log.Info("serving /metrics", "http", mln.Addr().String())
+	}
+	go func() {
+		if h.tls {
+			h.done <- h.srv.ServeTLS(ln, "", "")
+		} else {
+			h.done <- h.srv.Serve(ln)
+		}
+	}()
+	url := scheme + "://" + ln.Addr().String()
+	if thumb != "" {
+		log.Info("usagemeter serving", "version", version, "http", ln.Addr().String(), "url", url, "tls_sha256", thumb)
+	} else {
+		log.Info("usagemeter serving", "version", version, "http", ln.Addr().String(), "url", url)
+	}
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- url
 	}
 	return h, nil
+}
+
+// baseHandler serves /healthz and /metrics (unless on their own
+// listener): while the appliance opens (starting: 503 for everything
+// else), and after it when no WebHandler is given.
+func baseHandler(cfg *config.Config, api *httpapi.Server, starting bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", api.Healthz())
+	if cfg.HTTP.MetricsListen == "" {
+		mux.Handle("GET /metrics", httpapi.Bearer(cfg.HTTP.MetricsToken.Reveal(), api.Metrics()))
+	}
+	if !starting {
+		return mux
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "10")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"the appliance is starting: waiting for its database (see /healthz)"}` + "\n"))
+	})
+	return mux
+}
+
+// open switches the listener to the whole handler of the opened app.
+func (h *httpServer) open(app *App) error {
+	hd := baseHandler(h.cfg, h.api, false)
+	if h.web != nil {
+		var err error
+		if hd, err = h.web(app, h.api, h.tls); err != nil {
+			return err
+		}
+	}
+	h.handler.Store(&hd)
+	return nil
 }
 
 func (h *httpServer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = h.srv.Shutdown(ctx)
+	if h.metrics != nil {
+		_ = h.metrics.Shutdown(ctx)
+	}
 }
 
 // Run runs the daemon of an opened appliance until ctx is cancelled (the
-// demo). ready, if not nil, receives the HTTP address once listening.
-func Run(ctx context.Context, app *App, version string, ready chan<- string) error {
+// demo). ready, if not nil, receives the listener's URL
+// (https://host:port) once listening.
+func Run(ctx context.Context, app *App, version string, ready chan<- string, opts ...ServeOption) error {
 	reg := prometheus.NewRegistry()
 	health := &daemonHealth{since: time.Now()}
 	health.ready(app.Store)
-	h, err := startHTTP(app.Config, app.Log, health, reg, version, ready)
+	h, err := startHTTP(app.Config, app.Log, health, reg, version, ready, serveOpts(opts))
 	if err != nil {
 		return err
 	}
@@ -114,6 +244,9 @@ func runDaemon(ctx context.Context, app *App, reg *prometheus.Registry, h *httpS
 		return err
 	}
 	h.api.AddCheck("mail", d.mailHealth)
+	if err := h.open(app); err != nil {
+		return fmt.Errorf("the web console and API: %w", err)
+	}
 	app.Log.Info("appliance ready", "appliance", app.Appliance.ID)
 	// At once, not at the next tick (and before the cron runs the same job):
 	// record what was spilled while waiting.

@@ -151,6 +151,7 @@ database:
   url: %s
 http:
   listen: 127.0.0.1:0
+  tls: off
 smtp:
   host: %s
   port: %d

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
@@ -26,10 +27,23 @@ func runConfigCheck(_ context.Context, e *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if _, err := appliance.LoadConfig(*cfgPath); err != nil {
+	cfg, err := appliance.LoadConfig(*cfgPath)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "%s: OK\n", *cfgPath)
+	h := cfg.HTTP
+	switch {
+	case !h.TLSOn():
+		fmt.Fprintf(e.Stdout, "web console and API: plain HTTP on %s (http.tls: off)\n", h.Listen)
+	case h.TLSCert != "":
+		fmt.Fprintf(e.Stdout, "web console and API: HTTPS on %s with %s\n", h.Listen, h.TLSCert)
+	default:
+		fmt.Fprintf(e.Stdout, "web console and API: HTTPS on %s with a self-signed certificate in %s\n", h.Listen, filepath.Join(cfg.DataDir, "tls"))
+	}
+	if h.MetricsListen != "" {
+		fmt.Fprintf(e.Stdout, "/metrics: plain HTTP on %s\n", h.MetricsListen)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/smtptest"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/internal/web/auth"
 	"github.com/usagemeter/usagemeter/report"
 )
 
@@ -529,15 +531,21 @@ func demoAddProduct(ctx context.Context, app *appliance.App, p store.Product) (i
 	return id, err
 }
 
-// demoServe keeps the daemon running against the simulators until ctx ends.
+// demoServe keeps the daemon running against the simulators until ctx ends,
+// with an admin account for the web console and API (its password printed).
 func demoServe(ctx context.Context, e *Env, app *appliance.App, run *demoRun) error {
+	pw := crand.Text()
+	if _, err := auth.SetPassword(ctx, app.Store, "admin", pw, e.Now()); err != nil {
+		return err
+	}
 	ready := make(chan string, 1)
 	go func() {
 		select {
-		case addr := <-ready:
-			fmt.Fprintf(e.Stdout, "\nServing the demo appliance on http://%s (GET /metrics, /healthz), collecting the simulators every hour at minute %d.\n"+
-				"The simulators and the SMTP capture stay up; new mails are captured, not saved. Try: curl -s http://%s/metrics | grep usagemeter_\n"+
-				"Ctrl-C stops everything; afterwards the data stays for: usagemeter report list --config %s\n", addr, app.Config.Collection.Minute, addr, run.Config)
+		case url := <-ready:
+			fmt.Fprintf(e.Stdout, "\nServing the demo appliance on %s (web console and /api/v1, GET /metrics, /healthz), collecting the simulators every hour at minute %d.\n"+
+				"Log in as admin with the password %s (the certificate is self-signed: data_dir/tls/cert.pem).\n"+
+				"The simulators and the SMTP capture stay up; new mails are captured, not saved. Try: curl -sk %s/metrics | grep usagemeter_\n"+
+				"Ctrl-C stops everything; afterwards the data stays for: usagemeter report list --config %s\n", url, app.Config.Collection.Minute, pw, url, run.Config)
 		case <-ctx.Done():
 		}
 	}()

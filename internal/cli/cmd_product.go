@@ -62,18 +62,25 @@ func (pf *productFlags) register(fs *flag.FlagSet) {
 // that is an error (an account without a password is never stored by
 // mistake). set is false when no password was given (product set: keep it).
 func (pf *productFlags) password(stdin io.Reader, prompt io.Writer) (pw config.Secret, set bool, err error) {
+	return readPassword(stdin, prompt, pf.passwordFile, pf.passwordStdin, pf.username != "", "Password for "+pf.username+": ")
+}
+
+// readPassword reads a password from file, or standard input (fromStdin),
+// or, when ask and standard input is a terminal, asks with label without
+// echo. set is false when none was given.
+func readPassword(stdin io.Reader, prompt io.Writer, file string, fromStdin, ask bool, label string) (pw config.Secret, set bool, err error) {
 	switch {
-	case pf.passwordFile != "" && pf.passwordStdin:
+	case file != "" && fromStdin:
 		return "", false, usagef("use --password-file or --password-stdin, not both")
-	case pf.passwordFile != "":
-		b, err := os.ReadFile(pf.passwordFile)
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", false, fmt.Errorf("--password-file: %w", err)
 		}
 		return config.Secret(strings.TrimRight(string(b), "\r\n")), true, nil
-	case pf.passwordStdin || (pf.username != "" && isTerminal(stdin)):
+	case fromStdin || (ask && isTerminal(stdin)):
 		if isTerminal(stdin) {
-			fmt.Fprintf(prompt, "Password for %s: ", pf.username)
+			fmt.Fprint(prompt, label)
 			b, err := term.ReadPassword(int(stdin.(*os.File).Fd()))
 			fmt.Fprintln(prompt)
 			if err != nil {

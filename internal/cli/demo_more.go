@@ -89,5 +89,5 @@ func demoFolderOf(v *demoVCenter, vm *simulator.VirtualMachine) string {
 // serve runs the daemon of an opened appliance until ctx is cancelled (the
 // demo). ready, if not nil, receives the HTTP address once listening.
 func serve(ctx context.Context, app *appliance.App, ready chan<- string) error {
-	return appliance.Run(ctx, app, Version, ready)
+	return appliance.Run(ctx, app, Version, ready, webHandler())
 }

@@ -5,6 +5,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
@@ -35,12 +36,14 @@ func TestDemoShort(t *testing.T) {
 	out := &syncBuffer{}
 	metrics := make(chan string, 1)
 	go func() { // --serve: fetch /metrics once serving, then stop.
-		re := regexp.MustCompile(`Serving the demo appliance on http://(\S+) `)
+		re := regexp.MustCompile(`Serving the demo appliance on (https://\S+) `)
 		for ctx.Err() == nil {
 			if m := re.FindStringSubmatch(out.String()); m != nil {
 				body := ""
 				for i := 0; i < 50 && !strings.Contains(body, "usagemeter_"); i++ {
-					if res, err := http.Get("http://" + m[1] + "/metrics"); err == nil {
+					// The demo's certificate is self-signed.
+					c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+					if res, err := c.Get(m[1] + "/metrics"); err == nil {
 						b, _ := io.ReadAll(res.Body)
 						res.Body.Close()
 						body = string(b)

@@ -166,14 +166,21 @@ func TestProductAddAndCollect(t *testing.T) {
 func runner(t *testing.T, bin, cfg string) func(args ...string) (int, string) {
 	return func(args ...string) (int, string) {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--config", cfg)...)
-		cmd.Stdin = strings.NewReader("")
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode(), string(out)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return runWithStdin(t, bin, cfg, "", args...)
 	}
+}
+
+// runWithStdin runs the binary with --config cfg, stdin on its standard
+// input, and returns its exit status and combined output.
+func runWithStdin(t *testing.T, bin, cfg, stdin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append(args, "--config", cfg)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
 }

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 var (
@@ -71,7 +74,8 @@ alerts:
 
 type daemonProc struct {
 	cmd    *exec.Cmd
-	addr   string
+	addr   string // the listener's URL, https://127.0.0.1:PORT
+	thumb  string // SHA-256 of its certificate, as logged
 	logs   *bytes.Buffer
 	mu     *sync.Mutex
 	exited chan error
@@ -83,7 +87,7 @@ func (d *daemonProc) log() string {
 	return d.logs.String()
 }
 
-var servingRE = regexp.MustCompile(`usagemeter serving.*http=(\S+)`)
+var servingRE = regexp.MustCompile(`usagemeter serving.* url=(\S+)(?: tls_sha256=(\S+))?`)
 
 func startServe(t *testing.T, cfgPath string) *daemonProc {
 	t.Helper()
@@ -96,7 +100,7 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 		t.Fatal(err)
 	}
 	d := &daemonProc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan error, 1)}
-	addrCh := make(chan string, 1)
+	addrCh := make(chan []string, 1)
 	readyCh := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -106,7 +110,7 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 			d.logs.WriteString(line + "\n")
 			d.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
-				addrCh <- m[1]
+				addrCh <- m
 			}
 			if strings.Contains(line, "appliance ready") {
 				readyCh <- struct{}{}
@@ -130,7 +134,8 @@ func startServe(t *testing.T, cfgPath string) *daemonProc {
 	timeout := time.After(90 * time.Second)
 	for ready := false; d.addr == "" || !ready; {
 		select {
-		case d.addr = <-addrCh:
+		case m := <-addrCh:
+			d.addr, d.thumb = m[1], m[2]
 		case <-readyCh:
 			ready = true
 		case err := <-d.exited:
@@ -157,9 +162,13 @@ func (d *daemonProc) stop(t *testing.T) {
 	}
 }
 
-func healthz(t *testing.T, addr string) map[string]any {
+// selfSigned is a client of the daemon's self-signed certificate (the
+// tests check its thumbprint separately).
+var selfSigned = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
+func healthz(t *testing.T, base string) map[string]any {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/healthz")
+	resp, err := selfSigned.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +195,19 @@ func TestServeManagedDatabase(t *testing.T) {
 	if h["database"] != "up" || h["schema_version"].(float64) < 1 {
 		t.Fatalf("healthz: %v", h)
 	}
-	resp, err := http.Get("http://" + d.addr + "/metrics")
+	if !strings.HasPrefix(d.addr, "https://") || d.thumb == "" {
+		t.Fatalf("serve is not HTTPS by default: %s %q", d.addr, d.thumb)
+	}
+	if got := presentedThumbprint(t, d.addr); got != d.thumb {
+		t.Fatalf("the listener presents %s, the log says %s", got, d.thumb)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "tls", "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("self-signed key: %v %v", fi, err)
+	}
+	if !strings.Contains(d.log(), "created a self-signed TLS certificate") {
+		t.Fatalf("the new certificate is not logged:\n%s", d.log())
+	}
+	resp, err := selfSigned.Get(d.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +232,9 @@ func TestServeManagedDatabase(t *testing.T) {
 
 	d2 := startServe(t, cfg)
 	healthz(t, d2.addr)
+	if d2.thumb != d.thumb || strings.Contains(d2.log(), "created a self-signed TLS certificate") {
+		t.Fatalf("the self-signed certificate is made once: %s then %s", d.thumb, d2.thumb)
+	}
 	if !strings.Contains(d2.log(), "new_cluster=false") || strings.Contains(d2.log(), "database migrated") {
 		t.Fatalf("second start should reuse the cluster without migrating:\n%s", d2.log())
 	}
@@ -393,4 +417,16 @@ func TestCommandsBesideTheDaemon(t *testing.T) {
 	if got := postmaster(); got != "" {
 		t.Fatalf("PostgreSQL %s still running after the command into a closed pipe ended", got)
 	}
+}
+
+// presentedThumbprint is the SHA-256 thumbprint of the certificate the
+// listener at base presents.
+func presentedThumbprint(t *testing.T, base string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return tlsutil.Thumbprint(conn.ConnectionState().PeerCertificates[0].Raw)
 }

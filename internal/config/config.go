@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,10 +44,36 @@ type Database struct {
 	URL Secret `yaml:"url"`
 }
 
-// HTTP is the health, metrics and admin endpoint.
+// HTTP is the web console, the REST API, health and metrics: one HTTPS
+// listener.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// TLS is "on" (the default: HTTPS) or "off" (plain HTTP, only when
+	// set explicitly, e.g. behind a TLS-terminating proxy on loopback).
+	TLS string `yaml:"tls"`
+	// TLSCert and TLSKey are PEM files (the OVA's first-boot
+	// certificate); when both are empty a self-signed certificate is
+	// generated once into data_dir/tls.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// MetricsListen, when set, serves /metrics on its own plain listener
+	// (a loopback address) instead of the main one.
+	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsToken, when set, is required as "Authorization: Bearer" on
+	// /metrics.
+	MetricsToken Secret `yaml:"metrics_token"`
+	// SessionIdle and SessionMax end a console session after this long
+	// unused, and this long after login.
+	SessionIdle Duration `yaml:"session_idle"`
+	SessionMax  Duration `yaml:"session_max"`
+	// LoginMaxFailures failed logins in a row lock an account for
+	// LoginLockout.
+	LoginMaxFailures int      `yaml:"login_max_failures"`
+	LoginLockout     Duration `yaml:"login_lockout"`
 }
+
+// TLSOn reports whether the listener serves HTTPS.
+func (h HTTP) TLSOn() bool { return h.TLS != "off" }
 
 // Collection shapes the hourly collection.
 type Collection struct {
@@ -105,8 +132,9 @@ type Log struct {
 // Default returns the defaults; every default lives here.
 func Default() Config {
 	return Config{
-		DataDir:    "/var/lib/usagemeter",
-		HTTP:       HTTP{Listen: "127.0.0.1:8080"},
+		DataDir: "/var/lib/usagemeter",
+		HTTP: HTTP{Listen: "127.0.0.1:8080", TLS: "on", SessionIdle: Duration(30 * time.Minute), SessionMax: Duration(12 * time.Hour),
+			LoginMaxFailures: 5, LoginLockout: Duration(15 * time.Minute)},
 		Collection: Collection{Minute: 5, Concurrency: 8, Timeout: Duration(10 * time.Minute), CallTimeout: Duration(60 * time.Second), Retries: 3},
 		SMTP:       SMTP{Port: 587, TLS: "starttls", Auth: "plain", Timeout: Duration(30 * time.Second)},
 		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720, DatabaseDownAfter: Duration(5 * time.Minute)},
@@ -302,6 +330,8 @@ func (c *Config) resolve(base string) {
 		}
 	}
 	abs(&c.DataDir)
+	abs(&c.HTTP.TLSCert)
+	abs(&c.HTTP.TLSKey)
 	abs(&c.SMTP.PasswordFile)
 	abs(&c.Report.SigningKeyFile)
 	abs(&c.Report.SecretFile)
@@ -341,6 +371,38 @@ func (c *Config) Validate() error {
 		} else if !validPort(port) {
 			bad("http.listen", "port %q must be a number between 0 and 65535 (or a service name)", port)
 		}
+	}
+	h := c.HTTP
+	switch h.TLS {
+	case "on", "off":
+	default:
+		bad("http.tls", "must be on (HTTPS, the default) or off (plain HTTP), got %q", h.TLS)
+	}
+	switch {
+	case (h.TLSCert == "") != (h.TLSKey == ""):
+		bad("http.tls_cert", "set both http.tls_cert and http.tls_key, or neither (a self-signed certificate is made in data_dir)")
+	case h.TLSCert != "" && h.TLS == "off":
+		bad("http.tls_cert", "http.tls is off: drop http.tls_cert and http.tls_key, or turn http.tls on")
+	case h.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey); err != nil {
+			bad("http.tls_cert", "cannot load the certificate and key: %v", err)
+		}
+	}
+	if h.MetricsListen != "" {
+		if host, _, err := net.SplitHostPort(h.MetricsListen); err != nil {
+			bad("http.metrics_listen", "must be host:port, e.g. 127.0.0.1:9090 (%v)", err)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("http.metrics_listen", "must be a loopback address (127.0.0.1, ::1 or localhost): it is served without TLS, got %q", host)
+		}
+	}
+	if h.SessionIdle.D() < time.Minute || h.SessionMax.D() < h.SessionIdle.D() {
+		bad("http.session_idle", "must be at least 1m and at most http.session_max (got %s and %s)", h.SessionIdle.D(), h.SessionMax.D())
+	}
+	if h.LoginMaxFailures < 1 || h.LoginMaxFailures > 100 {
+		bad("http.login_max_failures", "must be between 1 and 100")
+	}
+	if h.LoginLockout.D() < time.Second {
+		bad("http.login_lockout", "must be at least 1s")
 	}
 
 	col := c.Collection

@@ -29,6 +29,16 @@ func TestGoodConfigAndDefaults(t *testing.T) {
 		c.Alerts.ReminderInterval.D() != 24*time.Hour || c.Alerts.DeactivateAfter != 720 || c.Report.Schedule != "0 2 1 * *" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	if !c.HTTP.TLSOn() || c.HTTP.Listen != "127.0.0.1:8080" || c.HTTP.SessionIdle.D() != 30*time.Minute || c.HTTP.LoginMaxFailures != 5 {
+		t.Fatalf("http defaults: HTTPS on loopback, 30m idle sessions, 5 failures; got %+v", c.HTTP)
+	}
+	off, err := Parse([]byte(good+"http:\n  tls: off\n  metrics_token: MetricsT0ken\n"), "")
+	if err != nil || off.HTTP.TLSOn() {
+		t.Fatalf("tls: off: %v %+v", err, off)
+	}
+	if out, err := off.Show(); err != nil || strings.Contains(string(out), "MetricsT0ken") {
+		t.Fatalf("config show prints the metrics token: %v\n%s", err, out)
+	}
 }
 
 // TestBadConfigs is the table of bad files and the exact message a user sees.
@@ -61,6 +71,13 @@ func TestBadConfigs(t *testing.T) {
 		{"listen port out of range", good + "http:\n  listen: 127.0.0.1:80800\n", `http.listen: port "80800" must be a number between 0 and 65535 (or a service name)`},
 		{"not yaml", "smtp: [", "not valid YAML"},
 		{"no smtp host", strings.Replace(good, "  host: smtp.example.com\n", "", 1), "smtp.host: must be set: alerts are sent by e-mail"},
+		{"http tls", good + "http:\n  tls: maybe\n", `http.tls: must be on (HTTPS, the default) or off (plain HTTP), got "maybe"`},
+		{"http cert without key", good + "http:\n  tls_cert: /etc/usagemeter/tls/cert.pem\n", "http.tls_cert: set both http.tls_cert and http.tls_key, or neither"},
+		{"http cert missing", good + "http:\n  tls_cert: /nonexistent/cert.pem\n  tls_key: /nonexistent/key.pem\n", "http.tls_cert: cannot load the certificate and key: open /nonexistent/cert.pem"},
+		{"http cert with tls off", good + "http:\n  tls: off\n  tls_cert: /a.pem\n  tls_key: /b.pem\n", "http.tls_cert: http.tls is off"},
+		{"metrics listener not loopback", good + "http:\n  metrics_listen: 0.0.0.0:9090\n", `http.metrics_listen: must be a loopback address (127.0.0.1, ::1 or localhost): it is served without TLS, got "0.0.0.0"`},
+		{"session idle over max", good + "http:\n  session_idle: 2h\n  session_max: 1h\n", "http.session_idle: must be at least 1m and at most http.session_max (got 2h0m0s and 1h0m0s)"},
+		{"login failures", good + "http:\n  login_max_failures: 0\n", "http.login_max_failures: must be between 1 and 100"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,12 +1,13 @@
-// Package httpapi serves the appliance's HTTP endpoints: /healthz (database
-// reachable, schema version, and the checks the daemon adds, such as mail
-// delivery; degraded with a reason while the daemon waits for its
-// database), /metrics (Prometheus) and, as later issues add them, the admin
-// JSON API.
+// Package httpapi serves the appliance's health and metrics endpoints:
+// /healthz (database reachable, schema version, and the checks the daemon
+// adds, such as mail delivery; degraded with a reason while the daemon
+// waits for its database) and /metrics (Prometheus). internal/web mounts
+// them beside the REST API and the console.
 package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -33,6 +34,7 @@ type Degraded interface {
 // Server is the HTTP handler set.
 type Server struct {
 	mux      *http.ServeMux
+	metrics  http.Handler
 	registry *prometheus.Registry
 	health   Health
 	latest   int32
@@ -66,9 +68,35 @@ func New(h Health, registry *prometheus.Registry, version string, latest int32) 
 	info.Set(1)
 	s.dbUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "usagemeter_database_up", Help: "1 when the database answered the last health check."})
 	registry.MustRegister(info, s.dbUp)
+	s.metrics = promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+	s.mux.Handle("GET /metrics", s.metrics)
 	return s
+}
+
+// Healthz is the /healthz handler alone.
+func (s *Server) Healthz() http.Handler { return http.HandlerFunc(s.healthz) }
+
+// Metrics is the /metrics handler alone.
+func (s *Server) Metrics() http.Handler { return s.metrics }
+
+// Bearer serves h only to requests with "Authorization: Bearer token"
+// (http.metrics_token); an empty token lets every request through.
+func Bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"/metrics needs the bearer token of http.metrics_token"}` + "\n"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handle adds a handler (for admin pages registered by other packages).
@@ -90,16 +118,29 @@ type healthBody struct {
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
+	body, code := s.status(ctx)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Status is the /healthz body.
+type Status = healthBody
+
+// Check runs the health checks as /healthz does and returns its body.
+func (s *Server) Check(ctx context.Context) Status {
+	b, _ := s.status(ctx)
+	return b
+}
+
+func (s *Server) status(ctx context.Context) (healthBody, int) {
 	body := healthBody{Status: "ok", Database: "up", Expected: s.latest}
 	code := http.StatusOK
 	if dg, ok := s.health.(Degraded); ok {
 		if reason := dg.Degraded(); reason != "" {
 			body.Status, body.Database, body.Error = "degraded", "down", reason
 			s.dbUp.Set(0)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(body)
-			return
+			return body, http.StatusServiceUnavailable
 		}
 	}
 	if err := s.health.Ping(ctx); err != nil {
@@ -130,7 +171,5 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
+	return body, code
 }

@@ -24,11 +24,19 @@ type api struct {
 // Prefix is the API's path prefix.
 const Prefix = "/api/v1"
 
-// routes registers every API route. The OpenAPI document lists the same
-// (a test checks both ways).
-func (a *api) routes(mux *http.ServeMux) {
-	open := func(pattern string, h http.HandlerFunc) { mux.Handle(withPrefix(pattern), h) }
-	authed := func(pattern string, h http.HandlerFunc) { mux.Handle(withPrefix(pattern), a.auth.RequireAPI(h)) }
+// routes registers every API route and returns their patterns ("GET
+// /products/{id}", without the prefix). The OpenAPI document lists the
+// same (a test checks both ways).
+func (a *api) routes(mux *http.ServeMux) []string {
+	var patterns []string
+	open := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(withPrefix(pattern), h)
+		patterns = append(patterns, pattern)
+	}
+	authed := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(withPrefix(pattern), a.auth.RequireAPI(h))
+		patterns = append(patterns, pattern)
+	}
 
 	open("GET /openapi.json", serveOpenAPI)
 	open("POST /login", a.login)
@@ -76,9 +84,10 @@ func (a *api) routes(mux *http.ServeMux) {
 	authed("DELETE /tokens/{id}", a.revokeToken)
 
 	// Anything else under the prefix is a JSON 404, not the console's page.
-	open("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		auth.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s (see %s/openapi.json)", r.Method, r.URL.Path, Prefix))
 	})
+	return patterns
 }
 
 func withPrefix(pattern string) string {
@@ -94,6 +103,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // JSON, served as such with nosniff: "<secret>" reads as it is
 	_ = enc.Encode(v)
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/usagemeter/usagemeter/internal/httpapi"
 	"github.com/usagemeter/usagemeter/internal/web/auth"
 	"github.com/usagemeter/usagemeter/internal/web/service"
 )
@@ -24,8 +25,7 @@ const DefaultMaxBody = 1 << 20
 type Options struct {
 	Service *service.Service
 	Auth    *auth.Manager
-	// Health serves /healthz (and /metrics when Metrics is nil and
-	// MetricsToken empty): the daemon's httpapi.Server.
+	// Health serves /healthz: the daemon's httpapi.Server.Healthz.
 	Health http.Handler
 	// Metrics serves /metrics on this listener; nil: not served here (a
 	// separate loopback listener serves it).
@@ -51,7 +51,7 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /healthz", o.Health)
 	}
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", bearer(o.MetricsToken, o.Metrics))
+		mux.Handle("GET /metrics", httpapi.Bearer(o.MetricsToken, o.Metrics))
 	}
 	a := &api{svc: o.Service, auth: o.Auth}
 	a.routes(mux)
@@ -103,20 +103,6 @@ func limitBody(n int64, h http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, n)
-		h.ServeHTTP(w, r)
-	})
-}
-
-func bearer(token string, h http.Handler) http.Handler {
-	if token == "" {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !auth.EqualToken(r.Header.Get("Authorization"), "Bearer "+token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
-			auth.WriteError(w, http.StatusUnauthorized, "/metrics needs the bearer token of http.metrics_token")
-			return
-		}
 		h.ServeHTTP(w, r)
 	})
 }

@@ -27,13 +27,16 @@ const (
 	// DatabaseURL is the local PostgreSQL over its socket, peer authentication
 	// as the usagemeter OS user.
 	DatabaseURL = "postgres://usagemeter@/usagemeter?host=/var/run/postgresql"
-	// HTTPPort is where usagemeter serves /healthz, /metrics and the API.
+	// HTTPPort is where usagemeter serves the web console, the API,
+	// /healthz and /metrics over HTTPS.
 	HTTPPort = 8080
 )
 
 // ConfigYAML renders /etc/usagemeter/config.yaml. recipientKey is the path of
-// the recipient key file, used when s has a key.
-func ConfigYAML(s Settings, recipientKey string) ([]byte, error) {
+// the recipient key file, used when s has a key; tlsDir, when set, holds
+// the appliance's certificate (cert.pem, key.pem) the web console and API
+// are served with.
+func ConfigYAML(s Settings, recipientKey, tlsDir string) ([]byte, error) {
 	type smtp struct {
 		Host     string `yaml:"host"`
 		Port     int    `yaml:"port"`
@@ -69,6 +72,9 @@ func ConfigYAML(s Settings, recipientKey string) ([]byte, error) {
 	}
 	if s.RecipientKey != "" {
 		c.Report.RecipientKeys = []string{recipientKey}
+	}
+	if tlsDir != "" {
+		c.HTTP["tls_cert"], c.HTTP["tls_key"] = tlsDir+"/cert.pem", tlsDir+"/key.pem"
 	}
 	b, err := yaml.Marshal(c)
 	if err != nil {

@@ -332,6 +332,7 @@ func readConfig(t *testing.T, root string) (*config.Config, []byte) {
 		t.Fatal(err)
 	}
 	moved := bytes.ReplaceAll(b, []byte(firstboot.RecipientKeyPath), []byte(filepath.Join(root, firstboot.RecipientKeyPath)))
+	moved = bytes.ReplaceAll(moved, []byte(firstboot.TLSDir), []byte(filepath.Join(root, firstboot.TLSDir)))
 	cfg, err := config.Parse(moved, "")
 	if err != nil {
 		t.Fatalf("written config does not pass config.Parse: %v\n%s", err, b)
@@ -351,6 +352,9 @@ func TestRun(t *testing.T) {
 	if cfg.SMTP.Password.Reveal() != smtpPassword || cfg.SMTP.Username != "meter" || cfg.SMTP.Auth != "plain" ||
 		cfg.SMTP.TLS != "tls" || cfg.SMTP.Port != 465 || cfg.SMTP.Host != "smtp.example.com" {
 		t.Errorf("smtp = %+v", cfg.SMTP)
+	}
+	if !cfg.HTTP.TLSOn() || cfg.HTTP.TLSCert != filepath.Join(root, firstboot.TLSDir, "cert.pem") || cfg.HTTP.TLSKey != filepath.Join(root, firstboot.TLSDir, "key.pem") {
+		t.Errorf("the web console is not served with the first-boot certificate: %+v", cfg.HTTP)
 	}
 	if cfg.Database.URL.Reveal() != firstboot.DatabaseURL || cfg.DataDir != "/var/lib/usagemeter" || cfg.HTTP.Listen != ":8080" {
 		t.Errorf("database/data_dir/http = %q %q %q", cfg.Database.URL.Reveal(), cfg.DataDir, cfg.HTTP.Listen)

@@ -97,6 +97,15 @@ func Run(ctx context.Context, o Options, sys System) error {
 		step("setting the admin password", sys.Run(ctx, []byte("admin:"+s.AdminPassword+"\n"), "chpasswd"))
 	}
 
+	// The appliance's TLS certificate and key (the config names them).
+	cert, key, err := SelfSignedCert(s, o.Now())
+	step("generating the TLS certificate", err)
+	if err == nil {
+		step("writing the TLS certificate", writeFile(path(TLSDir+"/cert.pem"), cert, 0o644))
+		step("writing the TLS key", writeFile(path(TLSDir+"/key.pem"), key, 0o600))
+		step("chown the TLS key", sys.Chown(path(TLSDir+"/key.pem"), "usagemeter", "usagemeter"))
+	}
+
 	// The report recipient's key (public) and the config (holds the SMTP password).
 	keyPath := ""
 	if s.RecipientKey != "" {
@@ -106,11 +115,11 @@ func Run(ctx context.Context, o Options, sys System) error {
 			say("PROBLEM %s: %v; reports cannot be encrypted until %s is replaced", "report.recipient_key", errors.Unwrap(err), RecipientKeyPath)
 		}
 	}
-	cfg, err := ConfigYAML(s, keyPath)
+	cfg, err := ConfigYAML(s, keyPath, TLSDir)
 	step("rendering the config", err)
 	if err == nil {
 		// Validate as the daemon will, with the key where this run wrote it.
-		check, _ := ConfigYAML(s, path(keyPath))
+		check, _ := ConfigYAML(s, path(keyPath), path(TLSDir))
 		if _, err := config.Parse(check, ""); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				say("CONFIG %s", line)
@@ -119,15 +128,6 @@ func Run(ctx context.Context, o Options, sys System) error {
 		}
 		step("writing "+ConfigPath, writeFile(path(ConfigPath), cfg, 0o600))
 		step("chown "+ConfigPath, sys.Chown(path(ConfigPath), "usagemeter", "usagemeter"))
-	}
-
-	// The appliance's TLS certificate and key.
-	cert, key, err := SelfSignedCert(s, o.Now())
-	step("generating the TLS certificate", err)
-	if err == nil {
-		step("writing the TLS certificate", writeFile(path(TLSDir+"/cert.pem"), cert, 0o644))
-		step("writing the TLS key", writeFile(path(TLSDir+"/key.pem"), key, 0o600))
-		step("chown the TLS key", sys.Chown(path(TLSDir+"/key.pem"), "usagemeter", "usagemeter"))
 	}
 
 	// The database: a role for the usagemeter OS user (peer authentication
@@ -145,7 +145,7 @@ func Run(ctx context.Context, o Options, sys System) error {
 	if len(failed) > 0 {
 		return errors.Join(failed...)
 	}
-	say("done; usagemeter will answer on http://%s:%d/healthz", displayAddr(s), HTTPPort)
+	say("done; usagemeter will answer on https://%s:%d/ (web console and API; /healthz)", displayAddr(s), HTTPPort)
 	return nil
 }
 
@@ -185,7 +185,7 @@ func displayAddr(s Settings) string {
 func issue(s Settings, probs []Problem) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usagemeter appliance %s\n", s.Hostname)
-	fmt.Fprintf(&b, "  API and health: http://\\4:%d/healthz   SSH: admin@\\4\n", HTTPPort)
+	fmt.Fprintf(&b, "  Web console, API and health: https://\\4:%d/   SSH: admin@\\4\n", HTTPPort)
 	if len(probs) > 0 {
 		b.WriteString("  First boot found problems with the deploy-time properties:\n")
 		for _, p := range probs {

@@ -250,17 +250,19 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, username, passwo
 	if err := m.st.CreateSession(ctx, hash(tok), u.ID, now, expires, ip); err != nil {
 		return err
 	}
-	http.SetCookie(w, m.cookie(tok, expires))
+	http.SetCookie(w, m.cookie(tok))
 	m.svc.Record(ctx, actor, "login", "user "+username, "session started", nil)
 	return nil
 }
 
-func (m *Manager) cookie(value string, expires time.Time) *http.Cookie {
-	c := &http.Cookie{Name: m.CookieName(), Value: value, Path: "/", HttpOnly: true, Secure: !m.cfg.Insecure, SameSite: http.SameSiteStrictMode}
+// cookie is the session cookie holding value ("": cleared). Its lifetime
+// is relative (Max-Age), so a client whose clock is off keeps it; the
+// server enforces both expiries.
+func (m *Manager) cookie(value string) *http.Cookie {
+	c := &http.Cookie{Name: m.CookieName(), Value: value, Path: "/", HttpOnly: true, Secure: !m.cfg.Insecure, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(m.cfg.AbsoluteTimeout.Seconds())}
 	if value == "" {
 		c.MaxAge = -1
-	} else {
-		c.Expires = expires
 	}
 	return c
 }
@@ -270,7 +272,7 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(m.CookieName()); err == nil && c.Value != "" {
 		_ = m.st.DeleteSession(r.Context(), hash(c.Value))
 	}
-	http.SetCookie(w, m.cookie("", time.Time{}))
+	http.SetCookie(w, m.cookie(""))
 	if u, ok := UserFrom(r.Context()); ok {
 		m.svc.Record(r.Context(), service.Actor{Username: u.Username, Remote: ClientIP(r)}, "logout", "user "+u.Username, "", nil)
 	}

@@ -285,10 +285,20 @@ type ProductInput struct {
 	TanzuMetric      string          `json:"tanzu_metric"`
 }
 
+// Identity is what a product said it is.
+type Identity struct {
+	InstanceID string `json:"instance_id"` // e.g. vCenter about.instanceUuid
+	Version    string `json:"version"`
+	Build      string `json:"build"`
+	Name       string `json:"name"`
+}
+
+func identityOf(i collectors.Identity) Identity { return Identity(i) }
+
 // AddResult is a product added, with what the product said it is.
 type AddResult struct {
-	Product  Product             `json:"product"`
-	Identity collectors.Identity `json:"identity"`
+	Product  Product  `json:"product"`
+	Identity Identity `json:"identity"`
 }
 
 // certRejection is the error of a product whose certificate is not
@@ -334,7 +344,7 @@ func (s *Service) AddProduct(ctx context.Context, a Actor, in ProductInput) (res
 	if err != nil {
 		return res, s.certRejection(ctx, in.Endpoint, p.Thumbprint, err)
 	}
-	res.Identity = ident
+	res.Identity = identityOf(ident)
 	res.Product, err = s.Product(ctx, id)
 	return res, err
 }
@@ -498,10 +508,10 @@ func ChangeFrom(t, now time.Time) (time.Time, error) {
 
 // TestResult is what connecting to a product showed.
 type TestResult struct {
-	Certificate *Certificate         `json:"certificate,omitempty"`
-	OK          bool                 `json:"ok"`
-	Identity    *collectors.Identity `json:"identity,omitempty"`
-	Error       string               `json:"error,omitempty"`
+	Certificate *Certificate `json:"certificate,omitempty"`
+	OK          bool         `json:"ok"`
+	Identity    *Identity    `json:"identity,omitempty"`
+	Error       string       `json:"error,omitempty"`
 }
 
 // TestProduct connects to product id as its collector would: the
@@ -534,7 +544,8 @@ func (s *Service) TestProduct(ctx context.Context, a Actor, id int64) (TestResul
 	}
 	res.OK = true
 	if ident.InstanceID != "" || ident.Name != "" {
-		res.Identity = &ident
+		id := identityOf(ident)
+		res.Identity = &id
 	}
 	return res, nil
 }
