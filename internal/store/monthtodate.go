@@ -33,18 +33,33 @@ func (s *Store) DailyFigures(ctx context.Context, from, to time.Time, loc *time.
 		starts = append(starts, maxTime(d, from))
 		ends = append(ends, minTime(d.AddDate(0, 0, 1), to))
 	}
+	// Each span is cut into the days it covers, found by binary search in
+	// the days' starts (width_bucket), not by testing it against every day;
+	// the spans are read from their tables without their names (the view
+	// usage_spans builds each one's dims), and objects are counted by id.
 	rows, err := s.pool.Query(ctx, `
-	WITH days AS (SELECT * FROM unnest($3::timestamptz[], $4::timestamptz[]) AS d(day_start, day_end))
-	SELECT s.product_id, s.metric, s.unit, d.day_start,
-	       sum(s.quantity * (extract(epoch FROM least(s.last_hour + interval '1 hour', d.day_end) - greatest(s.first_hour, d.day_start)) / 3600)),
-	       greatest(extract(epoch FROM d.day_end - d.day_start) / 3600, 1),
-	       count(DISTINCT s.object_key),
-	       sum(extract(epoch FROM least(s.last_hour + interval '1 hour', d.day_end) - greatest(s.first_hour, d.day_start)) / 3600)
-	  FROM usage_spans s
-	  JOIN days d ON s.first_hour < d.day_end AND s.last_hour + interval '1 hour' > d.day_start
-	 WHERE s.first_hour < $2 AND s.last_hour >= $1
-	 GROUP BY s.product_id, s.metric, s.unit, d.day_start, d.day_end
-	 ORDER BY s.product_id, s.metric, s.unit, d.day_start`, from, to, starts, ends)
+	WITH sp AS (
+		SELECT o.id AS object_id, o.product_id, o.metric, s.first_hour, s.last_hour + interval '1 hour' AS end_hour, s.quantity, s.state_id
+		  FROM spans s JOIN span_objects o ON o.id = s.object_id
+		 WHERE s.last_hour >= $1 AND s.first_hour < $2
+		UNION ALL
+		SELECT o.id, o.product_id, o.metric, o.first_hour, o.last_hour + interval '1 hour', o.quantity, o.state_id
+		  FROM span_objects o
+		 WHERE o.last_hour >= $1 AND o.first_hour < $2),
+	cut AS (
+		SELECT sp.*, ($3::timestamptz[])[i] AS day_start, ($4::timestamptz[])[i] AS day_end
+		  FROM sp CROSS JOIN LATERAL generate_series(width_bucket(greatest(sp.first_hour, $1), $3::timestamptz[]),
+		                                             width_bucket(least(sp.end_hour, $2) - interval '1 microsecond', $3::timestamptz[])) i)
+	SELECT c.product_id, c.metric, st.unit, c.day_start,
+	       sum(c.quantity * h.hours),
+	       greatest(extract(epoch FROM c.day_end - c.day_start) / 3600, 1),
+	       count(DISTINCT c.object_id),
+	       sum(h.hours)
+	  FROM cut c
+	  JOIN span_states st ON st.id = c.state_id
+	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(c.end_hour, c.day_end) - greatest(c.first_hour, c.day_start)) / 3600 AS hours) h
+	 GROUP BY c.product_id, c.metric, st.unit, c.day_start, c.day_end
+	 ORDER BY c.product_id, c.metric, st.unit, c.day_start`, from, to, starts, ends)
 	if err != nil {
 		return nil, err
 	}

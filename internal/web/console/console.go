@@ -75,9 +75,6 @@ func build(svc *service.Service, am *auth.Manager, o Options) (*Console, error) 
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if c.version == "" {
-		c.version = "dev"
-	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
