@@ -37,7 +37,20 @@ func (s *Store) DailyFigures(ctx context.Context, from, to time.Time, loc *time.
 	// the days' starts (width_bucket), not by testing it against every day;
 	// the spans are read from their tables without their names (the view
 	// usage_spans builds each one's dims), and objects are counted by id.
-	rows, err := s.pool.Query(ctx, `
+	//
+	// The row count of generate_series is unknown to the planner (1,000 per
+	// span), so a month of a few thousand objects looks big enough for JIT
+	// compilation and parallel workers, which cost more (400 ms and more on
+	// a busy appliance) than the query itself: both off for it.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `
 	WITH sp AS (
 		SELECT o.id AS object_id, o.product_id, o.metric, s.first_hour, s.last_hour + interval '1 hour' AS end_hour, s.quantity, s.state_id
 		  FROM spans s JOIN span_objects o ON o.id = s.object_id
