@@ -46,6 +46,7 @@ type Console struct {
 	assets  map[string]string // file name -> its path with a content hash
 	version string
 	mux     *http.ServeMux
+	month   *monthCache
 }
 
 // Options shape a Console.
@@ -71,7 +72,8 @@ func NewWith(svc *service.Service, am *auth.Manager, o Options) http.Handler {
 }
 
 func build(svc *service.Service, am *auth.Manager, o Options) (*Console, error) {
-	c := &Console{svc: svc, am: am, log: o.Log, version: o.Version, assets: map[string]string{}, pages: map[string]*template.Template{}}
+	c := &Console{svc: svc, am: am, log: o.Log, version: o.Version, assets: map[string]string{}, pages: map[string]*template.Template{},
+		month: &monthCache{load: svc.MonthToDate, now: time.Now}}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

@@ -20,6 +20,7 @@ type dashboardData struct {
 	Products []dashProduct
 	Alerts   []service.Alert
 	Month    service.MonthToDate
+	MonthAt  time.Time // when the month's figures were computed
 	Names    map[int64]string // product id -> name, for alerts
 	Active   int
 	Failing  int // products with an open alert
@@ -42,7 +43,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		c.pageError(w, r, err)
 		return
 	}
-	if d.Month, err = c.svc.MonthToDate(ctx); err != nil {
+	if d.Month, d.MonthAt, err = c.month.get(ctx); err != nil {
 		c.pageError(w, r, err)
 		return
 	}
