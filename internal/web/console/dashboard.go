@@ -20,7 +20,7 @@ type dashboardData struct {
 	Products []dashProduct
 	Alerts   []service.Alert
 	Month    service.MonthToDate
-	MonthAt  time.Time // when the month's figures were computed
+	MonthAt  time.Time        // when the month's figures were computed
 	Names    map[int64]string // product id -> name, for alerts
 	Active   int
 	Failing  int // products with an open alert
