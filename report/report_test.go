@@ -72,13 +72,15 @@ func newFixtureOn(t testing.TB, pool *pgxpool.Pool) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, dir: t.TempDir()}
+	// The products are inserted as they were in the first schema (the
+	// migration tests build the fixture on a database of an older schema).
 	add := func(kind, endpoint, version string) int64 {
-		opts := json.RawMessage(`{}`)
+		opts := `{}`
 		if version != "" {
-			opts = json.RawMessage(`{"version":"` + version + `"}`)
+			opts = `{"version":"` + version + `"}`
 		}
-		id, err := st.AddProduct(ctx, store.Product{Kind: kind, Endpoint: endpoint, Options: opts})
-		if err != nil {
+		var id int64
+		if err := pool.QueryRow(ctx, `INSERT INTO products (kind, endpoint, options) VALUES ($1, $2, $3) RETURNING id`, kind, endpoint, opts).Scan(&id); err != nil {
 			t.Fatal(err)
 		}
 		return id
