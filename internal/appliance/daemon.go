@@ -36,6 +36,7 @@ type Daemon struct {
 	worker   *umail.Worker
 	fallback *alert.Fallback
 	now      func() time.Time
+	version  string // the binary's, written into backups
 
 	outboxQueued        prometheus.Gauge
 	outboxAge           prometheus.Gauge
@@ -89,6 +90,7 @@ func mailDomain(from string) string {
 
 type daemonOptions struct {
 	now      func() time.Time
+	version  string        // the binary's version
 	catchUp  time.Duration // between catch-up ticks; default a minute
 	fallback *alert.Fallback
 	factory  scheduler.Factory
@@ -125,7 +127,7 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 		o.sender = s
 	}
 	domain := mailDomain(cfg.SMTP.From)
-	d := &Daemon{app: app, now: o.now}
+	d := &Daemon{app: app, now: o.now, version: o.version}
 	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
 	d.fallback = o.fallback
 	if d.fallback == nil {
@@ -193,6 +195,11 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 	}
 	if err := d.sched.AddJob("35 * * * *", "report redelivery", d.redeliverJob); err != nil {
 		return nil, err
+	}
+	if cfg.Backup.Enabled {
+		if err := d.sched.AddJob(cfg.Backup.Schedule, "backup", d.backupJob); err != nil {
+			return nil, fmt.Errorf("backup.schedule %q: %w", cfg.Backup.Schedule, err)
+		}
 	}
 	return d, nil
 }
