@@ -17,11 +17,13 @@ package scheduler
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -214,15 +216,38 @@ func Target(p store.Product, callTimeout time.Duration, log *slog.Logger) collec
 	}
 }
 
-// fingerprint changes when anything the collector was built from changes.
-func fingerprint(p store.Product) string {
-	return fmt.Sprintf("%s|%s|%s|%x|%s|%s|%s|%d", p.Kind, p.Endpoint, p.Username, []byte(p.Password.Reveal()), p.Thumbprint, p.InstanceID, p.Options, p.PairedID)
+// fingerprint changes when anything the collector was built from changes:
+// the product's settings and those of its paired product (the vCenter an
+// NSX, SRM, VCDA, TKGm ... collector also logs into: a password rotated
+// there with product set). It is a SHA-256 of them, so that no password is
+// kept in clear in it.
+func fingerprint(p store.Product, paired *store.Product) string {
+	h := sha256.New()
+	write := func(p store.Product) {
+		for _, f := range []string{p.Kind, p.Endpoint, p.Username, p.Password.Reveal(), p.Thumbprint, p.InstanceID, string(p.Options), strconv.FormatInt(p.PairedID, 10)} {
+			fmt.Fprintf(h, "%d:%s|", len(f), f)
+		}
+	}
+	write(p)
+	if paired != nil {
+		h.Write([]byte("paired|"))
+		write(*paired)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // collector returns the cached collector of p (sessions are kept between
-// hours), rebuilding it when the product changed.
+// hours), rebuilding it when the product or its paired product changed.
 func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.Collector, error) {
-	fp := fingerprint(p)
+	var paired *store.Product
+	if p.PairedID != 0 {
+		pp, err := s.store.Product(ctx, p.PairedID)
+		if err != nil {
+			return nil, fmt.Errorf("paired product %d: %w", p.PairedID, err)
+		}
+		paired = &pp
+	}
+	fp := fingerprint(p, paired)
 	s.mu.Lock()
 	c, ok := s.cache[p.ID]
 	s.mu.Unlock()
@@ -232,7 +257,7 @@ func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.
 	if ok {
 		closeCollector(ctx, c.c)
 	}
-	col, err := s.buildCollector(ctx, p)
+	col, err := s.buildCollector(p, paired)
 	if err != nil {
 		return nil, err
 	}
@@ -242,15 +267,11 @@ func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.
 	return col, nil
 }
 
-func (s *Scheduler) buildCollector(ctx context.Context, p store.Product) (collectors.Collector, error) {
+func (s *Scheduler) buildCollector(p store.Product, paired *store.Product) (collectors.Collector, error) {
 	t := Target(p, s.cfg.CallTimeout, s.log)
 	t.VCenters = func(ctx context.Context) ([]string, error) { return s.store.InstanceIDs(ctx, "vcenter") }
-	if p.PairedID != 0 {
-		paired, err := s.store.Product(ctx, p.PairedID)
-		if err != nil {
-			return nil, fmt.Errorf("paired product %d: %w", p.PairedID, err)
-		}
-		pt := Target(paired, s.cfg.CallTimeout, s.log)
+	if paired != nil {
+		pt := Target(*paired, s.cfg.CallTimeout, s.log)
 		t.Paired = &pt
 	}
 	return s.factory(t)
