@@ -79,9 +79,7 @@ func (f *fixture) seedFirstRelease(t *testing.T, box *seal.Box, evalCategory str
 		       ('collection_failed:' || $2::bigint, 'collection_failed', $2, '2026-03-12T03:10:00Z', '2026-03-12T03:10:00Z', NULL, 'NotAuthenticated', 2, '{}')`, nsx, f.vc)
 	f.exec(t, `INSERT INTO anon_map (hash, kind, value, first_seen) VALUES ('a1b2c3', 'vm', 'web01', '2026-03-01T02:00:00Z'), ('d4e5f6', 'host', 'esx01.corp.example', '2026-03-01T02:00:00Z')`)
 	f.exec(t, `INSERT INTO licenses (license_key, edition, category, updated_at) VALUES ('EEEEE-EVAL', 'eval', $1, '2026-02-20T00:00:00Z'), ('AAAAA-RENT', 'vsphere-ent', 'rental', '2026-02-20T00:00:00Z')`, evalCategory)
-	if _, err := f.st.AddCustomerRule(ctx, store.CustomerRule{Label: "Initech", ObjectType: "vcd-org", ObjectName: "initech"}); err != nil {
-		t.Fatal(err)
-	}
+	f.exec(t, `INSERT INTO customer_rules (label, object_type, object_name) VALUES ('Initech', 'vcd-org', 'initech')`)
 	return nsx
 }
 

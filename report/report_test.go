@@ -169,14 +169,8 @@ func (f *fixture) seed(t testing.TB) {
 	f.runs(t, f.srm, feb20, apr5)
 	f.runs(t, f.hz, feb20, apr5)
 
-	for _, r := range []store.CustomerRule{
-		{Label: "Acme", ObjectType: "folder", ObjectName: "Tenants/Acme"},
-		{Label: "Globex", ObjectType: "host", ObjectName: "esx02.corp.example"},
-	} {
-		if _, err := f.st.AddCustomerRule(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The rules as the first schema holds them (the migration tests seed an older schema).
+	f.exec(t, `INSERT INTO customer_rules (label, object_type, object_name) VALUES ('Acme', 'folder', 'Tenants/Acme'), ('Globex', 'host', 'esx02.corp.example')`)
 }
 
 func (f *fixture) generator(t testing.TB, mode anonymize.Mode, secret []byte, channels ...Channel) *Generator {

@@ -310,6 +310,7 @@ func (d *Daemon) databaseJob(ctx context.Context) {
 // reportJob generates and delivers the previous month's report; a failure
 // is an alert that says what to do.
 func (d *Daemon) reportJob(ctx context.Context) {
+	d.resolveCustomerOrgs(ctx)
 	err := d.report.RunMonthly(ctx, d.now())
 	d.reportOutcome(ctx, err)
 }
@@ -372,8 +373,20 @@ func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 	_ = d.engine.ReportFailed(ctx, err)
 }
 
-// dailyJob applies retention and checks every product's certificate and clock.
+// resolveCustomerOrgs gives the customer rules on a Cloud Director org
+// added by name before the org was collected their org's id.
+func (d *Daemon) resolveCustomerOrgs(ctx context.Context) {
+	if n, err := d.app.Store.ResolveCustomerOrgIDs(ctx); err != nil {
+		d.app.Log.Error("customer rules", "err", err)
+	} else if n > 0 {
+		d.app.Log.Info("customer rules on Cloud Director orgs now follow their org by id", "rules", n)
+	}
+}
+
+// dailyJob applies retention, binds customer rules to their org's id, and
+// checks every product's certificate and clock.
 func (d *Daemon) dailyJob(ctx context.Context) {
+	d.resolveCustomerOrgs(ctx)
 	now := d.now().UTC()
 	cfg := d.app.Config.Retention
 	before := time.Date(now.Year(), now.Month()-time.Month(cfg.Months), 1, 0, 0, 0, 0, time.UTC)

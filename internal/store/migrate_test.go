@@ -119,3 +119,25 @@ func TestAdminChangesMigration(t *testing.T) {
 		t.Errorf("the evaluation category after the migration: %v", err)
 	}
 }
+
+// TestCustomerRuleOrgIDMigration: upgrading a database of the schema before
+// 006_customer_rule_org_id, every customer rule stays as it was, with no
+// org id (a vcd-org rule matches by name until its org's id is found).
+func TestCustomerRuleOrgIDMigration(t *testing.T) {
+	ctx := context.Background()
+	conn, v := migrationStep(t, "customer_rule_org_id")
+	if _, err := conn.Exec(ctx, `INSERT INTO customer_rules (id, label, object_type, object_name) VALUES (1, 'Acme', 'vcd-org', 'acme'), (2, 'Gold', 'cluster', 'C1')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.ApplyTo(ctx, conn, v); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT concat_ws('|', id, label, object_type, object_name, object_id) FROM customer_rules ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if want := "1|Acme|vcd-org|acme| 2|Gold|cluster|C1|"; err != nil || strings.Join(got, " ") != want {
+		t.Errorf("rules after the migration: %q (%v), want %q", got, err, want)
+	}
+}
