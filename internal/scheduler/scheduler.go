@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -338,13 +339,16 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 		}
 		r.Attempts++
 		start := time.Now()
-		obs, err := s.collectOnce(ctx, p, hour)
+		obs, version, err := s.collectOnce(ctx, p, hour)
 		r.Duration = time.Since(start)
 		if err == nil {
 			r.Merge, err = s.store.CommitHour(ctx, p.ID, hour, s.owner, obs)
 			if err == nil {
 				r.Err = nil
 				r.Objects, r.Totals = countMetrics(obs)
+				if verr := s.store.SetProductVersion(ctx, p.ID, version); verr != nil {
+					log.Warn("recording the product's version", "version", version, "err", verr)
+				}
 				log.Info("collected", "objects", r.Merge.Observations, "extended", r.Merge.Extended, "inserted", r.Merge.Inserted, "duration", r.Duration.Round(time.Millisecond).String())
 				break
 			}
@@ -388,7 +392,10 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 	return r
 }
 
-func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.Time) (obs []collectors.Observation, err error) {
+// collectOnce collects p's hour once. It also returns the version the
+// product reports after a successful collection ("" when it does not say
+// or cannot be asked), so that an upgrade shows in the next report.
+func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.Time) (obs []collectors.Observation, version string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	defer func() {
@@ -398,13 +405,38 @@ func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.
 	}()
 	c, err := s.collector(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	obs, err = c.Collect(ctx, hour)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("collection did not finish within collection.timeout (%s): %w", s.cfg.Timeout, err)
 	}
-	return obs, err
+	if err == nil {
+		version = s.productVersion(ctx, p, c)
+	}
+	return obs, version, err
+}
+
+// productVersion asks a collector that can identify its product for the
+// version: from the session it holds for most kinds (vCenter, Cloud
+// Director learn it at login), one call for others. A failure, or another
+// instance than p's, gives "".
+func (s *Scheduler) productVersion(ctx context.Context, p store.Product, c collectors.Collector) string {
+	idf, ok := c.(collectors.Identifier)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	ident, err := idf.Identify(ctx)
+	if err != nil {
+		s.log.Debug("asking the product's version", "product", p.ID, "err", err)
+		return ""
+	}
+	if ident.InstanceID != "" && p.InstanceID != "" && !strings.EqualFold(ident.InstanceID, p.InstanceID) {
+		return ""
+	}
+	return ident.VersionLabel()
 }
 
 // retryable says whether retrying within the hour can help: wrong
