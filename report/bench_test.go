@@ -53,7 +53,7 @@ func BenchmarkMonth(b *testing.B) {
 
 // monthFixture writes the month of n VMs; 50,000 VMs run on 500 hosts in
 // 50 clusters, and the inventory grows with n.
-func monthFixture(b *testing.B, n int) (*fixture, int) {
+func monthFixture(b testing.TB, n int) (*fixture, int) {
 	f := newFixture(b)
 	f.register(b)
 	ctx := context.Background()

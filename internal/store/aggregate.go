@@ -29,6 +29,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,34 +69,80 @@ type Figure struct {
 	Hours      float64 // object-hours behind the figure
 }
 
-// monthSpansSQL fills month_spans: $1 month start, $2 month end
-// (exclusive), $3 metrics.
-var monthSpansSQL = `
+// monthSQL fills, in order, the temporary tables of a month: $1 month
+// start, $2 month end (exclusive), $3 metrics. They read the tables of
+// migration 005, not the usage_spans view, and the dims of each state and
+// name once, however many spans share them:
+//
+//   - month_states: the states (span_states: unit, edition, the dims of
+//     the host and product) of the month's spans, with what they decide:
+//     reportability and licence category, and the customer labels of
+//     their host, cluster, Cloud Director, datacenter and vCenter;
+//   - month_names: the names (span_names: the object's own dims) of the
+//     month's spans, with the label of their org, folder or resource pool;
+//   - month_spans: the month's spans of metrics, clipped, by object, state
+//     and names id, with their customer (customerExpr, which also applies
+//     the rules scoped to the span's vCenter) and the keys the joins to
+//     the vCenter's vRAM use.
+//
+// The dims keys of states and names are disjoint (span_place_keys), so a
+// span's dims are the union of both, as in the view.
+var monthSQL = []string{`
+CREATE TEMP TABLE month_states ON COMMIT DROP AS
+SELECT st.id, st.unit, st.edition,
+       CASE WHEN coalesce(st.dims ->> 'license_key', '') = '' THEN coalesce(st.dims ->> 'not_reportable', '') <> 'true'
+            ELSE coalesce(l.category, ` + defaultCategorySQL("st.dims", "st.edition") + `) NOT IN ` + excludedCategories + ` END AS reportable,
+       coalesce(st.dims ->> 'license_key', '') AS license_key,
+       coalesce(l.category, ` + defaultCategorySQL("st.dims", "st.edition") + `) AS category,
+       st.dims ->> 'host' AS host, st.dims ->> 'cluster' AS cluster, st.dims ->> 'datacenter' AS datacenter,
+       st.dims ->> 'vcenter' AS vcenter, st.dims ->> 'vcd' AS vcd,
+       st.dims ? 'vcenter_uuid' AS has_vcenter_uuid, st.dims ->> 'vcenter_uuid' AS vcenter_uuid,
+       ` + stateLabels + `
+  FROM span_states st
+  LEFT JOIN licenses l ON l.license_key = st.dims ->> 'license_key'` + stateLabelJoins + `
+ WHERE st.id IN (SELECT state_id FROM spans WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz
+                 UNION SELECT state_id FROM span_objects WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz)`, `
+CREATE TEMP TABLE month_names ON COMMIT DROP AS
+WITH names AS MATERIALIZED (
+	SELECT id, dims ->> 'vm' AS vm, dims ->> 'folder' AS folder, dims ->> 'resource_pool' AS resource_pool, dims ->> 'org' AS org,
+	       coalesce(dims ->> 'resource_pool_path', dims ->> 'resource_pool') AS pool_path,
+	       dims ? 'vm_moref' AS has_moref, dims ->> 'vm_moref' AS vm_moref, dims ->> 'vram_mb' AS vram_mb
+	  FROM span_names
+	 WHERE id IN (SELECT names_id FROM spans WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz
+	              UNION SELECT names_id FROM span_objects WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz)
+), ` + customerLabels + `
+SELECT n.id, n.vm, n.folder, n.resource_pool, n.org, n.has_moref, n.vm_moref,
+       CASE WHEN n.vram_mb ~ '^[0-9]+(\.[0-9]*)?$' THEN n.vram_mb::float8 END AS vram_mb,
+       ` + namesLabel + ` AS label
+  FROM names n` + namesLabelJoins,
+	`ANALYZE month_states, month_names`, `
 CREATE TEMP TABLE month_spans ON COMMIT DROP AS
-WITH ` + customerLabels + `
-SELECT s.product_id, s.metric, s.object_key, s.quantity, s.unit, s.edition,
+SELECT o.product_id, o.metric, s.object_id, o.object_key, s.quantity, st.unit, st.edition,
        greatest(s.first_hour, $1::timestamptz) AS h0,
        least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
        extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
-       CASE WHEN coalesce(s.dims ->> 'license_key', '') = '' THEN coalesce(s.dims ->> 'not_reportable', '') <> 'true'
-            ELSE coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) NOT IN ` + excludedCategories + ` END AS reportable,
-       coalesce(s.dims ->> 'license_key', '') AS license_key,
-       coalesce(l.category, ` + defaultCategorySQL("s.dims", "s.edition") + `) AS category,
+       st.reportable, st.license_key, st.category,
        ` + customerExpr + ` AS customer,
-       coalesce(s.dims ->> 'vm', '') AS vm, coalesce(s.dims ->> 'host', '') AS host, coalesce(s.dims ->> 'cluster', '') AS cluster,
-       coalesce(s.dims ->> 'datacenter', '') AS datacenter, coalesce(s.dims ->> 'folder', '') AS folder,
-       coalesce(s.dims ->> 'resource_pool', '') AS resource_pool, coalesce(s.dims ->> 'vcenter', '') AS vcenter,
-       coalesce(s.dims ->> 'vcd', '') AS vcd, coalesce(s.dims ->> 'org', '') AS org,
-       nullif(split_part(s.object_key, '/vm/', 2), '') AS vm_uuid,
-       CASE WHEN s.dims ? 'vcenter_uuid' AND s.dims ? 'vm_moref' THEN (s.dims ->> 'vcenter_uuid') || '/' || (s.dims ->> 'vm_moref')
-            WHEN s.metric = 'vm.vram' AND s.dims ? 'vm_moref' THEN split_part(s.object_key, '/vm/', 1) || '/' || (s.dims ->> 'vm_moref') END AS vc_moref,
-       CASE WHEN s.dims ->> 'vram_mb' ~ '^[0-9]+(\.[0-9]*)?$' THEN (s.dims ->> 'vram_mb')::float8 END AS vram_mb,
-       CASE WHEN s.metric = 'vm.vram' AND coalesce(s.dims ->> 'vm_moref', '') <> ''
-            THEN lower(split_part(s.object_key, '/', 1)) || '/moref/' || (s.dims ->> 'vm_moref') END AS moref_key
-  FROM usage_spans s
-  LEFT JOIN licenses l ON l.license_key = s.dims ->> 'license_key'` + customerJoins + `
- WHERE s.metric = ANY($3::text[])
-   AND s.first_hour < $2::timestamptz AND s.last_hour >= $1::timestamptz`
+       s.state_id, s.names_id,
+       nullif(split_part(o.object_key, '/vm/', 2), '') AS vm_uuid,
+       CASE WHEN st.has_vcenter_uuid AND nm.has_moref THEN st.vcenter_uuid || '/' || nm.vm_moref
+            WHEN o.metric = 'vm.vram' AND nm.has_moref THEN split_part(o.object_key, '/vm/', 1) || '/' || nm.vm_moref END AS vc_moref,
+       nm.vram_mb,
+       CASE WHEN o.metric = 'vm.vram' AND coalesce(nm.vm_moref, '') <> ''
+            THEN lower(split_part(o.object_key, '/', 1)) || '/moref/' || nm.vm_moref END AS moref_key
+  FROM (SELECT object_id, first_hour, last_hour, quantity, state_id, names_id FROM spans
+         WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz
+        UNION ALL
+        SELECT id, first_hour, last_hour, quantity, state_id, names_id FROM span_objects
+         WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz) s
+  JOIN span_objects o ON o.id = s.object_id
+  JOIN month_states st ON st.id = s.state_id
+  JOIN month_names nm ON nm.id = s.names_id` + scopedLabelJoins + `
+ WHERE o.metric = ANY($3::text[])`}
+
+// monthSQLUnscoped is monthSQL when no customer rule is scoped to a vCenter.
+var monthSQLUnscoped = append(monthSQL[:len(monthSQL)-1:len(monthSQL)-1],
+	strings.Replace(monthSQL[len(monthSQL)-1], scopedLabelJoins, unscopedLabels, 1))
 
 // MonthData is a month's spans selected, clipped and labelled once (see the
 // file comment), on one connection, in a repeatable-read transaction that
@@ -114,13 +161,27 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 		return nil, err
 	}
 	// Sorting and grouping a month of a large provider fits in memory.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+	// The queries are short but their estimates large (the temporary
+	// tables): compiling them (JIT) would take longer than running them.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
 		tx.Rollback(ctx)
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, monthSpansSQL, m.Start, m.End, metrics); err != nil {
+	var scoped bool
+	if err := tx.QueryRow(ctx, anyScopedRuleSQL).Scan(&scoped); err != nil {
 		tx.Rollback(ctx)
-		return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+		return nil, err
+	}
+	steps := monthSQLUnscoped
+	if scoped {
+		steps = monthSQL
+	}
+	args := []any{m.Start, m.End, metrics}
+	for _, sql := range steps {
+		if _, err := tx.Exec(ctx, sql, args[:maxParam(sql)]...); err != nil {
+			tx.Rollback(ctx)
+			return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
+		}
 	}
 	if err := applyAdminChanges(ctx, tx, m); err != nil {
 		tx.Rollback(ctx)
@@ -167,10 +228,12 @@ func (d *MonthData) AverageFigures(ctx context.Context, metrics []string) ([]Fig
 	return d.figures(ctx, "averaging", metrics, `
 	SELECT product_id, metric, edition, customer, reportable,
 	       CASE unit WHEN 'MB' THEN 'GB' ELSE unit END,
-	       sum(quantity * hours) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $2::float8,
-	       count(DISTINCT object_key), sum(hours)
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
+	       sum(qh) / CASE unit WHEN 'MB' THEN 1024 ELSE 1 END / $2::float8,
+	       count(*), sum(h)
+	  FROM (SELECT product_id, metric, edition, customer, reportable, unit, sum(quantity * hours) AS qh, sum(hours) AS h
+	          FROM month_spans
+	         WHERE metric = ANY($1::text[])
+	         GROUP BY product_id, metric, edition, customer, reportable, unit, object_id) o
 	 GROUP BY product_id, metric, edition, customer, reportable, unit
 	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
@@ -181,10 +244,12 @@ func (d *MonthData) AverageFigures(ctx context.Context, metrics []string) ([]Fig
 func (d *MonthData) DimVRAMFigures(ctx context.Context, metrics []string) ([]Figure, error) {
 	return d.figures(ctx, "averaging the vRAM of", metrics, `
 	SELECT product_id, metric, edition, customer, reportable, 'GB',
-	       sum(vram_mb * hours) / 1024 / $2::float8,
-	       count(DISTINCT object_key), sum(hours)
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[]) AND vram_mb IS NOT NULL
+	       sum(qh) / 1024 / $2::float8,
+	       count(*), sum(h)
+	  FROM (SELECT product_id, metric, edition, customer, reportable, sum(vram_mb * hours) AS qh, sum(hours) AS h
+	          FROM month_spans
+	         WHERE metric = ANY($1::text[]) AND vram_mb IS NOT NULL
+	         GROUP BY product_id, metric, edition, customer, reportable, object_id) o
 	 GROUP BY product_id, metric, edition, customer, reportable
 	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
@@ -233,10 +298,12 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 func (d *MonthData) CountFigures(ctx context.Context, metrics []string) ([]Figure, error) {
 	return d.figures(ctx, "counting", metrics, `
 	SELECT product_id, metric, edition, customer, reportable, 'count',
-	       sum(hours) / $2::float8,
-	       count(DISTINCT object_key), sum(hours)
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
+	       sum(h) / $2::float8,
+	       count(*), sum(h)
+	  FROM (SELECT product_id, metric, edition, customer, reportable, sum(hours) AS h
+	          FROM month_spans
+	         WHERE metric = ANY($1::text[])
+	         GROUP BY product_id, metric, edition, customer, reportable, object_id) o
 	 GROUP BY product_id, metric, edition, customer, reportable
 	 ORDER BY product_id, metric, edition, customer, reportable`, float64(d.m.Hours()))
 }
@@ -258,8 +325,10 @@ func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Fig
 		  FROM ev
 		 GROUP BY product_id, metric, edition, customer, reportable, unit, h
 	), objs AS (
-		SELECT product_id, metric, edition, customer, reportable, unit, count(DISTINCT object_key) AS objects, sum(hours) AS hours
-		  FROM month_spans WHERE metric = ANY($1::text[])
+		SELECT product_id, metric, edition, customer, reportable, unit, count(*) AS objects, sum(h) AS hours
+		  FROM (SELECT product_id, metric, edition, customer, reportable, unit, sum(hours) AS h
+		          FROM month_spans WHERE metric = ANY($1::text[])
+		         GROUP BY product_id, metric, edition, customer, reportable, unit, object_id) o
 		 GROUP BY product_id, metric, edition, customer, reportable, unit
 	)
 	SELECT a.product_id, a.metric, a.edition, a.customer, a.reportable, a.unit,
@@ -276,10 +345,12 @@ func (d *MonthData) MaximumFigures(ctx context.Context, metrics []string) ([]Fig
 func (d *MonthData) UniqueFigures(ctx context.Context, metrics []string) ([]Figure, error) {
 	return d.figures(ctx, "unique count of", metrics, `
 	SELECT product_id, metric, edition, customer, reportable, 'count',
-	       count(DISTINCT object_key)::float8,
-	       count(DISTINCT object_key), sum(hours)
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
+	       count(*)::float8,
+	       count(*), sum(h)
+	  FROM (SELECT product_id, metric, edition, customer, reportable, sum(hours) AS h
+	          FROM month_spans
+	         WHERE metric = ANY($1::text[])
+	         GROUP BY product_id, metric, edition, customer, reportable, object_id) o
 	 GROUP BY product_id, metric, edition, customer, reportable
 	 ORDER BY product_id, metric, edition, customer, reportable`)
 }
@@ -327,14 +398,18 @@ func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(
 }
 
 // History streams the month's spans of metrics, clipped to the month, in
-// (product, metric, object, first hour) order.
+// (product, metric, object, first hour) order, with the names of their
+// states and names.
 func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*HistoryRow) error) error {
 	rows, err := d.tx.Query(ctx, `
-	SELECT product_id, metric, object_key, edition, customer, reportable, h0, h1, hours, quantity, unit,
-	       vm, host, cluster, datacenter, folder, resource_pool, vcenter, vcd, org
-	  FROM month_spans
-	 WHERE metric = ANY($1::text[])
-	 ORDER BY product_id, metric, object_key COLLATE "C", h0`, metrics)
+	SELECT ms.product_id, ms.metric, ms.object_key, ms.edition, ms.customer, ms.reportable, ms.h0, ms.h1, ms.hours, ms.quantity, ms.unit,
+	       coalesce(nm.vm, ''), coalesce(st.host, ''), coalesce(st.cluster, ''), coalesce(st.datacenter, ''), coalesce(nm.folder, ''),
+	       coalesce(nm.resource_pool, ''), coalesce(st.vcenter, ''), coalesce(st.vcd, ''), coalesce(nm.org, '')
+	  FROM month_spans ms
+	  JOIN month_states st ON st.id = ms.state_id
+	  JOIN month_names nm ON nm.id = ms.names_id
+	 WHERE ms.metric = ANY($1::text[])
+	 ORDER BY ms.product_id, ms.metric, ms.object_key COLLATE "C", ms.h0`, metrics)
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", d.m, err)
 	}
@@ -472,7 +547,8 @@ type HistoryRow struct {
 // HasUsage reports whether any span overlaps the month.
 func (s *Store) HasUsage(ctx context.Context, m Month) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_spans WHERE first_hour < $2 AND last_hour >= $1)`, m.Start, m.End).Scan(&ok)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM span_objects WHERE first_hour < $2 AND last_hour >= $1)
+		OR EXISTS (SELECT 1 FROM spans WHERE first_hour < $2 AND last_hour >= $1)`, m.Start, m.End).Scan(&ok)
 	return ok, err
 }
 

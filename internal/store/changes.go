@@ -239,24 +239,25 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		  WHERE ms.ctid = v.rid AND ms.metric = 'vsan.used_gb' AND v.vcf LIKE '%-vsan'`,
 	}
 	for _, sql := range steps {
-		var err error
-		if hasParams(sql) {
-			_, err = tx.Exec(ctx, sql, m.Start, m.End)
-		} else {
-			_, err = tx.Exec(ctx, sql)
-		}
-		if err != nil {
+		if _, err := tx.Exec(ctx, sql, []any{m.Start, m.End}[:maxParam(sql)]...); err != nil {
 			return fmt.Errorf("applying admin changes to %s: %w", m, err)
 		}
 	}
 	return nil
 }
 
-func hasParams(sql string) bool {
+// maxParam is the highest parameter ($n) sql uses, 0 when none.
+func maxParam(sql string) int {
+	n := 0
 	for i := 0; i+1 < len(sql); i++ {
-		if sql[i] == '$' && sql[i+1] >= '0' && sql[i+1] <= '9' {
-			return true
+		if sql[i] != '$' {
+			continue
 		}
+		k := 0
+		for j := i + 1; j < len(sql) && sql[j] >= '0' && sql[j] <= '9'; j++ {
+			k = k*10 + int(sql[j]-'0')
+		}
+		n = max(n, k)
 	}
-	return false
+	return n
 }
