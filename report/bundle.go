@@ -17,6 +17,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -146,6 +147,7 @@ type Bundle struct {
 	Figures int
 	rev     *revSpool // the names hashed (hashed mode)
 	dir     string    // the spool directory
+	lock    *os.File  // held while dir is in use (newSpoolDir)
 }
 
 // hostOf is the host part of a product endpoint URL.
@@ -199,7 +201,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return nil, err
 	}
 	b := &Bundle{Month: m}
-	if b.dir, err = newSpoolDir(g.dir); err != nil {
+	if b.dir, b.lock, err = newSpoolDir(g.dir); err != nil {
 		return nil, err
 	}
 	defer func() {
