@@ -75,11 +75,14 @@ type Figure struct {
 // name once, however many spans share them:
 //
 //   - month_states: the states (span_states: unit, edition, the dims of
-//     the host and product) of the month's spans, with what they decide:
-//     reportability and licence category, and the customer labels of
-//     their host, cluster, Cloud Director, datacenter and vCenter;
-//   - month_names: the names (span_names: the object's own dims) of the
-//     month's spans, with the label of their org, folder or resource pool;
+//     the host and product), with what they decide: reportability and
+//     licence category, and the customer labels of their host, cluster,
+//     Cloud Director, datacenter and vCenter;
+//   - month_names: the names (span_names: the object's own dims), with the
+//     label of their org, folder or resource pool;
+//
+// (all of them: those of the spans kept, Retain deletes the others, and
+// finding the month's would take a pass over its spans)
 //   - month_spans: the month's spans of metrics, clipped, by object, state
 //     and names id, with their customer (customerExpr, which also applies
 //     the rules scoped to the span's vCenter) and the keys the joins to
@@ -99,22 +102,19 @@ SELECT st.id, st.unit, st.edition,
        st.dims ? 'vcenter_uuid' AS has_vcenter_uuid, st.dims ->> 'vcenter_uuid' AS vcenter_uuid,
        ` + stateLabels + `
   FROM span_states st
-  LEFT JOIN licenses l ON l.license_key = st.dims ->> 'license_key'` + stateLabelJoins + `
- WHERE st.id IN (SELECT state_id FROM spans WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz
-                 UNION SELECT state_id FROM span_objects WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz)`, `
+  LEFT JOIN licenses l ON l.license_key = st.dims ->> 'license_key'` + stateLabelJoins, `
 CREATE TEMP TABLE month_names ON COMMIT DROP AS
 WITH names AS MATERIALIZED (
 	SELECT id, dims ->> 'vm' AS vm, dims ->> 'folder' AS folder, dims ->> 'resource_pool' AS resource_pool, dims ->> 'org' AS org,
 	       coalesce(dims ->> 'resource_pool_path', dims ->> 'resource_pool') AS pool_path,
 	       dims ? 'vm_moref' AS has_moref, dims ->> 'vm_moref' AS vm_moref, dims ->> 'vram_mb' AS vram_mb
 	  FROM span_names
-	 WHERE id IN (SELECT names_id FROM spans WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz
-	              UNION SELECT names_id FROM span_objects WHERE first_hour < $2::timestamptz AND last_hour >= $1::timestamptz)
 ), ` + customerLabels + `
 SELECT n.id, n.vm, n.folder, n.resource_pool, n.org, n.has_moref, n.vm_moref,
        CASE WHEN n.vram_mb ~ '^[0-9]+(\.[0-9]*)?$' THEN n.vram_mb::float8 END AS vram_mb,
        ` + namesLabel + ` AS label
   FROM names n` + namesLabelJoins,
+	`SET LOCAL default_statistics_target = 10`, // a sample of 3,000 rows: the plans need sizes, not histograms
 	`ANALYZE month_states, month_names`, `
 CREATE TEMP TABLE month_spans ON COMMIT DROP AS
 SELECT o.product_id, o.metric, s.object_id, o.object_key, s.quantity, st.unit, st.edition,
@@ -150,8 +150,9 @@ var monthSQLUnscoped = append(monthSQL[:len(monthSQL)-1:len(monthSQL)-1],
 // others.
 // Close it when done.
 type MonthData struct {
-	tx pgx.Tx
-	m  Month
+	tx     pgx.Tx
+	m      Month
+	states map[int32]stateName // stateNames, once read
 }
 
 // OpenMonth selects the month's spans of metrics into month_spans.
@@ -399,14 +400,18 @@ func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(
 
 // History streams the month's spans of metrics, clipped to the month, in
 // (product, metric, object, first hour) order, with the names of their
-// states and names.
+// states and names. The names of states (a host's, its cluster's...) are
+// few and repeat over many spans: they are read once (stateNames) rather
+// than sorted and sent with every span.
 func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*HistoryRow) error) error {
+	states, err := d.stateNames(ctx)
+	if err != nil {
+		return fmt.Errorf("history of %s: %w", d.m, err)
+	}
 	rows, err := d.tx.Query(ctx, `
 	SELECT ms.product_id, ms.metric, ms.object_key, ms.edition, ms.customer, ms.reportable, ms.h0, ms.h1, ms.hours, ms.quantity, ms.unit,
-	       coalesce(nm.vm, ''), coalesce(st.host, ''), coalesce(st.cluster, ''), coalesce(st.datacenter, ''), coalesce(nm.folder, ''),
-	       coalesce(nm.resource_pool, ''), coalesce(st.vcenter, ''), coalesce(st.vcd, ''), coalesce(nm.org, '')
+	       ms.state_id, coalesce(nm.vm, ''), coalesce(nm.folder, ''), coalesce(nm.resource_pool, ''), coalesce(nm.org, '')
 	  FROM month_spans ms
-	  JOIN month_states st ON st.id = ms.state_id
 	  JOIN month_names nm ON nm.id = ms.names_id
 	 WHERE ms.metric = ANY($1::text[])
 	 ORDER BY ms.product_id, ms.metric, ms.object_key COLLATE "C", ms.h0`, metrics)
@@ -415,16 +420,41 @@ func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*Hist
 	}
 	defer rows.Close()
 	var h HistoryRow
+	var state int32
 	for rows.Next() {
 		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
-			&h.VM, &h.Host, &h.Cluster, &h.Datacenter, &h.Folder, &h.ResourcePool, &h.VCenter, &h.VCD, &h.Org); err != nil {
+			&state, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
 			return err
 		}
+		st := states[state]
+		h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
 		if err := fn(&h); err != nil {
 			return err
 		}
 	}
 	return rows.Err()
+}
+
+// stateName are the names a state gives its spans.
+type stateName struct{ host, cluster, datacenter, vcenter, vcd string }
+
+// stateNames reads the names of month_states, once.
+func (d *MonthData) stateNames(ctx context.Context) (map[int32]stateName, error) {
+	if d.states != nil {
+		return d.states, nil
+	}
+	rows, err := d.tx.Query(ctx, `SELECT id, coalesce(host, ''), coalesce(cluster, ''), coalesce(datacenter, ''), coalesce(vcenter, ''), coalesce(vcd, '') FROM month_states`)
+	if err != nil {
+		return nil, err
+	}
+	states := map[int32]stateName{}
+	var id int32
+	var n stateName
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n.host, &n.cluster, &n.datacenter, &n.vcenter, &n.vcd}, func() error { states[id] = n; return nil }); err != nil {
+		return nil, err
+	}
+	d.states = states
+	return states, nil
 }
 
 // Spans counts the month's spans of metrics (to size the history files).
