@@ -221,7 +221,25 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
-	prodHost := func(id int64) string { return nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint)) }
+	// A product's host and name, once per product (not per history row).
+	prodHosts := map[int64]string{}
+	prodHost := func(id int64) string {
+		h, ok := prodHosts[id]
+		if !ok {
+			h = nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint))
+			prodHosts[id] = h
+		}
+		return h
+	}
+	prodNames := map[int64]string{}
+	prodName := func(id int64) string {
+		n, ok := prodNames[id]
+		if !ok {
+			n = productName(products[id].Kind)
+			prodNames[id] = n
+		}
+		return n
+	}
 	tz := g.loc.String()
 	b.Manifest = Manifest{
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
@@ -438,7 +456,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 		return md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
 			metric, rep := reported(h)
-			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
+			w.row(prodName(h.ProductID), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
 				nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
 				nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
@@ -457,7 +475,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 		return md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
 			metric, rep := reported(h)
-			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
+			w.row(prodName(h.ProductID), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
 				nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
 				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
 				h.Edition, nm.customer(h.Customer), rep, hours.name(h.First), hours.name(h.Last),
@@ -479,7 +497,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 				// hours between are not collected by design, not missing.
 				return nil
 			}
-			w.row(hours.name(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
+			w.row(hours.name(h.Hour), prodName(h.ProductID), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
 				num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
 			return w.err
 		})

@@ -120,7 +120,7 @@ CREATE TEMP TABLE month_spans ON COMMIT DROP AS
 SELECT o.product_id, o.metric, s.object_id, o.object_key, s.quantity, st.unit, st.edition,
        greatest(s.first_hour, $1::timestamptz) AS h0,
        least(s.last_hour, $2::timestamptz - interval '1 hour') AS h1,
-       extract(epoch FROM least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz))::float8 / 3600 + 1 AS hours,
+       date_part('epoch', least(s.last_hour, $2::timestamptz - interval '1 hour') - greatest(s.first_hour, $1::timestamptz)) / 3600 + 1 AS hours,
        st.reportable, st.license_key, st.category,
        ` + customerExpr + ` AS customer,
        s.state_id, s.names_id,
@@ -150,9 +150,10 @@ var monthSQLUnscoped = append(monthSQL[:len(monthSQL)-1:len(monthSQL)-1],
 // others.
 // Close it when done.
 type MonthData struct {
-	tx     pgx.Tx
-	m      Month
-	states map[int32]stateName // stateNames, once read
+	tx      pgx.Tx
+	m       Month
+	metrics map[string]bool     // the metrics of month_spans
+	states  map[int32]stateName // stateNames, once read
 }
 
 // OpenMonth selects the month's spans of metrics into month_spans.
@@ -161,10 +162,12 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	if err != nil {
 		return nil, err
 	}
-	// Sorting and grouping a month of a large provider fits in memory.
-	// The queries are short but their estimates large (the temporary
-	// tables): compiling them (JIT) would take longer than running them.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
+	// Sorting and grouping a month of a large provider fits in memory
+	// (the history of 200,000 VMs, 500,000 spans, sorts in about 150 MB;
+	// on disk it took three times as long). The queries are short but
+	// their estimates large (the temporary tables): compiling them (JIT)
+	// would take longer than running them.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '256MB'; SET LOCAL jit = off`); err != nil {
 		tx.Rollback(ctx)
 		return nil, err
 	}
@@ -192,7 +195,28 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 		tx.Rollback(ctx)
 		return nil, err
 	}
-	return &MonthData{tx: tx, m: m}, nil
+	d := &MonthData{tx: tx, m: m, metrics: map[string]bool{}}
+	var present []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT metric), '{}') FROM month_spans`).Scan(&present); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	for _, metric := range present {
+		d.metrics[metric] = true
+	}
+	return d, nil
+}
+
+// present is the metrics of metrics that the month has spans of: a query
+// over the others would read month_spans to find nothing.
+func (d *MonthData) present(metrics []string) []string {
+	var out []string
+	for _, m := range metrics {
+		if d.metrics[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Close ends the transaction (month_spans is dropped with it).
@@ -209,6 +233,9 @@ func (s *Store) withMonth(ctx context.Context, m Month, metrics []string, fn fun
 }
 
 func (d *MonthData) figures(ctx context.Context, what string, metrics []string, sql string, args ...any) ([]Figure, error) {
+	if metrics = d.present(metrics); len(metrics) == 0 {
+		return nil, nil
+	}
 	rows, err := d.tx.Query(ctx, sql, append([]any{metrics}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s %v over %s: %w", what, metrics, d.m, err)
@@ -287,7 +314,7 @@ func (d *MonthData) joined(ctx context.Context, metrics []string, unitAndValue s
 	        UNION ALL -- instance UUIDs and MoRef keys (/moref/) never meet: no VM-hour joins twice
 	        SELECT moref_key, customer, quantity, h0, h1 FROM month_spans WHERE metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND moref_key IS NOT NULL) v
 	    ON v.k = coalesce(n.vm_uuid, n.object_key) AND v.h0 <= n.h1 AND v.h1 >= n.h0
-	 CROSS JOIN LATERAL (SELECT extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1 AS hours) j
+	 CROSS JOIN LATERAL (SELECT date_part('epoch', least(n.h1, v.h1) - greatest(n.h0, v.h0)) / 3600 + 1 AS hours) j
 	 WHERE n.metric = ANY($1::text[])
 	 GROUP BY n.product_id, n.metric, n.edition, v.customer, n.reportable
 	 ORDER BY 1, 2, 3, 4, 5`, float64(d.m.Hours()))
@@ -360,6 +387,9 @@ func (d *MonthData) UniqueFigures(ctx context.Context, metrics []string) ([]Figu
 // usage in the month, one row per hour of the month, in order: running sums
 // over span start and end events, filled onto the month's hours.
 func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(HourlyTotal) error) error {
+	if metrics = d.present(metrics); len(metrics) == 0 {
+		return nil
+	}
 	rows, err := d.tx.Query(ctx, `
 	WITH ev AS (
 		SELECT product_id, metric, edition, unit, e.h, e.dq, e.dn
@@ -404,6 +434,9 @@ func (d *MonthData) HourlyTotals(ctx context.Context, metrics []string, fn func(
 // few and repeat over many spans: they are read once (stateNames) rather
 // than sorted and sent with every span.
 func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*HistoryRow) error) error {
+	if metrics = d.present(metrics); len(metrics) == 0 {
+		return nil
+	}
 	states, err := d.stateNames(ctx)
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", d.m, err)

@@ -214,7 +214,7 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`CREATE TEMP TABLE month_split ON COMMIT DROP AS
 		 SELECT ms.*, p.p0, p.p1 FROM month_spans ms JOIN month_pieces p ON p.rid = ms.ctid`,
 		`UPDATE month_split SET h0 = p0, h1 = coalesce(p1, h1),
-		        hours = extract(epoch FROM coalesce(p1, h1) - p0)::float8 / 3600 + 1`,
+		        hours = date_part('epoch', coalesce(p1, h1) - p0) / 3600 + 1`,
 		`ALTER TABLE month_split DROP COLUMN p0, DROP COLUMN p1`,
 		`DELETE FROM month_spans WHERE ctid IN (SELECT rid FROM month_pieces)`,
 		`INSERT INTO month_spans SELECT * FROM month_split`,
