@@ -72,3 +72,14 @@ func TestStaleSpoolsRemoved(t *testing.T) {
 		t.Errorf("removed %v once released, want %s", removed, held)
 	}
 }
+
+// TestTSVRow: tabs and line breaks inside a field become spaces, a field a
+// spreadsheet would take for a formula is made text, others are as given.
+func TestTSVRow(t *testing.T) {
+	var w tsv
+	w.row("a\tb", "line\nbreak\r", "=SUM(A1)", "+1", "-2", "@x", "", "héllo", "x=1")
+	want := "a b\tline break \t'=SUM(A1)\t'+1\t'-2\t'@x\t\théllo\tx=1\n"
+	if got := w.String(); got != want {
+		t.Errorf("row %q, want %q", got, want)
+	}
+}

@@ -453,13 +453,12 @@ func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*Hist
 	}
 	defer rows.Close()
 	var h HistoryRow
-	var state int32
 	for rows.Next() {
 		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
-			&state, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
+			&h.State, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
 			return err
 		}
-		st := states[state]
+		st := states[h.State]
 		h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
 		if err := fn(&h); err != nil {
 			return err
@@ -605,6 +604,9 @@ type HistoryRow struct {
 	Unit       string
 	// Names from dims; "" when absent.
 	VM, Host, Cluster, Datacenter, Folder, ResourcePool, VCenter, VCD, Org string
+	// State identifies the span's state: rows of one State have the same
+	// Host, Cluster, Datacenter, VCenter and VCD.
+	State int32
 }
 
 // HasUsage reports whether any span overlaps the month.
