@@ -5,8 +5,12 @@ package store
 // OpenMonth selects once, into a temporary table month_spans, the spans
 // overlapping the month [Start, End), clipped to it, each with the number of
 // its hours inside the month, its customer label (customer rules, see
-// customers.go), whether it is reportable, and its names. Every figure is
-// then one short query over month_spans, one per aggregation kind.
+// customers.go), whether it is reportable, and the ids of its state and
+// names (month_states, month_names: see monthSQL). Every figure is then one
+// short query over month_spans, one per aggregation kind. A figure's
+// Objects are counted per object id within its group (a per-object hash
+// aggregate, then a count), which is the count of distinct object keys:
+// an object is one (product, metric, object key).
 //
 // A span with a licence key (dims license_key) is not reportable when the
 // key's category is perpetual, demo or evaluation (licenses table; a key
