@@ -199,6 +199,10 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`CREATE TEMP TABLE month_cuts ON COMMIT DROP AS
 		 SELECT DISTINCT setting, subject, from_hour AS h FROM admin_changes
 		  WHERE setting IN ('license_category', 'vcf_edition') AND from_hour > $1 AND from_hour < $2`,
+	}
+	// Without a cut in the month no span is split (the split reads every
+	// span of the month to find none).
+	split := []string{
 		// Each span with a cut inside it, and the first hour of each piece.
 		`CREATE TEMP TABLE month_pieces ON COMMIT DROP AS
 		 WITH cut AS (
@@ -218,6 +222,8 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`ALTER TABLE month_split DROP COLUMN p0, DROP COLUMN p1`,
 		`DELETE FROM month_spans WHERE ctid IN (SELECT rid FROM month_pieces)`,
 		`INSERT INTO month_spans SELECT * FROM month_split`,
+	}
+	rest := []string{
 		// Categories in force per piece, for keys with recorded changes.
 		`UPDATE month_spans ms SET category = ` + settingAtSQL(SettingLicenseCategory, "ms.license_key", "ms.h0", "ms.category") + `
 		  WHERE ms.license_key IN (SELECT subject FROM admin_changes WHERE setting = 'license_category')`,
@@ -238,12 +244,27 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`UPDATE month_spans ms SET metric = '` + MetricVSANInVCF + `' FROM month_vcf v
 		  WHERE ms.ctid = v.rid AND ms.metric = 'vsan.used_gb' AND v.vcf LIKE '%-vsan'`,
 	}
-	for _, sql := range steps {
-		if _, err := tx.Exec(ctx, sql, []any{m.Start, m.End}[:maxParam(sql)]...); err != nil {
-			return fmt.Errorf("applying admin changes to %s: %w", m, err)
+	run := func(steps []string) error {
+		for _, sql := range steps {
+			if _, err := tx.Exec(ctx, sql, []any{m.Start, m.End}[:maxParam(sql)]...); err != nil {
+				return fmt.Errorf("applying admin changes to %s: %w", m, err)
+			}
+		}
+		return nil
+	}
+	if err := run(steps); err != nil {
+		return err
+	}
+	var cuts bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM month_cuts)`).Scan(&cuts); err != nil {
+		return fmt.Errorf("applying admin changes to %s: %w", m, err)
+	}
+	if cuts {
+		if err := run(split); err != nil {
+			return err
 		}
 	}
-	return nil
+	return run(rest)
 }
 
 // maxParam is the highest parameter ($n) sql uses, 0 when none.
