@@ -17,6 +17,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -146,6 +147,7 @@ type Bundle struct {
 	Figures int
 	rev     *revSpool // the names hashed (hashed mode)
 	dir     string    // the spool directory
+	lock    *os.File  // held while dir is in use (newSpoolDir)
 }
 
 // hostOf is the host part of a product endpoint URL.
@@ -171,17 +173,27 @@ func num(v float64) string {
 // against CSV injection). No figure the report writes is negative.
 type tsv struct{ bytes.Buffer }
 
-var tsvClean = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
-
 func (t *tsv) row(fields ...string) {
 	for i, f := range fields {
 		if i > 0 {
 			t.WriteByte('\t')
 		}
-		if f != "" && strings.ContainsRune("=+-@", rune(f[0])) {
-			t.WriteByte('\'')
+		if f != "" {
+			switch f[0] {
+			case '=', '+', '-', '@':
+				t.WriteByte('\'')
+			}
 		}
-		t.WriteString(tsvClean.Replace(f))
+		// The field is written, then its tabs and line breaks blanked in
+		// place (a history file has millions of fields, hardly any with one).
+		start := t.Len()
+		t.WriteString(f)
+		b := t.Bytes()[start:]
+		for j, c := range b {
+			if c == '\t' || c == '\n' || c == '\r' {
+				b[j] = ' '
+			}
+		}
 	}
 	t.WriteByte('\n')
 }
@@ -199,7 +211,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return nil, err
 	}
 	b := &Bundle{Month: m}
-	if b.dir, err = newSpoolDir(g.dir); err != nil {
+	if b.dir, b.lock, err = newSpoolDir(g.dir); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -219,7 +231,25 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	if err != nil {
 		return nil, err
 	}
-	prodHost := func(id int64) string { return nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint)) }
+	// A product's host and name, once per product (not per history row).
+	prodHosts := map[int64]string{}
+	prodHost := func(id int64) string {
+		h, ok := prodHosts[id]
+		if !ok {
+			h = nm.name(anonymize.KindProductHost, hostOf(products[id].Endpoint))
+			prodHosts[id] = h
+		}
+		return h
+	}
+	prodNames := map[int64]string{}
+	prodName := func(id int64) string {
+		n, ok := prodNames[id]
+		if !ok {
+			n = productName(products[id].Kind)
+			prodNames[id] = n
+		}
+		return n
+	}
 	tz := g.loc.String()
 	b.Manifest = Manifest{
 		Format: ManifestFormat, ApplianceID: app.ID, ContractID: app.ContractID, Program: app.Program,
@@ -411,6 +441,20 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		return h.Metric, yesNo(h.Reportable)
 	}
 
+	// The vCenter, datacenter, cluster and host names of a history row,
+	// anonymised once per state (rows of one state have the same names),
+	// in the order the names are hashed in (the reverse map's order).
+	places := map[int32][4]string{}
+	place := func(h *store.HistoryRow) [4]string {
+		p, ok := places[h.State]
+		if !ok {
+			p = [4]string{nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
+				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host)}
+			places[h.State] = p
+		}
+		return p
+	}
+
 	// spool writes a file of the bundle to disk, row by row, with rows.
 	spool := func(name string, rows func(*spoolTSV) error) error {
 		w, err := newSpoolTSV(b.dir, name)
@@ -436,9 +480,9 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 		return md.History(ctx, vmMetrics, func(h *store.HistoryRow) error {
 			metric, rep := reported(h)
-			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("vm_id", h.ObjectKey),
-				nm.name(anonymize.KindVM, h.VM), nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
-				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host), nm.name(anonymize.KindFolder, h.Folder),
+			ph, id, vm := prodHost(h.ProductID), nm.name("vm_id", h.ObjectKey), nm.name(anonymize.KindVM, h.VM)
+			pl := place(h)
+			w.row(prodName(h.ProductID), ph, metric, id, vm, pl[0], pl[1], pl[2], pl[3], nm.name(anonymize.KindFolder, h.Folder),
 				nm.name(anonymize.KindResourcePool, h.ResourcePool), nm.name(anonymize.KindOrg, h.Org),
 				h.Edition, nm.customer(h.Customer), rep, hours.name(h.First), hours.name(h.Last),
 				hoursText(h.Hours), num(h.Quantity), h.Unit)
@@ -455,9 +499,9 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			"Edition", "Customer", "Reported", "First Hour", "Last Hour", "Hours", "Quantity", "Unit")
 		return md.History(ctx, clusterMetrics, func(h *store.HistoryRow) error {
 			metric, rep := reported(h)
-			w.row(productName(products[h.ProductID].Kind), prodHost(h.ProductID), metric, nm.name("object_id", h.ObjectKey),
-				nm.name(anonymize.KindVCenter, h.VCenter), nm.name(anonymize.KindDatacenter, h.Datacenter),
-				nm.name(anonymize.KindCluster, h.Cluster), nm.name(anonymize.KindHost, h.Host),
+			ph, id := prodHost(h.ProductID), nm.name("object_id", h.ObjectKey)
+			pl := place(h)
+			w.row(prodName(h.ProductID), ph, metric, id, pl[0], pl[1], pl[2], pl[3],
 				h.Edition, nm.customer(h.Customer), rep, hours.name(h.First), hours.name(h.Last),
 				hoursText(h.Hours), num(h.Quantity), h.Unit)
 			return w.err
@@ -477,7 +521,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 				// hours between are not collected by design, not missing.
 				return nil
 			}
-			w.row(hours.name(h.Hour), productName(products[h.ProductID].Kind), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
+			w.row(hours.name(h.Hour), prodName(h.ProductID), prodHost(h.ProductID), h.Metric, h.Edition, h.Unit,
 				num(h.Quantity), strconv.FormatInt(h.Objects, 10), yesNo(h.Collected))
 			return w.err
 		})

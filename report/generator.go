@@ -115,7 +115,8 @@ func New(o Options) (*Generator, error) {
 //     upload when report.upload_url is set (report.upload_token,
 //     report.upload_proxy).
 //
-// Bundles are kept in data_dir/reports.
+// Bundles are kept in data_dir/reports; the work directories of builds
+// that crashed there are removed (RemoveStaleSpools).
 func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*Generator, error) {
 	r := cfg.Report
 	mode, err := anonymize.ParseMode(r.Anonymization)
@@ -150,8 +151,15 @@ func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log
 		}
 		channels = append(channels, up)
 	}
+	dir := filepath.Join(cfg.DataDir, ReportsDir)
+	// What builds that crashed left is removed at start, as before a build.
+	for _, d := range RemoveStaleSpools(dir, time.Now()) {
+		if log != nil {
+			log.Info("removed the work directory of an interrupted report build", "path", d)
+		}
+	}
 	return New(Options{Store: st, Location: cfg.Location(), Mode: mode, Secret: secret, Recipients: recipients, Signer: signer,
-		Dir: filepath.Join(cfg.DataDir, ReportsDir), Channels: channels, Log: log})
+		Dir: dir, Channels: channels, Log: log})
 }
 
 // SecretPath is the anonymisation secret file of cfg.

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/usagemeter/usagemeter/anonymize"
@@ -271,19 +273,92 @@ func (b *Bundle) Close() error {
 	}
 	err := os.RemoveAll(b.dir)
 	b.dir = ""
+	if b.lock != nil {
+		b.lock.Close()
+		b.lock = nil
+	}
 	return err
 }
 
-// newSpoolDir makes the private directory of a build under dir.
-func newSpoolDir(dir string) (string, error) {
+// spoolPrefix names the work directories of builds.
+const spoolPrefix = ".build-"
+
+// staleAfter is how old a work directory nobody holds must be before it is
+// removed: a build holds its directory's lock from just after creating it.
+const staleAfter = time.Minute
+
+// newSpoolDir makes the private directory of a build under dir, and holds
+// it (a lock on the directory, released by Close or when the process
+// ends). The directories of builds that ended without Close (a crash, a
+// kill) are removed first.
+func newSpoolDir(dir string) (string, *os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating %s: %w", dir, err)
+		return "", nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	d, err := os.MkdirTemp(dir, ".build-")
+	RemoveStaleSpools(dir, time.Now())
+	d, err := os.MkdirTemp(dir, spoolPrefix)
 	if err != nil {
-		return "", fmt.Errorf("creating the report's work directory: %w", err)
+		return "", nil, fmt.Errorf("creating the report's work directory: %w", err)
 	}
-	return d, nil
+	lock, ok, err := lockDir(d)
+	if err == nil && !ok {
+		err = errors.New("locked by another process")
+	}
+	if err != nil {
+		_ = os.RemoveAll(d)
+		return "", nil, fmt.Errorf("locking the report's work directory %s: %w", d, err)
+	}
+	return d, lock, nil
+}
+
+// lockDir takes the lock of directory d without waiting: ok is false when
+// another build holds it.
+func lockDir(d string) (_ *os.File, ok bool, _ error) {
+	f, err := os.Open(d)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// RemoveStaleSpools removes the work directories under dir left by builds
+// that did not end (a crash or kill during a build: the spooled history
+// files and reverse map of a month), i.e. that no build holds and that were
+// last written more than staleAfter before now. It returns the directories
+// removed; what cannot be removed is left for the next time.
+func RemoveStaleSpools(dir string, now time.Time) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), spoolPrefix) {
+			continue
+		}
+		d := filepath.Join(dir, e.Name())
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < staleAfter {
+			continue
+		}
+		lock, ok, err := lockDir(d)
+		if err != nil || !ok {
+			continue
+		}
+		err = os.RemoveAll(d)
+		lock.Close()
+		if err == nil {
+			removed = append(removed, d)
+		}
+	}
+	return removed
 }
 
 var errClosed = errors.New("report bundle already closed")

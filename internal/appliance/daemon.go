@@ -392,8 +392,8 @@ func (d *Daemon) dailyJob(ctx context.Context) {
 	before := time.Date(now.Year(), now.Month()-time.Month(cfg.Months), 1, 0, 0, 0, 0, time.UTC)
 	if r, err := d.app.Store.Retain(ctx, before, now.AddDate(0, 0, -cfg.SentMailDays)); err != nil {
 		d.app.Log.Error("retention", "err", err)
-	} else if r.Spans+r.Runs+r.Mails > 0 {
-		d.app.Log.Info("retention", "spans", r.Spans, "runs", r.Runs, "mails", r.Mails, "before", before.Format("2006-01"))
+	} else if r.Spans+r.Dims+r.Runs+r.Mails > 0 {
+		d.app.Log.Info("retention", "spans", r.Spans, "dims", r.Dims, "runs", r.Runs, "mails", r.Mails, "before", before.Format("2006-01"))
 	}
 	products, err := d.app.Store.Products(ctx, true)
 	if err != nil {

@@ -199,6 +199,10 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`CREATE TEMP TABLE month_cuts ON COMMIT DROP AS
 		 SELECT DISTINCT setting, subject, from_hour AS h FROM admin_changes
 		  WHERE setting IN ('license_category', 'vcf_edition') AND from_hour > $1 AND from_hour < $2`,
+	}
+	// Without a cut in the month no span is split (the split reads every
+	// span of the month to find none).
+	split := []string{
 		// Each span with a cut inside it, and the first hour of each piece.
 		`CREATE TEMP TABLE month_pieces ON COMMIT DROP AS
 		 WITH cut AS (
@@ -214,10 +218,12 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`CREATE TEMP TABLE month_split ON COMMIT DROP AS
 		 SELECT ms.*, p.p0, p.p1 FROM month_spans ms JOIN month_pieces p ON p.rid = ms.ctid`,
 		`UPDATE month_split SET h0 = p0, h1 = coalesce(p1, h1),
-		        hours = extract(epoch FROM coalesce(p1, h1) - p0)::float8 / 3600 + 1`,
+		        hours = date_part('epoch', coalesce(p1, h1) - p0) / 3600 + 1`,
 		`ALTER TABLE month_split DROP COLUMN p0, DROP COLUMN p1`,
 		`DELETE FROM month_spans WHERE ctid IN (SELECT rid FROM month_pieces)`,
 		`INSERT INTO month_spans SELECT * FROM month_split`,
+	}
+	rest := []string{
 		// Categories in force per piece, for keys with recorded changes.
 		`UPDATE month_spans ms SET category = ` + settingAtSQL(SettingLicenseCategory, "ms.license_key", "ms.h0", "ms.category") + `
 		  WHERE ms.license_key IN (SELECT subject FROM admin_changes WHERE setting = 'license_category')`,
@@ -238,25 +244,41 @@ func applyAdminChanges(ctx context.Context, tx pgx.Tx, m Month) error {
 		`UPDATE month_spans ms SET metric = '` + MetricVSANInVCF + `' FROM month_vcf v
 		  WHERE ms.ctid = v.rid AND ms.metric = 'vsan.used_gb' AND v.vcf LIKE '%-vsan'`,
 	}
-	for _, sql := range steps {
-		var err error
-		if hasParams(sql) {
-			_, err = tx.Exec(ctx, sql, m.Start, m.End)
-		} else {
-			_, err = tx.Exec(ctx, sql)
+	run := func(steps []string) error {
+		for _, sql := range steps {
+			if _, err := tx.Exec(ctx, sql, []any{m.Start, m.End}[:maxParam(sql)]...); err != nil {
+				return fmt.Errorf("applying admin changes to %s: %w", m, err)
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("applying admin changes to %s: %w", m, err)
+		return nil
+	}
+	if err := run(steps); err != nil {
+		return err
+	}
+	var cuts bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM month_cuts)`).Scan(&cuts); err != nil {
+		return fmt.Errorf("applying admin changes to %s: %w", m, err)
+	}
+	if cuts {
+		if err := run(split); err != nil {
+			return err
 		}
 	}
-	return nil
+	return run(rest)
 }
 
-func hasParams(sql string) bool {
+// maxParam is the highest parameter ($n) sql uses, 0 when none.
+func maxParam(sql string) int {
+	n := 0
 	for i := 0; i+1 < len(sql); i++ {
-		if sql[i] == '$' && sql[i+1] >= '0' && sql[i+1] <= '9' {
-			return true
+		if sql[i] != '$' {
+			continue
 		}
+		k := 0
+		for j := i + 1; j < len(sql) && sql[j] >= '0' && sql[j] <= '9'; j++ {
+			k = k*10 + int(sql[j]-'0')
+		}
+		n = max(n, k)
 	}
-	return false
+	return n
 }

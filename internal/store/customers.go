@@ -187,23 +187,35 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 	return err
 }
 
-// customerLabels is the CTE "path_labels" and the expression giving the
-// customer of a span "s" by the rules above (” when no rule matches); the
-// joins it needs are customerJoins. Exact objects are hash joins on the
-// unique (object_type, object_name). Path objects (folder, resource pool)
-// match when the rule's name, without leading or trailing slashes, is a run
-// of whole segments of the span's path; they are resolved once per distinct
-// path of the month (far fewer than spans) by joining every run of
-// segments of the path to the rules, the deepest match first (the run that
-// ends at the deepest segment), then the oldest rule.
+// The customer of a span by the rules above ("" when no rule matches) is
+// computed by monthSQL in three parts, each where its dims are read
+// once:
+//
+//   - names (span_names: a span's own dims): namesLabel, the label of its
+//     org, folder or resource pool, with the joins namesLabelJoins and the
+//     CTE path_labels (customerLabels);
+//   - states (span_states: the dims of its host and product): stateLabels,
+//     the labels of its host, cluster, Cloud Director, datacenter and
+//     vCenter by name, with stateLabelJoins;
+//   - per span: the rules scoped to its vCenter (scopedLabelJoins), which
+//     need its object key;
+//
+// and customerExpr takes the first in the order of CustomerObjectTypes.
+// Exact objects are hash joins on the unique (object_type, object_name).
+// Path objects (folder, resource pool) match when the rule's name, without
+// leading or trailing slashes, is a run of whole segments of the span's
+// path; they are resolved once per distinct path of the month (far fewer
+// than spans) by joining every run of segments of the path to the rules,
+// the deepest match first (the run that ends at the deepest segment), then
+// the oldest rule. path_labels reads the CTE "names" (folder, pool_path:
+// resource_pool_path, else resource_pool).
 const customerLabels = `
 path_labels AS (
 	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
 	  FROM (SELECT DISTINCT k.key, k.v
-	          FROM usage_spans u
-	         CROSS JOIN LATERAL (VALUES ('folder', u.dims ->> 'folder'), ('resource-pool', coalesce(u.dims ->> 'resource_pool_path', u.dims ->> 'resource_pool'))) AS k(key, v)
-	         WHERE u.metric = ANY($3::text[]) AND u.first_hour < $2::timestamptz AND u.last_hour >= $1::timestamptz
-	           AND k.v <> ''
+	          FROM names u
+	         CROSS JOIN LATERAL (VALUES ('folder', u.folder), ('resource-pool', u.pool_path)) AS k(key, v)
+	         WHERE k.v <> ''
 	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
 	 CROSS JOIN LATERAL (SELECT string_to_array(trim(both '/' from p.v), '/') AS seg) a
 	 CROSS JOIN LATERAL generate_series(1, cardinality(a.seg)) AS i
@@ -212,33 +224,54 @@ path_labels AS (
 	 ORDER BY p.key, p.v, j DESC, r.id
 )`
 
+// namesLabel is the label of names "n" (org, folder, pool_path) by their
+// org, folder or resource pool.
+//
+// A vcd-org rule that knows its org's id (CustomerRule.ObjectID) matches
+// the names of that org by id (dims "org_id"), whatever the org is called
+// now, and by name only the names collected without an id (before the
+// collector recorded it); a rule without an id matches by name.
+const namesLabel = `coalesce(orgi.label, org.label, fo.label, rp.label)`
+
+const namesLabelJoins = `
+	  LEFT JOIN customer_rules orgi ON orgi.object_type = 'vcd-org' AND orgi.object_id <> '' AND orgi.object_id = n.org_id
+	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = n.org
+	        AND (org.object_id = '' OR coalesce(n.org_id, '') = '')
+	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = n.folder
+	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = n.pool_path`
+
+// stateLabels are the labels of state "st" by name: host_label,
+// cluster_label, vcd_label, datacenter_label, vcenter_label.
+const stateLabels = `ho.label AS host_label, cl.label AS cluster_label, vcd.label AS vcd_label, dc.label AS datacenter_label, vc.label AS vcenter_label`
+
+const stateLabelJoins = `
+	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = st.dims ->> 'host'
+	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = st.dims ->> 'cluster'
+	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = st.dims ->> 'vcd'
+	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = st.dims ->> 'datacenter'
+	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = st.dims ->> 'vcenter'`
+
 // A host, cluster or datacenter rule may name its object by identity,
 // "<vCenter instance UUID>/<name>" (customer add --vcenter ID), matching
 // only that vCenter's object (the span's object key begins with the
 // vCenter's instance UUID): same-named clusters of two vCenters do not
 // collide. Such a rule wins over a rule by name alone.
-const customerExpr = `coalesce(orgi.label, org.label, fo.label, rp.label, hos.label, ho.label, cls.label, cl.label, vcd.label, dcs.label, dc.label, vc.label, '')`
-
-// A vcd-org rule that knows its org's id (CustomerRule.ObjectID) matches
-// the spans of that org by id (dims "org_id"), whatever the org is called
-// now, and by name only the spans collected without an id (before the
-// collector recorded it); a rule without an id matches by name.
+const customerExpr = `coalesce(nm.label, hos.label, st.host_label, cls.label, st.cluster_label, st.vcd_label, dcs.label, st.datacenter_label, st.vcenter_label, '')`
 
 // ScopedObjectName is the object name of a rule bound to the object called
 // name in the vCenter with instance UUID vcUUID.
 func ScopedObjectName(vcUUID, name string) string { return vcUUID + "/" + name }
 
-const customerJoins = `
-	  LEFT JOIN customer_rules orgi ON orgi.object_type = 'vcd-org' AND orgi.object_id <> '' AND orgi.object_id = s.dims ->> 'org_id'
-	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
-	        AND (org.object_id = '' OR coalesce(s.dims ->> 'org_id', '') = '')
-	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
-	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = coalesce(s.dims ->> 'resource_pool_path', s.dims ->> 'resource_pool')
-	  LEFT JOIN customer_rules hos ON hos.object_type = 'host' AND hos.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'host')
-	  LEFT JOIN customer_rules ho ON ho.object_type = 'host' AND ho.object_name = s.dims ->> 'host'
-	  LEFT JOIN customer_rules cls ON cls.object_type = 'cluster' AND cls.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'cluster')
-	  LEFT JOIN customer_rules cl ON cl.object_type = 'cluster' AND cl.object_name = s.dims ->> 'cluster'
-	  LEFT JOIN customer_rules vcd ON vcd.object_type = 'vcd' AND vcd.object_name = s.dims ->> 'vcd'
-	  LEFT JOIN customer_rules dcs ON dcs.object_type = 'datacenter' AND dcs.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'datacenter')
-	  LEFT JOIN customer_rules dc ON dc.object_type = 'datacenter' AND dc.object_name = s.dims ->> 'datacenter'
-	  LEFT JOIN customer_rules vc ON vc.object_type = 'vcenter' AND vc.object_name = s.dims ->> 'vcenter'`
+// scopedLabelJoins: the rules scoped to the vCenter of the span of object
+// "o" (its object key), on the names of its state "st". Such a rule's name
+// holds a "/": without any (most appliances), unscopedLabels stands in for
+// them, and spans are not probed three times for nothing.
+const unscopedLabels = `
+	  CROSS JOIN (SELECT NULL::text AS label) hos CROSS JOIN (SELECT NULL::text AS label) cls CROSS JOIN (SELECT NULL::text AS label) dcs`
+
+const anyScopedRuleSQL = `SELECT EXISTS (SELECT 1 FROM customer_rules WHERE object_type IN ('host', 'cluster', 'datacenter') AND strpos(object_name, '/') > 0)`
+
+const scopedLabelJoins = `
+	  LEFT JOIN customer_rules hos ON hos.object_type = 'host' AND hos.object_name = split_part(o.object_key, '/', 1) || '/' || st.host
+	  LEFT JOIN customer_rules cls ON cls.object_type = 'cluster' AND cls.object_name = split_part(o.object_key, '/', 1) || '/' || st.cluster
+	  LEFT JOIN customer_rules dcs ON dcs.object_type = 'datacenter' AND dcs.object_name = split_part(o.object_key, '/', 1) || '/' || st.datacenter`

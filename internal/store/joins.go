@@ -29,7 +29,7 @@ func (d *MonthData) VCDVRAMFigures(ctx context.Context, metrics []string) ([]Fig
 	return d.figures(ctx, "joining Cloud Director VMs to their vCenter", metrics, vcdJoin+`,
 	mb AS (
 		SELECT n.product_id, n.metric, n.edition, n.customer, n.reportable,
-		       v.quantity * (extract(epoch FROM least(n.h1, v.h1) - greatest(n.h0, v.h0))::float8 / 3600 + 1) AS mbh
+		       v.quantity * (date_part('epoch', least(n.h1, v.h1) - greatest(n.h0, v.h0)) / 3600 + 1) AS mbh
 		  FROM n JOIN month_spans v ON v.metric IN ('vm.vram', '`+MetricVRAMInVCF+`') AND v.vc_moref = n.vc_moref AND v.h0 <= n.h1 AND v.h1 >= n.h0
 		 WHERE n.registered
 		UNION ALL
@@ -57,6 +57,9 @@ type Unjoined struct {
 // UnjoinedVCD counts, per product, the Cloud Director VMs whose vCenter is
 // not registered (their vRAM is Cloud Director's estimate).
 func (d *MonthData) UnjoinedVCD(ctx context.Context, metrics []string) ([]Unjoined, error) {
+	if metrics = d.present(metrics); len(metrics) == 0 {
+		return nil, nil
+	}
 	rows, err := d.tx.Query(ctx, vcdJoin+`
 	SELECT product_id, metric, count(DISTINCT object_key) FROM n WHERE NOT registered GROUP BY 1, 2 ORDER BY 1, 2`, metrics)
 	if err != nil {
@@ -88,6 +91,9 @@ const pairedDoneSQL = `(p.kind NOT IN ('nsxt', 'nsxv') OR p.paired_id IS NULL OR
 // UnjoinedNSX counts, per product, the VMs reached by NSX (metrics) that no
 // registered vCenter billed in the month: their vRAM is unknown.
 func (d *MonthData) UnjoinedNSX(ctx context.Context, metrics []string) ([]Unjoined, error) {
+	if metrics = d.present(metrics); len(metrics) == 0 {
+		return nil, nil
+	}
 	rows, err := d.tx.Query(ctx, `
 	SELECT n.product_id, n.metric, count(DISTINCT n.object_key) FROM month_spans n
 	 WHERE n.metric = ANY($1::text[])

@@ -214,11 +214,13 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-// Retained counts what Retain deleted.
-type Retained struct{ Spans, Runs, Mails int64 }
+// Retained counts what Retain deleted: Dims are the states and names
+// (span_states, span_names) no span refers to any more.
+type Retained struct{ Spans, Dims, Runs, Mails int64 }
 
 // Retain deletes usage spans that ended and collection runs older than
-// before, and delivered mails sent before mailBefore.
+// before, and delivered mails sent before mailBefore. The states and names
+// that no span refers to then are deleted too.
 func (s *Store) Retain(ctx context.Context, before, mailBefore time.Time) (Retained, error) {
 	var r Retained
 	// An object's closed spans all end before its latest span starts: an
@@ -232,6 +234,9 @@ func (s *Store) Retain(ctx context.Context, before, mailBefore time.Time) (Retai
 		return r, err
 	}
 	r.Spans += tag.RowsAffected()
+	if r.Dims, err = s.deleteUnusedDims(ctx); err != nil {
+		return r, err
+	}
 	if tag, err = s.pool.Exec(ctx, `DELETE FROM collection_runs WHERE hour < $1`, before); err != nil {
 		return r, err
 	}
@@ -241,4 +246,38 @@ func (s *Store) Retain(ctx context.Context, before, mailBefore time.Time) (Retai
 	}
 	r.Mails = tag.RowsAffected()
 	return r, nil
+}
+
+// deleteUnusedDims deletes the states and names no span refers to. A merge
+// (CommitHour, ImportSpans, the usage_spans triggers) inserts the states
+// and names of its spans, or finds them existing, before it refers to
+// them, in the same transaction: the lock taken here waits for the merges
+// under way to commit (their spans are then seen) and holds new ones until
+// the deletion commits, so none refers to a row deleted here. Each row
+// deleted is checked against the foreign keys of span_objects (a scan: no
+// index covers them, which keeps the hourly updates HOT); a daily run
+// deletes those of the objects gone a retention period before, few.
+func (s *Store) deleteUnusedDims(ctx context.Context) (int64, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE span_states, span_names IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, q := range []string{
+		`DELETE FROM span_states d WHERE NOT EXISTS (SELECT 1 FROM span_objects o WHERE o.state_id = d.id)
+		                             AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.state_id = d.id)`,
+		`DELETE FROM span_names d WHERE NOT EXISTS (SELECT 1 FROM span_objects o WHERE o.names_id = d.id)
+		                            AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.names_id = d.id)`,
+	} {
+		tag, err := tx.Exec(ctx, q)
+		if err != nil {
+			return 0, fmt.Errorf("deleting unused span states and names: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, tx.Commit(ctx)
 }
