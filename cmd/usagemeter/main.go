@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/usagemeter/usagemeter/internal/cli"
+	"github.com/usagemeter/usagemeter/internal/web/console"
 )
 
 // exitBrokenPipe is the status of a command whose output was closed early
@@ -21,6 +22,7 @@ import (
 const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
 
 func main() {
+	cli.Console = console.New // serve and the demo mount the web console at /
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancelCause(ctx)
 	// Asked for, SIGPIPE no longer kills the process on a write to a closed

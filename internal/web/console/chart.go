@@ -1,0 +1,136 @@
+package console
+
+import (
+	"fmt"
+	"html"
+	"html/template"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Bar is one bar of a chart: a day and its figure. A bar with Missing set
+// is a day without figures yet (later in the month): drawn as a dot on the
+// axis, not as zero.
+type Bar struct {
+	Label   string // the tooltip's name of the bar, e.g. "2026-11-03"
+	Tick    string // the label under the bar, or "" for none
+	Value   float64
+	Missing bool
+}
+
+// Chart is a small bar chart, drawn on the server as inline SVG: no
+// script, no style attribute (the console's CSP allows neither inline), a
+// <title> on each bar for its value on hover, and a text summary for
+// screen readers. Its size scales with the page (viewBox).
+type Chart struct {
+	Title string // for screen readers, e.g. "vCenter vc1: average vRAM GB per day"
+	Unit  string
+	Bars  []Bar
+}
+
+const (
+	chartW, chartH    = 320, 96
+	chartLeft, chartB = 34, 14 // room for the scale on the left, the ticks below
+)
+
+// SVG renders the chart.
+func (c Chart) SVG() template.HTML {
+	var b strings.Builder
+	max := 0.0
+	for _, bar := range c.Bars {
+		if !bar.Missing && bar.Value > max {
+			max = bar.Value
+		}
+	}
+	top := niceCeil(max)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" preserveAspectRatio="xMinYMid meet">`,
+		chartW, chartH, html.EscapeString(c.Title))
+	fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(c.Title))
+	plotH := float64(chartH - chartB - 4)
+	base := float64(chartH - chartB)
+	// Scale: the top value and zero, with a grid line at the top.
+	fmt.Fprintf(&b, `<line class="grid" x1="%d" y1="4" x2="%d" y2="4"/>`, chartLeft, chartW)
+	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%g" x2="%d" y2="%g"/>`, chartLeft, base, chartW, base)
+	fmt.Fprintf(&b, `<text class="scale" x="%d" y="10" text-anchor="end">%s</text>`, chartLeft-4, html.EscapeString(short(top)))
+	fmt.Fprintf(&b, `<text class="scale" x="%d" y="%g" text-anchor="end">0</text>`, chartLeft-4, base)
+	if n := len(c.Bars); n > 0 {
+		slot := float64(chartW-chartLeft) / float64(n)
+		w := math.Max(slot*0.7, 1)
+		for i, bar := range c.Bars {
+			x := float64(chartLeft) + float64(i)*slot + (slot-w)/2
+			label := html.EscapeString(bar.Label)
+			switch {
+			case bar.Missing:
+				fmt.Fprintf(&b, `<circle class="missing" cx="%.1f" cy="%g" r="1.2"><title>%s: no figures yet</title></circle>`, x+w/2, base-2, label)
+			default:
+				h := 0.0
+				if top > 0 {
+					h = bar.Value / top * plotH
+				}
+				if bar.Value > 0 && h < 1 {
+					h = 1
+				}
+				fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s %s</title></rect>`,
+					x, base-h, w, h, label, html.EscapeString(Number(bar.Value)), html.EscapeString(c.Unit))
+			}
+			if bar.Tick != "" {
+				fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+w/2, chartH-2, html.EscapeString(bar.Tick))
+			}
+		}
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) // #nosec: every text above is escaped
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten (0 stays 0).
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 0
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v*(1-1e-9) {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// short writes v compactly for a scale: 1.5k, 20M.
+func short(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e9:
+		return strconv.FormatFloat(v/1e9, 'f', -1, 64) + "G"
+	case a >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case a >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// Number writes v for a person: thousands separated by commas, at most two
+// decimals, none for whole numbers.
+func Number(v float64) string {
+	neg := v < 0
+	v = math.Abs(v)
+	s := strconv.FormatFloat(math.Round(v*100)/100, 'f', 2, 64)
+	s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	if neg && s != "0" {
+		b.WriteByte('-')
+	}
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if frac != "" {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String()
+}
