@@ -25,6 +25,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -73,6 +74,16 @@ type Manifest struct {
 	FiguresSHA256 string            `json:"figures_sha256"`
 	Files         []ManifestFile    `json:"files"`
 	Extra         map[string]string `json:"extra,omitempty"`
+	// Fleet is, for an appliance enrolled with a receiver, the fleet
+	// fingerprint of each product instance by its Product Host.
+	Fleet []FleetIdentity `json:"fleet,omitempty"`
+}
+
+// FleetIdentity ties a Product Host of the report to the fleet fingerprint
+// of the product's instance (protocol.Fingerprint of its instance UUID).
+type FleetIdentity struct {
+	Host        string `json:"host"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // ProductGaps are the collection hours of one product instance in the month.
@@ -226,6 +237,12 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
 		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
 		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{}, Unjoined: []UnjoinedObjects{},
+	}
+
+	if len(g.fleetKey) > 0 {
+		if b.Manifest.Fleet, err = g.fleet(ctx, prodHost); err != nil {
+			return nil, err
+		}
 	}
 
 	// The month's spans, selected and labelled once.
@@ -495,6 +512,31 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	return b, nil
 }
 
+// fleet is the fleet fingerprint of every product with an instance id, by
+// its Product Host.
+func (g *Generator) fleet(ctx context.Context, prodHost func(int64) string) ([]FleetIdentity, error) {
+	prods, err := g.store.Products(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[FleetIdentity]bool{}
+	out := []FleetIdentity{}
+	for _, p := range prods {
+		if p.InstanceID == "" {
+			continue
+		}
+		id := FleetIdentity{Host: prodHost(p.ID), Fingerprint: protocol.Fingerprint(g.fleetKey, p.InstanceID)}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return lessFields([]string{out[i].Host, out[i].Fingerprint}, []string{out[j].Host, out[j].Fingerprint})
+	})
+	return out, nil
+}
+
 func lessFields(a, b []string) bool {
 	for i := range a {
 		if a[i] != b[i] {
@@ -629,9 +671,16 @@ func ReadTarGz(r io.Reader) ([]File, error) {
 // with the right SHA-256 and size, no file unlisted, the figures hash
 // consistent. It returns the manifest.
 func VerifyBundle(tgz []byte) (*Manifest, error) {
+	man, _, err := VerifyBundleFiles(tgz)
+	return man, err
+}
+
+// VerifyBundleFiles is VerifyBundle that also returns the bundle's files
+// (the receiver reads Monthly_Usage.tsv of what it verified).
+func VerifyBundleFiles(tgz []byte) (*Manifest, []File, error) {
 	files, err := ReadTarGz(bytes.NewReader(tgz))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var man *Manifest
 	data := map[string][]byte{}
@@ -640,7 +689,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 		if f.Name == FileManifest {
 			man = &Manifest{}
 			if err := json.Unmarshal(f.Data, man); err != nil {
-				return nil, fmt.Errorf("manifest.json: %w", err)
+				return nil, nil, fmt.Errorf("manifest.json: %w", err)
 			}
 			continue
 		}
@@ -648,10 +697,10 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 		dataFiles = append(dataFiles, memFile(f.Name, f.Data))
 	}
 	if man == nil {
-		return nil, fmt.Errorf("bundle has no %s", FileManifest)
+		return nil, nil, fmt.Errorf("bundle has no %s", FileManifest)
 	}
 	if man.Format != ManifestFormat {
-		return man, fmt.Errorf("manifest format %q, want %q", man.Format, ManifestFormat)
+		return man, nil, fmt.Errorf("manifest format %q, want %q", man.Format, ManifestFormat)
 	}
 	var problems []string
 	listed := map[string]bool{}
@@ -676,7 +725,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return man, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
+		return man, nil, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return man, nil
+	return man, files, nil
 }
