@@ -31,6 +31,7 @@ const outboxStuckAfter = time.Hour
 // Daemon is the long-running part of serve: scheduler, alert engine, outbox worker.
 type Daemon struct {
 	app      *App
+	version  string
 	sched    *scheduler.Scheduler
 	engine   *alert.Engine
 	worker   *umail.Worker
@@ -88,6 +89,7 @@ func mailDomain(from string) string {
 }
 
 type daemonOptions struct {
+	version  string // the binary's, for the receiver heartbeat
 	now      func() time.Time
 	catchUp  time.Duration // between catch-up ticks; default a minute
 	fallback *alert.Fallback
@@ -125,7 +127,7 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 		o.sender = s
 	}
 	domain := mailDomain(cfg.SMTP.From)
-	d := &Daemon{app: app, now: o.now}
+	d := &Daemon{app: app, now: o.now, version: o.version}
 	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
 	d.fallback = o.fallback
 	if d.fallback == nil {
@@ -192,6 +194,9 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 		return nil, fmt.Errorf("report.schedule %q: %w", cfg.Report.Schedule, err)
 	}
 	if err := d.sched.AddJob("35 * * * *", "report redelivery", d.redeliverJob); err != nil {
+		return nil, err
+	}
+	if err := d.sched.AddJob("41 * * * *", "receiver heartbeat", d.heartbeatJob); err != nil {
 		return nil, err
 	}
 	return d, nil
