@@ -671,30 +671,61 @@ func ReadTarGz(r io.Reader) ([]File, error) {
 // with the right SHA-256 and size, no file unlisted, the figures hash
 // consistent. It returns the manifest.
 func VerifyBundle(tgz []byte) (*Manifest, error) {
-	man, _, err := VerifyBundleFiles(tgz)
+	man, _, err := VerifyBundleStream(bytes.NewReader(tgz), func(string) bool { return false })
 	return man, err
 }
 
-// VerifyBundleFiles is VerifyBundle that also returns the bundle's files
-// (the receiver reads Monthly_Usage.tsv of what it verified).
-func VerifyBundleFiles(tgz []byte) (*Manifest, []File, error) {
-	files, err := ReadTarGz(bytes.NewReader(tgz))
+// VerifyBundleStream checks a plain bundle read from r against its
+// manifest, as VerifyBundle, hashing each file as it streams by: only the
+// files keep names are held and returned (the receiver keeps
+// Monthly_Usage.tsv of a bundle whose VM history is tens of MB).
+func VerifyBundleStream(r io.Reader, keep func(name string) bool) (*Manifest, []File, error) {
+	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("not a report bundle (.tar.gz): %w", err)
 	}
-	var man *Manifest
-	data := map[string][]byte{}
-	var dataFiles []bundleFile
-	for _, f := range files {
-		if f.Name == FileManifest {
+	tr := tar.NewReader(zr)
+	var (
+		man       *Manifest
+		kept      []File
+		dataFiles []bundleFile
+	)
+	seen := map[string]bundleFile{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading bundle: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if h.Name == FileManifest {
 			man = &Manifest{}
-			if err := json.Unmarshal(f.Data, man); err != nil {
+			if err := json.NewDecoder(io.LimitReader(tr, 64<<20)).Decode(man); err != nil {
 				return nil, nil, fmt.Errorf("manifest.json: %w", err)
 			}
 			continue
 		}
-		data[f.Name] = f.Data
-		dataFiles = append(dataFiles, memFile(f.Name, f.Data))
+		hs := sha256.New()
+		var buf *bytes.Buffer
+		w := io.Writer(hs)
+		if keep(h.Name) {
+			buf = &bytes.Buffer{}
+			w = io.MultiWriter(hs, buf)
+		}
+		n, err := io.Copy(w, io.LimitReader(tr, 1<<30))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading bundle file %s: %w", h.Name, err)
+		}
+		f := bundleFile{name: h.Name, size: n, sum: hex.EncodeToString(hs.Sum(nil))}
+		seen[h.Name] = f
+		dataFiles = append(dataFiles, f)
+		if buf != nil {
+			kept = append(kept, File{h.Name, buf.Bytes()})
+		}
 	}
 	if man == nil {
 		return nil, nil, fmt.Errorf("bundle has no %s", FileManifest)
@@ -706,15 +737,15 @@ func VerifyBundleFiles(tgz []byte) (*Manifest, []File, error) {
 	listed := map[string]bool{}
 	for _, mf := range man.Files {
 		listed[mf.Name] = true
-		d, ok := data[mf.Name]
+		f, ok := seen[mf.Name]
 		switch {
 		case !ok:
 			problems = append(problems, mf.Name+": listed in the manifest but missing")
-		case sha(d) != mf.SHA256 || len(d) != mf.Size:
-			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s (%d bytes), manifest says %s (%d bytes)", mf.Name, sha(d), len(d), mf.SHA256, mf.Size))
+		case f.sum != mf.SHA256 || f.size != int64(mf.Size):
+			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s (%d bytes), manifest says %s (%d bytes)", mf.Name, f.sum, f.size, mf.SHA256, mf.Size))
 		}
 	}
-	for name := range data {
+	for name := range seen {
 		if !listed[name] {
 			problems = append(problems, name+": not listed in the manifest")
 		}
@@ -727,5 +758,5 @@ func VerifyBundleFiles(tgz []byte) (*Manifest, []File, error) {
 		sort.Strings(problems)
 		return man, nil, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return man, files, nil
+	return man, kept, nil
 }

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/report"
@@ -36,6 +38,10 @@ type line struct {
 // with the same bytes again is acknowledged as a duplicate; a verified
 // version replaces the earlier ones of its appliance and month.
 func (r *Receiver) receive(ctx context.Context, s sender, month string, version int, sha string, body []byte) (protocol.Ack, int, error) {
+	return r.receiveOnce(ctx, s, month, version, sha, body, false)
+}
+
+func (r *Receiver) receiveOnce(ctx context.Context, s sender, month string, version int, sha string, body []byte, retried bool) (protocol.Ack, int, error) {
 	ack := protocol.Ack{ApplianceID: s.id, Month: month, Version: version, SHA256: sha}
 	var prevSHA, prevState, prevErr string
 	err := r.Pool.QueryRow(ctx, `SELECT sha256, state, error FROM receiver_bundles WHERE appliance = $1 AND month = $2 AND version = $3`,
@@ -64,7 +70,7 @@ func (r *Receiver) receive(ctx context.Context, s sender, month string, version 
 	if verr != nil {
 		msg := fmt.Sprintf("bundle %s version %d of appliance %s failed verification: %v", month, version, s.id, verr)
 		if _, err := tx.Exec(ctx, `INSERT INTO receiver_bundles (appliance, month, version, sha256, size, received_at, state, error, data)
-			VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8)`, s.ref, month, version, sha, len(body), now, msg, body); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8) ON CONFLICT DO NOTHING`, s.ref, month, version, sha, len(body), now, msg, body); err != nil {
 			return ack, 0, err
 		}
 		r.audit(ctx, tx, s.id, month, "verification_failed", msg)
@@ -81,6 +87,13 @@ func (r *Receiver) receive(ctx context.Context, s sender, month string, version 
 	var id int64
 	if err := tx.QueryRow(ctx, `INSERT INTO receiver_bundles (appliance, month, version, sha256, size, received_at, state, manifest, data)
 		VALUES ($1, $2, $3, $4, $5, $6, 'verified', $7, $8) RETURNING id`, s.ref, month, version, sha, len(body), now, manJSON, body).Scan(&id); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" && !retried {
+			// The same version arrived twice at once: the other one is
+			// stored; answer as to a re-upload.
+			tx.Rollback(ctx)
+			return r.receiveOnce(ctx, s, month, version, sha, body, true)
+		}
 		return ack, 0, err
 	}
 	rows := make([][]any, len(lines))
@@ -139,11 +152,17 @@ func (r *Receiver) verify(s sender, month string, version int, body []byte) (*re
 	if err != nil {
 		return nil, nil, fmt.Errorf("the enrolled report key: %w", err)
 	}
-	plain, _, err := report.DecryptAndVerify(bytes.NewReader(body), r.Keys, signers)
-	if err != nil {
-		return nil, nil, err
-	}
-	man, files, err := report.VerifyBundleFiles(plain)
+	var (
+		man   *report.Manifest
+		files []report.File
+	)
+	// The bundle streams from decryption through the manifest check; only
+	// Monthly_Usage.tsv is held.
+	_, err = report.DecryptAndVerifyTo(bytes.NewReader(body), r.Keys, signers, func(plain io.Reader) error {
+		var err error
+		man, files, err = report.VerifyBundleStream(plain, func(name string) bool { return name == report.FileMonthly })
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
 	}

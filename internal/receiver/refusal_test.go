@@ -3,7 +3,9 @@ package receiver_test
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +20,29 @@ func TestRefusedUploads(t *testing.T) {
 	f := newFleet(t, clk)
 	a := newApp(t, f, "a1111111-0000-4000-8000-000000000001", 0x11, "50aaaaaa-0000-4000-8000-00000000000a", 4096, 2048)
 	a.enrol(t, f, f.token(t))
-	res := a.send(t)
+	res, err := a.gen.Generate(ctx, march)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data := mustRead(t, res.Report.Path)
 	bundles := func() int { return f.count(t, `SELECT count(*) FROM receiver_bundles`) }
+
+	// The same upload twice at once (a retry racing its original): stored
+	// once, both acknowledged.
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _ = a.post(t, f, "2026-03", 1, data, nil)
+		}()
+	}
+	wg.Wait()
+	sort.Ints(codes)
+	if codes[0] != 200 || codes[1] != 201 || bundles() != 1 {
+		t.Fatalf("concurrent uploads: %v, %d bundles", codes, bundles())
+	}
 
 	// Damaged in transit: the body is not what was signed. Nothing stored.
 	bad := append([]byte(nil), data...)
