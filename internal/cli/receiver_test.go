@@ -119,6 +119,9 @@ database:
 	if code, out := run(appCfg, "enrol", "--receiver", "https://"+addr, "--token", tok); code == 0 || !strings.Contains(out, "already used") {
 		t.Fatalf("enrol with a used token (exit %d):\n%s", code, out)
 	}
+	if _, out := run(appCfg, "status"); !strings.Contains(out, "signed upload to the receiver https://"+addr) {
+		t.Fatalf("status after enrolment:\n%s", out)
+	}
 	if code, out := run(appCfg, "report", "send", "--month", "2026-03"); code != 0 || !strings.Contains(out, "receiver") {
 		t.Fatalf("report send (exit %d):\n%s", code, out)
 	}
