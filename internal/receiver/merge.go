@@ -15,8 +15,8 @@ type Month struct {
 	Month string `json:"month"`
 	// Bundles are the versions merged: each appliance's latest verified.
 	Bundles []MergedBundle `json:"bundles"`
-	// Lines: the sum per product, edition, metric, unit and customer of
-	// the billed parts, each part an appliance's line.
+	// Lines: the sum per contract, product, edition, metric, unit and
+	// customer of the billed parts, each part an appliance's line.
 	Lines []Line `json:"lines"`
 	// Shared are the product instances metered by more than one
 	// appliance: billed once, by the appliance named.
@@ -32,6 +32,7 @@ type MergedBundle struct {
 
 // Line is one figure of the provider report.
 type Line struct {
+	Contract string `json:"contract"`
 	Product  string `json:"product"`
 	Edition  string `json:"edition"`
 	Metric   string `json:"metric"`
@@ -84,11 +85,11 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 		return nil, err
 	}
 	var (
-		cur                                            *Line
-		product, edition, metric, unit, customer, appl string
-		host, qty, billedBy                            string
-		billed                                         bool
-		total                                          *big.Rat
+		cur                                                      *Line
+		contract, product, edition, metric, unit, customer, appl string
+		host, qty, billedBy                                      string
+		billed                                                   bool
+		total                                                    *big.Rat
 	)
 	flush := func() {
 		if cur != nil {
@@ -96,10 +97,10 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 			m.Lines = append(m.Lines, *cur)
 		}
 	}
-	_, err = pgx.ForEachRow(rows, []any{&product, &edition, &metric, &unit, &customer, &appl, &host, &qty, &billed, &billedBy}, func() error {
-		if cur == nil || cur.Product != product || cur.Edition != edition || cur.Metric != metric || cur.Unit != unit || cur.Customer != customer {
+	_, err = pgx.ForEachRow(rows, []any{&contract, &product, &edition, &metric, &unit, &customer, &appl, &host, &qty, &billed, &billedBy}, func() error {
+		if cur == nil || cur.Contract != contract || cur.Product != product || cur.Edition != edition || cur.Metric != metric || cur.Unit != unit || cur.Customer != customer {
 			flush()
-			cur = &Line{Product: product, Edition: edition, Metric: metric, Unit: unit, Customer: customer}
+			cur = &Line{Contract: contract, Product: product, Edition: edition, Metric: metric, Unit: unit, Customer: customer}
 			total = new(big.Rat)
 		}
 		q, ok := new(big.Rat).SetString(qty)
@@ -136,18 +137,18 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 // current is the month's latest verified bundle of each appliance, with
 // the lines and the owner (first enrolled appliance) of each identity.
 const current = `WITH cur AS (
-	SELECT b.id, b.appliance FROM receiver_bundles b
+	SELECT b.id, b.appliance, b.contract FROM receiver_bundles b
 	 WHERE b.month = $1 AND b.state = 'verified' AND b.replaced_by IS NULL),
-lines AS (SELECT l.*, cur.appliance FROM receiver_lines l JOIN cur ON cur.id = l.bundle),
+lines AS (SELECT l.*, cur.appliance, cur.contract FROM receiver_lines l JOIN cur ON cur.id = l.bundle),
 owner AS (SELECT identity, min(appliance) AS owner, count(DISTINCT appliance) AS n FROM lines GROUP BY identity)
 `
 
-const mergeSQL = current + `SELECT l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, l.product_host,
+const mergeSQL = current + `SELECT l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, l.product_host,
 	sum(l.quantity)::text, o.owner = l.appliance, oa.appliance_id
   FROM lines l JOIN owner o USING (identity)
   JOIN receiver_appliances a ON a.id = l.appliance JOIN receiver_appliances oa ON oa.id = o.owner
- GROUP BY l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, a.id, l.product_host, o.owner, l.appliance, oa.appliance_id
- ORDER BY l.product, l.edition, l.metric, l.unit, l.customer, a.id, l.product_host`
+ GROUP BY l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, a.id, l.product_host, o.owner, l.appliance, oa.appliance_id
+ ORDER BY l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.id, l.product_host`
 
 const sharedSQL = current + `SELECT o.identity, array_agg(DISTINCT a.appliance_id ORDER BY a.appliance_id), min(oa.appliance_id)
   FROM owner o JOIN lines l USING (identity) JOIN receiver_appliances a ON a.id = l.appliance
@@ -155,19 +156,19 @@ const sharedSQL = current + `SELECT o.identity, array_agg(DISTINCT a.appliance_i
  WHERE o.n > 1 GROUP BY o.identity ORDER BY o.identity`
 
 // WriteTSV writes the provider report as Provider_Monthly_Usage.tsv: per
-// figure, a line "ALL" with the billed sum, then a line per appliance and
+// contract and figure, a line "ALL" with the billed sum, then a line per appliance and
 // product host, "no (billed by X)" when another appliance bills it.
 func (m *Month) WriteTSV(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString("Product\tEdition\tMetric\tUnit\tCustomer\tAppliance\tProduct Host\tQuantity\tBilled\n")
+	b.WriteString("Contract\tProduct\tEdition\tMetric\tUnit\tCustomer\tAppliance\tProduct Host\tQuantity\tBilled\n")
 	for _, l := range m.Lines {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\tALL\t\t%s\tyes\n", l.Product, l.Edition, l.Metric, l.Unit, l.Customer, l.Quantity)
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\tALL\t\t%s\tyes\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, l.Quantity)
 		for _, p := range l.Parts {
 			billed := "yes"
 			if !p.Billed {
 				billed = "no (billed by " + p.BilledBy + ")"
 			}
-			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Product, l.Edition, l.Metric, l.Unit, l.Customer, p.ApplianceID, p.ProductHost, p.Quantity, billed)
+			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, p.ApplianceID, p.ProductHost, p.Quantity, billed)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

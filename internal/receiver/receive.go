@@ -85,8 +85,8 @@ func (r *Receiver) receiveOnce(ctx context.Context, s sender, month string, vers
 	}
 	manJSON, _ := json.Marshal(man)
 	var id int64
-	if err := tx.QueryRow(ctx, `INSERT INTO receiver_bundles (appliance, month, version, sha256, size, received_at, state, manifest, data)
-		VALUES ($1, $2, $3, $4, $5, $6, 'verified', $7, $8) RETURNING id`, s.ref, month, version, sha, len(body), now, manJSON, body).Scan(&id); err != nil {
+	if err := tx.QueryRow(ctx, `INSERT INTO receiver_bundles (appliance, month, version, sha256, size, received_at, state, manifest, data, contract)
+		VALUES ($1, $2, $3, $4, $5, $6, 'verified', $7, $8, $9) RETURNING id`, s.ref, month, version, sha, len(body), now, manJSON, body, man.ContractID).Scan(&id); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" && !retried {
 			// The same version arrived twice at once: the other one is

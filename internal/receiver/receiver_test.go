@@ -348,6 +348,9 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 	add(linesB, sharedHostB)
 	got := map[string]string{}
 	for _, l := range m.Lines {
+		if l.Contract != "C-42" {
+			t.Errorf("line of contract %q", l.Contract)
+		}
 		got[strings.Join([]string{l.Product, l.Edition, l.Metric, l.Unit, l.Customer}, "|")] = l.Quantity
 	}
 	if len(got) != len(want) || len(got) == 0 {

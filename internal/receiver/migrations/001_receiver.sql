@@ -51,6 +51,7 @@ CREATE TABLE receiver_bundles (
     appliance     bigint NOT NULL REFERENCES receiver_appliances (id),
     month         text NOT NULL,
     version       int NOT NULL,
+    contract      text NOT NULL DEFAULT '',  -- the manifest's contract_id
     sha256        text NOT NULL,
     size          bigint NOT NULL,
     received_at   timestamptz NOT NULL,
