@@ -385,6 +385,18 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 		t.Fatalf("provider TSV: %v\n%s", err, tsv.String())
 	}
 
+	// The same month from the API; the API wants the admin token.
+	req, _ := http.NewRequest(http.MethodGet, f.url+protocol.PathMonths+"2026-03", nil)
+	if code, _ := do(t, a.enr.Client(), req); code != 401 {
+		t.Fatalf("months API without the token: %d", code)
+	}
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	code, body = do(t, a.enr.Client(), req)
+	var apiMonth receiver.Month
+	if code != 200 || json.Unmarshal([]byte(body), &apiMonth) != nil || sumQ(&apiMonth) != sumQ(m) || len(apiMonth.Shared) != 1 {
+		t.Fatalf("months API: %d %s", code, body)
+	}
+
 	// Fleet: both appliances, March merged.
 	v := f.fleetView(t, a.enr.Client())
 	if len(v.Appliances) != 2 {
