@@ -3,6 +3,7 @@ package receiver_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"mime"
 	"net/mail"
 	"strings"
@@ -38,6 +39,10 @@ func TestHeartbeatSilentAndMissingAlerts(t *testing.T) {
 		hb, err := protocol.HeartbeatOf(ctx, x.st, "1.2.3", clk.Now())
 		if err != nil {
 			t.Fatal(err)
+		}
+		// State only: no endpoint, no name, no figure.
+		if b, _ := json.Marshal(hb); strings.Contains(string(b), "corp.example") || strings.Contains(string(b), "web-") || len(hb.Products) != 2 {
+			t.Fatalf("heartbeat %s", b)
 		}
 		if err := x.enr.SendHeartbeat(ctx, hb); err != nil {
 			t.Fatal(err)
