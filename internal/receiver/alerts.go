@@ -76,11 +76,31 @@ func (r *Receiver) resolve(ctx context.Context, key, what string) error {
 }
 
 func (r *Receiver) raiseFailed(ctx context.Context, appliance, month string, version int, msg string) error {
-	return r.raise(ctx, KindBundleFailed, failedKey(appliance, month, version),
-		fmt.Sprintf("report %s version %d of appliance %s failed verification", month, version, appliance),
+	subject, d := r.failedMail(appliance, month, version, msg)
+	return r.raise(ctx, KindBundleFailed, failedKey(appliance, month, version), subject, d)
+}
+
+// The texts of the three alerts (golden files in testdata).
+
+func (r *Receiver) failedMail(appliance, month string, version int, msg string) (string, mailData) {
+	return fmt.Sprintf("report %s version %d of appliance %s failed verification", month, version, appliance),
 		mailData{What: "A report bundle an appliance uploaded failed verification and was not stored as its report: it was damaged or altered on its way, or encrypted to another aggregator key.",
 			Appliance: appliance, Month: month, Since: r.now(), Error: msg,
-			Action: "Check receiver.aggregator_keys, then have the appliance send the month again (usagemeter report send --month " + month + "): a new version replaces this one."})
+			Action: "Check receiver.aggregator_keys, then have the appliance send the month again (usagemeter report send --month " + month + "): a new version replaces this one."}
+}
+
+func (r *Receiver) silentMail(appliance string, last time.Time) (string, mailData) {
+	return "appliance " + appliance + " silent since " + last.Format("2006-01-02 15:04 MST"),
+		mailData{What: fmt.Sprintf("The receiver has not heard from appliance %s for %s (its heartbeat is hourly).", appliance, r.now().Sub(last).Round(time.Minute)),
+			Appliance: appliance, Since: last,
+			Action: "Check that the appliance runs (usagemeter status on it) and reaches the receiver over HTTPS."}
+}
+
+func (r *Receiver) missingMail(appliance, month string) (string, mailData) {
+	return fmt.Sprintf("report %s of appliance %s missing", month, appliance),
+		mailData{What: fmt.Sprintf("No verified report of %s has arrived from appliance %s, due on %s.", month, appliance, r.due(month).Format(time.DateOnly)),
+			Appliance: appliance, Month: month, Since: r.due(month),
+			Action: "Check the appliance's report state (usagemeter report list on it) and send it (usagemeter report send --month " + month + ")."}
 }
 
 // resolveMonth closes the missing and failed alerts of a month an
@@ -130,10 +150,8 @@ func (r *Receiver) Check(ctx context.Context) error {
 			last = *a.LastHeartbeat
 		}
 		if now.Sub(last) > r.SilentAfter {
-			errs = append(errs, r.raise(ctx, KindSilent, silentKey(a.ID), "appliance "+a.ID+" silent since "+last.Format("2006-01-02 15:04 MST"),
-				mailData{What: fmt.Sprintf("The receiver has not heard from appliance %s for %s (its heartbeat is hourly).", a.ID, now.Sub(last).Round(time.Minute)),
-					Appliance: a.ID, Since: last,
-					Action: "Check that the appliance runs (usagemeter status on it) and reaches the receiver over HTTPS."}))
+			subject, d := r.silentMail(a.ID, last)
+			errs = append(errs, r.raise(ctx, KindSilent, silentKey(a.ID), subject, d))
 		}
 		if a.EnrolledAt.Before(prev.AddDate(0, 1, 0)) && !now.Before(r.due(month)) {
 			var n int
@@ -141,10 +159,8 @@ func (r *Receiver) Check(ctx context.Context) error {
 				return err
 			}
 			if n == 0 {
-				errs = append(errs, r.raise(ctx, KindReportMissing, missingKey(a.ID, month), fmt.Sprintf("report %s of appliance %s missing", month, a.ID),
-					mailData{What: fmt.Sprintf("No verified report of %s has arrived from appliance %s, due on %s.", month, a.ID, r.due(month).Format(time.DateOnly)),
-						Appliance: a.ID, Month: month, Since: r.due(month),
-						Action: "Check the appliance's report state (usagemeter report list on it) and send it (usagemeter report send --month " + month + ")."}))
+				subject, d := r.missingMail(a.ID, month)
+				errs = append(errs, r.raise(ctx, KindReportMissing, missingKey(a.ID, month), subject, d))
 			}
 		}
 	}
