@@ -8,6 +8,8 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -127,12 +129,27 @@ func (r *Receiver) resolveMonth(ctx context.Context, ref int64, appliance, month
 	return errors.Join(errs...)
 }
 
-// Check raises the periodic alerts: an appliance silent for SilentAfter
-// (no heartbeat, nor enrolment, that recent), and the previous month's
-// report missing from DueDay of this month on. It also forgets nonces
-// older than twice the signature window. The receiver runs it every minute.
+// Check is the receiver's minute job: it merges every month a verified
+// bundle arrived for since its last merge, raises the periodic alerts (an
+// appliance silent for SilentAfter, with no heartbeat nor enrolment that
+// recent; the previous month's report missing from DueDay of this month
+// on) and forgets nonces past the signature window.
 func (r *Receiver) Check(ctx context.Context) error {
 	now := r.now()
+	rows, err := r.Pool.Query(ctx, `SELECT DISTINCT month FROM receiver_bundles
+		WHERE state = 'verified' AND replaced_by IS NULL AND merged_at IS NULL ORDER BY month`)
+	if err != nil {
+		return err
+	}
+	months, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, m := range months {
+		if _, err := r.Merge(ctx, m); err != nil {
+			return fmt.Errorf("merging %s: %w", m, err)
+		}
+	}
 	apps, err := r.Appliances(ctx)
 	if err != nil {
 		return err

@@ -185,6 +185,7 @@ func sampleHeap(peak *uint64) func() {
 func makeBundle(b *testing.B, agg *openpgp.Entity, i, vms int, now time.Time) benchBundle {
 	ctx := context.Background()
 	st := store.New(pgtest.NewPool(b), nil)
+	defer st.Close() // 200 appliances' pools would exceed the server's connections
 	if _, err := st.EnsureAppliance(ctx, false); err != nil {
 		b.Fatal(err)
 	}

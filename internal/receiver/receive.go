@@ -137,9 +137,6 @@ func (r *Receiver) receiveOnce(ctx context.Context, s sender, month string, vers
 	if err := r.resolveMonth(ctx, s.ref, s.id, month); err != nil {
 		r.Log.Error("resolving alerts", "err", err)
 	}
-	if _, err := r.Merge(ctx, month); err != nil {
-		r.Log.Error("merging the month", "month", month, "err", err)
-	}
 	ack.State = stateVerified
 	return ack, 201, nil
 }
