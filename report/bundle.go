@@ -26,6 +26,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -74,6 +75,16 @@ type Manifest struct {
 	FiguresSHA256 string            `json:"figures_sha256"`
 	Files         []ManifestFile    `json:"files"`
 	Extra         map[string]string `json:"extra,omitempty"`
+	// Fleet is, for an appliance enrolled with a receiver, the fleet
+	// fingerprint of each product instance by its Product Host.
+	Fleet []FleetIdentity `json:"fleet,omitempty"`
+}
+
+// FleetIdentity ties a Product Host of the report to the fleet fingerprint
+// of the product's instance (protocol.Fingerprint of its instance UUID).
+type FleetIdentity struct {
+	Host        string `json:"host"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // ProductGaps are the collection hours of one product instance in the month.
@@ -256,6 +267,12 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 		Month: m.String(), TimeZone: tz, PeriodStart: m.Start.Format(time.RFC3339), PeriodEnd: m.End.Format(time.RFC3339),
 		HoursInMonth: m.Hours(), RulesVersion: RulesVersion, Assumptions: Assumptions, Anonymization: string(g.mode),
 		Products: []ProductGaps{}, Excluded: []ExcludedFigure{}, Included: []IncludedFigure{}, Changes: []ManifestChange{}, Unjoined: []UnjoinedObjects{},
+	}
+
+	if len(g.fleetKey) > 0 {
+		if b.Manifest.Fleet, err = g.fleet(ctx, prodHost); err != nil {
+			return nil, err
+		}
 	}
 
 	// The month's spans, selected and labelled once.
@@ -539,6 +556,31 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 	return b, nil
 }
 
+// fleet is the fleet fingerprint of every product with an instance id, by
+// its Product Host.
+func (g *Generator) fleet(ctx context.Context, prodHost func(int64) string) ([]FleetIdentity, error) {
+	prods, err := g.store.Products(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[FleetIdentity]bool{}
+	out := []FleetIdentity{}
+	for _, p := range prods {
+		if p.InstanceID == "" {
+			continue
+		}
+		id := FleetIdentity{Host: prodHost(p.ID), Fingerprint: protocol.Fingerprint(g.fleetKey, p.InstanceID)}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return lessFields([]string{out[i].Host, out[i].Fingerprint}, []string{out[j].Host, out[j].Fingerprint})
+	})
+	return out, nil
+}
+
 func lessFields(a, b []string) bool {
 	for i := range a {
 		if a[i] != b[i] {
@@ -673,43 +715,81 @@ func ReadTarGz(r io.Reader) ([]File, error) {
 // with the right SHA-256 and size, no file unlisted, the figures hash
 // consistent. It returns the manifest.
 func VerifyBundle(tgz []byte) (*Manifest, error) {
-	files, err := ReadTarGz(bytes.NewReader(tgz))
+	man, _, err := VerifyBundleStream(bytes.NewReader(tgz), func(string) bool { return false })
+	return man, err
+}
+
+// VerifyBundleStream checks a plain bundle read from r against its
+// manifest, as VerifyBundle, hashing each file as it streams by: only the
+// files keep names are held and returned (the receiver keeps
+// Monthly_Usage.tsv of a bundle whose VM history is tens of MB).
+func VerifyBundleStream(r io.Reader, keep func(name string) bool) (*Manifest, []File, error) {
+	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("not a report bundle (.tar.gz): %w", err)
 	}
-	var man *Manifest
-	data := map[string][]byte{}
-	var dataFiles []bundleFile
-	for _, f := range files {
-		if f.Name == FileManifest {
+	tr := tar.NewReader(zr)
+	var (
+		man       *Manifest
+		kept      []File
+		dataFiles []bundleFile
+	)
+	seen := map[string]bundleFile{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading bundle: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if h.Name == FileManifest {
 			man = &Manifest{}
-			if err := json.Unmarshal(f.Data, man); err != nil {
-				return nil, fmt.Errorf("manifest.json: %w", err)
+			if err := json.NewDecoder(io.LimitReader(tr, 64<<20)).Decode(man); err != nil {
+				return nil, nil, fmt.Errorf("manifest.json: %w", err)
 			}
 			continue
 		}
-		data[f.Name] = f.Data
-		dataFiles = append(dataFiles, memFile(f.Name, f.Data))
+		hs := sha256.New()
+		var buf *bytes.Buffer
+		w := io.Writer(hs)
+		if keep(h.Name) {
+			buf = &bytes.Buffer{}
+			w = io.MultiWriter(hs, buf)
+		}
+		n, err := io.Copy(w, io.LimitReader(tr, 1<<30))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading bundle file %s: %w", h.Name, err)
+		}
+		f := bundleFile{name: h.Name, size: n, sum: hex.EncodeToString(hs.Sum(nil))}
+		seen[h.Name] = f
+		dataFiles = append(dataFiles, f)
+		if buf != nil {
+			kept = append(kept, File{h.Name, buf.Bytes()})
+		}
 	}
 	if man == nil {
-		return nil, fmt.Errorf("bundle has no %s", FileManifest)
+		return nil, nil, fmt.Errorf("bundle has no %s", FileManifest)
 	}
 	if man.Format != ManifestFormat {
-		return man, fmt.Errorf("manifest format %q, want %q", man.Format, ManifestFormat)
+		return man, nil, fmt.Errorf("manifest format %q, want %q", man.Format, ManifestFormat)
 	}
 	var problems []string
 	listed := map[string]bool{}
 	for _, mf := range man.Files {
 		listed[mf.Name] = true
-		d, ok := data[mf.Name]
+		f, ok := seen[mf.Name]
 		switch {
 		case !ok:
 			problems = append(problems, mf.Name+": listed in the manifest but missing")
-		case sha(d) != mf.SHA256 || len(d) != mf.Size:
-			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s (%d bytes), manifest says %s (%d bytes)", mf.Name, sha(d), len(d), mf.SHA256, mf.Size))
+		case f.sum != mf.SHA256 || f.size != int64(mf.Size):
+			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s (%d bytes), manifest says %s (%d bytes)", mf.Name, f.sum, f.size, mf.SHA256, mf.Size))
 		}
 	}
-	for name := range data {
+	for name := range seen {
 		if !listed[name] {
 			problems = append(problems, name+": not listed in the manifest")
 		}
@@ -720,7 +800,7 @@ func VerifyBundle(tgz []byte) (*Manifest, error) {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return man, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
+		return man, nil, fmt.Errorf("bundle does not match its manifest:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return man, nil
+	return man, kept, nil
 }

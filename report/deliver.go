@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
+	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
@@ -24,6 +25,9 @@ import (
 const (
 	ChannelEmail  = "email"
 	ChannelUpload = "upload"
+	// ChannelReceiver is the signed upload to the receiver the appliance
+	// is enrolled with.
+	ChannelReceiver = "receiver"
 )
 
 // Delivery is what a channel delivers: the encrypted bundle and what
@@ -116,8 +120,14 @@ type selfRecording interface{ recordsItself() bool }
 // bearer token, retrying network errors, 408, 429 and 5xx answers with
 // backoff. Other 4xx answers are final (a wrong token does not get better).
 type UploadChannel struct {
-	URL      string
-	Token    collectors.Secret
+	URL   string
+	Token collectors.Secret // sent as a bearer token when set
+	// ChannelName is the channel's name in reports.channels; "" = upload.
+	ChannelName string
+	// Sign, when set, signs each request (the receiver protocol of
+	// docs/RECEIVER.md: the enrolled appliance key over the bundle's
+	// checksum, appliance, month, version, a timestamp and a nonce).
+	Sign     func(*http.Request, Delivery) error
 	Client   *http.Client
 	Attempts int                             // total attempts; 0 = 5
 	Backoff  func(attempt int) time.Duration // nil = 2s, 4s, 8s ... capped at 1m
@@ -144,7 +154,12 @@ func NewUploadChannel(rawURL string, token collectors.Secret, proxy string) (*Up
 }
 
 // Name implements Channel.
-func (c *UploadChannel) Name() string { return ChannelUpload }
+func (c *UploadChannel) Name() string {
+	if c.ChannelName != "" {
+		return c.ChannelName
+	}
+	return ChannelUpload
+}
 
 // Deliver implements Channel.
 func (c *UploadChannel) Deliver(ctx context.Context, d Delivery) (string, int, error) {
@@ -186,13 +201,20 @@ func (c *UploadChannel) post(ctx context.Context, d Delivery) (detail string, re
 	if err != nil {
 		return "", false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
+	if c.Token.IsSet() {
+		req.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
+	}
 	req.Header.Set("Content-Type", "application/pgp-encrypted")
 	req.Header.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", d.FileName))
 	req.Header.Set("X-Usagemeter-Appliance", d.ApplianceID)
 	req.Header.Set("X-Usagemeter-Month", d.Month)
 	req.Header.Set("X-Usagemeter-Version", strconv.Itoa(d.Version))
 	req.Header.Set("X-Usagemeter-SHA256", d.SHA256)
+	if c.Sign != nil {
+		if err := c.Sign(req, d); err != nil {
+			return "", false, fmt.Errorf("signing the upload: %w", err)
+		}
+	}
 	client := c.Client
 	if client == nil {
 		client = http.DefaultClient
@@ -216,6 +238,8 @@ func (c *UploadChannel) post(ctx context.Context, d Delivery) (detail string, re
 	}
 	err = fmt.Errorf("upload to %s answered %s%s", redactURL(c.URL), resp.Status, msg)
 	switch {
+	case (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && c.Sign != nil:
+		return "", false, fmt.Errorf("%w (the receiver does not accept this appliance's enrolment: enrol again with a new token)", err)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return "", false, fmt.Errorf("%w (check report.upload_token)", err)
 	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
@@ -223,6 +247,13 @@ func (c *UploadChannel) post(ctx context.Context, d Delivery) (detail string, re
 	default:
 		return "", false, err
 	}
+}
+
+// ReceiverChannel is the upload to the receiver of enrolment e: its pinned
+// certificate, every request signed by the enrolled key.
+func ReceiverChannel(e *protocol.Enrolment) *UploadChannel {
+	return &UploadChannel{URL: e.URL + protocol.PathUpload, ChannelName: ChannelReceiver, Client: e.Client(),
+		Sign: func(req *http.Request, d Delivery) error { return e.SignUpload(req, d.Month, d.Version, d.SHA256) }}
 }
 
 // redactURL drops user info and query (which may carry credentials).

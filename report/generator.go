@@ -20,6 +20,7 @@ import (
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/secretfile"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
@@ -50,8 +51,13 @@ type Options struct {
 	Signer     *openpgp.Entity    // appliance signing key (required with Recipients)
 	Dir        string             // where bundles are kept (data_dir/reports)
 	Channels   []Channel          // delivery channels, in order
-	Now        func() time.Time   // nil = time.Now
-	Log        *slog.Logger       // nil = discard
+	// FleetKey, when the appliance is enrolled with a receiver, keys the
+	// fleet fingerprints of the products' instances in the manifest
+	// (Manifest.Fleet), by which the receiver bills a vCenter metered by
+	// two appliances once.
+	FleetKey []byte
+	Now      func() time.Time // nil = time.Now
+	Log      *slog.Logger     // nil = discard
 }
 
 // Generator builds, stores and delivers monthly reports.
@@ -64,6 +70,7 @@ type Generator struct {
 	signer     *openpgp.Entity
 	dir        string
 	channels   []Channel
+	fleetKey   []byte
 	now        func() time.Time
 	log        *slog.Logger
 
@@ -100,7 +107,7 @@ func New(o Options) (*Generator, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Generator{store: o.Store, loc: o.Location, mode: o.Mode, secret: o.Secret, recipients: o.Recipients, signer: o.Signer,
-		dir: o.Dir, channels: o.Channels, now: o.Now, log: o.Log}, nil
+		dir: o.Dir, channels: o.Channels, fleetKey: o.FleetKey, now: o.Now, log: o.Log}, nil
 }
 
 // NewFromConfig wires a Generator from the configuration:
@@ -113,7 +120,8 @@ func New(o Options) (*Generator, error) {
 //     created at first use): the appliance key that signs;
 //   - channels: e-mail through the outbox when report.to is set, HTTPS
 //     upload when report.upload_url is set (report.upload_token,
-//     report.upload_proxy).
+//     report.upload_proxy), and the signed upload to the receiver the
+//     appliance is enrolled with (`usagemeter enrol`; docs/RECEIVER.md).
 //
 // Bundles are kept in data_dir/reports; the work directories of builds
 // that crashed there are removed (RemoveStaleSpools).
@@ -158,8 +166,17 @@ func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log
 			log.Info("removed the work directory of an interrupted report build", "path", d)
 		}
 	}
+	enr, err := protocol.Load(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var fleetKey []byte
+	if enr != nil {
+		channels = append(channels, ReceiverChannel(enr))
+		fleetKey = enr.FleetKey
+	}
 	return New(Options{Store: st, Location: cfg.Location(), Mode: mode, Secret: secret, Recipients: recipients, Signer: signer,
-		Dir: dir, Channels: channels, Log: log})
+		Dir: dir, Channels: channels, FleetKey: fleetKey, Log: log})
 }
 
 // SecretPath is the anonymisation secret file of cfg.

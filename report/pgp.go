@@ -413,48 +413,97 @@ func armorEncode(w io.Writer) (io.WriteCloser, error) {
 // or altered is an error; no plaintext is returned then. It is used by
 // `usagemeter report verify` and by tests.
 func DecryptAndVerify(r io.Reader, keyring openpgp.EntityList, signerKeyring openpgp.EntityList) ([]byte, string, error) {
+	var plain []byte
+	fpr, err := DecryptAndVerifyTo(r, keyring, signerKeyring, func(body io.Reader) error {
+		var err error
+		plain, err = io.ReadAll(body)
+		if err != nil {
+			return fmt.Errorf("decrypting message: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return plain, fpr, nil
+}
+
+// DecryptAndVerifyTo is DecryptAndVerify that streams the plaintext to
+// consume instead of holding it: what consume reads is not yet verified,
+// and the result is accepted only when consume and the signature check at
+// the end of the message both succeed.
+func DecryptAndVerifyTo(r io.Reader, keyring openpgp.EntityList, signerKeyring openpgp.EntityList, consume func(plain io.Reader) error) (string, error) {
 	br := bufio.NewReader(r)
 	var body io.Reader = br
 	if head, _ := br.Peek(64); isArmored(head) {
 		block, err := armor.Decode(br)
 		if err != nil {
-			return nil, "", fmt.Errorf("reading armored message: %w", err)
+			return "", fmt.Errorf("reading armored message: %w", err)
 		}
 		if block.Type != messageType {
-			return nil, "", fmt.Errorf("reading armored message: got a %q block, want %q", block.Type, messageType)
+			return "", fmt.Errorf("reading armored message: got a %q block, want %q", block.Type, messageType)
 		}
 		body = block.Body
 	}
 	md, err := openpgp.ReadMessage(body, splitKeyring{decrypt: keyring, verify: signerKeyring}, nil, pgpConfig(nil))
 	if err != nil {
 		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
-			return nil, "", errors.New("decrypting message: none of the given private keys can decrypt it")
+			return "", errors.New("decrypting message: none of the given private keys can decrypt it")
 		}
-		return nil, "", fmt.Errorf("decrypting message: %w", err)
+		return "", fmt.Errorf("decrypting message: %w", err)
 	}
 	if !md.IsEncrypted {
-		return nil, "", errors.New("message is not encrypted")
+		return "", errors.New("message is not encrypted")
 	}
-	plaintext, err := io.ReadAll(md.UnverifiedBody)
-	if err != nil {
-		return nil, "", fmt.Errorf("decrypting message: %w", err)
+	plain := &onceEOF{r: md.UnverifiedBody}
+	if cerr := consume(plain); cerr != nil {
+		// What consume refused may be an altered message: say so if the
+		// rest of it tells.
+		if _, err := io.Copy(io.Discard, plain); err != nil {
+			return "", fmt.Errorf("decrypting message: %w", err)
+		}
+		if md.SignatureError != nil && md.SignedBy != nil {
+			return "", fmt.Errorf("bad signature by %s: %w", describe(md.SignedBy.Entity), md.SignatureError)
+		}
+		return "", cerr
+	}
+	// The signature is checked once the body is read to its end.
+	if _, err := io.Copy(io.Discard, plain); err != nil {
+		return "", fmt.Errorf("decrypting message: %w", err)
 	}
 	switch {
 	case !md.IsSigned:
-		return nil, "", errors.New("message is not signed")
+		return "", errors.New("message is not signed")
 	case md.SignedBy == nil:
-		return nil, "", fmt.Errorf("message is signed by unknown key %016X", md.SignedByKeyId)
+		return "", fmt.Errorf("message is signed by unknown key %016X", md.SignedByKeyId)
 	case md.SignatureError != nil:
-		return nil, "", fmt.Errorf("bad signature by %s: %w", describe(md.SignedBy.Entity), md.SignatureError)
+		return "", fmt.Errorf("bad signature by %s: %w", describe(md.SignedBy.Entity), md.SignatureError)
 	case md.Signature == nil:
-		return nil, "", errors.New("message signature missing")
+		return "", errors.New("message signature missing")
 	}
-	return plaintext, fingerprint(md.SignedBy.Entity), nil
+	return fingerprint(md.SignedBy.Entity), nil
 }
 
 // splitKeyring decrypts with one key list and verifies signatures with
 // another, so that a signature by a decryption key is not taken for the
 // expected signer's.
+// onceEOF reads r until its first error and returns that error from then
+// on: go-crypto's message body must not be read again after its end (its
+// integrity check would run twice).
+type onceEOF struct {
+	r   io.Reader
+	err error
+}
+
+func (o *onceEOF) Read(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.r.Read(p)
+	o.err = err
+	return n, err
+}
+
 type splitKeyring struct{ decrypt, verify openpgp.EntityList }
 
 func (k splitKeyring) KeysById(id uint64) []openpgp.Key { return k.decrypt.KeysById(id) }

@@ -36,7 +36,7 @@ type Daemon struct {
 	worker   *umail.Worker
 	fallback *alert.Fallback
 	now      func() time.Time
-	version  string // the binary's, written into backups
+	version  string // the binary's, written into backups and the receiver heartbeat
 
 	outboxQueued        prometheus.Gauge
 	outboxAge           prometheus.Gauge
@@ -200,6 +200,9 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 		if err := d.sched.AddJob(cfg.Backup.Schedule, "backup", d.backupJob); err != nil {
 			return nil, fmt.Errorf("backup.schedule %q: %w", cfg.Backup.Schedule, err)
 		}
+	}
+	if err := d.sched.AddJob("41 * * * *", "receiver heartbeat", d.heartbeatJob); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/alert"
+	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/report"
 )
 
@@ -74,11 +75,22 @@ func Readiness(ctx context.Context, app *App, now time.Time) []Check {
 		add("recipient keys", level, detail, action)
 	}
 
+	enr, enrErr := protocol.Load(cfg.DataDir)
 	switch {
-	case len(cfg.Report.To) == 0 && cfg.Report.UploadURL == "":
-		add("delivery", Failing, "neither report.to nor report.upload_url is set: the report would go nowhere", "set report.to (the aggregator's address) or report.upload_url")
+	case enrErr != nil:
+		add("delivery", Failing, enrErr.Error(), "enrol again with a new token (usagemeter enrol)")
+	case len(cfg.Report.To) == 0 && cfg.Report.UploadURL == "" && enr == nil:
+		add("delivery", Failing, "neither report.to nor report.upload_url is set, nor a receiver enrolled: the report would go nowhere",
+			"set report.to (the aggregator's address) or report.upload_url, or enrol with a receiver (usagemeter enrol)")
 	default:
-		add("delivery", Ready, deliveryDetail(cfg.Report.To, cfg.Report.UploadURL), "")
+		detail := deliveryDetail(cfg.Report.To, cfg.Report.UploadURL)
+		if enr != nil {
+			if detail != "" {
+				detail += ", "
+			}
+			detail += "signed upload to the receiver " + enr.URL
+		}
+		add("delivery", Ready, detail, "")
 	}
 
 	if cfg.SMTP.Host != "" {

@@ -388,10 +388,20 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 		}
 	}
 
+	// The provider's receiver and a second appliance metering vc01 too.
+	fleet, err := startDemoFleet(ctx, out, logf, cfg, app, vcs[0], privPath, m, clock)
+	if err != nil {
+		return nil, fmt.Errorf("the receiver: %w", err)
+	}
+	defer fleet.close()
+
 	// The report, as the monthly job makes it, now.
 	clock.Real()
 	if err := demoReport(ctx, app, d, m, smtp, aggKey, run); err != nil {
 		return nil, err
+	}
+	if err := fleet.finish(ctx, out, m, app); err != nil {
+		return nil, fmt.Errorf("the receiver: %w", err)
 	}
 	anon, err := app.Store.AnonMap(ctx)
 	if err != nil {

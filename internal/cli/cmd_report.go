@@ -190,7 +190,7 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	if len(g.Channels()) == 0 {
-		return errors.New("no delivery channel configured: set report.to (e-mail) or report.upload_url, or use `report generate --out DIR`")
+		return errors.New("no delivery channel configured: set report.to (e-mail) or report.upload_url, enrol with a receiver (usagemeter enrol), or use `report generate --out DIR`")
 	}
 	m, err := monthFlag(e, g, *month)
 	if err != nil {

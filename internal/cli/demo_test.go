@@ -66,6 +66,11 @@ func TestDemoShort(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Logf("demo took %s\n%s", time.Since(start).Round(100*time.Millisecond), out.String())
+	// The receiver merged both appliances' months, vc01 billed once.
+	if !regexp.MustCompile(`Provider month 2026-02 at the receiver: 2 appliance reports verified and merged, \d+ figures`).MatchString(out.String()) ||
+		!regexp.MustCompile(`a vCenter metered by 2 appliances \(fleet fingerprint [0-9a-f]{12}\.\.\.\): billed once, by appliance \S+; [1-9]\d* lines of the other listed, not billed`).MatchString(out.String()) {
+		t.Errorf("no provider month in the summary")
+	}
 	select {
 	case body := <-metrics:
 		if !strings.Contains(body, "usagemeter_outbox_queued") {

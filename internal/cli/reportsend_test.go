@@ -73,14 +73,7 @@ report:
 	}
 	run := func(args ...string) (int, string) {
 		t.Helper()
-		out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), string(out)
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return runConfig(t, bin, cfg, args...)
 	}
 	if code, out := run("migrate"); code != 0 {
 		t.Fatalf("migrate: %s", out)
@@ -119,6 +112,20 @@ report:
 			t.Fatalf("%s delivered %d times", id, n)
 		}
 	}
+}
+
+// runConfig runs the binary with args and --config cfg, and returns its
+// exit status and combined output.
+func runConfig(t *testing.T, bin, cfg string, args ...string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
 }
 
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }

@@ -31,6 +31,28 @@ type Config struct {
 	Retention  Retention  `yaml:"retention"`
 	Backup     Backup     `yaml:"backup"`
 	Log        Log        `yaml:"log"`
+	// Receiver configures the receiver role (`usagemeter receiver serve`,
+	// docs/RECEIVER.md); an appliance ignores it.
+	Receiver Receiver `yaml:"receiver"`
+}
+
+// Receiver is the receiver role's section.
+type Receiver struct {
+	Listen string `yaml:"listen"` // HTTPS
+	// CertFile and KeyFile (PEM) are the TLS certificate; empty: a
+	// self-signed one is created once in data_dir (receiver-tls.crt/.key)
+	// for Hosts.
+	CertFile string   `yaml:"cert_file"`
+	KeyFile  string   `yaml:"key_file"`
+	Hosts    []string `yaml:"hosts"` // names and addresses of the self-signed certificate
+	// AggregatorKeys are armored OpenPGP private key files: bundles are
+	// decrypted with them.
+	AggregatorKeys []string `yaml:"aggregator_keys"`
+	AdminToken     Secret   `yaml:"admin_token"`  // bearer token of /api/v1/fleet; empty: closed
+	SilentAfter    Duration `yaml:"silent_after"` // without a heartbeat: alert
+	DueDay         int      `yaml:"due_day"`      // of the next month: a month's report missing is alerted
+	TokenTTL       Duration `yaml:"token_ttl"`    // of enrolment tokens
+	MaxBundleBytes int64    `yaml:"max_bundle_bytes"`
 }
 
 // Backup is the optional backup job of the daemon: the archive of
@@ -158,6 +180,8 @@ func Default() Config {
 		Retention:  Retention{Months: 36, SentMailDays: 90},
 		Backup:     Backup{Schedule: "30 3 * * *", Keep: 7},
 		Log:        Log{Level: "info", Format: "text"},
+		Receiver: Receiver{Listen: "0.0.0.0:8443", SilentAfter: Duration(2 * time.Hour), DueDay: 3, TokenTTL: Duration(7 * 24 * time.Hour),
+			MaxBundleBytes: 1 << 30},
 	}
 }
 
@@ -361,6 +385,11 @@ func (c *Config) resolve(base string) {
 	for i := range c.Report.RecipientKeys {
 		abs(&c.Report.RecipientKeys[i])
 	}
+	abs(&c.Receiver.CertFile)
+	abs(&c.Receiver.KeyFile)
+	for i := range c.Receiver.AggregatorKeys {
+		abs(&c.Receiver.AggregatorKeys[i])
+	}
 }
 
 func (c *Config) readFiles() error {
@@ -531,6 +560,31 @@ func (c *Config) Validate() error {
 	}
 	if r.UploadURL != "" && !r.UploadToken.IsSet() {
 		bad("report.upload_token", "must be set when report.upload_url is set")
+	}
+
+	rc := c.Receiver
+	if _, port, err := net.SplitHostPort(rc.Listen); err != nil || !validPort(port) {
+		bad("receiver.listen", "must be host:port, e.g. 0.0.0.0:8443")
+	}
+	if (rc.CertFile == "") != (rc.KeyFile == "") {
+		bad("receiver.cert_file", "set both receiver.cert_file and receiver.key_file, or neither (a self-signed certificate)")
+	}
+	if rc.SilentAfter.D() < 10*time.Minute {
+		bad("receiver.silent_after", "must be at least 10m (heartbeats are hourly)")
+	}
+	if rc.DueDay < 1 || rc.DueDay > 28 {
+		bad("receiver.due_day", "must be between 1 and 28")
+	}
+	if rc.TokenTTL.D() < time.Minute {
+		bad("receiver.token_ttl", "must be at least 1m")
+	}
+	if rc.MaxBundleBytes < 1<<20 {
+		bad("receiver.max_bundle_bytes", "must be at least 1048576")
+	}
+	for i, p := range rc.AggregatorKeys {
+		if _, err := os.Stat(p); err != nil {
+			bad(fmt.Sprintf("receiver.aggregator_keys[%d]", i), "%v", err)
+		}
 	}
 
 	if c.Retention.Months < 13 {

@@ -1,0 +1,176 @@
+package receiver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Month is the provider report of one month across appliances.
+type Month struct {
+	Month string `json:"month"`
+	// Bundles are the versions merged: each appliance's latest verified.
+	Bundles []MergedBundle `json:"bundles"`
+	// Lines: the sum per contract, product, edition, metric, unit and
+	// customer of the billed parts, each part an appliance's line.
+	Lines []Line `json:"lines"`
+	// Shared are the product instances metered by more than one
+	// appliance: billed once, by the appliance named.
+	Shared []Shared `json:"shared"`
+}
+
+// MergedBundle is one appliance's bundle in a merge.
+type MergedBundle struct {
+	ApplianceID string `json:"appliance_id"`
+	Version     int    `json:"version"`
+	SHA256      string `json:"sha256"`
+}
+
+// Line is one figure of the provider report.
+type Line struct {
+	Contract string `json:"contract"`
+	Product  string `json:"product"`
+	Edition  string `json:"edition"`
+	Metric   string `json:"metric"`
+	Unit     string `json:"unit"`
+	Customer string `json:"customer"`
+	Quantity string `json:"quantity"` // billed: the sum of the billed parts, 3 decimals
+	Parts    []Part `json:"parts"`
+}
+
+// Part is an appliance's line for one product host.
+type Part struct {
+	ApplianceID string `json:"appliance_id"`
+	ProductHost string `json:"product_host"`
+	Quantity    string `json:"quantity"`
+	Billed      bool   `json:"billed"`
+	// BilledBy names the appliance that bills the instance instead, when
+	// this part is not billed.
+	BilledBy string `json:"billed_by,omitempty"`
+}
+
+// Shared is a product instance several appliances metered.
+type Shared struct {
+	Identity   string   `json:"identity"`
+	Appliances []string `json:"appliances"`
+	BilledBy   string   `json:"billed_by"`
+}
+
+// Merge computes the provider report of month from each appliance's latest
+// verified bundle, and marks those bundles merged. A product instance
+// (same fleet fingerprint, or same Product Host hash when no fingerprint is
+// known) reported by several appliances is billed by the first enrolled of
+// them; the others' lines are listed, not billed, and flagged.
+func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
+	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	m := &Month{Month: month, Bundles: []MergedBundle{}, Lines: []Line{}, Shared: []Shared{}}
+	rows, err := tx.Query(ctx, `SELECT a.appliance_id, b.version, b.sha256 FROM receiver_bundles b JOIN receiver_appliances a ON a.id = b.appliance
+		WHERE b.month = $1 AND b.state = 'verified' AND b.replaced_by IS NULL ORDER BY a.id`, month)
+	if err != nil {
+		return nil, err
+	}
+	if m.Bundles, err = pgx.CollectRows(rows, pgx.RowToStructByPos[MergedBundle]); err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, mergeSQL, month)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		cur                                                      *Line
+		contract, product, edition, metric, unit, customer, appl string
+		host, qty, billedBy                                      string
+		billed                                                   bool
+		total                                                    *big.Rat
+	)
+	flush := func() {
+		if cur != nil {
+			cur.Quantity = total.FloatString(3)
+			m.Lines = append(m.Lines, *cur)
+		}
+	}
+	_, err = pgx.ForEachRow(rows, []any{&contract, &product, &edition, &metric, &unit, &customer, &appl, &host, &qty, &billed, &billedBy}, func() error {
+		if cur == nil || cur.Contract != contract || cur.Product != product || cur.Edition != edition || cur.Metric != metric || cur.Unit != unit || cur.Customer != customer {
+			flush()
+			cur = &Line{Contract: contract, Product: product, Edition: edition, Metric: metric, Unit: unit, Customer: customer}
+			total = new(big.Rat)
+		}
+		q, ok := new(big.Rat).SetString(qty)
+		if !ok {
+			return fmt.Errorf("quantity %q", qty)
+		}
+		p := Part{ApplianceID: appl, ProductHost: host, Quantity: q.FloatString(3), Billed: billed}
+		if billed {
+			total.Add(total, q)
+		} else {
+			p.BilledBy = billedBy
+		}
+		cur.Parts = append(cur.Parts, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	flush()
+	rows, err = tx.Query(ctx, sharedSQL, month)
+	if err != nil {
+		return nil, err
+	}
+	if m.Shared, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Shared]); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE receiver_bundles SET merged_at = $2
+		WHERE month = $1 AND state = 'verified' AND replaced_by IS NULL AND merged_at IS NULL`, month, r.now()); err != nil {
+		return nil, err
+	}
+	return m, tx.Commit(ctx)
+}
+
+// current is the month's latest verified bundle of each appliance, with
+// the lines and the owner (first enrolled appliance) of each identity.
+const current = `WITH cur AS (
+	SELECT b.id, b.appliance, b.contract FROM receiver_bundles b
+	 WHERE b.month = $1 AND b.state = 'verified' AND b.replaced_by IS NULL),
+lines AS (SELECT l.*, cur.appliance, cur.contract FROM receiver_lines l JOIN cur ON cur.id = l.bundle),
+owner AS (SELECT identity, min(appliance) AS owner, count(DISTINCT appliance) AS n FROM lines GROUP BY identity)
+`
+
+const mergeSQL = current + `SELECT l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, l.product_host,
+	sum(l.quantity)::text, o.owner = l.appliance, oa.appliance_id
+  FROM lines l JOIN owner o USING (identity)
+  JOIN receiver_appliances a ON a.id = l.appliance JOIN receiver_appliances oa ON oa.id = o.owner
+ GROUP BY l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.appliance_id, a.id, l.product_host, o.owner, l.appliance, oa.appliance_id
+ ORDER BY l.contract, l.product, l.edition, l.metric, l.unit, l.customer, a.id, l.product_host`
+
+const sharedSQL = current + `SELECT o.identity, array_agg(DISTINCT a.appliance_id ORDER BY a.appliance_id), min(oa.appliance_id)
+  FROM owner o JOIN lines l USING (identity) JOIN receiver_appliances a ON a.id = l.appliance
+  JOIN receiver_appliances oa ON oa.id = o.owner
+ WHERE o.n > 1 GROUP BY o.identity ORDER BY o.identity`
+
+// WriteTSV writes the provider report as Provider_Monthly_Usage.tsv: per
+// contract and figure, a line "ALL" with the billed sum, then a line per appliance and
+// product host, "no (billed by X)" when another appliance bills it.
+func (m *Month) WriteTSV(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("Contract\tProduct\tEdition\tMetric\tUnit\tCustomer\tAppliance\tProduct Host\tQuantity\tBilled\n")
+	for _, l := range m.Lines {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\tALL\t\t%s\tyes\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, l.Quantity)
+		for _, p := range l.Parts {
+			billed := "yes"
+			if !p.Billed {
+				billed = "no (billed by " + p.BilledBy + ")"
+			}
+			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, p.ApplianceID, p.ProductHost, p.Quantity, billed)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
