@@ -54,3 +54,9 @@ CREATE TABLE audit_log (
     ok      boolean NOT NULL DEFAULT true
 );
 CREATE INDEX audit_log_at ON audit_log (at DESC);
+
+-- The collection journal's pages, newest hour first across products, or
+-- of one state (failed runs): walked backwards, never sorted.
+CREATE INDEX collection_runs_hour ON collection_runs (hour, product_id);
+DROP INDEX collection_runs_state;
+CREATE INDEX collection_runs_state ON collection_runs (state, hour, product_id);

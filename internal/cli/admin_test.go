@@ -54,6 +54,14 @@ func TestAdminAndAPIThroughServe(t *testing.T) {
 		t.Fatalf("admin list --json (exit %d):\n%s", code, out)
 	}
 
+	// Changes on the command line are audited too, failed ones included.
+	if code, out := run("customer", "add", "--label", "ACME", "--object-type", "folder", "--object", "acme"); code != 0 {
+		t.Fatalf("customer add (exit %d):\n%s", code, out)
+	}
+	if code, out := run("customer", "remove", "--id", "999"); code != 1 {
+		t.Fatalf("customer remove of a missing rule (exit %d):\n%s", code, out)
+	}
+
 	d := startServe(t, cfg)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Transport: selfSigned.Transport}
@@ -76,7 +84,10 @@ func TestAdminAndAPIThroughServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var audit []struct{ Actor, Action, Target string }
+	var audit []struct {
+		Actor, Action, Target string
+		OK                    bool
+	}
 	if err := json.NewDecoder(res.Body).Decode(&audit); err != nil {
 		t.Fatal(err)
 	}
@@ -84,12 +95,14 @@ func TestAdminAndAPIThroughServe(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("audit over HTTPS: %d %v", res.StatusCode, res.Header)
 	}
-	var cli, login bool
+	var cli, login, added, removeFailed bool
 	for _, a := range audit {
 		cli = cli || (strings.HasPrefix(a.Actor, "cli:") && a.Action == "admin.set_password" && a.Target == "user alice")
 		login = login || (a.Actor == "alice" && a.Action == "login")
+		added = added || (strings.HasPrefix(a.Actor, "cli:") && a.Action == "customer.add" && a.Target == `folder "acme"` && a.OK)
+		removeFailed = removeFailed || (strings.HasPrefix(a.Actor, "cli:") && a.Action == "customer.remove" && a.Target == "rule 999" && !a.OK)
 	}
-	if !cli || !login {
+	if !cli || !login || !added || !removeFailed {
 		t.Fatalf("audit: %+v", audit)
 	}
 	d.stop(t)

@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os/user"
 	"text/tabwriter"
 	"time"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
-	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/web/auth"
 )
 
@@ -53,21 +51,7 @@ func runAdminSetPassword(ctx context.Context, e *Env, args []string) error {
 	}
 	defer app.Close()
 	created, err := auth.SetPassword(ctx, app.Store, name, pw.Reveal(), e.Now())
-	actor := "cli"
-	if u, uerr := user.Current(); uerr == nil {
-		actor = "cli:" + u.Username
-	}
-	entry := store.AuditEntry{At: e.Now(), Actor: actor, Action: "admin.set_password", Target: "user " + name, OK: err == nil}
-	if created {
-		entry.Detail = "account created"
-	}
-	if err != nil {
-		entry.Detail = err.Error()
-	}
-	if aerr := app.Store.AddAudit(ctx, entry); aerr != nil && err == nil {
-		return aerr
-	}
-	if err != nil {
+	if err := audited(ctx, e, app, "admin.set_password", "user "+name, map[bool]string{true: "account created"}[created], err); err != nil {
 		return err
 	}
 	if created {

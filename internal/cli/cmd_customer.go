@@ -52,7 +52,7 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 		*obj = store.ScopedObjectName(p.InstanceID, *obj)
 	}
 	id, err := app.Store.AddCustomerRule(ctx, store.CustomerRule{Label: *label, ObjectType: *typ, ObjectName: *obj})
-	if err != nil {
+	if err := audited(ctx, e, app, "customer.add", fmt.Sprintf("%s %q", *typ, *obj), "label "+*label, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "customer rule %d: %s %q -> %s\n", id, *typ, *obj, *label)
@@ -108,6 +108,11 @@ func runCustomerRemove(ctx context.Context, e *Env, args []string) error {
 	} else {
 		err = app.Store.RemoveCustomerRuleFor(ctx, *typ, *obj)
 	}
+	target := fmt.Sprintf("rule %d", *id)
+	if *id == 0 {
+		target = fmt.Sprintf("%s %q", *typ, *obj)
+	}
+	err = audited(ctx, e, app, "customer.remove", target, "", err)
 	if err != nil {
 		return err
 	}

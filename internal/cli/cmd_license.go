@@ -93,7 +93,8 @@ func runLicenseSet(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer app.Close()
-	if err := app.Store.ChangeLicenseCategory(ctx, *key, *category, from, now); err != nil {
+	err = app.Store.ChangeLicenseCategory(ctx, *key, *category, from, now)
+	if err := audited(ctx, e, app, "license.set_category", "licence "+*key, "category "+*category, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "licence %s: %s from %s (hours before keep their category)\n", *key, *category, from.Format(time.RFC3339))

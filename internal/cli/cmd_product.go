@@ -162,7 +162,7 @@ func runProductAdd(ctx context.Context, e *Env, args []string) error {
 	defer app.Close()
 
 	id, ident, err := appliance.AddProduct(ctx, app, p)
-	if err != nil {
+	if err := audited(ctx, e, app, "product.add", productTarget(id, p.Kind, p.Endpoint), "", err); err != nil {
 		var ce *tlsutil.CertError
 		if errors.As(err, &ce) {
 			return fmt.Errorf("%w\nrun `usagemeter product test --kind %s --endpoint %s` to see the certificate", err, pf.kind, pf.endpoint)
@@ -256,7 +256,7 @@ func runProductRemove(ctx context.Context, e *Env, args []string) error {
 	}
 	defer app.Close()
 	deleted, err := app.Store.RemoveProduct(ctx, id, e.Now())
-	if err != nil {
+	if err := audited(ctx, e, app, "product.remove", productTarget(id, "", ""), "", err); err != nil {
 		return err
 	}
 	if deleted {
@@ -288,7 +288,8 @@ func runProductSetThumbprint(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	tp := tlsutil.Normalize(fs.Arg(1))
-	if err := app.Store.SetProductThumbprint(ctx, id, tp); err != nil {
+	err = app.Store.SetProductThumbprint(ctx, id, tp)
+	if err := audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed certificate", err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "product %d: accepted certificate %s\n", id, tp)
@@ -454,7 +455,8 @@ func runProductSet(ctx context.Context, e *Env, args []string) error {
 				return err
 			}
 		}
-		if _, err := appliance.SetProduct(ctx, app, id, u); err != nil {
+		_, err := appliance.SetProduct(ctx, app, id, u)
+		if err := audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed "+strings.Join(changed, ", "), err); err != nil {
 			var ce *tlsutil.CertError
 			if errors.As(err, &ce) {
 				return fmt.Errorf("%w\nrun `usagemeter product test %d` to see the certificate, then pass --accept-thumbprint", err, id)
@@ -464,7 +466,12 @@ func runProductSet(ctx context.Context, e *Env, args []string) error {
 		fmt.Fprintf(e.Stdout, "product %d changed (%s); it applies from the next collection\n", id, strings.Join(changed, ", "))
 	}
 	if len(billing) > 0 {
-		return setBillingOptions(ctx, e, app, id, billing, from, now)
+		var keys []string
+		for k := range billing {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return audited(ctx, e, app, "product.update", productTarget(id, "", ""), "changed "+strings.Join(keys, ", "), setBillingOptions(ctx, e, app, id, billing, from, now))
 	}
 	return nil
 }
@@ -552,7 +559,8 @@ func setActive(ctx context.Context, e *Env, name string, args []string, active b
 		fmt.Fprintf(e.Stdout, "product %d is already %s\n", id, map[bool]string{true: "active", false: "deactivated"}[active])
 		return nil
 	}
-	if err := app.Store.SetProductActive(ctx, id, active, e.Now()); err != nil {
+	err = app.Store.SetProductActive(ctx, id, active, e.Now())
+	if err := audited(ctx, e, app, map[bool]string{true: "product.reactivate", false: "product.deactivate"}[active], productTarget(id, "", ""), "", err); err != nil {
 		return err
 	}
 	if active {
@@ -561,4 +569,16 @@ func setActive(ctx context.Context, e *Env, name string, args []string, active b
 		fmt.Fprintf(e.Stdout, "product %d deactivated: no longer collected; its history is kept (product reactivate %d resumes it)\n", id, id)
 	}
 	return nil
+}
+
+// productTarget names a product in the audit log as the web console does.
+func productTarget(id int64, kind, endpoint string) string {
+	t := strings.TrimSpace(kind + " " + endpoint)
+	switch {
+	case id == 0:
+		return t
+	case t == "":
+		return fmt.Sprintf("product %d", id)
+	}
+	return fmt.Sprintf("product %d (%s)", id, t)
 }

@@ -31,7 +31,8 @@ func runRegister(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	defer app.Close()
-	if err := app.Store.Register(ctx, *contract, *program, e.Now()); err != nil {
+	err = app.Store.Register(ctx, *contract, *program, e.Now())
+	if err := audited(ctx, e, app, "appliance.register", "contract "+*contract, "programme "+*program, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "appliance %s registered: contract %s, programme %s\n", app.Appliance.ID, *contract, *program)

@@ -95,7 +95,11 @@ func runReportGenerate(ctx context.Context, e *Env, args []string) error {
 		return report.ErrNoRecipients
 	}
 	res, err := g.Generate(ctx, m)
-	if err != nil {
+	detail := ""
+	if res != nil {
+		detail = fmt.Sprintf("version %d", res.Report.Version)
+	}
+	if err := audited(ctx, e, app, "report.generate", "month "+m.String(), detail, err); err != nil {
 		return err
 	}
 	printReport(e, res)
@@ -193,6 +197,7 @@ func runReportSend(ctx context.Context, e *Env, args []string) error {
 		return err
 	}
 	res, err := g.Send(ctx, m)
+	_ = audited(ctx, e, app, "report.send", "month "+m.String(), "", err)
 	if res == nil {
 		return err
 	}

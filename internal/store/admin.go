@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -305,28 +306,50 @@ type JournalFilter struct {
 	Offset    int       `json:"offset,omitempty"`
 }
 
-// Journal lists collection runs by f, and how many match f in all.
+// JournalCountLimit is where Journal stops counting the runs that match.
+const JournalCountLimit = 10000
+
+// Journal lists collection runs by f, and how many match f in all, up to
+// JournalCountLimit (a year of 200 products is 1.75 million runs: they
+// are not counted on every page).
 func (s *Store) Journal(ctx context.Context, f JournalFilter) ([]JournalEntry, int, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
-	var from, to *time.Time
+	// Only the conditions given: a plan that must also serve "any
+	// product" could not walk one product's runs by its key.
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, fmt.Sprintf(cond, len(args)))
+	}
+	if f.ProductID != 0 {
+		add("r.product_id = $%d", f.ProductID)
+	}
+	if f.State != "" {
+		add("r.state = $%d", f.State)
+	}
 	if !f.From.IsZero() {
-		from = &f.From
+		add("r.hour >= $%d", f.From)
 	}
 	if !f.To.IsZero() {
-		to = &f.To
+		add("r.hour < $%d", f.To)
 	}
-	const where = ` WHERE ($1 = 0 OR r.product_id = $1) AND ($2 = '' OR r.state = $2)
-	   AND ($3::timestamptz IS NULL OR r.hour >= $3) AND ($4::timestamptz IS NULL OR r.hour < $4)`
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	n := len(args)
 	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM collection_runs r`+where, f.ProductID, f.State, from, to).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM collection_runs r%s LIMIT $%d) x`, where, n+1),
+		append(args, JournalCountLimit)...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT r.product_id, p.kind, p.endpoint, r.hour, r.state, r.attempts, r.started_at, r.finished_at,
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT r.product_id, p.kind, p.endpoint, r.hour, r.state, r.attempts, r.started_at, r.finished_at,
 	       (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint, r.objects, coalesce(r.error, '')
-	  FROM collection_runs r JOIN products p ON p.id = r.product_id`+where+`
-	 ORDER BY r.hour DESC, r.product_id LIMIT $5 OFFSET $6`, f.ProductID, f.State, from, to, f.Limit, f.Offset)
+	  FROM collection_runs r JOIN products p ON p.id = r.product_id%s
+	 ORDER BY r.hour DESC, r.product_id DESC LIMIT $%d OFFSET $%d`, where, n+1, n+2), append(args, f.Limit, f.Offset)...)
 	if err != nil {
 		return nil, 0, err
 	}

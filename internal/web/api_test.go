@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,6 +244,13 @@ func TestProductsAPI(t *testing.T) {
 	if mtd.Month != "2026-05" || len(mtd.Products) != 1 || len(mtd.Products[0].Metrics) == 0 || len(mtd.Products[0].Metrics[0].Days) != 1 ||
 		mtd.Products[0].Metrics[0].Days[0].Day != "2026-05-04" || mtd.Hours != 82 {
 		t.Fatalf("month to date: %s", r.body)
+	}
+	// One hour collected: the month's average is its quantity over the 82
+	// hours gone, the day's over the 10 hours of May 4 gone.
+	for _, m := range mtd.Products[0].Metrics {
+		if d := m.Days[0]; d.Average <= 0 || math.Abs(d.Average*10-m.Average*82) > 1e-6*d.Average || d.Objects != m.Objects {
+			t.Fatalf("%s: month %v, day %+v", m.Metric, m.Average, d)
+		}
 	}
 	r = e.do(nil, "GET", Prefix+"/month-to-date.csv", nil)
 	mustStatus(t, r, http.StatusOK)

@@ -87,7 +87,7 @@ const (
 // served over TLS on loopback, with a client that keeps cookies and
 // validates every /api/v1 exchange against the OpenAPI document.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	app    *appliance.App
 	svc    *service.Service
 	auth   *auth.Manager
@@ -105,7 +105,7 @@ type envOptions struct {
 	config func(*config.Config)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	mailSrv := smtptest.Start(t, smtptest.Options{Username: "meter", Password: smtpPass})
 	cfg := config.Default()

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/usagemeter/usagemeter/internal/store"
 )
 
 // documented lists the document's operations as "METHOD /path".
@@ -95,5 +97,55 @@ func TestEveryOperationNeedsAuthentication(t *testing.T) {
 	mustStatus(t, r, http.StatusNotFound)
 	if !strings.Contains(r.errorText(t), "no such API route") {
 		t.Fatalf("unknown route: %s", r.body)
+	}
+}
+
+// TestEveryOperationRefusesBadInput: with a valid session, every
+// state-changing operation refuses a browser's cross-origin request (403,
+// nothing audited); every operation with an {id} refuses one that is not
+// a number, and every one with a JSON body refuses an unknown field, each
+// with a JSON error naming the cause.
+func TestEveryOperationRefusesBadInput(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	mustStatus(t, e.login(nil, adminUser, adminPass), http.StatusOK)
+	doc, ops := documented(t)
+	before, err := e.app.Store.Audit(context.Background(), store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ops {
+		method, path, _ := strings.Cut(op, " ")
+		concrete := strings.NewReplacer("{id}", "1", "{key}", "KEY-1").Replace(path)
+		o := doc.Paths.Find(path).GetOperation(method)
+		if method != "GET" {
+			r := e.do(nil, method, Prefix+concrete, map[string]any{}, header("Sec-Fetch-Site", "cross-site"), header("Origin", "https://evil.example"))
+			mustStatus(t, r, http.StatusForbidden)
+			if msg := r.errorText(t); !strings.Contains(msg, "cross-origin") {
+				t.Errorf("%s: %q", op, msg)
+			}
+		}
+		if strings.Contains(path, "{id}") {
+			r := e.do(nil, method, Prefix+strings.ReplaceAll(path, "{id}", "abc"), map[string]any{})
+			mustStatus(t, r, http.StatusBadRequest)
+			if msg := r.errorText(t); msg != `id "abc": not a positive number` {
+				t.Errorf("%s with id abc: %q", op, msg)
+			}
+		}
+		if o.RequestBody != nil && path != "/login" {
+			r := e.do(nil, method, Prefix+concrete, `{"no_such_field": 1}`)
+			mustStatus(t, r, http.StatusBadRequest)
+			if msg := r.errorText(t); !strings.Contains(msg, `unknown field "no_such_field"`) {
+				t.Errorf("%s with an unknown field: %q", op, msg)
+			}
+			r = e.do(nil, method, Prefix+concrete, `[`)
+			mustStatus(t, r, http.StatusBadRequest)
+		}
+	}
+	after, err := e.app.Store.Audit(context.Background(), store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("refused requests were audited: %+v", after[:len(after)-len(before)])
 	}
 }

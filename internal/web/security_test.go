@@ -120,6 +120,10 @@ func TestSessionExpiry(t *testing.T) {
 	mustStatus(t, e.do(nil, "GET", Prefix+"/me", nil), http.StatusUnauthorized) // gone, not revived
 
 	mustStatus(t, e.login(nil, adminUser, adminPass), http.StatusOK)
+	var sessions int
+	if err := e.app.Store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM admin_sessions`).Scan(&sessions); err != nil || sessions != 1 {
+		t.Fatalf("expired sessions are removed at login: %d %v", sessions, err)
+	}
 	for i := 0; i < 7; i++ { // busy: a request every 8 minutes
 		e.clock.Add(8 * time.Minute)
 		mustStatus(t, e.do(nil, "GET", Prefix+"/me", nil), http.StatusOK)
@@ -174,7 +178,9 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("revoked token: %q", msg)
 	}
 	mustStatus(t, e.do(nil, "DELETE", fmt.Sprintf("%s/tokens/%d", Prefix, nt.Info.ID), nil), http.StatusNotFound)
-	e.auditHas("token.revoke", adminUser, true)
+	if a := e.auditHas("token.revoke", adminUser, true); a.Remote != "127.0.0.1" {
+		t.Fatalf("the revocation's audit entry has no client address: %+v", a)
+	}
 	mustStatus(t, e.do(script, "GET", Prefix+"/me", nil, header("Authorization", "Basic YWRtaW46eA==")), http.StatusUnauthorized)
 }
 

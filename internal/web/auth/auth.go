@@ -92,7 +92,12 @@ type User struct {
 	// Via is how the request was authenticated: "session" or "token".
 	Via     string `json:"via"`
 	TokenID int64  `json:"token_id,omitempty"`
+	// Remote is the client's address (for the audit log).
+	Remote string `json:"-"`
 }
+
+// actor is u as the audit log names it.
+func (u User) actor() service.Actor { return service.Actor{Username: u.Username, Remote: u.Remote} }
 
 type ctxKey struct{}
 
@@ -188,9 +193,20 @@ func (m *Manager) throttled(ip string, now time.Time) time.Duration {
 	return recent[0].Add(m.cfg.ClientWindow).Sub(now)
 }
 
+// maxClients bounds the addresses whose failures are remembered: past it,
+// those whose last failure left the window are forgotten.
+const maxClients = 10000
+
 func (m *Manager) failed(ip string, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if len(m.failures) >= maxClients {
+		for k, ts := range m.failures {
+			if now.Sub(ts[len(ts)-1]) >= m.cfg.ClientWindow {
+				delete(m.failures, k)
+			}
+		}
+	}
 	m.failures[ip] = append(m.failures[ip], now)
 }
 
@@ -242,6 +258,11 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, username, passwo
 	if err := m.st.LoginSucceeded(ctx, u.ID, now); err != nil {
 		return err
 	}
+	// Sessions past their expiry are removed at each login (they are
+	// refused anyway).
+	if _, err := m.st.DeleteExpiredSessions(ctx, now, now.Add(-m.cfg.IdleTimeout)); err != nil {
+		return err
+	}
 	tok, err := randomToken()
 	if err != nil {
 		return err
@@ -274,7 +295,7 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, m.cookie(""))
 	if u, ok := UserFrom(r.Context()); ok {
-		m.svc.Record(r.Context(), service.Actor{Username: u.Username, Remote: ClientIP(r)}, "logout", "user "+u.Username, "", nil)
+		m.svc.Record(r.Context(), u.actor(), "logout", "user "+u.Username, "", nil)
 	}
 }
 
@@ -301,7 +322,7 @@ func (m *Manager) Authenticate(r *http.Request) (User, error) {
 		if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
 			_ = m.st.TouchAPIToken(ctx, t.ID, now)
 		}
-		return User{ID: t.UserID, Username: t.Username, Via: "token", TokenID: t.ID}, nil
+		return User{ID: t.UserID, Username: t.Username, Via: "token", TokenID: t.ID, Remote: ClientIP(r)}, nil
 	}
 	c, err := r.Cookie(m.CookieName())
 	if err != nil || c.Value == "" {
@@ -322,7 +343,7 @@ func (m *Manager) Authenticate(r *http.Request) (User, error) {
 	if now.Sub(s.LastSeenAt) > 30*time.Second {
 		_ = m.st.TouchSession(ctx, h, now)
 	}
-	return User{ID: s.UserID, Username: s.Username, Via: "session"}, nil
+	return User{ID: s.UserID, Username: s.Username, Via: "session", Remote: ClientIP(r)}, nil
 }
 
 // RequireAPI serves h to authenticated requests only; others get 401 with
@@ -402,7 +423,7 @@ func SetPassword(ctx context.Context, st *store.Store, username, password string
 // ChangePassword changes u's password after checking the old one; every
 // session of u ends (the caller logs in again).
 func (m *Manager) ChangePassword(ctx context.Context, u User, old, new string) (err error) {
-	a := service.Actor{Username: u.Username}
+	a := u.actor()
 	defer func() { m.svc.Record(ctx, a, "admin.change_password", "user "+u.Username, "", err) }()
 	acc, err := m.st.AdminUserByID(ctx, u.ID)
 	if err != nil {
@@ -433,7 +454,7 @@ const TokenPrefix = "umt_"
 
 // CreateToken creates an API token for u named name.
 func (m *Manager) CreateToken(ctx context.Context, u User, name string) (nt NewToken, err error) {
-	a := service.Actor{Username: u.Username}
+	a := u.actor()
 	defer func() {
 		m.svc.Record(ctx, a, "token.create", "token "+strconv.FormatInt(nt.Info.ID, 10), "name "+name, err)
 	}()
@@ -461,7 +482,7 @@ func (m *Manager) CreateToken(ctx context.Context, u User, name string) (nt NewT
 
 // RevokeToken revokes token id (from then on it is refused).
 func (m *Manager) RevokeToken(ctx context.Context, u User, id int64) (err error) {
-	a := service.Actor{Username: u.Username}
+	a := u.actor()
 	defer func() { m.svc.Record(ctx, a, "token.revoke", "token "+strconv.FormatInt(id, 10), "", err) }()
 	if _, err := m.st.RevokeAPIToken(ctx, id, m.cfg.Now()); errors.Is(err, store.ErrNotFound) {
 		return &service.Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("token %d not found or revoked already", id)}

@@ -22,12 +22,15 @@ type JournalFilter = store.JournalFilter
 // JournalEntry is one product's hour (see store.JournalEntry).
 type JournalEntry = store.JournalEntry
 
-// JournalPage is a page of the collection journal.
+// JournalPage is a page of the collection journal. Total counts the
+// matching runs up to store.JournalCountLimit; TotalCapped says there are
+// more.
 type JournalPage struct {
-	Entries []JournalEntry `json:"entries"`
-	Total   int            `json:"total"`
-	Limit   int            `json:"limit"`
-	Offset  int            `json:"offset"`
+	Entries     []JournalEntry `json:"entries"`
+	Total       int            `json:"total"`
+	TotalCapped bool           `json:"total_capped"`
+	Limit       int            `json:"limit"`
+	Offset      int            `json:"offset"`
 }
 
 // Journal lists collection runs, newest hour first, a page at a time.
@@ -47,7 +50,7 @@ func (s *Service) Journal(ctx context.Context, f JournalFilter) (JournalPage, er
 	if es == nil {
 		es = []JournalEntry{}
 	}
-	return JournalPage{Entries: es, Total: total, Limit: f.Limit, Offset: f.Offset}, err
+	return JournalPage{Entries: es, Total: total, TotalCapped: total >= store.JournalCountLimit, Limit: f.Limit, Offset: f.Offset}, err
 }
 
 // Alert is an alert (see store.Alert).
