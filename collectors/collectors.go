@@ -107,6 +107,16 @@ type Identity struct {
 	Name       string // product's own name for itself
 }
 
+// VersionLabel is the version as the report's Product Version column shows
+// it: "8.0.3 build 24022515", the version alone when the build adds
+// nothing, "" when the product does not say.
+func (i Identity) VersionLabel() string {
+	if i.Build != "" && i.Build != i.Version && i.Version != "" {
+		return i.Version + " build " + i.Build
+	}
+	return i.Version
+}
+
 // Identifier is implemented by collectors that can tell which instance they
 // talk to (used by `product add` to refuse duplicates).
 type Identifier interface {

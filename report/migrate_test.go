@@ -5,12 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
-	"github.com/usagemeter/usagemeter/internal/pgtest"
-	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/migrations"
 )
 
@@ -26,20 +22,7 @@ func TestMigratedMonth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := pgtest.NewDatabaseAt(t, v-1)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	pool, err := store.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	f := newFixtureOn(t, pool)
-	f.register(t)
-	f.seed(t) // INSERT INTO usage_spans, the table before the migration
+	conn, f := goldenMonthAt(t, v-1) // INSERT INTO usage_spans, the table before the migration
 	var spans int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM usage_spans`).Scan(&spans); err != nil {
 		t.Fatal(err)

@@ -72,13 +72,15 @@ func newFixtureOn(t testing.TB, pool *pgxpool.Pool) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{st: st, dir: t.TempDir()}
+	// The products are inserted as they were in the first schema (the
+	// migration tests build the fixture on a database of an older schema).
 	add := func(kind, endpoint, version string) int64 {
-		opts := json.RawMessage(`{}`)
+		opts := `{}`
 		if version != "" {
-			opts = json.RawMessage(`{"version":"` + version + `"}`)
+			opts = `{"version":"` + version + `"}`
 		}
-		id, err := st.AddProduct(ctx, store.Product{Kind: kind, Endpoint: endpoint, Options: opts})
-		if err != nil {
+		var id int64
+		if err := pool.QueryRow(ctx, `INSERT INTO products (kind, endpoint, options) VALUES ($1, $2, $3) RETURNING id`, kind, endpoint, opts).Scan(&id); err != nil {
 			t.Fatal(err)
 		}
 		return id
@@ -167,14 +169,8 @@ func (f *fixture) seed(t testing.TB) {
 	f.runs(t, f.srm, feb20, apr5)
 	f.runs(t, f.hz, feb20, apr5)
 
-	for _, r := range []store.CustomerRule{
-		{Label: "Acme", ObjectType: "folder", ObjectName: "Tenants/Acme"},
-		{Label: "Globex", ObjectType: "host", ObjectName: "esx02.corp.example"},
-	} {
-		if _, err := f.st.AddCustomerRule(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The rules as the first schema holds them (the migration tests seed an older schema).
+	f.exec(t, `INSERT INTO customer_rules (label, object_type, object_name) VALUES ('Acme', 'folder', 'Tenants/Acme'), ('Globex', 'host', 'esx02.corp.example')`)
 }
 
 func (f *fixture) generator(t testing.TB, mode anonymize.Mode, secret []byte, channels ...Channel) *Generator {

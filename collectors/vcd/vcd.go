@@ -75,6 +75,7 @@ const (
 	DimVM           = "vm"
 	DimVApp         = "vapp"
 	DimOrg          = "org"
+	DimOrgID        = "org_id" // the org's id (UUID, lower case): kept through a rename, customer rules match it
 	DimVDC          = "vdc"
 	DimVCenter      = "vcenter"
 	DimVCenterUUID  = "vcenter_uuid"
@@ -326,6 +327,7 @@ func (b *builder) observe(r *vmRecord) (collectors.Observation, bool) {
 			DimVM:           r.Name,
 			DimVApp:         r.ContainerName,
 			DimOrg:          b.orgs[lastSegment(r.Org)],
+			DimOrgID:        strings.ToLower(lastSegment(r.Org)),
 			DimVDC:          b.vdcs[lastSegment(r.Vdc)],
 			DimVCenter:      vc.Name,
 			DimVCenterUUID:  vc.UUID,

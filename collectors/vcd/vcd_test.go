@@ -100,7 +100,7 @@ func TestRules(t *testing.T) {
 	}
 	o := byName["running"]
 	if o.Dims[DimVCenterUUID] != "564d1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b" || o.Dims[DimVMMoref] != "vm-3001" ||
-		o.Dims[DimOrg] != "acme" || o.Dims[DimVDC] != "acme-vdc" || o.Dims[DimVCenter] != "vc-ams-01" {
+		o.Dims[DimOrg] != "acme" || o.Dims[DimOrgID] != strings.ToLower(st.Orgs[0].ID) || o.Dims[DimOrgID] == "" || o.Dims[DimVDC] != "acme-vdc" || o.Dims[DimVCenter] != "vc-ams-01" {
 		t.Errorf("running: dims %v", o.Dims)
 	}
 	if want := "urn:vcloud:site:0b9c2f7e-61a4-4c55-8f0e-2a1b7c3d4e5f/vm/c0000000-0000-4000-8000-000000000001"; o.ObjectKey != want {

@@ -74,7 +74,7 @@ var Properties = []Property{
 
 	{Key: KeyAdminPassword, Category: CategoryAdmin, Type: "string", Password: true, Qualifiers: "MinLen(8) MaxLen(128)",
 		Label:       "Administrator password",
-		Description: "Password of the 'admin' account (console and SSH; admin may use sudo). At least 8 characters."},
+		Description: "Password of the 'admin' account (console and SSH; admin may use sudo). At least 8 characters; with 12 or more it is also the password of the web console's 'admin' account."},
 
 	{Key: KeySMTPHost, Category: CategorySMTP, Type: "string",
 		Label:       "SMTP server",

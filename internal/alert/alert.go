@@ -46,6 +46,9 @@ const (
 	// unknown recipient); that mail ends.
 	KindMailRefused = "mail_refused"
 	KindHoursLost   = "hours_not_collected"
+	// KindBackupFailed: the daemon's backup job (config backup:) could not
+	// write its archive.
+	KindBackupFailed = "backup_failed"
 )
 
 // Key is an alert's deduplication key.

@@ -103,3 +103,24 @@ func (e *Engine) NotReady(ctx context.Context, problems []Problem) error {
 	action.WriteString("\n`usagemeter status` shows the same checks; this alert resolves by itself once they pass (checked at start and daily).")
 	return e.Raise(ctx, KindNotReady, 0, "the monthly report is not ready", what.String(), action.String(), errText.String())
 }
+
+// BackupFailed raises the backup alert: the daily backup job could not
+// write its archive into dir (err says why); the newest archive there is
+// from last (zero: none).
+func (e *Engine) BackupFailed(ctx context.Context, dir string, last time.Time, err error) error {
+	newest := "There is no backup in " + dir + " yet."
+	if !last.IsZero() {
+		newest = "The newest backup in " + dir + " is from " + last.UTC().Format(time.RFC1123) + "; older ones are kept until a new one is written."
+	}
+	return e.Raise(ctx, KindBackupFailed, 0, "backup failed",
+		"The daily backup of the appliance (database and key files, encrypted) could not be written. "+newest,
+		"Check that "+dir+" exists, is writable by the user usagemeter runs as and has free space, and that the key file of the backup section "+
+			"(backup.passphrase_file or backup.recipient_key_file) is readable; `usagemeter config check` checks the configuration. "+
+			"The job runs again at backup.schedule; `usagemeter backup --out FILE` takes one by hand meanwhile. This alert resolves with the next backup written.",
+		err.Error())
+}
+
+// BackupWritten resolves the backup alert, if open.
+func (e *Engine) BackupWritten(ctx context.Context, path string) error {
+	return e.Resolve(ctx, KindBackupFailed, 0, "backup written", "The daily backup was written again: "+path+".")
+}

@@ -136,6 +136,15 @@ func TestMailGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark("report-failed-no-recipient-keys")
+	if err := e.BackupFailed(ctx, "/var/backups/usagemeter", now.Add(-25*time.Hour),
+		errors.New("open /var/backups/usagemeter/usagemeter-backup-20260314T090500Z.pgp.partial: no space left on device")); err != nil {
+		t.Fatal(err)
+	}
+	mark("backup-failed")
+	if err := e.BackupWritten(ctx, "/var/backups/usagemeter/usagemeter-backup-20260314T090500Z.pgp"); err != nil {
+		t.Fatal(err)
+	}
+	mark("backup-written")
 	if err := e.OutboxStuck(ctx, 6, now.Add(-95*time.Minute), 4); err != nil {
 		t.Fatal(err)
 	}

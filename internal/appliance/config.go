@@ -25,7 +25,7 @@ func LoadConfig(path string) (*config.Config, error) {
 }
 
 // configChecks are validations beyond the config package.
-var configChecks = []func(*config.Config) error{checkRecipientKeys}
+var configChecks = []func(*config.Config) error{checkRecipientKeys, checkBackup}
 
 // checkRecipientKeys refuses, at config load, recipient keys that are not
 // usable now (malformed, private, expired, revoked, no encryption subkey),

@@ -36,6 +36,7 @@ type Daemon struct {
 	worker   *umail.Worker
 	fallback *alert.Fallback
 	now      func() time.Time
+	version  string // the binary's, written into backups
 
 	outboxQueued        prometheus.Gauge
 	outboxAge           prometheus.Gauge
@@ -89,6 +90,7 @@ func mailDomain(from string) string {
 
 type daemonOptions struct {
 	now      func() time.Time
+	version  string        // the binary's version
 	catchUp  time.Duration // between catch-up ticks; default a minute
 	fallback *alert.Fallback
 	factory  scheduler.Factory
@@ -125,7 +127,7 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 		o.sender = s
 	}
 	domain := mailDomain(cfg.SMTP.From)
-	d := &Daemon{app: app, now: o.now}
+	d := &Daemon{app: app, now: o.now, version: o.version}
 	d.smtpAddr = net.JoinHostPort(cfg.SMTP.Host, strconv.Itoa(cfg.SMTP.Port))
 	d.fallback = o.fallback
 	if d.fallback == nil {
@@ -193,6 +195,11 @@ func newDaemonWith(app *App, reg prometheus.Registerer, o daemonOptions) (*Daemo
 	}
 	if err := d.sched.AddJob("35 * * * *", "report redelivery", d.redeliverJob); err != nil {
 		return nil, err
+	}
+	if cfg.Backup.Enabled {
+		if err := d.sched.AddJob(cfg.Backup.Schedule, "backup", d.backupJob); err != nil {
+			return nil, fmt.Errorf("backup.schedule %q: %w", cfg.Backup.Schedule, err)
+		}
 	}
 	return d, nil
 }
@@ -303,6 +310,7 @@ func (d *Daemon) databaseJob(ctx context.Context) {
 // reportJob generates and delivers the previous month's report; a failure
 // is an alert that says what to do.
 func (d *Daemon) reportJob(ctx context.Context) {
+	d.resolveCustomerOrgs(ctx)
 	err := d.report.RunMonthly(ctx, d.now())
 	d.reportOutcome(ctx, err)
 }
@@ -365,8 +373,20 @@ func (d *Daemon) reportOutcome(ctx context.Context, err error) {
 	_ = d.engine.ReportFailed(ctx, err)
 }
 
-// dailyJob applies retention and checks every product's certificate and clock.
+// resolveCustomerOrgs gives the customer rules on a Cloud Director org
+// added by name before the org was collected their org's id.
+func (d *Daemon) resolveCustomerOrgs(ctx context.Context) {
+	if n, err := d.app.Store.ResolveCustomerOrgIDs(ctx); err != nil {
+		d.app.Log.Error("customer rules", "err", err)
+	} else if n > 0 {
+		d.app.Log.Info("customer rules on Cloud Director orgs now follow their org by id", "rules", n)
+	}
+}
+
+// dailyJob applies retention, binds customer rules to their org's id, and
+// checks every product's certificate and clock.
 func (d *Daemon) dailyJob(ctx context.Context) {
+	d.resolveCustomerOrgs(ctx)
 	now := d.now().UTC()
 	cfg := d.app.Config.Retention
 	before := time.Date(now.Year(), now.Month()-time.Month(cfg.Months), 1, 0, 0, 0, 0, time.UTC)

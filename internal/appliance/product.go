@@ -29,10 +29,7 @@ func AddProduct(ctx context.Context, app *App, p store.Product) (int64, collecto
 	}
 	if ident.InstanceID != "" {
 		p.InstanceID = ident.InstanceID
-		p.Version = ident.Version
-		if ident.Build != "" && ident.Build != ident.Version {
-			p.Version += " build " + ident.Build
-		}
+		p.Version = ident.VersionLabel()
 	}
 	id, err := app.Store.AddProduct(ctx, p)
 	return id, ident, err

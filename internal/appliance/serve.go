@@ -65,7 +65,7 @@ func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, version st
 	}
 	defer app.Close()
 	health.ready(app.Store)
-	return runDaemon(ctx, app, reg, h, daemonOptions{sender: sender, fallback: fallback})
+	return runDaemon(ctx, app, reg, h, daemonOptions{sender: sender, fallback: fallback, version: version})
 }
 
 // httpServer is the running HTTP listener (and the separate metrics
@@ -233,7 +233,7 @@ func Run(ctx context.Context, app *App, version string, ready chan<- string, opt
 		return err
 	}
 	defer h.shutdown()
-	return runDaemon(ctx, app, reg, h, daemonOptions{})
+	return runDaemon(ctx, app, reg, h, daemonOptions{version: version})
 }
 
 // runDaemon runs scheduler, alerting and outbox until ctx ends or the HTTP

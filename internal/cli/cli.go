@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/usagemeter/usagemeter/internal/appliance"
 )
 
@@ -27,6 +29,7 @@ var Version = "dev"
 type Env struct {
 	Stdout, Stderr io.Writer
 	Now            func() time.Time
+	flags          *flag.FlagSet // the last FlagSet the command made (completion, man pages)
 }
 
 // command is one subcommand. Its name may contain a space ("config check").
@@ -57,36 +60,34 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &Env{Stdout: stdout, Stderr: stderr, Now: time.Now}
 	rest := args[1:]
-	if len(rest) == 0 || rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help" {
+	if len(rest) == 0 || rest[0] == "-h" || rest[0] == "--help" {
 		printUsage(stdout)
 		return 0
 	}
-	var cmd *command
-	n := 0
-	if len(rest) >= 2 {
-		cmd = commands[rest[0]+" "+rest[1]]
-		n = 2
-	}
-	if cmd == nil {
-		cmd = commands[rest[0]]
-		n = 1
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "usagemeter: unknown command %q\n\n", strings.Join(rest[:min(2, len(rest))], " "))
-		printUsage(stderr)
-		return 2
-	}
-	err := cmd.run(ctx, e, rest[n:])
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, flag.ErrHelp) {
+	// The flags of every command are read for completion and man pages only.
+	withFlags := rest[0] == "completion" || rest[0] == "man" || strings.HasPrefix(rest[0], cobra.ShellCompRequestCmd)
+	root := newRoot(e, withFlags)
+	root.SetArgs(rest)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if errors.Is(context.Cause(ctx), syscall.EPIPE) {
 		return 1 // stdout's reader has gone (| head): nothing to tell it
 	}
-	fmt.Fprintf(stderr, "usagemeter %s: %v\n", cmd.name, err)
+	var re runError
+	if !errors.As(err, &re) {
+		// cobra's: an unknown command or a group without its command.
+		msg := err.Error()
+		if i := strings.Index(msg, " for \"usagemeter"); strings.HasPrefix(msg, "unknown command") && i > 0 {
+			msg = fmt.Sprintf("unknown command %q", strings.Join(rest[:min(2, len(rest))], " "))
+		}
+		fmt.Fprintf(stderr, "usagemeter: %s\n\n", msg)
+		printUsage(stderr)
+		return 2
+	}
+	err = re.err
+	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -94,17 +95,30 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// runError is the error of a command's run (as opposed to cobra's own).
+type runError struct{ err error }
+
+func (r runError) Error() string { return r.err.Error() }
+func (r runError) Unwrap() error { return r.err }
+
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usagemeter: metering appliance for VMware cloud providers")
-	fmt.Fprintln(w, "\nUsage: usagemeter COMMAND [flags]  (usagemeter COMMAND -h for its flags)")
+	fmt.Fprintln(w, "\nUsage: usagemeter COMMAND [flags]  (usagemeter COMMAND -h for its flags; exit status 0 done, 1 failed, 2 bad command line)")
 	fmt.Fprintln(w, "\nCommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
+	summaries := map[string]string{}
+	for _, c := range cobraCommands {
+		names, summaries[c[0]] = append(names, c[0]), c[1]
+	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
+		if c, ok := commands[n]; ok {
+			summaries[n] = c.summary
+		}
+		fmt.Fprintf(w, "  %-22s %s\n", n, summaries[n])
 	}
 }
 
@@ -112,6 +126,7 @@ func printUsage(w io.Writer) {
 func newFlags(e *Env, name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("usagemeter "+name, flag.ContinueOnError)
 	fs.SetOutput(e.Stderr)
+	e.flags = fs
 	cfg := fs.String("config", defaultConfigPath(), "configuration file")
 	return fs, cfg
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/usagemeter/usagemeter/internal/appliance"
 )
@@ -16,18 +15,16 @@ func init() {
 	register(&command{name: "restore", summary: "restore a backup onto a fresh appliance (restore FILE, --passphrase-file F or --key PRIVATE_KEY) [--force]", run: runRestore})
 }
 
-// readPassphrase reads a passphrase file's first line.
+// readPassphrase reads a passphrase file's first line (12 characters or more).
 func readPassphrase(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	p, err := appliance.ReadPassphraseFile(path)
+	if errors.Is(err, appliance.ErrShortPassphrase) {
+		return nil, usagef("--passphrase-file: %v", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--passphrase-file: %w", err)
 	}
-	p, _, _ := strings.Cut(string(b), "\n")
-	p = strings.TrimRight(p, "\r")
-	if len(p) < 12 {
-		return nil, usagef("--passphrase-file: the passphrase is shorter than 12 characters")
-	}
-	return []byte(p), nil
+	return p, nil
 }
 
 func runBackup(ctx context.Context, e *Env, args []string) error {

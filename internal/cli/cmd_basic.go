@@ -11,14 +11,65 @@ import (
 )
 
 func init() {
-	register(&command{name: "version", summary: "print the version", run: runVersion})
+	register(&command{name: "version", summary: "print the binary's version and schema, and the database's schema when it runs [--json]", run: runVersion})
 	register(&command{name: "config check", summary: "validate a configuration file", run: runConfigCheck})
 	register(&command{name: "config show", summary: "print the effective configuration (secrets as <secret>)", run: runConfigShow})
 	register(&command{name: "migrate", summary: "apply database migrations", run: runMigrate})
 }
 
-func runVersion(_ context.Context, e *Env, args []string) error {
-	fmt.Fprintf(e.Stdout, "usagemeter %s (%s, schema %d)\n", Version, runtime.Version(), migrations.Latest())
+// versionInfo is what `version` prints: the binary's version and the
+// schema versions, the binary's and (when it can be read without starting
+// or changing anything) the database's.
+type versionInfo struct {
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	Schema  struct {
+		Binary   int32  `json:"binary"`
+		Database *int32 `json:"database,omitempty"` // absent when not read
+		State    string `json:"state"`              // current, older, newer or unknown
+		Detail   string `json:"detail,omitempty"`   // what to do, or why unknown
+	} `json:"schema"`
+}
+
+func runVersion(ctx context.Context, e *Env, args []string) error {
+	fs, cfgPath := newFlags(e, "version")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var v versionInfo
+	v.Version, v.Go = Version, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH
+	v.Schema.Binary = migrations.Latest()
+	v.Schema.State = "unknown"
+	if cfg, err := appliance.LoadConfig(*cfgPath); err != nil {
+		v.Schema.Detail = "configuration: " + err.Error()
+	} else if db, err := appliance.DatabaseSchema(ctx, cfg); err != nil {
+		v.Schema.Detail = err.Error()
+	} else {
+		v.Schema.Database = &db
+		switch {
+		case db == v.Schema.Binary:
+			v.Schema.State = "current"
+		case db < v.Schema.Binary:
+			v.Schema.State = "older"
+			v.Schema.Detail = fmt.Sprintf("`usagemeter migrate` (or the daemon's next start) brings it to %d", v.Schema.Binary)
+		default:
+			v.Schema.State = "newer"
+			v.Schema.Detail = "a newer usagemeter migrated it: run that version (downgrades are not supported)"
+		}
+	}
+	if *asJSON {
+		return writeJSON(e, v)
+	}
+	fmt.Fprintf(e.Stdout, "usagemeter %s (%s)\n", v.Version, v.Go)
+	db := "unknown"
+	if v.Schema.Database != nil {
+		db = fmt.Sprintf("%d, %s", *v.Schema.Database, v.Schema.State)
+	}
+	fmt.Fprintf(e.Stdout, "schema: binary %d, database %s\n", v.Schema.Binary, db)
+	if v.Schema.Detail != "" {
+		fmt.Fprintf(e.Stdout, "  %s\n", v.Schema.Detail)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -22,7 +23,7 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "customer add")
 	label := fs.String("label", "", "customer label (hashed in reports)")
 	typ := fs.String("object-type", "", "object type: "+customerTypesHelp)
-	obj := fs.String("object", "", "object name; for folders and resource pools a path or a segment of it (children inherit)")
+	obj := fs.String("object", "", "object name; for folders and resource pools a path or a segment of it (children inherit); for vcd-org the org's name or id (UUID or urn:vcloud:org:UUID): the rule follows the org through a rename")
 	vcenter := fs.Int64("vcenter", 0, "host, cluster or datacenter: bind the rule to the object of this vCenter product (by its instance UUID), not to every object of that name")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,7 +56,18 @@ func runCustomerAdd(ctx context.Context, e *Env, args []string) error {
 	if err := audited(ctx, e, app, "customer.add", fmt.Sprintf("%s %q", *typ, *obj), "label "+*label, err); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "customer rule %d: %s %q -> %s\n", id, *typ, *obj, *label)
+	r := store.CustomerRule{ObjectType: *typ, ObjectName: *obj}
+	if rules, err := app.Store.CustomerRules(ctx); err == nil {
+		for _, x := range rules {
+			if x.ID == id {
+				r = x
+			}
+		}
+	}
+	fmt.Fprintf(e.Stdout, "customer rule %d: %s %s -> %s\n", id, r.ObjectType, ruleObject(r, true), *label)
+	if r.ObjectType == "vcd-org" && r.ObjectID == "" {
+		fmt.Fprintln(e.Stdout, "  no org of that name collected yet: it matches by name until the daemon finds the org's id (daily), then follows the org through a rename")
+	}
 	return nil
 }
 
@@ -77,7 +89,7 @@ func runCustomerList(ctx context.Context, e *Env, args []string) error {
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tLABEL\tOBJECT TYPE\tOBJECT")
 	for _, r := range rules {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.ID, r.Label, r.ObjectType, r.ObjectName)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.ID, r.Label, r.ObjectType, ruleObject(r, false))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -85,6 +97,19 @@ func runCustomerList(ctx context.Context, e *Env, args []string) error {
 	fmt.Fprintf(e.Stdout, "\nWhen several rules match, the first type wins in this order: %s;\namong folders (or resource pools) the deepest match wins. The rest is %q.\n",
 		strings.Join(store.CustomerObjectTypes, " > "), store.NoCustomer)
 	return nil
+}
+
+// ruleObject is how a rule's object is shown: its name (quoted), and a
+// Cloud Director org's id when known.
+func ruleObject(r store.CustomerRule, quoted bool) string {
+	name := r.ObjectName
+	if quoted {
+		name = strconv.Quote(name)
+	}
+	if r.ObjectID != "" && r.ObjectID != r.ObjectName {
+		return name + " (org id " + r.ObjectID + ")"
+	}
+	return name
 }
 
 func runCustomerRemove(ctx context.Context, e *Env, args []string) error {

@@ -409,6 +409,7 @@ func runDemoWith(ctx context.Context, e *Env, o demoOptions) (*demoRun, error) {
 func newDemoFlags(e *Env) *flag.FlagSet {
 	fs := flag.NewFlagSet("usagemeter demo", flag.ContinueOnError)
 	fs.SetOutput(e.Stderr)
+	e.flags = fs
 	return fs
 }
 

@@ -76,14 +76,7 @@ func TestReportCommands(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	must := func(args ...string) string {
-		t.Helper()
-		code, out := run(args...)
-		if code != 0 {
-			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
+	must := mustOf(t, run)
 	must("migrate")
 
 	// A month of data: one VM in Acme's folder, one elsewhere.

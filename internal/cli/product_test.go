@@ -22,11 +22,20 @@ import (
 // vcsim serves a simulated vCenter on loopback for the CLI tests.
 func vcsim(t *testing.T) (*simulator.Server, *simulator.Model) {
 	t.Helper()
+	return vcsimWith(t, nil)
+}
+
+// vcsimWith is vcsim with the model shaped by shape before it serves.
+func vcsimWith(t *testing.T, shape func(m *simulator.Model)) (*simulator.Server, *simulator.Model) {
+	t.Helper()
 	m := simulator.VPX()
 	m.Host = 2
 	m.Machine = 3
 	if err := m.Create(); err != nil {
 		t.Fatal(err)
+	}
+	if shape != nil {
+		shape(m)
 	}
 	m.Service.TLS = new(tls.Config)
 	m.Service.Listen = &url.URL{User: url.UserPassword("meter@vsphere.local", "VcPassw0rd!")}
@@ -158,6 +167,18 @@ func TestProductAddAndCollect(t *testing.T) {
 	code, out = run("collect", "--hour", "2999-01-01T00:00:00Z")
 	if code != 2 || !strings.Contains(out, "in the future") {
 		t.Fatalf("future hour (exit %d):\n%s", code, out)
+	}
+}
+
+// mustOf is run that fails the test on a non-zero exit, returning the output.
+func mustOf(t *testing.T, run func(args ...string) (int, string)) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, out := run(args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+		return out
 	}
 }
 

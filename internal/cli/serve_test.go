@@ -394,6 +394,10 @@ func TestCommandsBesideTheDaemon(t *testing.T) {
 	if got := postmaster(); got != pid {
 		t.Fatalf("the daemon's postmaster %s was replaced by %q", pid, got)
 	}
+	// version reads the schema of the database the daemon runs.
+	if out, err := run("version", "--json"); err != nil || !strings.Contains(out, `"state": "current"`) {
+		t.Fatalf("version --json while serve runs: %v\n%s", err, out)
+	}
 	healthz(t, d.addr)
 	d.stop(t)
 

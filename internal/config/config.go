@@ -29,7 +29,23 @@ type Config struct {
 	Alerts     Alerts     `yaml:"alerts"`
 	Report     Report     `yaml:"report"`
 	Retention  Retention  `yaml:"retention"`
+	Backup     Backup     `yaml:"backup"`
 	Log        Log        `yaml:"log"`
+}
+
+// Backup is the optional backup job of the daemon: the archive of
+// `usagemeter backup` (database and key files, encrypted), written on a
+// schedule into a directory where only the newest are kept.
+type Backup struct {
+	Enabled   bool   `yaml:"enabled"`
+	Schedule  string `yaml:"schedule"`  // cron spec (minute hour day month weekday), in UTC
+	Directory string `yaml:"directory"` // default data_dir/backups
+	Keep      int    `yaml:"keep"`      // the newest archives kept
+	// RetentionDays also deletes the archives older than this many days
+	// (0: by count only). The archive just written is always kept.
+	RetentionDays    int    `yaml:"retention_days"`
+	PassphraseFile   string `yaml:"passphrase_file"`    // its first line is the passphrase (12 characters or more; gpg -c compatible)
+	RecipientKeyFile string `yaml:"recipient_key_file"` // or an OpenPGP public key file to encrypt to
 }
 
 // Retention says how long data is kept.
@@ -140,6 +156,7 @@ func Default() Config {
 		Alerts:     Alerts{ReminderInterval: Duration(24 * time.Hour), FailureThreshold: 1, DeactivateAfter: 720, DatabaseDownAfter: Duration(5 * time.Minute)},
 		Report:     Report{Anonymization: "hashed", Timezone: "UTC", Schedule: "0 2 1 * *"},
 		Retention:  Retention{Months: 36, SentMailDays: 90},
+		Backup:     Backup{Schedule: "30 3 * * *", Keep: 7},
 		Log:        Log{Level: "info", Format: "text"},
 	}
 }
@@ -332,6 +349,12 @@ func (c *Config) resolve(base string) {
 	abs(&c.DataDir)
 	abs(&c.HTTP.TLSCert)
 	abs(&c.HTTP.TLSKey)
+	if c.Backup.Directory == "" && c.DataDir != "" {
+		c.Backup.Directory = filepath.Join(c.DataDir, "backups")
+	}
+	abs(&c.Backup.Directory)
+	abs(&c.Backup.PassphraseFile)
+	abs(&c.Backup.RecipientKeyFile)
 	abs(&c.SMTP.PasswordFile)
 	abs(&c.Report.SigningKeyFile)
 	abs(&c.Report.SecretFile)
@@ -515,6 +538,32 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention.SentMailDays < 1 {
 		bad("retention.sent_mail_days", "must be at least 1")
+	}
+	b := c.Backup
+	if _, err := cron.ParseStandard(b.Schedule); err != nil {
+		bad("backup.schedule", "not a cron schedule (minute hour day month weekday): %v", err)
+	}
+	if b.Keep < 1 {
+		bad("backup.keep", "must be at least 1")
+	}
+	if b.RetentionDays < 0 {
+		bad("backup.retention_days", "must be 0 (keep by count only) or more")
+	}
+	if b.Enabled {
+		switch {
+		case b.Directory == "":
+			bad("backup.directory", "must be set")
+		case (b.PassphraseFile == "") == (b.RecipientKeyFile == ""):
+			bad("backup", "set one of backup.passphrase_file or backup.recipient_key_file: a backup holds the appliance's keys and is never written in clear")
+		case b.PassphraseFile != "":
+			if _, err := os.Stat(b.PassphraseFile); err != nil {
+				bad("backup.passphrase_file", "%v", err)
+			}
+		default:
+			if _, err := os.Stat(b.RecipientKeyFile); err != nil {
+				bad("backup.recipient_key_file", "%v", err)
+			}
+		}
 	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)

@@ -39,6 +39,9 @@ func TestGoodConfigAndDefaults(t *testing.T) {
 	if out, err := off.Show(); err != nil || strings.Contains(string(out), "MetricsT0ken") {
 		t.Fatalf("config show prints the metrics token: %v\n%s", err, out)
 	}
+	if b := c.Backup; b.Enabled || b.Schedule != "30 3 * * *" || b.Keep != 7 || b.RetentionDays != 0 || b.Directory != "/var/lib/usagemeter/backups" {
+		t.Fatalf("backup defaults: %+v", b)
+	}
 }
 
 // TestBadConfigs is the table of bad files and the exact message a user sees.
@@ -70,6 +73,13 @@ func TestBadConfigs(t *testing.T) {
 		{"wrong type for a section", good + "retention: forever\n", "retention: cannot unmarshal !!str `forever` into config.Retention (line 10)"},
 		{"listen port out of range", good + "http:\n  listen: 127.0.0.1:80800\n", `http.listen: port "80800" must be a number between 0 and 65535 (or a service name)`},
 		{"not yaml", "smtp: [", "not valid YAML"},
+		{"backup without a key", good + "backup:\n  enabled: true\n", "backup: set one of backup.passphrase_file or backup.recipient_key_file: a backup holds the appliance's keys and is never written in clear"},
+		{"backup with both keys", good + "backup:\n  enabled: true\n  passphrase_file: /etc/pass\n  recipient_key_file: /etc/key.asc\n", "backup: set one of backup.passphrase_file or backup.recipient_key_file"},
+		{"backup passphrase file missing", good + "backup:\n  enabled: true\n  passphrase_file: /nonexistent/pass\n", "backup.passphrase_file: stat /nonexistent/pass: no such file or directory"},
+		{"backup schedule", good + "backup:\n  schedule: nightly\n", "backup.schedule: not a cron schedule"},
+		{"backup keep", good + "backup:\n  keep: 0\n", "backup.keep: must be at least 1"},
+		{"backup retention", good + "backup:\n  retention_days: -1\n", "backup.retention_days: must be 0 (keep by count only) or more"},
+		{"backup unknown key", good + "backup:\n  retention: 7\n", `backup.retention: unknown key (line 11)`},
 		{"no smtp host", strings.Replace(good, "  host: smtp.example.com\n", "", 1), "smtp.host: must be set: alerts are sent by e-mail"},
 		{"http tls", good + "http:\n  tls: maybe\n", `http.tls: must be on (HTTPS, the default) or off (plain HTTP), got "maybe"`},
 		{"http cert without key", good + "http:\n  tls_cert: /etc/usagemeter/tls/cert.pem\n", "http.tls_cert: set both http.tls_cert and http.tls_key, or neither"},

@@ -112,3 +112,8 @@ func (c *Cluster) detach() {
 	close(c.shared.stop)
 	c.shared = nil
 }
+
+// Running reports whether a server of this cluster runs that Start would
+// attach to (a live usagemeter process started it, or this one, and it
+// accepts connections). It starts and stops nothing.
+func (c *Cluster) Running(ctx context.Context) bool { return c.attachable(ctx) != 0 }

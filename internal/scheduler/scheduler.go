@@ -17,11 +17,14 @@ package scheduler
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -214,15 +217,38 @@ func Target(p store.Product, callTimeout time.Duration, log *slog.Logger) collec
 	}
 }
 
-// fingerprint changes when anything the collector was built from changes.
-func fingerprint(p store.Product) string {
-	return fmt.Sprintf("%s|%s|%s|%x|%s|%s|%s|%d", p.Kind, p.Endpoint, p.Username, []byte(p.Password.Reveal()), p.Thumbprint, p.InstanceID, p.Options, p.PairedID)
+// fingerprint changes when anything the collector was built from changes:
+// the product's settings and those of its paired product (the vCenter an
+// NSX, SRM, VCDA, TKGm ... collector also logs into: a password rotated
+// there with product set). It is a SHA-256 of them, so that no password is
+// kept in clear in it.
+func fingerprint(p store.Product, paired *store.Product) string {
+	h := sha256.New()
+	write := func(p store.Product) {
+		for _, f := range []string{p.Kind, p.Endpoint, p.Username, p.Password.Reveal(), p.Thumbprint, p.InstanceID, string(p.Options), strconv.FormatInt(p.PairedID, 10)} {
+			fmt.Fprintf(h, "%d:%s|", len(f), f)
+		}
+	}
+	write(p)
+	if paired != nil {
+		h.Write([]byte("paired|"))
+		write(*paired)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // collector returns the cached collector of p (sessions are kept between
-// hours), rebuilding it when the product changed.
+// hours), rebuilding it when the product or its paired product changed.
 func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.Collector, error) {
-	fp := fingerprint(p)
+	var paired *store.Product
+	if p.PairedID != 0 {
+		pp, err := s.store.Product(ctx, p.PairedID)
+		if err != nil {
+			return nil, fmt.Errorf("paired product %d: %w", p.PairedID, err)
+		}
+		paired = &pp
+	}
+	fp := fingerprint(p, paired)
 	s.mu.Lock()
 	c, ok := s.cache[p.ID]
 	s.mu.Unlock()
@@ -232,7 +258,7 @@ func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.
 	if ok {
 		closeCollector(ctx, c.c)
 	}
-	col, err := s.buildCollector(ctx, p)
+	col, err := s.buildCollector(p, paired)
 	if err != nil {
 		return nil, err
 	}
@@ -242,15 +268,11 @@ func (s *Scheduler) collector(ctx context.Context, p store.Product) (collectors.
 	return col, nil
 }
 
-func (s *Scheduler) buildCollector(ctx context.Context, p store.Product) (collectors.Collector, error) {
+func (s *Scheduler) buildCollector(p store.Product, paired *store.Product) (collectors.Collector, error) {
 	t := Target(p, s.cfg.CallTimeout, s.log)
 	t.VCenters = func(ctx context.Context) ([]string, error) { return s.store.InstanceIDs(ctx, "vcenter") }
-	if p.PairedID != 0 {
-		paired, err := s.store.Product(ctx, p.PairedID)
-		if err != nil {
-			return nil, fmt.Errorf("paired product %d: %w", p.PairedID, err)
-		}
-		pt := Target(paired, s.cfg.CallTimeout, s.log)
+	if paired != nil {
+		pt := Target(*paired, s.cfg.CallTimeout, s.log)
 		t.Paired = &pt
 	}
 	return s.factory(t)
@@ -317,13 +339,16 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 		}
 		r.Attempts++
 		start := time.Now()
-		obs, err := s.collectOnce(ctx, p, hour)
+		obs, version, err := s.collectOnce(ctx, p, hour)
 		r.Duration = time.Since(start)
 		if err == nil {
 			r.Merge, err = s.store.CommitHour(ctx, p.ID, hour, s.owner, obs)
 			if err == nil {
 				r.Err = nil
 				r.Objects, r.Totals = countMetrics(obs)
+				if verr := s.store.SetProductVersion(ctx, p.ID, version); verr != nil {
+					log.Warn("recording the product's version", "version", version, "err", verr)
+				}
 				log.Info("collected", "objects", r.Merge.Observations, "extended", r.Merge.Extended, "inserted", r.Merge.Inserted, "duration", r.Duration.Round(time.Millisecond).String())
 				break
 			}
@@ -367,7 +392,10 @@ func (s *Scheduler) CollectProduct(ctx context.Context, p store.Product, hour ti
 	return r
 }
 
-func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.Time) (obs []collectors.Observation, err error) {
+// collectOnce collects p's hour once. It also returns the version the
+// product reports after a successful collection ("" when it does not say
+// or cannot be asked), so that an upgrade shows in the next report.
+func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.Time) (obs []collectors.Observation, version string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	defer func() {
@@ -377,13 +405,38 @@ func (s *Scheduler) collectOnce(ctx context.Context, p store.Product, hour time.
 	}()
 	c, err := s.collector(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	obs, err = c.Collect(ctx, hour)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("collection did not finish within collection.timeout (%s): %w", s.cfg.Timeout, err)
 	}
-	return obs, err
+	if err == nil {
+		version = s.productVersion(ctx, p, c)
+	}
+	return obs, version, err
+}
+
+// productVersion asks a collector that can identify its product for the
+// version: from the session it holds for most kinds (vCenter, Cloud
+// Director learn it at login), one call for others. A failure, or another
+// instance than p's, gives "".
+func (s *Scheduler) productVersion(ctx context.Context, p store.Product, c collectors.Collector) string {
+	idf, ok := c.(collectors.Identifier)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	ident, err := idf.Identify(ctx)
+	if err != nil {
+		s.log.Debug("asking the product's version", "product", p.ID, "err", err)
+		return ""
+	}
+	if ident.InstanceID != "" && p.InstanceID != "" && !strings.EqualFold(ident.InstanceID, p.InstanceID) {
+		return ""
+	}
+	return ident.VersionLabel()
 }
 
 // retryable says whether retrying within the hour can help: wrong

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -18,7 +19,9 @@ const NoCustomer = "No Customer Label"
 // wins): the most specific placement first. The dims key each type matches
 // is in customerDimKey.
 //
-//  1. vcd-org        dims "org" (a Cloud Director organisation)
+//  1. vcd-org        dims "org_id" (a Cloud Director organisation, by its id),
+//     else "org" (its name: rules whose org id is unknown,
+//     and spans collected before the id was)
 //  2. folder         dims "folder", a path such as "/DC1/vm/Tenants/Acme/web"
 //  3. resource-pool  dims "resource_pool_path" (the pool with its parents), else "resource_pool"
 //  4. host           dims "host"
@@ -46,7 +49,24 @@ type CustomerRule struct {
 	Label      string
 	ObjectType string // one of CustomerObjectTypes
 	ObjectName string
-	CreatedAt  time.Time
+	// ObjectID is a Cloud Director org's id (vcd-org rules; "" when not
+	// known): the rule follows the org through a rename.
+	ObjectID  string
+	CreatedAt time.Time
+}
+
+// orgIDPattern is a Cloud Director org id: its UUID, alone or in its URN
+// (urn:vcloud:org:UUID) or href (.../org/UUID).
+var orgIDPattern = regexp.MustCompile(`(?i)(?:^|urn:vcloud:org:|/org/)([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+// OrgID returns the org id (lower-case UUID) that s names, "" when s is not
+// an org id (then it is an org's name).
+func OrgID(s string) string {
+	m := orgIDPattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return ""
+	}
+	return strings.ToLower(m[1])
 }
 
 // ValidCustomerObjectType reports whether t is one of CustomerObjectTypes.
@@ -70,12 +90,17 @@ func (s *Store) AddCustomerRule(ctx context.Context, r CustomerRule) (int64, err
 	case r.ObjectName == "":
 		return 0, errors.New("object name is empty")
 	}
+	if r.ObjectType == "vcd-org" {
+		if err := s.identifyOrg(ctx, &r); err != nil {
+			return 0, err
+		}
+	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO customer_rules (label, object_type, object_name) VALUES ($1, $2, $3) RETURNING id`,
-		r.Label, r.ObjectType, r.ObjectName).Scan(&id)
+	err := s.pool.QueryRow(ctx, `INSERT INTO customer_rules (label, object_type, object_name, object_id) VALUES ($1, $2, $3, $4) RETURNING id`,
+		r.Label, r.ObjectType, r.ObjectName, r.ObjectID).Scan(&id)
 	if isUniqueViolation(err) {
 		var label string
-		_ = s.pool.QueryRow(ctx, `SELECT label FROM customer_rules WHERE object_type = $1 AND object_name = $2`, r.ObjectType, r.ObjectName).Scan(&label)
+		_ = s.pool.QueryRow(ctx, `SELECT label FROM customer_rules WHERE object_type = $1 AND (object_name = $2 OR (object_id <> '' AND object_id = $3))`, r.ObjectType, r.ObjectName, r.ObjectID).Scan(&label)
 		return 0, fmt.Errorf("%s %q is already labelled %q: %w", r.ObjectType, r.ObjectName, label, ErrDuplicate)
 	}
 	if err != nil {
@@ -84,17 +109,62 @@ func (s *Store) AddCustomerRule(ctx context.Context, r CustomerRule) (int64, err
 	return id, nil
 }
 
+// identifyOrg completes a vcd-org rule from the collected spans: a rule by
+// id is named as the org was last collected (else by its id); a rule by
+// name gets the id of the org collected under that name, when one org only
+// was (else it matches by name, until ResolveCustomerOrgIDs finds it).
+func (s *Store) identifyOrg(ctx context.Context, r *CustomerRule) error {
+	if id := OrgID(r.ObjectName); id != "" {
+		r.ObjectID, r.ObjectName = id, id
+		err := s.pool.QueryRow(ctx, `SELECT dims ->> 'org' FROM span_names
+			WHERE dims ->> 'org_id' = $1 AND coalesce(dims ->> 'org', '') <> '' ORDER BY id DESC LIMIT 1`, id).Scan(&r.ObjectName)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("looking up org %s: %w", id, err)
+		}
+		return nil
+	}
+	err := s.pool.QueryRow(ctx, `SELECT min(dims ->> 'org_id') FROM span_names
+		WHERE dims ->> 'org' = $1 AND coalesce(dims ->> 'org_id', '') <> ''
+		HAVING count(DISTINCT dims ->> 'org_id') = 1`, r.ObjectName).Scan(&r.ObjectID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("looking up org %q: %w", r.ObjectName, err)
+	}
+	return nil
+}
+
 // CustomerRules lists the rules by label, then object.
 func (s *Store) CustomerRules(ctx context.Context) ([]CustomerRule, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, label, object_type, object_name, created_at FROM customer_rules ORDER BY label, object_type, object_name`)
+	rows, err := s.pool.Query(ctx, `SELECT id, label, object_type, object_name, object_id, created_at FROM customer_rules ORDER BY label, object_type, object_name`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CustomerRule, error) {
 		var c CustomerRule
-		err := r.Scan(&c.ID, &c.Label, &c.ObjectType, &c.ObjectName, &c.CreatedAt)
+		err := r.Scan(&c.ID, &c.Label, &c.ObjectType, &c.ObjectName, &c.ObjectID, &c.CreatedAt)
 		return c, err
 	})
+}
+
+// ResolveCustomerOrgIDs gives the vcd-org rules made by name whose org id
+// is not known yet (added before their org was collected) the id of the org
+// collected under that name, when one org only was, so that they follow it
+// through a rename from then on. It returns how many rules it resolved. The
+// daemon calls it daily and before the monthly report.
+func (s *Store) ResolveCustomerOrgIDs(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE customer_rules r SET object_id = o.org_id
+		  FROM (SELECT dims ->> 'org' AS org, min(dims ->> 'org_id') AS org_id
+		          FROM span_names
+		         WHERE coalesce(dims ->> 'org_id', '') <> '' AND coalesce(dims ->> 'org', '') <> ''
+		           AND dims ->> 'org' IN (SELECT object_name FROM customer_rules WHERE object_type = 'vcd-org' AND object_id = '')
+		         GROUP BY dims ->> 'org'
+		        HAVING count(DISTINCT dims ->> 'org_id') = 1) o
+		 WHERE r.object_type = 'vcd-org' AND r.object_id = '' AND r.object_name = o.org
+		   AND NOT EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type = 'vcd-org' AND x.object_id = o.org_id)`)
+	if err != nil {
+		return 0, fmt.Errorf("resolving the org ids of customer rules: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // RemoveCustomerRule deletes the rule with id.
@@ -106,9 +176,11 @@ func (s *Store) RemoveCustomerRule(ctx context.Context, id int64) error {
 	return err
 }
 
-// RemoveCustomerRuleFor deletes the rule bound to (objectType, objectName).
+// RemoveCustomerRuleFor deletes the rule bound to (objectType, objectName)
+// (a vcd-org rule also by its org's id).
 func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectName string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM customer_rules WHERE object_type = $1 AND object_name = $2`, objectType, objectName)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM customer_rules WHERE object_type = $1 AND (object_name = $2 OR (object_type = 'vcd-org' AND object_id <> '' AND object_id = $3))`,
+		objectType, objectName, OrgID(objectName))
 	if err == nil && tag.RowsAffected() == 0 {
 		err = fmt.Errorf("customer rule for %s %q: %w", objectType, objectName, ErrNotFound)
 	}
@@ -145,14 +217,21 @@ path_labels AS (
 // only that vCenter's object (the span's object key begins with the
 // vCenter's instance UUID): same-named clusters of two vCenters do not
 // collide. Such a rule wins over a rule by name alone.
-const customerExpr = `coalesce(org.label, fo.label, rp.label, hos.label, ho.label, cls.label, cl.label, vcd.label, dcs.label, dc.label, vc.label, '')`
+const customerExpr = `coalesce(orgi.label, org.label, fo.label, rp.label, hos.label, ho.label, cls.label, cl.label, vcd.label, dcs.label, dc.label, vc.label, '')`
+
+// A vcd-org rule that knows its org's id (CustomerRule.ObjectID) matches
+// the spans of that org by id (dims "org_id"), whatever the org is called
+// now, and by name only the spans collected without an id (before the
+// collector recorded it); a rule without an id matches by name.
 
 // ScopedObjectName is the object name of a rule bound to the object called
 // name in the vCenter with instance UUID vcUUID.
 func ScopedObjectName(vcUUID, name string) string { return vcUUID + "/" + name }
 
 const customerJoins = `
+	  LEFT JOIN customer_rules orgi ON orgi.object_type = 'vcd-org' AND orgi.object_id <> '' AND orgi.object_id = s.dims ->> 'org_id'
 	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = s.dims ->> 'org'
+	        AND (org.object_id = '' OR coalesce(s.dims ->> 'org_id', '') = '')
 	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = s.dims ->> 'folder'
 	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = coalesce(s.dims ->> 'resource_pool_path', s.dims ->> 'resource_pool')
 	  LEFT JOIN customer_rules hos ON hos.object_type = 'host' AND hos.object_name = split_part(s.object_key, '/', 1) || '/' || (s.dims ->> 'host')

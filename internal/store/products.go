@@ -28,7 +28,7 @@ type Product struct {
 	InstanceID    string
 	PairedID      int64 // 0 = none
 	Options       json.RawMessage
-	Version       string // what the product reported at `product add` (the report's Product Version); written by AddProduct only
+	Version       string // what the product reported at `product add` (the report's Product Version), refreshed by SetProductVersion; written by AddProduct
 	Active        bool
 	DeactivatedAt *time.Time
 	CreatedAt     time.Time
@@ -295,6 +295,18 @@ func (s *Store) UpdateProduct(ctx context.Context, id int64, u ProductUpdate) er
 		return fmt.Errorf("product %d: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// SetProductVersion records the version a product reported at its latest
+// successful collection (an upgrade shows in the next report); an empty
+// version (the product does not say) leaves the known one. It writes only
+// when the version changed.
+func (s *Store) SetProductVersion(ctx context.Context, id int64, version string) error {
+	if version == "" {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE products SET version = $2 WHERE id = $1 AND version IS DISTINCT FROM $2`, id, version)
+	return err
 }
 
 // SetProductThumbprint records a newly accepted certificate thumbprint.

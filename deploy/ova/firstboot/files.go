@@ -27,6 +27,9 @@ const (
 	// DatabaseURL is the local PostgreSQL over its socket, peer authentication
 	// as the usagemeter OS user.
 	DatabaseURL = "postgres://usagemeter@/usagemeter?host=/var/run/postgresql"
+	// WebMinPasswordLength is the web console's shortest password
+	// (internal/web/auth.MinPasswordLength; a test keeps them equal).
+	WebMinPasswordLength = 12
 	// HTTPPort is where usagemeter serves the web console, the API,
 	// /healthz and /metrics over HTTPS.
 	HTTPPort = 8080

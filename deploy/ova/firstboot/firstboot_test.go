@@ -15,6 +15,7 @@ import (
 	"github.com/usagemeter/usagemeter/deploy/ova"
 	"github.com/usagemeter/usagemeter/deploy/ova/firstboot"
 	"github.com/usagemeter/usagemeter/internal/config"
+	"github.com/usagemeter/usagemeter/internal/web/auth"
 	"github.com/usagemeter/usagemeter/report"
 )
 
@@ -387,6 +388,13 @@ func TestRun(t *testing.T) {
 	if i, stdin := rec.ran("runuser -u postgres -- psql"); i < 0 || !strings.Contains(stdin, "CREATE DATABASE usagemeter OWNER usagemeter") {
 		t.Errorf("database not created (calls %v)", rec.calls)
 	}
+	// The web console's admin: the same password, on the command's stdin,
+	// after the database exists.
+	db, _ := rec.ran("runuser -u postgres -- psql")
+	if i, stdin := rec.ran("runuser -u usagemeter -- /usr/bin/usagemeter admin set-password admin --password-stdin --config " + firstboot.ConfigPath); i < db || stdin != adminPassword+"\n" ||
+		!strings.Contains(console, "web console: account admin created") {
+		t.Errorf("web console admin not created with the password on stdin (calls %v)\n%s", rec.calls, console)
+	}
 	if i, _ := rec.ran("systemctl restart systemd-networkd"); i < 0 {
 		t.Errorf("network not applied (calls %v)", rec.calls)
 	}
@@ -487,7 +495,29 @@ func TestRunNoEnvironment(t *testing.T) {
 	if i, _ := rec.ran("chpasswd"); i >= 0 {
 		t.Error("chpasswd run without a password")
 	}
+	if i, _ := rec.ran("runuser -u usagemeter"); i >= 0 {
+		t.Error("a web console admin created without a password")
+	}
 	if _, err := os.Stat(filepath.Join(root, firstboot.ConfigPath)); err != nil {
 		t.Errorf("no config written for the admin to complete: %v", err)
+	}
+}
+
+// TestRunShortAdminPassword: an Administrator password the OS accepts but
+// the web console does not (under 12 characters) creates no web admin and
+// says how to make one; first boot still succeeds.
+func TestRunShortAdminPassword(t *testing.T) {
+	if firstboot.WebMinPasswordLength != auth.MinPasswordLength {
+		t.Fatalf("firstboot.WebMinPasswordLength %d, the web console's %d", firstboot.WebMinPasswordLength, auth.MinPasswordLength)
+	}
+	props := goodProps(t)
+	props[ova.KeyAdminPassword] = "Sh0rt-pw9"
+	rec, console, err := runFirstboot(t, t.TempDir(), props, false)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, console)
+	}
+	if i, _ := rec.ran("runuser -u usagemeter"); i >= 0 || !strings.Contains(console, "PROBLEM web console: no admin account, the Administrator password is shorter than 12 characters") ||
+		!strings.Contains(console, "usagemeter admin set-password admin") || strings.Contains(console, "Sh0rt-pw9") {
+		t.Fatalf("calls %v\n%s", rec.calls, console)
 	}
 }

@@ -132,7 +132,26 @@ func Run(ctx context.Context, o Options, sys System) error {
 
 	// The database: a role for the usagemeter OS user (peer authentication
 	// over the socket) and its database. The daemon migrates it.
-	step("creating the database", createDatabase(ctx, sys))
+	dbErr := createDatabase(ctx, sys)
+	step("creating the database", dbErr)
+
+	// The web console's first admin account: 'admin' with the same
+	// password, when it meets the console's rules (at least
+	// WebMinPasswordLength characters). Not fatal: `usagemeter admin
+	// set-password` makes one at any time.
+	const hint = "create one with: sudo -u usagemeter usagemeter admin set-password admin"
+	switch {
+	case s.AdminPassword == "" || dbErr != nil:
+	case len([]rune(s.AdminPassword)) < WebMinPasswordLength:
+		say("PROBLEM web console: no admin account, the Administrator password is shorter than %d characters; %s", WebMinPasswordLength, hint)
+	default:
+		err := sys.Run(ctx, []byte(s.AdminPassword+"\n"), "runuser", "-u", "usagemeter", "--", "/usr/bin/usagemeter", "admin", "set-password", "admin", "--password-stdin", "--config", ConfigPath)
+		if err != nil {
+			say("PROBLEM web console: creating the admin account: %v; %s", err, hint)
+		} else {
+			say("web console: account admin created with the Administrator password")
+		}
+	}
 
 	// What the console shows above the login prompt.
 	step("writing /etc/issue.d/usagemeter.issue", writeFile(path("/etc/issue.d/usagemeter.issue"), []byte(issue(s, probs)), 0o644))
