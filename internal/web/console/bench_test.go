@@ -33,7 +33,7 @@ func BenchmarkConsole(b *testing.B) {
 		{"journal", "/journal"},
 		{"journal-product", fmt.Sprintf("/journal?product=%d", ids[100])},
 		{"journal-failed", "/journal?state=failed"},
-		{"journal-page-1000", "/journal?page=1000"},
+		{"journal-half-a-year-back", fmt.Sprintf("/journal?before=%d-0", now.AddDate(0, -6, 0).Unix())},
 	} {
 		fetch := func(b *testing.B) {
 			resp, err := c.Get(s.srv.URL + p.path)
