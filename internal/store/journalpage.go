@@ -57,10 +57,12 @@ func (s *Store) JournalKeyset(ctx context.Context, q JournalQuery) (JournalPage,
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if cur != nil {
 		h, p := arg(cur.Hour), arg(cur.ProductID)
+		// The plain range on hour lets the indexes start at the cursor
+		// (the OR alone made each product's runs be read from the newest).
 		if newer {
-			conds = append(conds, fmt.Sprintf("(r.hour > %s OR (r.hour = %s AND r.product_id < %s))", h, h, p))
+			conds = append(conds, fmt.Sprintf("r.hour >= %s AND (r.hour > %s OR r.product_id < %s)", h, h, p))
 		} else {
-			conds = append(conds, fmt.Sprintf("(r.hour < %s OR (r.hour = %s AND r.product_id > %s))", h, h, p))
+			conds = append(conds, fmt.Sprintf("r.hour <= %s AND (r.hour < %s OR r.product_id > %s)", h, h, p))
 		}
 	}
 	if q.State != "" {

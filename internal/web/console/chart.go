@@ -20,11 +20,12 @@ type Bar struct {
 }
 
 // Chart is a small bar chart, drawn on the server as inline SVG: no
-// script, no style attribute (the console's CSP allows neither inline), a
-// <title> on each bar for its value on hover, and a text summary for
-// screen readers. Its size scales with the page (viewBox).
+// script, no style attribute (the console's CSP allows neither inline),
+// the bars as one path (a dashboard draws hundreds of charts), a <title>
+// that says what it shows and its figures' range for screen readers and
+// on hover. Its size scales with the page (viewBox).
 type Chart struct {
-	Title string // for screen readers, e.g. "vCenter vc1: average vRAM GB per day"
+	Title string // e.g. "vCenter vc1: average vRAM MB per day"
 	Unit  string
 	Bars  []Bar
 }
@@ -37,32 +38,37 @@ const (
 // SVG renders the chart.
 func (c Chart) SVG() template.HTML {
 	var b strings.Builder
-	max := 0.0
+	max, min, last, n := 0.0, math.Inf(1), "", 0
 	for _, bar := range c.Bars {
-		if !bar.Missing && bar.Value > max {
-			max = bar.Value
+		if bar.Missing {
+			continue
 		}
+		max, min, n = math.Max(max, bar.Value), math.Min(min, bar.Value), n+1
+		last = bar.Label + " " + Number(bar.Value)
+	}
+	title := c.Title
+	if n > 0 {
+		title += fmt.Sprintf(": %d days, from %s to %s %s, last %s", n, Number(min), Number(max), c.Unit, last)
 	}
 	top := niceCeil(max)
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" preserveAspectRatio="xMinYMid meet">`,
-		chartW, chartH, html.EscapeString(c.Title))
-	fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(c.Title))
+		chartW, chartH, html.EscapeString(title))
+	fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(title))
 	plotH := float64(chartH - chartB - 4)
 	base := float64(chartH - chartB)
 	// Scale: the top value and zero, with a grid line at the top.
-	fmt.Fprintf(&b, `<line class="grid" x1="%d" y1="4" x2="%d" y2="4"/>`, chartLeft, chartW)
-	fmt.Fprintf(&b, `<line class="axis" x1="%d" y1="%g" x2="%d" y2="%g"/>`, chartLeft, base, chartW, base)
+	fmt.Fprintf(&b, `<path class="gridline" d="M%d 4H%d"/><path class="axis" d="M%d %gH%d"/>`, chartLeft, chartW, chartLeft, base, chartW)
 	fmt.Fprintf(&b, `<text class="scale" x="%d" y="10" text-anchor="end">%s</text>`, chartLeft-4, html.EscapeString(short(top)))
 	fmt.Fprintf(&b, `<text class="scale" x="%d" y="%g" text-anchor="end">0</text>`, chartLeft-4, base)
-	if n := len(c.Bars); n > 0 {
-		slot := float64(chartW-chartLeft) / float64(n)
+	if len(c.Bars) > 0 {
+		slot := float64(chartW-chartLeft) / float64(len(c.Bars))
 		w := math.Max(slot*0.7, 1)
+		var bars, missing, ticks strings.Builder
 		for i, bar := range c.Bars {
 			x := float64(chartLeft) + float64(i)*slot + (slot-w)/2
-			label := html.EscapeString(bar.Label)
 			switch {
 			case bar.Missing:
-				fmt.Fprintf(&b, `<circle class="missing" cx="%.1f" cy="%g" r="1.2"><title>%s: no figures yet</title></circle>`, x+w/2, base-2, label)
+				fmt.Fprintf(&missing, "M%.1f %gh%.1fv-1.5h-%.1fZ", x, base-1, w, w)
 			default:
 				h := 0.0
 				if top > 0 {
@@ -71,13 +77,19 @@ func (c Chart) SVG() template.HTML {
 				if bar.Value > 0 && h < 1 {
 					h = 1
 				}
-				fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s %s</title></rect>`,
-					x, base-h, w, h, label, html.EscapeString(Number(bar.Value)), html.EscapeString(c.Unit))
+				fmt.Fprintf(&bars, "M%.1f %gV%.1fh%.1fV%gZ", x, base, base-h, w, base)
 			}
 			if bar.Tick != "" {
-				fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+w/2, chartH-2, html.EscapeString(bar.Tick))
+				fmt.Fprintf(&ticks, `<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+w/2, chartH-2, html.EscapeString(bar.Tick))
 			}
 		}
+		if bars.Len() > 0 {
+			fmt.Fprintf(&b, `<path class="bar" d="%s"/>`, bars.String())
+		}
+		if missing.Len() > 0 {
+			fmt.Fprintf(&b, `<path class="missing" d="%s"/>`, missing.String())
+		}
+		b.WriteString(ticks.String())
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // #nosec: every text above is escaped

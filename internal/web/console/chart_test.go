@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/xml"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,16 +10,17 @@ import (
 
 type svgDoc struct {
 	Label string `xml:"aria-label,attr"`
-	Rects []struct {
-		Y      string `xml:"y,attr"`
-		Height string `xml:"height,attr"`
-		Title  string `xml:"title"`
-	} `xml:"rect"`
-	Circles []struct {
-		Title string `xml:"title"`
-	} `xml:"circle"`
+	Title string `xml:"title"`
+	Paths []struct {
+		Class string `xml:"class,attr"`
+		D     string `xml:"d,attr"`
+	} `xml:"path"`
 	Texts []string `xml:"text"`
 }
+
+// barTops reads the bars' tops from a bar path: each bar is
+// "Mx baseVtop hw Vbase Z".
+var barRe = regexp.MustCompile(`M[0-9.]+ ([0-9.]+)V([0-9.]+)h[0-9.]+V[0-9.]+Z`)
 
 func TestChartSVG(t *testing.T) {
 	c := Chart{Title: `vCenter <vc1> & "friends"`, Unit: "GB", Bars: []Bar{
@@ -35,24 +37,33 @@ func TestChartSVG(t *testing.T) {
 	if err := xml.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not well-formed SVG: %v\n%s", err, out)
 	}
-	if doc.Label != c.Title {
-		t.Errorf("aria-label %q, want %q (escaped in the markup, intact once parsed)", doc.Label, c.Title)
+	want := `vCenter <vc1> & "friends": 3 days, from 0 to 80 GB, last 2026-11-03 0`
+	if doc.Label != want || doc.Title != want {
+		t.Errorf("aria-label %q, title %q, want %q (escaped in the markup, intact once parsed)", doc.Label, doc.Title, want)
 	}
-	if len(doc.Rects) != 3 || len(doc.Circles) != 1 {
-		t.Fatalf("%d bars and %d missing days, want 3 and 1", len(doc.Rects), len(doc.Circles))
+	var bars, missing string
+	for _, p := range doc.Paths {
+		switch p.Class {
+		case "bar":
+			bars = p.D
+		case "missing":
+			missing = p.D
+		}
 	}
-	h := func(i int) float64 { v, _ := strconv.ParseFloat(doc.Rects[i].Height, 64); return v }
+	m := barRe.FindAllStringSubmatch(bars, -1)
+	if len(m) != 3 || strings.Count(missing, "M") != 1 {
+		t.Fatalf("%d bars and %d missing days (%q, %q), want 3 and 1", len(m), strings.Count(missing, "M"), bars, missing)
+	}
+	h := func(i int) float64 {
+		base, _ := strconv.ParseFloat(m[i][1], 64)
+		top, _ := strconv.ParseFloat(m[i][2], 64)
+		return base - top
+	}
 	if h(1) <= 0 || h(0)*2 < h(1)-0.2 || h(0)*2 > h(1)+0.2 {
 		t.Errorf("bar heights %v and %v: the second should be twice the first", h(0), h(1))
 	}
 	if h(2) != 0 {
 		t.Errorf("a zero day is drawn %v high", h(2))
-	}
-	if doc.Rects[1].Title != "2026-11-02: 80 GB" {
-		t.Errorf("tooltip %q", doc.Rects[1].Title)
-	}
-	if doc.Circles[0].Title != "2026-11-04: no figures yet" {
-		t.Errorf("missing day's tooltip %q", doc.Circles[0].Title)
 	}
 	if !strings.Contains(strings.Join(doc.Texts, " "), "100") {
 		t.Errorf("the scale's top should be 100 (80 rounded up), texts %q", doc.Texts)

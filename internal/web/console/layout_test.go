@@ -46,7 +46,7 @@ func TestLayout(t *testing.T) {
 	b := browsertest.New(t, browsertest.Options{})
 	b.Open(s.srv.URL + "/login")
 	login(b, adminPassword)
-	if n := b.Count("#dashboard-products svg.chart rect.bar"); n < 8 {
+	if n := b.Count("#dashboard-products svg.chart path.bar"); n < 8 {
 		t.Errorf("the dashboard draws %d bars, want a chart per product", n)
 	}
 	pages := []struct{ name, path string }{
