@@ -7,8 +7,12 @@
 # deploy-time password, that no secret is left on disk or in a log, and that a
 # reboot keeps the data and does not run first boot again.
 #
-# KVM when /dev/kvm exists, TCG otherwise (minutes). Runs niced. Serial
-# console logs and a timing report are kept in deploy/ova/out/.
+# Installs what it needs with apt-get when missing (qemu-system-x86,
+# qemu-utils, xorriso, ovmf, curl, openssh-client; needs root for that). KVM
+# when a short probe boot with the CPU model succeeds (a nested KVM may refuse
+# -cpu host), TCG otherwise (minutes); ACCEL=tcg|kvm and CPU= force a choice.
+# Runs niced. Serial console logs and the report (figures first, then the
+# log) are kept in deploy/ova/out/.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,24 +21,95 @@ WORK=${WORK:-/var/tmp/usagemeter-ova}/test
 OVA=${OVA:-$OUT/usagemeter.ova}
 PORT=${PORT:-18080}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-420} # for the systemd units to be active, once /healthz answers
 REPORT=$OUT/ova-test-report.txt
+LOG=$OUT/ova-test.log
 
-log() { printf '%s ova-test: %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$REPORT" >&2; }
-die() { log "FAIL: $*"; exit 1; }
+mkdir -p "$OUT"
+: >"$LOG"
+log() { printf '%s ova-test: %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$LOG" >&2; }
+die() {
+	log "FAIL: $*"
+	write_report "FAIL: $*"
+	exit 1
+}
 
-[ -f "$OVA" ] || die "$OVA not found: run make ova first"
-for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xorriso:xorriso curl:curl python3:python3; do
-	command -v "${t%%:*}" >/dev/null || die "${t%%:*} missing (apt-get install ${t##*:})"
-done
+# write_report [verdict]: the figures, then the log.
+T1=- T2=- T3=-
+write_report() {
+	{
+		echo "usagemeter OVA test report"
+		echo "date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo "result:      ${1:-PASS}"
+		echo "image:       $OVA ($(($(stat -c %s "$OVA" 2>/dev/null || echo 0) / 1024 / 1024)) MiB)"
+		[ -f "$OUT/build.log" ] && grep -ho 'done in [0-9]*s' "$OUT/build.log" | tail -1 | sed 's/^/build:       /'
+		echo "accelerator: ${ACCEL:-not chosen yet}, -cpu ${CPU:-none}, 2 vCPU, 4096 MB, host $(nproc) CPUs"
+		echo "boot 1 (first boot, EFI):         /healthz after ${T1}s"
+		echo "boot 2 (reboot, BIOS, pvscsi):    /healthz after ${T2}s"
+		echo "boot 3 (fresh, bad net.ip, EFI):  /healthz after ${T3}s"
+		echo
+		cat "$LOG"
+	} >"$REPORT"
+}
+
+# --- prerequisites ---------------------------------------------------------
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
-[ -f "$OVMF_CODE" ] || die "no OVMF firmware (apt-get install ovmf)"
+need=()
+for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xorriso:xorriso curl:curl python3:python3 ssh:openssh-client ssh-keygen:openssh-client timeout:coreutils; do
+	command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
+done
+[ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || need+=(ovmf)
+if [ ${#need[@]} -gt 0 ]; then
+	mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+	[ "$(id -u)" = 0 ] || die "missing ${need[*]}: run as root (the test installs them) or apt-get install them"
+	log "installing ${need[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
+		{ DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2; } ||
+		die "could not install ${need[*]}"
+fi
+for t in qemu-system-x86_64 qemu-img xorriso curl python3 ssh ssh-keygen; do
+	command -v "$t" >/dev/null || die "$t still missing after apt-get install"
+done
+[ -f "$OVMF_CODE" ] || die "no OVMF firmware at $OVMF_CODE after apt-get install ovmf"
+[ -f "$OVA" ] || die "$OVA not found: run make ova first"
 
-if [ -w /dev/kvm ]; then ACCEL=kvm; CPU=host; else ACCEL=tcg; CPU=max; fi
+# --- accelerator -----------------------------------------------------------
+# probe accel cpu: boots SeaBIOS (no disk) for a few seconds with the same
+# machine, CPU model and vCPU count as the test. It passes when the firmware
+# ran (it writes to the debug port) and qemu did not abort: a nested KVM that
+# cannot set an MSR the model wants ("failed to set MSR 0x10a") aborts at once.
+probe() {
+	local p=$WORK/probe-$1-$2 rc=0
+	rm -f "$p.dbg" "$p.err"
+	timeout 8 nice -n 19 qemu-system-x86_64 -machine q35,accel="$1" -cpu "$2" -smp 2 -m 256 \
+		-nodefaults -display none -no-reboot \
+		-chardev file,id=dbg,path="$p.dbg" -device isa-debugcon,iobase=0x402,chardev=dbg >"$p.err" 2>&1 || rc=$?
+	if [ "$rc" = 124 ] && grep -qa SeaBIOS "$p.dbg" 2>/dev/null; then
+		return 0
+	fi
+	log "probe: accel=$1 -cpu $2 did not run a guest (exit $rc: $(tr '\n' ' ' <"$p.err" | cut -c1-200))"
+	return 1
+}
 rm -rf "$WORK"
-mkdir -p "$WORK/env" "$OUT"
-: >"$REPORT"
-log "accelerator $ACCEL; OVA $OVA ($(($(stat -c %s "$OVA") / 1024 / 1024)) MiB)"
+mkdir -p "$WORK"
+if [ -n "${ACCEL:-}" ]; then
+	CPU=${CPU:-$([ "$ACCEL" = kvm ] && echo host || echo max)}
+	log "accelerator $ACCEL -cpu $CPU (forced)"
+else
+	ACCEL=tcg CPU=max
+	if [ -w /dev/kvm ]; then
+		for c in host qemu64; do
+			if probe kvm "$c"; then ACCEL=kvm CPU=$c; break; fi
+		done
+	else
+		log "probe: /dev/kvm is not there or not writable"
+	fi
+	log "accelerator $ACCEL -cpu $CPU (chosen by probe boots)"
+fi
+
+mkdir -p "$WORK/env"
+log "OVA $OVA ($(($(stat -c %s "$OVA") / 1024 / 1024)) MiB)"
 
 # --- unpack and check the OVA like vSphere does ------------------------------
 tar -xf "$OVA" -C "$WORK"
@@ -133,6 +208,10 @@ boot() { # n iso firmware [disk image]
 	BOOT_START=$(date +%s)
 }
 
+serial_tail() { # n
+	tr -d '\r' <"$OUT/serial-boot$1.log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tail -25 | sed 's/^/  serial: /' | tee -a "$LOG" >&2 || true
+}
+
 wait_healthz() { # n
 	local deadline=$(($(date +%s) + BOOT_TIMEOUT)) body
 	while :; do
@@ -141,8 +220,14 @@ wait_healthz() { # n
 			log "boot $1: /healthz answered after ${HEALTHZ_SECS}s: $body"
 			return 0
 		fi
-		kill -0 "$QEMU_PID" 2>/dev/null || die "boot $1: qemu exited; see $OUT/serial-boot$1.log"
-		[ "$(date +%s)" -lt "$deadline" ] || die "boot $1: no /healthz after ${BOOT_TIMEOUT}s; see $OUT/serial-boot$1.log"
+		if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+			serial_tail "$1"
+			die "boot $1: qemu exited; see $OUT/serial-boot$1.log"
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			serial_tail "$1"
+			die "boot $1: no /healthz after ${BOOT_TIMEOUT}s; see $OUT/serial-boot$1.log"
+		fi
 		sleep 3
 	done
 }
@@ -191,7 +276,7 @@ expect(rb"PROMPT> ")
 for cmd in sys.argv[1].strip().split("\n"):
     send(cmd)
     while True:
-        out = expect(rb"\[sudo\] password for admin: |PROMPT> |SECRET[12]\? ", 600)
+        out = expect(rb"\[sudo\] password for admin: |PROMPT> |SECRET[12]\? ", 900)
         if out.endswith(b"[sudo] password for admin: "):
             sys.stdout.write(clean(out).replace("[sudo] password for admin: ", ""))
             send(pw)
@@ -225,8 +310,16 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powe
 	log "boot $1: powered off cleanly"
 }
 
+# wait_units (defined in the guest) waits for each unit on its own:
+# `systemctl is-active` given several units succeeds as soon as any one is
+# active. A unit that is not active in time is named, with its status and the
+# tail of its journal.
+WAIT_UNITS='wait_units() { end=$((SECONDS+'"$UNIT_TIMEOUT"')); for u in "$@"; do until systemctl is-active -q "$u"; do if [ $SECONDS -ge $end ]; then echo "UNIT""-DOWN $u is $(systemctl is-active "$u") '"$UNIT_TIMEOUT"'s after /healthz answered"; sudo systemctl status --no-pager -l -n 0 "$u" | head -20; sudo journalctl -b -u "$u" --no-pager -o short-monotonic | tail -25; break; fi; sleep 2; done; done; echo wait-""done; }'
+CHECKS1="$WAIT_UNITS
+wait_units usagemeter-firstboot postgresql nftables ssh usagemeter"
+CHECKS2="$WAIT_UNITS
+wait_units postgresql nftables ssh usagemeter"
 CHECKS='hostname
-for i in $(seq 90); do systemctl is-active -q ssh usagemeter && break; sleep 2; done
 systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh | tr "\n" " "; echo
 systemd-analyze | head -1; systemd-analyze blame --no-pager | head -6
 sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem /var/lib/usagemeter/.firstboot-done
@@ -236,6 +329,16 @@ sudo journalctl -b -u usagemeter-firstboot --no-pager -o cat | grep "first boot"
 stty -echo; printf "SEC""RET1? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/SMTP PASS""WORD IN /"; echo secret-scan-""done
 stty -echo; printf "SEC""RET2? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/ADMIN PASS""WORD IN /"; echo secret-scan-""done
 sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
+
+# check_units n output: every unit came up (or the first that did not is
+# named, with what the guest printed about it).
+check_units() {
+	grep -q '^wait-done' <<<"$2" || die "boot $1: the unit wait did not finish"
+	if grep -q '^UNIT-DOWN ' <<<"$2"; then
+		printf '%s\n' "$2" | sed -n '/^UNIT-DOWN /,/^wait-done/p' | tee -a "$LOG" >&2
+		die "boot $1: unit $(grep -m1 '^UNIT-DOWN ' <<<"$2" | cut -d' ' -f2-) (status and journal above; console-boot$1.txt)"
+	fi
+}
 
 # check_secrets n output: the scan must find the SMTP password in config.yaml
 # (so it works) and in no other file, and the admin password in none.
@@ -252,8 +355,10 @@ log "boot 1: first boot, EFI, with the OVF environment on a CD"
 boot 1 "$WORK/env1.iso" efi
 wait_healthz 1
 T1=$HEALTHZ_SECS
-out1=$(console "$CHECKS") || die "boot 1: console session failed: $out1"
+out1=$(console "$CHECKS1
+$CHECKS") || die "boot 1: console session failed: $out1"
 printf '%s\n' "$out1" >"$OUT/console-boot1.txt"
+check_units 1 "$out1"
 grep -qx 'meter-test' <<<"$out1" || die "boot 1: host name not applied"
 grep -qx 'active active active active active ' <<<"$out1" || die "boot 1: a service is not active: $(grep -E '(active|failed|inactive) ' <<<"$out1")"
 grep -q '^600 usagemeter /etc/usagemeter/config.yaml' <<<"$out1" || die "boot 1: config.yaml is not 0600 usagemeter"
@@ -270,8 +375,10 @@ wait_healthz 2
 T2=$HEALTHZ_SECS
 # Before logging in: the console session's own command lines would match.
 grep -q 'usagemeter first boot' "$OUT/serial-boot2.log" && die "boot 2: first boot ran again (see serial-boot2.log)"
-out2=$(console "$CHECKS") || die "boot 2: console session failed"
+out2=$(console "$CHECKS2
+$CHECKS") || die "boot 2: console session failed"
 printf '%s\n' "$out2" >"$OUT/console-boot2.txt"
+check_units 2 "$out2"
 grep -qx 'meter-test' <<<"$out2" || die "boot 2: host name changed: first boot ran again"
 # usagemeter-firstboot is inactive: its condition (no marker yet) kept it from running.
 grep -qx 'active inactive active active active ' <<<"$out2" || die "boot 2: services not as expected (want first boot inactive, the rest active): $(grep -E '(active|failed|inactive) ' <<<"$out2")"
@@ -299,4 +406,5 @@ for f in "$OUT"/serial-boot3.log; do
 	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
 done
 shutdown_vm 3
-log "PASS ($ACCEL): first boot to /healthz ${T1}s; reboot to /healthz ${T2}s, same $app1, first boot not rerun; bad address to DHCP and /healthz ${T3}s; serial logs in $OUT/serial-boot{1,2,3}.log"
+log "PASS ($ACCEL, -cpu $CPU): first boot to /healthz ${T1}s; reboot to /healthz ${T2}s, same $app1, first boot not rerun; bad address to DHCP and /healthz ${T3}s; serial logs in $OUT/serial-boot{1,2,3}.log"
+write_report PASS

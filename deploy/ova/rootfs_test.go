@@ -52,10 +52,19 @@ func TestFirewallOpensOnlyWhatIsServed(t *testing.T) {
 	if !strings.Contains(nft, "policy drop;") {
 		t.Error("input policy is not drop")
 	}
-	ports := regexp.MustCompile(`(tcp|udp) dport (\{[^}]*\}|\d+) accept`).FindAllStringSubmatch(nft, -1)
+	// The TCP ports are defined once at the top (TCP_IN), so that they are easy to change.
+	defs := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^define (\w+) = (.*)$`).FindAllStringSubmatch(nft, -1) {
+		defs["$"+m[1]] = m[2]
+	}
+	ports := regexp.MustCompile(`(tcp|udp) dport (\{[^}]*\}|\d+|\$\w+) accept`).FindAllStringSubmatch(nft, -1)
 	var got []string
 	for _, m := range ports {
-		got = append(got, m[1]+" "+m[2])
+		v := m[2]
+		if d, ok := defs[v]; ok {
+			v = d
+		}
+		got = append(got, m[1]+" "+v)
 	}
 	if want := "udp 546,tcp { 22, 8080 }"; strings.Join(got, ",") != want {
 		t.Errorf("firewall opens %q, want %q", strings.Join(got, ","), want)
