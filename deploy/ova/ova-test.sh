@@ -19,7 +19,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$HERE/out}
 WORK=${WORK:-/var/tmp/usagemeter-ova}/test
 OVA=${OVA:-$OUT/usagemeter.ova}
-PORT=${PORT:-18080}
+PORT=${PORT:-18080}        # the appliance's 8080, forwarded on 127.0.0.1
+SSH_PORT=${SSH_PORT:-18022} # its 22
+SYSLOG_PORT=${SYSLOG_PORT:-15514} # a UDP syslog receiver on 127.0.0.1 (10.0.2.2 in the guest)
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-420} # for the systemd units to be active, once /healthz answers
 REPORT=$OUT/ova-test-report.txt
@@ -159,6 +161,12 @@ env_xml() { # hostname [ip]
     <Property oe:key="report.to" oe:value=""/>
     <Property oe:key="report.recipient_key" oe:value=""/>
     <Property oe:key="report.timezone" oe:value="Europe/Berlin"/>
+    <Property oe:key="net.ntp" oe:value="192.0.2.123, ntp.example.invalid"/>
+    <Property oe:key="net.proxy" oe:value="http://proxy.example.invalid:3128"/>
+    <Property oe:key="admin.ssh_key" oe:value="$(cat "$WORK/id_test.pub")"/>
+    <Property oe:key="registration.contract" oe:value="CTR-TEST-0001"/>
+    <Property oe:key="registration.program" oe:value="sovereign-cloud"/>
+    <Property oe:key="log.syslog" oe:value="udp://10.0.2.2:$SYSLOG_PORT"/>
   </PropertySection>
 </Environment>
 XML
@@ -168,15 +176,32 @@ make_iso() { # hostname iso [ip]
 	xorriso -as mkisofs -quiet -V "OVF ENV" -J -r -o "$2" "$WORK/env" 2>/dev/null
 	rm -f "$WORK/env/ovf-env.xml"
 }
+ssh-keygen -q -t ed25519 -N '' -C ova-test -f "$WORK/id_test"
 make_iso meter-test "$WORK/env1.iso"
 # The second boot gets another host name: first boot must not apply it.
 make_iso renamed-by-second-boot "$WORK/env2.iso"
 # Bad input: an invalid address must be reported and fall back to DHCP.
 make_iso meter-badip "$WORK/env3.iso" 192.0.2.999/24
 
+# The remote syslog server of log.syslog: a UDP receiver appending each
+# message as a line. The guest reaches it at 10.0.2.2 (qemu's user network).
+SYSLOG_PID=
+: >"$WORK/syslog.txt"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "ab", buffering=0) as f:
+    while True:
+        d, _ = s.recvfrom(65535)
+        f.write(d.rstrip(b"\n").replace(b"\n", b" ") + b"\n")
+' "$SYSLOG_PORT" "$WORK/syslog.txt" &
+SYSLOG_PID=$!
+
 QEMU_PID=
 cleanup() {
 	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID"; fi
+	if [ -n "$SYSLOG_PID" ]; then kill "$SYSLOG_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -198,7 +223,7 @@ boot() { # n iso firmware [disk image]
 		"${fwargs[@]}" \
 		-drive if=none,id=disk0,file="$image",format=qcow2 "${disk[@]}" \
 		-drive if=none,id=cd0,file="$iso",media=cdrom,readonly=on -device ide-cd,drive=cd0,bus=ide.2 \
-		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080 \
+		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22 \
 		-device vmxnet3,netdev=net0,romfile= \
 		-chardev socket,id=ser0,path="$WORK/serial.sock",server=on,wait=off,logfile="$OUT/serial-boot$n.log",logappend=off \
 		-serial chardev:ser0 \
@@ -316,19 +341,40 @@ s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'system_powe
 # tail of its journal.
 WAIT_UNITS='wait_units() { end=$((SECONDS+'"$UNIT_TIMEOUT"')); for u in "$@"; do until systemctl is-active -q "$u"; do if [ $SECONDS -ge $end ]; then echo "UNIT""-DOWN $u is $(systemctl is-active "$u") '"$UNIT_TIMEOUT"'s after /healthz answered"; sudo systemctl status --no-pager -l -n 0 "$u" | head -20; sudo journalctl -b -u "$u" --no-pager -o short-monotonic | tail -25; break; fi; sleep 2; done; done; echo wait-""done; }'
 CHECKS1="$WAIT_UNITS
-wait_units usagemeter-firstboot postgresql nftables ssh usagemeter"
+wait_units usagemeter-firstboot postgresql nftables ssh rsyslog chrony usagemeter"
 CHECKS2="$WAIT_UNITS
-wait_units postgresql nftables ssh usagemeter"
+wait_units postgresql nftables ssh rsyslog chrony usagemeter"
 CHECKS='hostname
 systemctl is-active usagemeter usagemeter-firstboot postgresql nftables ssh | tr "\n" " "; echo
 systemd-analyze | head -1; systemd-analyze blame --no-pager | head -6
 sudo stat -c "%a %U %n" /etc/usagemeter/config.yaml /etc/usagemeter/tls/key.pem /var/lib/usagemeter/.firstboot-done
 sudo -u usagemeter psql -XtAc "select '"'"'appliance='"'"' || id::text from appliance" usagemeter
 sudo nft list chain inet filter input | grep dport
+sudo -u usagemeter psql -XtAc "select '"'"'REGISTRATION '"'"' || coalesce(contract_id, '"'"'none'"'"') || '"'"' '"'"' || coalesce(program, '"'"'none'"'"') from appliance" usagemeter
+chronyc -n sources | sed "s/^/CHRONY /"; cat /etc/chrony/sources.d/usagemeter.sources
+sudo cat /etc/apt/apt.conf.d/80usagemeter-proxy; sudo grep upload_proxy /etc/usagemeter/config.yaml
+sudo journalctl -b --no-pager -o cat | grep -m1 "System Journal" | sed "s/^/JOURNAL /"
+sudo -u postgres psql -XtAc "show log_destination" | sed "s/^/PG-LOG-DESTINATION /"; sudo journalctl -b -t postgres --no-pager -o cat | grep -c "ready to accept connections" | sed "s/^/PG-LOG-READY /"
+sudo find /var/log/postgresql -type f -size +1M | sed "s/^/BIG-PG-LOG /"
 sudo journalctl -b -u usagemeter-firstboot --no-pager -o cat | grep "first boot" | head -20
 stty -echo; printf "SEC""RET1? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/SMTP PASS""WORD IN /"; echo secret-scan-""done
 stty -echo; printf "SEC""RET2? "; read -r S; stty echo; echo; printf "%s\n" "$S" | sudo grep -rlaF -f /dev/stdin /etc /var /home /root /tmp /run 2>/dev/null | sed "s/^/ADMIN PASS""WORD IN /"; echo secret-scan-""done
 sudo journalctl -b --no-pager | grep -c "usagemeter first boot" || true'
+
+# check_properties n output: the OVF properties of Task B reached the VM,
+# and the logs are bounded.
+check_properties() {
+	grep -qx 'REGISTRATION CTR-TEST-0001 sovereign-cloud' <<<"$2" || die "boot $1: not registered from registration.contract/program: $(grep REGISTRATION <<<"$2")"
+	grep -q '^CHRONY .*192\.0\.2\.123' <<<"$2" || die "boot $1: chrony does not use the net.ntp server 192.0.2.123: $(grep '^CHRONY' <<<"$2" | tr '\n' ' ')"
+	grep -qx 'server ntp.example.invalid iburst' <<<"$2" || die "boot $1: net.ntp's second server is not in chrony's sources"
+	grep -qx 'Acquire::https::Proxy "http://proxy.example.invalid:3128";' <<<"$2" || die "boot $1: apt has no proxy from net.proxy"
+	grep -q 'upload_proxy: http://proxy.example.invalid:3128' <<<"$2" || die "boot $1: config.yaml has no report.upload_proxy from net.proxy"
+	grep -q '^JOURNAL System Journal .*max 1.0G' <<<"$2" || die "boot $1: the persistent journal is not bounded to 1 GB: $(grep '^JOURNAL' <<<"$2")"
+	grep -qx 'PG-LOG-DESTINATION syslog' <<<"$2" || die "boot $1: PostgreSQL does not log to the journal"
+	grep -q '^PG-LOG-READY [1-9]' <<<"$2" || die "boot $1: PostgreSQL's log is not in the journal"
+	if grep -q '^BIG-PG-LOG' <<<"$2"; then die "boot $1: a PostgreSQL log file over 1 MB: $(grep '^BIG-PG-LOG' <<<"$2")"; fi
+	log "boot $1: registered CTR-TEST-0001 sovereign-cloud; chrony uses 192.0.2.123; proxy in apt and config.yaml; journal $(grep -o 'max 1.0G' <<<"$2"), PostgreSQL logs into it"
+}
 
 # check_units n output: every unit came up (or the first that did not is
 # named, with what the guest printed about it).
@@ -366,6 +412,18 @@ app1=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out1" || true)
 [ -n "$app1" ] || die "boot 1: no appliance row in the database"
 check_secrets 1 "$out1"
 log "boot 1: admin logged in on the console; $app1; config.yaml 0600; no secret outside it"
+check_properties 1 "$out1"
+# The admin's SSH key from admin.ssh_key logs in (no password: BatchMode).
+who=$(ssh -i "$WORK/id_test" -p "$SSH_PORT" -o BatchMode=yes -o PasswordAuthentication=no -o StrictHostKeyChecking=no \
+	-o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 -o LogLevel=ERROR admin@127.0.0.1 'id -un; hostname' 2>&1 | tr '\n' ' ') ||
+	die "boot 1: the admin.ssh_key key does not log in over SSH: $who"
+[ "$who" = "admin meter-test " ] || die "boot 1: SSH with the key gave: $who"
+log "boot 1: SSH as admin with the admin.ssh_key key (no password)"
+# The journal reaches the log.syslog server: first boot's and PostgreSQL's lines.
+for i in $(seq 60); do grep -aEq ' postgres\[[0-9]+\]: ' "$WORK/syslog.txt" && grep -aq 'usagemeter first boot: done' "$WORK/syslog.txt" && break; sleep 2; done
+grep -aq 'usagemeter first boot: done' "$WORK/syslog.txt" || die "boot 1: first boot's log did not reach the syslog server ($(wc -l <"$WORK/syslog.txt") lines arrived)"
+grep -aEq ' postgres\[[0-9]+\]: ' "$WORK/syslog.txt" || die "boot 1: PostgreSQL's log did not reach the syslog server"
+log "boot 1: the journal reached the syslog server on udp://10.0.2.2:$SYSLOG_PORT ($(wc -l <"$WORK/syslog.txt") lines, first boot's and PostgreSQL's among them)"
 shutdown_vm 1
 
 # --- boot 2: reboot keeps the data, first boot does not run ----------------
@@ -384,8 +442,10 @@ grep -qx 'meter-test' <<<"$out2" || die "boot 2: host name changed: first boot r
 grep -qx 'active inactive active active active ' <<<"$out2" || die "boot 2: services not as expected (want first boot inactive, the rest active): $(grep -E '(active|failed|inactive) ' <<<"$out2")"
 app2=$(grep -m1 -o 'appliance=[0-9a-f]\{8\}-[0-9a-f-]*' <<<"$out2" || true)
 [ "$app1" = "$app2" ] || die "boot 2: appliance changed ($app1 -> $app2): data not kept"
+check_properties 2 "$out2"
 check_secrets 2 "$out2"
-for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt; do
+cp "$WORK/syslog.txt" "$OUT/syslog-received.txt"
+for f in "$OUT"/serial-boot*.log "$OUT"/console-boot*.txt "$OUT/syslog-received.txt"; do
 	if grep -qF -e "$ADMIN_PW" -e "$SMTP_PW" "$f"; then die "a secret is in $f"; fi
 done
 shutdown_vm 2
