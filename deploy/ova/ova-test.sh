@@ -77,20 +77,40 @@ done
 [ -f "$OVA" ] || die "$OVA not found: run make ova first"
 
 # --- accelerator -----------------------------------------------------------
-# probe accel cpu: boots SeaBIOS (no disk) for a few seconds with the same
-# machine, CPU model and vCPU count as the test. It passes when the firmware
-# ran (it writes to the debug port) and qemu did not abort: a nested KVM that
-# cannot set an MSR the model wants ("failed to set MSR 0x10a") aborts at once.
+# probe accel cpu firmware: starts the test's machine, CPU model and vCPU
+# count with that firmware and no disk, and passes once the firmware shows it
+# ran (OVMF's boot manager on the serial port, SeaBIOS's banner on the debug
+# port), within 30 s. A nested KVM may abort at once ("failed to set MSR
+# 0x10a" with -cpu host) or stop the guest ("KVM internal error", emulation
+# failure) in OVMF although SeaBIOS runs: both firmwares are tried.
 probe() {
-	local p=$WORK/probe-$1-$2 rc=0
-	rm -f "$p.dbg" "$p.err"
-	timeout 8 nice -n 19 qemu-system-x86_64 -machine q35,accel="$1" -cpu "$2" -smp 2 -m 256 \
-		-nodefaults -display none -no-reboot \
-		-chardev file,id=dbg,path="$p.dbg" -device isa-debugcon,iobase=0x402,chardev=dbg >"$p.err" 2>&1 || rc=$?
-	if [ "$rc" = 124 ] && grep -qa SeaBIOS "$p.dbg" 2>/dev/null; then
+	local p=$WORK/probe-$1-$2-$3 pid want out fwargs=() ok=0 i
+	rm -f "$p".*
+	: >"$p.out"
+	if [ "$3" = efi ]; then
+		cp "$OVMF_VARS" "$p.vars"
+		fwargs=(-drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$p.vars"
+			-serial file:"$p.out")
+		want=BdsDxe
+	else
+		fwargs=(-chardev file,id=dbg,path="$p.out" -device isa-debugcon,iobase=0x402,chardev=dbg)
+		want=SeaBIOS
+	fi
+	nice -n 19 qemu-system-x86_64 -machine q35,accel="$1" -cpu "$2" -smp 2 -m 256 \
+		-nodefaults -display none -no-reboot "${fwargs[@]}" >"$p.err" 2>&1 &
+	pid=$!
+	for i in $(seq 60); do
+		if grep -qa "$want" "$p.out"; then ok=1; break; fi
+		if ! kill -0 "$pid" 2>/dev/null || grep -q 'internal error' "$p.err"; then break; fi
+		sleep 0.5
+	done
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	if [ "$ok" = 1 ] && ! grep -q 'internal error' "$p.err"; then
 		return 0
 	fi
-	log "probe: accel=$1 -cpu $2 did not run a guest (exit $rc: $(tr '\n' ' ' <"$p.err" | cut -c1-200))"
+	out=$(grep -v '^qemu-system-x86_64: warning:' "$p.err" | grep -v 'terminating on signal' | head -3 | tr '\n' ' ' | cut -c1-200)
+	log "probe: accel=$1 -cpu $2 with $3 firmware did not run a guest: ${out:-no firmware output in 30 s}"
 	return 1
 }
 rm -rf "$WORK"
@@ -102,7 +122,7 @@ else
 	ACCEL=tcg CPU=max
 	if [ -w /dev/kvm ]; then
 		for c in host qemu64; do
-			if probe kvm "$c"; then ACCEL=kvm CPU=$c; break; fi
+			if probe kvm "$c" bios && probe kvm "$c" efi; then ACCEL=kvm CPU=$c; break; fi
 		done
 	else
 		log "probe: /dev/kvm is not there or not writable"
@@ -228,7 +248,7 @@ boot() { # n iso firmware [disk image]
 		-chardev socket,id=ser0,path="$WORK/serial.sock",server=on,wait=off,logfile="$OUT/serial-boot$n.log",logappend=off \
 		-serial chardev:ser0 \
 		-monitor unix:"$WORK/mon.sock",server=on,wait=off \
-		-display none -no-reboot &
+		-display none -no-reboot 2>"$OUT/qemu-boot$n.err" &
 	QEMU_PID=$!
 	BOOT_START=$(date +%s)
 }
@@ -247,7 +267,11 @@ wait_healthz() { # n
 		fi
 		if ! kill -0 "$QEMU_PID" 2>/dev/null; then
 			serial_tail "$1"
-			die "boot $1: qemu exited; see $OUT/serial-boot$1.log"
+			die "boot $1: qemu exited: $(grep -v ': warning:' "$OUT/qemu-boot$1.err" | head -3 | tr '\n' ' '); see $OUT/serial-boot$1.log"
+		fi
+		if grep -q 'internal error' "$OUT/qemu-boot$1.err"; then
+			serial_tail "$1"
+			die "boot $1: $ACCEL stopped the guest ($(grep -m1 'internal error' "$OUT/qemu-boot$1.err")); ACCEL=tcg avoids it"
 		fi
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			serial_tail "$1"
