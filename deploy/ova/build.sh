@@ -53,7 +53,7 @@ log "mirror $MIRROR${SECURITY:+, security $SECURITY}; version $VERSION"
 PACKAGES=(
 	linux-image-amd64 initramfs-tools
 	systemd systemd-sysv systemd-resolved systemd-timesyncd- udev dbus kmod
-	postgresql-15 open-vm-tools chrony nftables openssh-server sudo
+	postgresql-15 open-vm-tools chrony nftables openssh-server sudo rsyslog
 	ca-certificates tzdata iproute2 iputils-ping procps less vim-tiny curl
 )
 
@@ -144,6 +144,10 @@ chroot "$ROOT" /bin/sh -ec "
 	systemctl enable systemd-networkd systemd-resolved nftables chrony ssh postgresql open-vm-tools \
 		usagemeter-firstboot.service usagemeter.service serial-getty@ttyS0.service
 	systemctl disable e2scrub_reap.service 2>/dev/null || true
+	# rsyslog only forwards the journal, and only when first boot is given log.syslog.
+	systemctl disable rsyslog.service
+	# cp -a of rootfs/ made the PostgreSQL config directories root's: give them back.
+	chown -R postgres:postgres /etc/postgresql
 	systemctl mask apt-daily.timer apt-daily-upgrade.timer
 " >&2
 chroot_umounts "$ROOT"

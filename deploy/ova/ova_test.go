@@ -95,7 +95,7 @@ func TestDescriptorCategoriesAndPasswords(t *testing.T) {
 			t.Errorf("property %s: password = %v, want %v", p.Key, isPw, wantPw)
 		}
 	}
-	if got, want := strings.Join(cats, ","), "Network,Administrator,SMTP,Reporting"; got != want {
+	if got, want := strings.Join(cats, ","), "Network,Administrator,SMTP,Reporting,Registration,Logging"; got != want {
 		t.Errorf("categories = %s, want %s", got, want)
 	}
 	for _, p := range ova.Properties {
@@ -105,7 +105,8 @@ func TestDescriptorCategoriesAndPasswords(t *testing.T) {
 	}
 	for _, k := range []string{ova.KeyHostname, ova.KeyIP, ova.KeyGateway, ova.KeyDNS, ova.KeyAdminPassword,
 		ova.KeySMTPHost, ova.KeySMTPPort, ova.KeySMTPTLS, ova.KeySMTPUsername, ova.KeySMTPPassword,
-		ova.KeyAlertTo, ova.KeyReportTo, ova.KeyRecipientKey, ova.KeyTimezone} {
+		ova.KeyAlertTo, ova.KeyReportTo, ova.KeyRecipientKey, ova.KeyTimezone,
+		ova.KeyNTP, ova.KeyProxy, ova.KeyAdminSSHKey, ova.KeyContract, ova.KeyProgram, ova.KeySyslog} {
 		if _, ok := byKey[k]; !ok {
 			t.Errorf("property %s missing from the descriptor", k)
 		}
@@ -286,6 +287,12 @@ func TestImportIntoSimulator(t *testing.T) {
 		ova.KeyReportTo:      "usage@aggregator.example",
 		ova.KeyRecipientKey:  "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEAAAA\n-----END PGP PUBLIC KEY BLOCK-----",
 		ova.KeyTimezone:      "Europe/Berlin",
+		ova.KeyNTP:           "ntp1.example.com,192.0.2.123",
+		ova.KeyProxy:         "http://proxy.example.com:3128",
+		ova.KeyAdminSSHKey:   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGLu4ZqV2kPZzuy1Yq5lLlO7Q0ah0iWf8c2u8uWEbHkd ops@laptop",
+		ova.KeyContract:      "CTR-2026-0042",
+		ova.KeyProgram:       "sovereign-cloud",
+		ova.KeySyslog:        "tcp://syslog.example.com:6514",
 	}
 	spec.PropertyMapping = nil
 	for _, p := range ova.Properties {

@@ -33,8 +33,11 @@ const (
 	KeyIP       = "net.ip"
 	KeyGateway  = "net.gateway"
 	KeyDNS      = "net.dns"
+	KeyNTP      = "net.ntp"
+	KeyProxy    = "net.proxy"
 
 	KeyAdminPassword = "admin.password"
+	KeyAdminSSHKey   = "admin.ssh_key"
 
 	KeySMTPHost     = "smtp.host"
 	KeySMTPPort     = "smtp.port"
@@ -47,14 +50,21 @@ const (
 	KeyReportTo     = "report.to"
 	KeyRecipientKey = "report.recipient_key"
 	KeyTimezone     = "report.timezone"
+
+	KeyContract = "registration.contract"
+	KeyProgram  = "registration.program"
+
+	KeySyslog = "log.syslog"
 )
 
 // Categories, in the order the vSphere client shows them.
 const (
-	CategoryNetwork = "Network"
-	CategoryAdmin   = "Administrator"
-	CategorySMTP    = "SMTP"
-	CategoryReport  = "Reporting"
+	CategoryNetwork      = "Network"
+	CategoryAdmin        = "Administrator"
+	CategorySMTP         = "SMTP"
+	CategoryReport       = "Reporting"
+	CategoryRegistration = "Registration"
+	CategoryLogging      = "Logging"
 )
 
 // Properties is every deploy-time property, grouped by category in order.
@@ -71,10 +81,19 @@ var Properties = []Property{
 	{Key: KeyDNS, Category: CategoryNetwork, Type: "string",
 		Label:       "DNS servers",
 		Description: "Comma-separated DNS server addresses. Ignored with DHCP unless set."},
+	{Key: KeyNTP, Category: CategoryNetwork, Type: "string",
+		Label:       "NTP servers",
+		Description: "Comma-separated NTP server names or addresses. Empty means the Debian pool (2.debian.pool.ntp.org). Reports are cut by the hour: keep the clock in sync."},
+	{Key: KeyProxy, Category: CategoryNetwork, Type: "string",
+		Label:       "HTTP proxy",
+		Description: "Proxy for connections to the internet, e.g. http://proxy.example.com:3128 (user:password@ allowed): the report upload and Debian updates. Products (vCenter, NSX, ...) and SMTP are reached directly. Empty means no proxy."},
 
 	{Key: KeyAdminPassword, Category: CategoryAdmin, Type: "string", Password: true, Qualifiers: "MinLen(8) MaxLen(128)",
 		Label:       "Administrator password",
 		Description: "Password of the 'admin' account (console and SSH; admin may use sudo). At least 8 characters; with 12 or more it is also the password of the web console's 'admin' account."},
+	{Key: KeyAdminSSHKey, Category: CategoryAdmin, Type: "string",
+		Label:       "Administrator SSH public key",
+		Description: "OpenSSH public key(s) allowed to log in as admin, e.g. ssh-ed25519 AAAA... user@host; several separated by line breaks. Empty means password login only."},
 
 	{Key: KeySMTPHost, Category: CategorySMTP, Type: "string",
 		Label:       "SMTP server",
@@ -107,6 +126,17 @@ var Properties = []Property{
 	{Key: KeyTimezone, Category: CategoryReport, Type: "string", Default: "UTC",
 		Label:       "Report time zone",
 		Description: "IANA time zone of the monthly report, e.g. UTC or Europe/Berlin."},
+
+	{Key: KeyContract, Category: CategoryRegistration, Type: "string", Qualifiers: "MaxLen(128)",
+		Label:       "Contract",
+		Description: "The provider's contract id with the aggregator. First boot registers the appliance with it (usagemeter register); empty leaves the appliance unregistered until you run usagemeter register."},
+	{Key: KeyProgram, Category: CategoryRegistration, Type: "string", Default: "rental", Qualifiers: `ValueMap{"rental","sovereign-cloud"}`,
+		Label:       "Programme",
+		Description: "Licence programme of the contract: rental or sovereign-cloud."},
+
+	{Key: KeySyslog, Category: CategoryLogging, Type: "string",
+		Label:       "Remote syslog server",
+		Description: "Forward the appliance's journal (usagemeter, PostgreSQL, the system) to this syslog server: host, host:port, udp://host:port or tcp://host:port (default UDP port 514). Empty means logs stay on the appliance (bounded to 1 GB)."},
 }
 
 // Hardware of the appliance VM.

@@ -14,16 +14,25 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/usagemeter/usagemeter/deploy/ova"
 )
 
 // Paths on the appliance.
 const (
-	ConfigPath       = "/etc/usagemeter/config.yaml"
-	RecipientKeyPath = "/etc/usagemeter/recipient.asc"
-	TLSDir           = "/etc/usagemeter/tls"
-	DataDir          = "/var/lib/usagemeter"
-	MarkerPath       = "/var/lib/usagemeter/.firstboot-done"
-	NetworkPath      = "/etc/systemd/network/10-usagemeter.network"
+	ConfigPath         = "/etc/usagemeter/config.yaml"
+	RecipientKeyPath   = "/etc/usagemeter/recipient.asc"
+	TLSDir             = "/etc/usagemeter/tls"
+	DataDir            = "/var/lib/usagemeter"
+	MarkerPath         = "/var/lib/usagemeter/.firstboot-done"
+	NetworkPath        = "/etc/systemd/network/10-usagemeter.network"
+	ChronySourcesPath  = "/etc/chrony/sources.d/usagemeter.sources"
+	AptProxyPath       = "/etc/apt/apt.conf.d/80usagemeter-proxy"
+	SyslogForwardPath  = "/etc/rsyslog.d/90-usagemeter-forward.conf"
+	AdminHome          = "/home/admin"
+	AuthorizedKeysPath = AdminHome + "/.ssh/authorized_keys"
+	// UsagemeterBin is the appliance binary (first boot registers with it).
+	UsagemeterBin = "/usr/bin/usagemeter"
 	// DatabaseURL is the local PostgreSQL over its socket, peer authentication
 	// as the usagemeter OS user.
 	DatabaseURL = "postgres://usagemeter@/usagemeter?host=/var/run/postgresql"
@@ -53,6 +62,7 @@ func ConfigYAML(s Settings, recipientKey, tlsDir string) ([]byte, error) {
 		To            []string `yaml:"to,omitempty"`
 		RecipientKeys []string `yaml:"recipient_keys,omitempty"`
 		Timezone      string   `yaml:"timezone"`
+		UploadProxy   string   `yaml:"upload_proxy,omitempty"`
 	}
 	c := struct {
 		DataDir  string            `yaml:"data_dir"`
@@ -78,6 +88,9 @@ func ConfigYAML(s Settings, recipientKey, tlsDir string) ([]byte, error) {
 	}
 	if tlsDir != "" {
 		c.HTTP["tls_cert"], c.HTTP["tls_key"] = tlsDir+"/cert.pem", tlsDir+"/key.pem"
+	}
+	if s.Proxy != nil {
+		c.Report.UploadProxy = s.Proxy.String()
 	}
 	b, err := yaml.Marshal(c)
 	if err != nil {
@@ -121,6 +134,53 @@ func NetworkUnit(s Settings) string {
 		}
 	}
 	return b.String()
+}
+
+// ChronySources renders chrony's sources from net.ntp: the servers given, or
+// the Debian pool.
+func ChronySources(s Settings) string {
+	var b strings.Builder
+	b.WriteString("# Written by usagemeter first boot from the OVF property " + ova.KeyNTP + ".\n")
+	if len(s.NTP) == 0 {
+		b.WriteString("pool 2.debian.pool.ntp.org iburst\n")
+	}
+	for _, n := range s.NTP {
+		fmt.Fprintf(&b, "server %s iburst\n", n)
+	}
+	return b.String()
+}
+
+// AptProxy renders apt's proxy configuration ("" without a proxy). It may
+// hold the proxy's password: written 0600.
+func AptProxy(s Settings) string {
+	if s.Proxy == nil {
+		return ""
+	}
+	u := s.Proxy.String()
+	return "// Written by usagemeter first boot from the OVF property " + ova.KeyProxy + ".\n" +
+		fmt.Sprintf("Acquire::http::Proxy %q;\nAcquire::https::Proxy %q;\n", u, u)
+}
+
+// SyslogForward renders the rsyslog rule that forwards the journal (read by
+// imjournal, see rootfs/etc/rsyslog.conf) to the remote server ("" without
+// one). A queue in memory keeps the appliance going while the server is away.
+func SyslogForward(s Settings) string {
+	t := s.Syslog
+	if t.Host == "" {
+		return ""
+	}
+	return "# Written by usagemeter first boot from the OVF property " + ova.KeySyslog + ".\n" +
+		fmt.Sprintf("*.* action(type=\"omfwd\" target=%q port=\"%d\" protocol=%q\n", t.Host, t.Port, t.Protocol) +
+		"       queue.type=\"LinkedList\" queue.size=\"10000\" action.resumeRetryCount=\"-1\")\n"
+}
+
+// AuthorizedKeys renders the admin's authorized_keys ("" without keys).
+func AuthorizedKeys(s Settings) string {
+	if len(s.AdminSSHKeys) == 0 {
+		return ""
+	}
+	return "# Written by usagemeter first boot from the OVF property " + ova.KeyAdminSSHKey + ".\n" +
+		strings.Join(s.AdminSSHKeys, "\n") + "\n"
 }
 
 // Hosts renders /etc/hosts.

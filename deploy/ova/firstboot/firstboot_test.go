@@ -3,6 +3,8 @@ package firstboot_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/usagemeter/usagemeter/deploy/ova"
 	"github.com/usagemeter/usagemeter/deploy/ova/firstboot"
@@ -22,7 +26,23 @@ import (
 const (
 	adminPassword = "Adm1n-s3cret-%&<"
 	smtpPassword  = "smtp-s3cret-\"quoted\" 'x'"
+	proxyPassword = "pr0xy-s3cret"
+	proxyURL      = "http://meter:" + proxyPassword + "@proxy.example.com:3128"
 )
+
+// sshKey is a fresh OpenSSH public key line.
+func sshKey(t *testing.T, comment string) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + " " + comment
+}
 
 // envXML renders an OVF environment document the way vSphere writes it.
 func envXML(props map[string]string) []byte {
@@ -95,6 +115,12 @@ func goodProps(t *testing.T) map[string]string {
 		// pasted into a one-line field: line breaks became spaces
 		ova.KeyRecipientKey: strings.Join(strings.Fields(publicKey(t)), " "),
 		ova.KeyTimezone:     "Europe/Berlin",
+		ova.KeyNTP:          "ntp1.example.com, 192.0.2.123",
+		ova.KeyProxy:        proxyURL,
+		ova.KeyAdminSSHKey:  sshKey(t, "ops@laptop") + "\r\n\n" + sshKey(t, "backup@jump"),
+		ova.KeyContract:     "CTR-2026-0042",
+		ova.KeyProgram:      "sovereign-cloud",
+		ova.KeySyslog:       "tcp://syslog.example.com:6514",
 	}
 }
 
@@ -132,6 +158,37 @@ func TestParseSettings(t *testing.T) {
 	}
 	if s.Hostname != "meter01.example.com" || s.SMTPFrom != "usagemeter@meter01.example.com" || s.SMTPPort != 465 {
 		t.Errorf("settings = %+v", s)
+	}
+	if strings.Join(s.NTP, ",") != "ntp1.example.com,192.0.2.123" || s.Proxy == nil || s.Proxy.String() != proxyURL {
+		t.Errorf("ntp %v proxy %v", s.NTP, s.Proxy)
+	}
+	if len(s.AdminSSHKeys) != 2 || !strings.HasSuffix(s.AdminSSHKeys[0], " ops@laptop") || !strings.HasPrefix(s.AdminSSHKeys[1], "ssh-ed25519 AAAA") {
+		t.Errorf("ssh keys = %q", s.AdminSSHKeys)
+	}
+	if s.Contract != "CTR-2026-0042" || s.Program != "sovereign-cloud" {
+		t.Errorf("registration = %q %q", s.Contract, s.Program)
+	}
+	if s.Syslog != (firstboot.SyslogTarget{Protocol: "tcp", Host: "syslog.example.com", Port: 6514}) {
+		t.Errorf("syslog = %+v", s.Syslog)
+	}
+}
+
+// TestSyslogTargets: the forms log.syslog takes.
+func TestSyslogTargets(t *testing.T) {
+	for in, want := range map[string]firstboot.SyslogTarget{
+		"logs.example.com":           {"udp", "logs.example.com", 514},
+		"192.0.2.7:1514":             {"udp", "192.0.2.7", 1514},
+		"udp://192.0.2.7":            {"udp", "192.0.2.7", 514},
+		"TCP://logs.example.com:601": {"tcp", "logs.example.com", 601},
+		"2001:db8::7":                {"udp", "2001:db8::7", 514},
+		"tcp://[2001:db8::7]:601":    {"tcp", "2001:db8::7", 601},
+	} {
+		props := goodProps(t)
+		props[ova.KeySyslog] = in
+		s, probs := firstboot.Parse(props)
+		if len(probs) != 0 || s.Syslog != want {
+			t.Errorf("%q: got %+v, problems %v; want %+v", in, s.Syslog, probs, want)
+		}
 	}
 }
 
@@ -199,6 +256,63 @@ func TestBadProperties(t *testing.T) {
 					t.Error("report recipients kept without a key")
 				}
 			}},
+		{"bad NTP entry is dropped", map[string]string{ova.KeyNTP: "ntp_1!, 192.0.2.123"}, ova.KeyNTP,
+			func(t *testing.T, s firstboot.Settings) {
+				if strings.Join(s.NTP, ",") != "192.0.2.123" {
+					t.Errorf("ntp = %v", s.NTP)
+				}
+				if src := firstboot.ChronySources(s); strings.Contains(src, "ntp_1") || strings.Contains(src, "pool ") {
+					t.Errorf("chrony sources:\n%s", src)
+				}
+			}},
+		{"no usable NTP server means the pool", map[string]string{ova.KeyNTP: "-bad-"}, ova.KeyNTP,
+			func(t *testing.T, s firstboot.Settings) {
+				if src := firstboot.ChronySources(s); !strings.Contains(src, "pool 2.debian.pool.ntp.org iburst\n") {
+					t.Errorf("chrony sources:\n%s", src)
+				}
+			}},
+		{"proxy with another scheme", map[string]string{ova.KeyProxy: "socks5://meter:" + proxyPassword + "@proxy.example.com:1080"}, ova.KeyProxy,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Proxy != nil || firstboot.AptProxy(s) != "" {
+					t.Errorf("proxy kept: %v", s.Proxy)
+				}
+			}},
+		{"proxy with a path", map[string]string{ova.KeyProxy: "http://meter:" + proxyPassword + "@proxy.example.com:3128/x"}, ova.KeyProxy, nil},
+		{"proxy with a bad port", map[string]string{ova.KeyProxy: "http://meter:" + proxyPassword + "@proxy.example.com:99999"}, ova.KeyProxy, nil},
+		{"proxy not a URL", map[string]string{ova.KeyProxy: "meter:" + proxyPassword + "@proxy:3128"}, ova.KeyProxy, nil},
+		{"not an SSH key", map[string]string{ova.KeyAdminSSHKey: "ssh-ed25519 AAAAnotbase64"}, ova.KeyAdminSSHKey,
+			func(t *testing.T, s firstboot.Settings) {
+				if len(s.AdminSSHKeys) != 0 || firstboot.AuthorizedKeys(s) != "" {
+					t.Errorf("keys = %v", s.AdminSSHKeys)
+				}
+			}},
+		{"SSH key with options", map[string]string{ova.KeyAdminSSHKey: `command="/bin/sh" ` + sshKey(t, "x")}, ova.KeyAdminSSHKey, nil},
+		{"the good SSH key of two is kept", map[string]string{ova.KeyAdminSSHKey: "garbage\n" + sshKey(t, "ok")}, ova.KeyAdminSSHKey,
+			func(t *testing.T, s firstboot.Settings) {
+				if len(s.AdminSSHKeys) != 1 || !strings.HasSuffix(s.AdminSSHKeys[0], " ok") {
+					t.Errorf("keys = %v", s.AdminSSHKeys)
+				}
+			}},
+		{"unknown programme leaves the appliance unregistered", map[string]string{ova.KeyProgram: "sovereign"}, ova.KeyProgram,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Contract != "" || s.Program != "" {
+					t.Errorf("registration kept: %q %q", s.Contract, s.Program)
+				}
+			}},
+		{"contract with a control character", map[string]string{ova.KeyContract: "CTR\x07"}, ova.KeyContract,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Contract != "" {
+					t.Errorf("contract kept: %q", s.Contract)
+				}
+			}},
+		{"syslog over another protocol", map[string]string{ova.KeySyslog: "relp://logs.example.com"}, ova.KeySyslog,
+			func(t *testing.T, s firstboot.Settings) {
+				if s.Syslog.Host != "" || firstboot.SyslogForward(s) != "" {
+					t.Errorf("syslog kept: %+v", s.Syslog)
+				}
+			}},
+		{"syslog with a bad port", map[string]string{ova.KeySyslog: "logs.example.com:0"}, ova.KeySyslog, nil},
+		{"syslog host not a name", map[string]string{ova.KeySyslog: "logs example com"}, ova.KeySyslog, nil},
 		{"bad time zone", map[string]string{ova.KeyTimezone: "Mars/Olympus"}, ova.KeyTimezone,
 			func(t *testing.T, s firstboot.Settings) {
 				if s.Timezone != "UTC" {
@@ -218,7 +332,8 @@ func TestBadProperties(t *testing.T) {
 				if p.Key == c.problem {
 					found = true
 				}
-				if strings.Contains(p.String(), adminPassword) || strings.Contains(p.String(), smtpPassword) || strings.Contains(p.Msg, `"short"`) {
+				if strings.Contains(p.String(), adminPassword) || strings.Contains(p.String(), smtpPassword) || strings.Contains(p.Msg, `"short"`) ||
+					strings.Contains(p.String(), proxyPassword) {
 					t.Errorf("problem text holds a secret: %s", p)
 				}
 			}
@@ -274,13 +389,19 @@ type recorder struct {
 	calls  []string
 	stdins []string
 	chowns []string
+	// failing: a command line starting with it fails.
+	failing string
 }
 
 func (r *recorder) Run(_ context.Context, stdin []byte, name string, args ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, strings.Join(append([]string{name}, args...), " "))
+	c := strings.Join(append([]string{name}, args...), " ")
+	r.calls = append(r.calls, c)
 	r.stdins = append(r.stdins, string(stdin))
+	if r.failing != "" && strings.HasPrefix(c, r.failing) {
+		return errors.New(name + ": exit status 1")
+	}
 	return nil
 }
 
@@ -302,6 +423,11 @@ func (r *recorder) ran(prefix string) (int, string) {
 
 func runFirstboot(t *testing.T, root string, props map[string]string, force bool) (*recorder, string, error) {
 	t.Helper()
+	return runFirstbootWith(t, &recorder{}, root, props, force)
+}
+
+func runFirstbootWith(t *testing.T, rec *recorder, root string, props map[string]string, force bool) (*recorder, string, error) {
+	t.Helper()
 	envPath := filepath.Join(t.TempDir(), "ovf-env.xml")
 	if props != nil {
 		if err := os.WriteFile(envPath, envXML(props), 0o600); err != nil {
@@ -309,7 +435,6 @@ func runFirstboot(t *testing.T, root string, props map[string]string, force bool
 		}
 	}
 	var console bytes.Buffer
-	rec := &recorder{}
 	err := firstboot.Run(context.Background(), firstboot.Options{
 		Root: root, Sources: []firstboot.Source{firstboot.FileSource(envPath)}, Force: force, Console: &console,
 	}, rec)
@@ -408,6 +533,61 @@ func TestRun(t *testing.T) {
 	}
 	noSecretOutsideConfig(t, root, console)
 
+	// Time, proxy, syslog, SSH keys, registration.
+	if b, _ := os.ReadFile(filepath.Join(root, firstboot.ChronySourcesPath)); !strings.Contains(string(b), "\nserver ntp1.example.com iburst\nserver 192.0.2.123 iburst\n") || strings.Contains(string(b), "pool") {
+		t.Errorf("chrony sources:\n%s", b)
+	}
+	if i, _ := rec.ran("systemctl --no-block try-restart chrony.service"); i < 0 {
+		t.Errorf("chrony not restarted (calls %v)", rec.calls)
+	}
+	if cfg.Report.UploadProxy != proxyURL {
+		t.Errorf("report.upload_proxy = %q", cfg.Report.UploadProxy)
+	}
+	apt := mustMode(t, filepath.Join(root, firstboot.AptProxyPath), 0o600)
+	if !strings.Contains(apt, `Acquire::http::Proxy "`+proxyURL+`";`) || !strings.Contains(apt, `Acquire::https::Proxy "`+proxyURL+`";`) {
+		t.Errorf("apt proxy:\n%s", apt)
+	}
+	fwd := mustMode(t, filepath.Join(root, firstboot.SyslogForwardPath), 0o644)
+	if !strings.Contains(fwd, `*.* action(type="omfwd" target="syslog.example.com" port="6514" protocol="tcp"`) {
+		t.Errorf("rsyslog forward:\n%s", fwd)
+	}
+	if i, _ := rec.ran("systemctl enable rsyslog.service"); i < 0 {
+		t.Errorf("rsyslog not enabled (calls %v)", rec.calls)
+	}
+	keys := mustMode(t, filepath.Join(root, firstboot.AuthorizedKeysPath), 0o600)
+	if lines := strings.Split(strings.TrimSpace(keys), "\n"); len(lines) != 3 || !strings.HasSuffix(lines[1], " ops@laptop") || !strings.HasSuffix(lines[2], " backup@jump") {
+		t.Errorf("authorized_keys:\n%s", keys)
+	}
+	if st, err := os.Stat(filepath.Join(root, firstboot.AdminHome, ".ssh")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("~admin/.ssh: %v %v", err, st)
+	}
+	for _, want := range []string{firstboot.AdminHome + "/.ssh admin:admin", firstboot.AuthorizedKeysPath + " admin:admin"} {
+		if !strings.Contains(strings.Join(rec.chowns, "\n"), want) {
+			t.Errorf("no chown %s: %v", want, rec.chowns)
+		}
+	}
+	reg, _ := rec.ran("runuser -u usagemeter -- /usr/bin/usagemeter register --config " + firstboot.ConfigPath + " --contract CTR-2026-0042 --program sovereign-cloud")
+	db, _ = rec.ran("runuser -u postgres -- psql")
+	if reg < 0 || reg < db {
+		t.Errorf("not registered after the database was made (calls %v)", rec.calls)
+	}
+	if !strings.Contains(console, "registered: contract CTR-2026-0042, programme sovereign-cloud") {
+		t.Errorf("console does not say the appliance is registered:\n%s", console)
+	}
+	// The proxy password is in config.yaml and apt's proxy file (both 0600), nowhere else.
+	if strings.Contains(console, proxyPassword) || !strings.Contains(console, "proxy: http://meter:xxxxx@proxy.example.com:3128") {
+		t.Errorf("console shows the proxy password or no proxy:\n%s", console)
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte(proxyPassword)) && p != filepath.Join(root, firstboot.ConfigPath) && p != filepath.Join(root, firstboot.AptProxyPath) {
+				t.Errorf("%s holds the proxy password", p)
+			}
+		}
+		return err
+	})
+
 	// TLS certificate and key.
 	if st, err := os.Stat(filepath.Join(root, firstboot.TLSDir, "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("TLS key: %v %v", err, st)
@@ -427,6 +607,41 @@ func TestRun(t *testing.T) {
 	rec3, console3, err := runFirstboot(t, root, goodProps(t), true)
 	if err != nil || len(rec3.calls) == 0 {
 		t.Errorf("forced run: err %v, calls %v\n%s", err, rec3.calls, console3)
+	}
+}
+
+// mustMode reads a written file and checks its mode.
+func mustMode(t *testing.T, p string, mode os.FileMode) string {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	if st.Mode().Perm() != mode {
+		t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), mode)
+	}
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// TestRunRegistrationFails: a failed registration is a problem on the
+// console and the banner, with the command to run; first boot completes.
+func TestRunRegistrationFails(t *testing.T) {
+	root := t.TempDir()
+	_, console, err := runFirstbootWith(t, &recorder{failing: "runuser -u usagemeter"}, root, goodProps(t), false)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, console)
+	}
+	want := "PROBLEM registration.contract: not registered (runuser: exit status 1); once fixed, run: sudo -u usagemeter usagemeter register --contract CTR-2026-0042 --program sovereign-cloud"
+	if !strings.Contains(console, want) {
+		t.Errorf("console lacks %q:\n%s", want, console)
+	}
+	if issue, _ := os.ReadFile(filepath.Join(root, "/etc/issue.d/usagemeter.issue")); !strings.Contains(string(issue), "registration.contract: not registered") {
+		t.Errorf("login banner does not show it:\n%s", issue)
+	}
+	if _, err := os.Stat(filepath.Join(root, firstboot.MarkerPath)); err != nil {
+		t.Errorf("first boot not marked done: %v", err)
 	}
 }
 
@@ -497,6 +712,20 @@ func TestRunNoEnvironment(t *testing.T) {
 	}
 	if i, _ := rec.ran("runuser -u usagemeter"); i >= 0 {
 		t.Error("a web console admin created without a password")
+	}
+	for _, p := range []string{firstboot.AptProxyPath, firstboot.SyslogForwardPath, firstboot.AuthorizedKeysPath} {
+		if _, err := os.Stat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s written without its property (%v)", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, firstboot.ChronySourcesPath)); !strings.Contains(string(b), "pool 2.debian.pool.ntp.org iburst") {
+		t.Errorf("chrony sources without net.ntp:\n%s", b)
+	}
+	if i, _ := rec.ran("systemctl disable --now --no-block rsyslog.service"); i < 0 {
+		t.Errorf("rsyslog left on without log.syslog (calls %v)", rec.calls)
+	}
+	if i, _ := rec.ran("runuser -u usagemeter"); i >= 0 {
+		t.Errorf("registered without a contract: %v", rec.calls)
 	}
 	if _, err := os.Stat(filepath.Join(root, firstboot.ConfigPath)); err != nil {
 		t.Errorf("no config written for the admin to complete: %v", err)

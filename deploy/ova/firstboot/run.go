@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/usagemeter/usagemeter/deploy/ova"
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/report"
 )
@@ -92,9 +95,45 @@ func Run(ctx context.Context, o Options, sys System) error {
 		say("network: %s gateway %s, host name %s", s.Address, s.Gateway, s.Hostname)
 	}
 
+	// Time sources; chrony is ordered after first boot, --no-block so that
+	// a run with --force restarts it without waiting on us.
+	step("writing "+ChronySourcesPath, writeFile(path(ChronySourcesPath), []byte(ChronySources(s)), 0o644))
+	step("restarting chrony", sys.Run(ctx, nil, "systemctl", "--no-block", "try-restart", "chrony.service"))
+	if len(s.NTP) > 0 {
+		say("time: NTP servers %s", strings.Join(s.NTP, ", "))
+	} else {
+		say("time: the Debian NTP pool")
+	}
+
+	// The proxy for the internet: the report upload (config.yaml) and apt.
+	step("writing "+AptProxyPath, writeOrRemove(path(AptProxyPath), AptProxy(s), 0o600))
+	if s.Proxy != nil {
+		say("proxy: %s for the report upload and Debian updates", s.Proxy.Redacted())
+	}
+
+	// Remote syslog: rsyslog (disabled in the image) forwards the journal.
+	fwd := SyslogForward(s)
+	step("writing "+SyslogForwardPath, writeOrRemove(path(SyslogForwardPath), fwd, 0o644))
+	if fwd != "" {
+		step("enabling rsyslog", sys.Run(ctx, nil, "systemctl", "enable", "rsyslog.service"))
+		step("starting rsyslog", sys.Run(ctx, nil, "systemctl", "--no-block", "restart", "rsyslog.service"))
+		say("logs: the journal is forwarded to %s://%s", s.Syslog.Protocol, net.JoinHostPort(s.Syslog.Host, strconv.Itoa(s.Syslog.Port)))
+	} else {
+		step("disabling rsyslog", sys.Run(ctx, nil, "systemctl", "disable", "--now", "--no-block", "rsyslog.service"))
+	}
+
 	// The admin account: the password goes through chpasswd's stdin only.
 	if s.AdminPassword != "" {
 		step("setting the admin password", sys.Run(ctx, []byte("admin:"+s.AdminPassword+"\n"), "chpasswd"))
+	}
+	// The admin's SSH keys (left alone when none is given).
+	if keys := AuthorizedKeys(s); keys != "" {
+		dir := filepath.Dir(path(AuthorizedKeysPath))
+		step("creating "+filepath.Dir(AuthorizedKeysPath), mkdirMode(dir, 0o700))
+		step("writing "+AuthorizedKeysPath, writeFile(path(AuthorizedKeysPath), []byte(keys), 0o600))
+		step("chown "+filepath.Dir(AuthorizedKeysPath), sys.Chown(dir, "admin", "admin"))
+		step("chown "+AuthorizedKeysPath, sys.Chown(path(AuthorizedKeysPath), "admin", "admin"))
+		say("ssh: %d public key(s) may log in as admin", len(s.AdminSSHKeys))
 	}
 
 	// The appliance's TLS certificate and key (the config names them).
@@ -117,10 +156,12 @@ func Run(ctx context.Context, o Options, sys System) error {
 	}
 	cfg, err := ConfigYAML(s, keyPath, TLSDir)
 	step("rendering the config", err)
+	configOK := err == nil
 	if err == nil {
 		// Validate as the daemon will, with the key where this run wrote it.
 		check, _ := ConfigYAML(s, path(keyPath), path(TLSDir))
 		if _, err := config.Parse(check, ""); err != nil {
+			configOK = false
 			for _, line := range strings.Split(err.Error(), "\n") {
 				say("CONFIG %s", line)
 			}
@@ -150,6 +191,29 @@ func Run(ctx context.Context, o Options, sys System) error {
 			say("PROBLEM web console: creating the admin account: %v; %s", err, hint)
 		} else {
 			say("web console: account admin created with the Administrator password")
+		}
+	}
+	// Registration: with the daemon's own command, as its user, before it
+	// starts. A failure leaves the appliance unregistered (the readiness
+	// check says so) and does not fail first boot.
+	if s.Contract != "" {
+		register := fmt.Sprintf("sudo -u usagemeter usagemeter register --contract %s --program %s", s.Contract, s.Program)
+		var why string
+		switch {
+		case !configOK || dbErr != nil:
+			why = "the configuration or the database is not ready"
+		default:
+			if err := sys.Run(ctx, nil, "runuser", "-u", "usagemeter", "--", UsagemeterBin, "register", "--config", ConfigPath,
+				"--contract", s.Contract, "--program", s.Program); err != nil {
+				why = err.Error()
+			}
+		}
+		if why == "" {
+			say("registered: contract %s, programme %s", s.Contract, s.Program)
+		} else {
+			p := Problem{ova.KeyContract, fmt.Sprintf("not registered (%s); once fixed, run: %s", why, register)}
+			probs = append(probs, p)
+			say("PROBLEM %s", p)
 		}
 	}
 
@@ -214,6 +278,25 @@ func issue(s Settings, probs []Problem) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// writeOrRemove writes b, or removes the file when b is empty.
+func writeOrRemove(path, b string, mode os.FileMode) error {
+	if b == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return writeFile(path, []byte(b), mode)
+}
+
+// mkdirMode makes a directory (and its parents) and sets its mode.
+func mkdirMode(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
 }
 
 // writeFile writes atomically, with the mode set before any byte is written.

@@ -2,11 +2,16 @@ package firstboot
 
 import (
 	"fmt"
+	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/usagemeter/usagemeter/deploy/ova"
 )
@@ -18,8 +23,14 @@ type Settings struct {
 	Address netip.Prefix
 	Gateway netip.Addr
 	DNS     []netip.Addr
+	// NTP are the time servers (names or addresses); empty means the Debian pool.
+	NTP []string
+	// Proxy is the HTTP proxy URL for the internet (report upload, apt); nil
+	// means none. Its password, if any, is never printed.
+	Proxy *url.URL
 
-	AdminPassword string // never printed
+	AdminPassword string   // never printed
+	AdminSSHKeys  []string // authorized_keys lines, checked
 
 	SMTPHost     string
 	SMTPPort     int
@@ -32,6 +43,21 @@ type Settings struct {
 	ReportTo     []string
 	RecipientKey string // armored, reflowed
 	Timezone     string
+
+	// Contract and Program register the appliance; no contract means unregistered.
+	Contract string
+	Program  string
+
+	// Syslog is the remote syslog server the journal is forwarded to; its
+	// Host is empty when logs stay on the appliance.
+	Syslog SyslogTarget
+}
+
+// SyslogTarget is a remote syslog server.
+type SyslogTarget struct {
+	Protocol string // udp | tcp
+	Host     string // name or address (IPv6 without brackets)
+	Port     int
 }
 
 // DHCP reports whether the network is configured by DHCP.
@@ -118,6 +144,24 @@ func Parse(props map[string]string) (Settings, []Problem) {
 		}
 		s.DNS = append(s.DNS, a)
 	}
+	for _, n := range splitList(get(ova.KeyNTP)) {
+		if !validHost(n) {
+			bad(ova.KeyNTP, "%q is not a host name or IP address; ignored", n)
+			continue
+		}
+		s.NTP = append(s.NTP, strings.ToLower(n))
+	}
+	if len(s.NTP) == 0 && get(ova.KeyNTP) != "" {
+		bad(ova.KeyNTP, "no usable server: using the Debian pool")
+	}
+	if p := get(ova.KeyProxy); p != "" {
+		u, err := parseProxy(p)
+		if err != nil {
+			bad(ova.KeyProxy, "%v; no proxy is used", err)
+		} else {
+			s.Proxy = u
+		}
+	}
 
 	s.AdminPassword = props[ova.KeyAdminPassword]
 	if s.AdminPassword == "" {
@@ -128,6 +172,18 @@ func Parse(props map[string]string) (Settings, []Problem) {
 	} else if strings.ContainsAny(s.AdminPassword, "\n\r") {
 		bad(ova.KeyAdminPassword, "contains a line break: not applied, the admin account stays locked")
 		s.AdminPassword = ""
+	}
+
+	for i, line := range strings.Split(strings.ReplaceAll(props[ova.KeyAdminSSHKey], "\r", ""), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		k, err := authorizedKey(line)
+		if err != nil {
+			bad(ova.KeyAdminSSHKey, "line %d: %v; ignored", i+1, err)
+			continue
+		}
+		s.AdminSSHKeys = append(s.AdminSSHKeys, k)
 	}
 
 	s.SMTPHost = get(ova.KeySMTPHost)
@@ -190,7 +246,112 @@ func Parse(props map[string]string) (Settings, []Problem) {
 		bad(ova.KeyTimezone, "%q is not a known time zone (use an IANA name such as Europe/Berlin); using UTC", s.Timezone)
 		s.Timezone = "UTC"
 	}
+
+	s.Contract = get(ova.KeyContract)
+	s.Program = get(ova.KeyProgram)
+	switch {
+	case s.Contract == "":
+		s.Program = ""
+	case len(s.Contract) > 128 || strings.IndexFunc(s.Contract, unicode.IsControl) >= 0:
+		bad(ova.KeyContract, "not a contract id (printable, at most 128 characters): the appliance stays unregistered; run usagemeter register")
+		s.Contract, s.Program = "", ""
+	case s.Program != "rental" && s.Program != "sovereign-cloud":
+		bad(ova.KeyProgram, "%q is not rental or sovereign-cloud: the appliance stays unregistered; run usagemeter register", s.Program)
+		s.Contract, s.Program = "", ""
+	}
+
+	if v := get(ova.KeySyslog); v != "" {
+		t, err := parseSyslog(v)
+		if err != nil {
+			bad(ova.KeySyslog, "%v; logs are not forwarded", err)
+		} else {
+			s.Syslog = t
+		}
+	}
 	return s, probs
+}
+
+// validHost reports whether h is an IP address or a host name.
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	return validHostname(strings.ToLower(strings.TrimSuffix(h, ".")))
+}
+
+// parseProxy checks an HTTP proxy URL: http or https, a host, an optional
+// port, no path. Its errors never show a password.
+func parseProxy(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		// url.Parse's error repeats the input, password and all.
+		return nil, fmt.Errorf("not a URL such as http://proxy.example.com:3128")
+	}
+	show := u.Redacted()
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q: the scheme must be http or https", show)
+	case !validHost(u.Hostname()):
+		return nil, fmt.Errorf("%q: %q is not a host name or IP address", show, u.Hostname())
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%q: a proxy URL has no path or query", show)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: %q is not a port number", show, p)
+		}
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// parseSyslog reads host, host:port, [v6]:port, udp://host[:port] or
+// tcp://host[:port].
+func parseSyslog(v string) (SyslogTarget, error) {
+	t := SyslogTarget{Protocol: "udp", Port: 514}
+	if proto, rest, ok := strings.Cut(v, "://"); ok {
+		t.Protocol = strings.ToLower(proto)
+		v = rest
+		if t.Protocol != "udp" && t.Protocol != "tcp" {
+			return t, fmt.Errorf("%q: the protocol must be udp or tcp", proto)
+		}
+	}
+	host := v
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return t, fmt.Errorf("%q is not a port number", p)
+		}
+		host, t.Port = h, n
+	}
+	host = strings.Trim(host, "[]")
+	if !validHost(host) {
+		return t, fmt.Errorf("%q is not a host name or IP address (host, host:port, udp://host:port or tcp://host:port)", host)
+	}
+	t.Host = host
+	return t, nil
+}
+
+// authorizedKey checks one OpenSSH public key line and returns it as
+// authorized_keys holds it (key type, key, comment; no options).
+func authorizedKey(line string) (string, error) {
+	k, comment, options, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return "", fmt.Errorf("not an OpenSSH public key such as ssh-ed25519 AAAA... user@host")
+	}
+	if len(options) > 0 {
+		return "", fmt.Errorf("key options (%s) are not accepted", strings.Join(options, ","))
+	}
+	out := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+	if comment = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, comment); comment != "" {
+		out += " " + comment
+	}
+	return out, nil
 }
 
 func splitList(v string) []string {
