@@ -24,7 +24,7 @@ VERSION=${VERSION:-$(cd "$REPO" && git describe --tags --always --dirty 2>/dev/n
 DISK_GB=${DISK_GB:-20}  # virtual size; the VMDK only holds what is written
 ESP_MB=64
 SUITE=bookworm
-HTTP_PORT=8080
+HTTP_PORT=443
 
 log() { printf '%s build.sh: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -8,7 +8,7 @@
 # reboot keeps the data and does not run first boot again.
 #
 # Installs what it needs with apt-get when missing (qemu-system-x86,
-# qemu-utils, xorriso, ovmf, curl, openssh-client; needs root for that). KVM
+# qemu-utils, xorriso, ovmf, curl, openssh-client, openssl; needs root for that). KVM
 # when a short probe boot with the CPU model succeeds (a nested KVM may refuse
 # -cpu host), TCG otherwise (minutes); ACCEL=tcg|kvm and CPU= force a choice.
 # Runs niced. Serial console logs and the report (figures first, then the
@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$HERE/out}
 WORK=${WORK:-/var/tmp/usagemeter-ova}/test
 OVA=${OVA:-$OUT/usagemeter.ova}
-PORT=${PORT:-18080}        # the appliance's 8080, forwarded on 127.0.0.1
+PORT=${PORT:-18443}        # the appliance's 443, forwarded on 127.0.0.1
 SSH_PORT=${SSH_PORT:-18022} # its 22
 SYSLOG_PORT=${SYSLOG_PORT:-15514} # a UDP syslog receiver on 127.0.0.1 (10.0.2.2 in the guest)
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-1200}
@@ -58,7 +58,7 @@ write_report() {
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 need=()
-for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xorriso:xorriso curl:curl python3:python3 ssh:openssh-client ssh-keygen:openssh-client timeout:coreutils; do
+for t in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xorriso:xorriso curl:curl python3:python3 ssh:openssh-client ssh-keygen:openssh-client timeout:coreutils openssl:openssl; do
 	command -v "${t%%:*}" >/dev/null || need+=("${t##*:}")
 done
 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || need+=(ovmf)
@@ -243,7 +243,7 @@ boot() { # n iso firmware [disk image]
 		"${fwargs[@]}" \
 		-drive if=none,id=disk0,file="$image",format=qcow2 "${disk[@]}" \
 		-drive if=none,id=cd0,file="$iso",media=cdrom,readonly=on -device ide-cd,drive=cd0,bus=ide.2 \
-		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:8080,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22 \
+		-netdev user,id=net0,hostfwd=tcp:127.0.0.1:$PORT-:443,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22 \
 		-device vmxnet3,netdev=net0,romfile= \
 		-chardev socket,id=ser0,path="$WORK/serial.sock",server=on,wait=off,logfile="$OUT/serial-boot$n.log",logappend=off \
 		-serial chardev:ser0 \
@@ -443,6 +443,14 @@ who=$(ssh -i "$WORK/id_test" -p "$SSH_PORT" -o BatchMode=yes -o PasswordAuthenti
 	die "boot 1: the admin.ssh_key key does not log in over SSH: $who"
 [ "$who" = "admin meter-test " ] || die "boot 1: SSH with the key gave: $who"
 log "boot 1: SSH as admin with the admin.ssh_key key (no password)"
+# The console's certificate on 443 is the one first boot made.
+served=$(openssl s_client -connect "127.0.0.1:$PORT" </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256) ||
+	die "boot 1: no certificate served on 443"
+made=$(ssh -i "$WORK/id_test" -p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+	-o ConnectTimeout=30 -o LogLevel=ERROR admin@127.0.0.1 'cat /etc/usagemeter/tls/cert.pem 2>/dev/null || sudo -n cat /etc/usagemeter/tls/cert.pem' | openssl x509 -noout -fingerprint -sha256) ||
+	die "boot 1: cannot read first boot's certificate"
+[ "$served" = "$made" ] || die "boot 1: 443 serves $served, first boot made $made"
+log "boot 1: 443 serves first boot's certificate ($served)"
 # The journal reaches the log.syslog server: first boot's and PostgreSQL's lines.
 for i in $(seq 60); do grep -aEq ' postgres\[[0-9]+\]: ' "$WORK/syslog.txt" && grep -aq 'usagemeter first boot: done' "$WORK/syslog.txt" && break; sleep 2; done
 grep -aq 'usagemeter first boot: done' "$WORK/syslog.txt" || die "boot 1: first boot's log did not reach the syslog server ($(wc -l <"$WORK/syslog.txt") lines arrived)"

@@ -213,7 +213,7 @@ var descriptorTmpl = template.Must(template.New("ovf").Funcs(template.FuncMap{
     <Name>{{x .Name}}</Name>
     <AnnotationSection>
       <Info>A human-readable annotation</Info>
-      <Annotation>usagemeter {{x .Version}}: collects hourly usage from VMware products and sends the monthly encrypted usage report. Web and API on port 8080, SSH on port 22 (user admin).</Annotation>
+      <Annotation>usagemeter {{x .Version}}: collects hourly usage from VMware products and sends the monthly encrypted usage report. Web console and API over HTTPS on port 443, SSH on port 22 (user admin).</Annotation>
     </AnnotationSection>
     <OperatingSystemSection ovf:id="96" vmw:osType="debian11_64Guest">
       <Info>The kind of installed guest operating system</Info>

@@ -26,7 +26,7 @@ func TestServiceHardening(t *testing.T) {
 		"User=usagemeter", "Group=usagemeter",
 		"ProtectSystem=strict", "ReadWritePaths=/var/lib/usagemeter",
 		"NoNewPrivileges=yes", "PrivateTmp=yes", "PrivateDevices=yes", "ProtectHome=yes",
-		"CapabilityBoundingSet=\n", "AmbientCapabilities=\n",
+		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n", "AmbientCapabilities=CAP_NET_BIND_SERVICE\n", // port 443, nothing else
 		"ExecStart=/usr/bin/usagemeter serve --config " + firstboot.ConfigPath + "\n",
 		"Requires=postgresql.service", "After=network-online.target postgresql.service",
 	} {
@@ -67,11 +67,11 @@ func TestFirewallOpensOnlyWhatIsServed(t *testing.T) {
 		}
 		got = append(got, m[1]+" "+v)
 	}
-	if want := "udp 546,tcp { 22, 8080 }"; strings.Join(got, ",") != want {
+	if want := "udp 546,tcp { 22, 443 }"; strings.Join(got, ",") != want {
 		t.Errorf("firewall opens %q, want %q", strings.Join(got, ","), want)
 	}
-	if firstboot.HTTPPort != 8080 {
-		t.Errorf("first boot configures port %d but the firewall opens 8080", firstboot.HTTPPort)
+	if firstboot.HTTPPort != 443 {
+		t.Errorf("first boot configures port %d but the firewall opens 443", firstboot.HTTPPort)
 	}
 }
 

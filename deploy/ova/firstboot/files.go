@@ -41,7 +41,7 @@ const (
 	WebMinPasswordLength = 12
 	// HTTPPort is where usagemeter serves the web console, the API,
 	// /healthz and /metrics over HTTPS.
-	HTTPPort = 8080
+	HTTPPort = 443
 )
 
 // ConfigYAML renders /etc/usagemeter/config.yaml. recipientKey is the path of

@@ -482,7 +482,7 @@ func TestRun(t *testing.T) {
 	if !cfg.HTTP.TLSOn() || cfg.HTTP.TLSCert != filepath.Join(root, firstboot.TLSDir, "cert.pem") || cfg.HTTP.TLSKey != filepath.Join(root, firstboot.TLSDir, "key.pem") {
 		t.Errorf("the web console is not served with the first-boot certificate: %+v", cfg.HTTP)
 	}
-	if cfg.Database.URL.Reveal() != firstboot.DatabaseURL || cfg.DataDir != "/var/lib/usagemeter" || cfg.HTTP.Listen != ":8080" {
+	if cfg.Database.URL.Reveal() != firstboot.DatabaseURL || cfg.DataDir != "/var/lib/usagemeter" || cfg.HTTP.Listen != ":443" {
 		t.Errorf("database/data_dir/http = %q %q %q", cfg.Database.URL.Reveal(), cfg.DataDir, cfg.HTTP.Listen)
 	}
 	if strings.Join(cfg.Alerts.To, ",") != "ops@example.com,noc@example.com" || strings.Join(cfg.Report.To, ",") != "usage@aggregator.example" ||
@@ -745,7 +745,7 @@ func TestRunShortAdminPassword(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, console)
 	}
-	if i, _ := rec.ran("runuser -u usagemeter"); i >= 0 || !strings.Contains(console, "PROBLEM web console: no admin account, the Administrator password is shorter than 12 characters") ||
+	if i, _ := rec.ran("runuser -u usagemeter -- /usr/bin/usagemeter admin"); i >= 0 || !strings.Contains(console, "PROBLEM web console: no admin account, the Administrator password is shorter than 12 characters") ||
 		!strings.Contains(console, "usagemeter admin set-password admin") || strings.Contains(console, "Sh0rt-pw9") {
 		t.Fatalf("calls %v\n%s", rec.calls, console)
 	}
