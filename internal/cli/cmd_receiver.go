@@ -37,7 +37,12 @@ func runReceiverServe(ctx context.Context, e *Env, args []string) error {
 
 // subcommand takes the verb a two-word command expects first ("create",
 // "list").
+// "-h" or "--help" in its place is passed on, for the flags to print the
+// command's help.
 func subcommand(args []string, verb string) ([]string, error) {
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		return args, nil
+	}
 	if len(args) == 0 || args[0] != verb {
 		return nil, usagef("expected %q", verb)
 	}
@@ -124,6 +129,9 @@ func runReceiverAppliances(ctx context.Context, e *Env, args []string) error {
 
 func runReceiverRevoke(ctx context.Context, e *Env, args []string) error {
 	fs, cfgPath := newFlags(e, "receiver revoke")
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		return parseFlags(fs, args)
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return usagef("usage: usagemeter receiver revoke APPLIANCE-ID [--config FILE]")
 	}
@@ -199,4 +207,13 @@ func runEnrol(ctx context.Context, e *Env, args []string) error {
 	fmt.Fprintf(e.Stdout, "appliance %s enrolled with receiver %s at %s (certificate SHA-256 %s pinned)\nMonthly reports are uploaded there signed (channel %q), with an hourly heartbeat from `usagemeter serve`.\n",
 		app.Appliance.ID, enr.ReceiverID, enr.URL, enr.Thumbprint, report.ChannelReceiver)
 	return nil
+}
+
+// isHelpFlag reports whether arg asks for a command's help.
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help":
+		return true
+	}
+	return false
 }
