@@ -45,6 +45,7 @@ func (a *api) routes(mux *http.ServeMux) []string {
 	authed("POST /password", a.changePassword)
 
 	authed("GET /appliance", a.appliance)
+	authed("POST /registration", a.register)
 	authed("GET /kinds", a.kinds)
 	authed("GET /products", a.products)
 	authed("POST /products", a.addProduct)
@@ -243,6 +244,24 @@ func reply[T any](a *api, w http.ResponseWriter, r *http.Request, status int, v 
 }
 
 func (a *api) appliance(w http.ResponseWriter, r *http.Request) {
+	v, err := a.svc.Appliance(r.Context())
+	reply(a, w, r, http.StatusOK, v, err)
+}
+
+type registrationRequest struct {
+	ContractID string `json:"contract_id"`
+	Program    string `json:"program"`
+}
+
+func (a *api) register(w http.ResponseWriter, r *http.Request) {
+	var in registrationRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	if err := a.svc.Register(r.Context(), auth.ActorFrom(r), in.ContractID, in.Program); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
 	v, err := a.svc.Appliance(r.Context())
 	reply(a, w, r, http.StatusOK, v, err)
 }

@@ -315,6 +315,28 @@ func TestAdminAPI(t *testing.T) {
 		info.NextReportMonth != "2026-05" || info.NextReport == nil || !info.NextReport.Equal(time.Date(2026, 6, 1, 2, 0, 0, 0, time.UTC)) {
 		t.Fatalf("appliance: %s", r.body)
 	}
+	// Registration: bad input refused and audited, then recorded.
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": " ", "program": "rental"})
+	mustStatus(t, r, http.StatusBadRequest)
+	if msg := r.errorText(t); !strings.Contains(msg, "contract") {
+		t.Fatalf("empty contract: %q", msg)
+	}
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": "C-15", "program": "leasing"})
+	mustStatus(t, r, http.StatusBadRequest)
+	if msg := r.errorText(t); !strings.Contains(msg, "rental or sovereign-cloud") {
+		t.Fatalf("bad programme: %q", msg)
+	}
+	e.auditHas("appliance.register", adminUser, false)
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": " C-15 ", "program": "sovereign-cloud"})
+	mustStatus(t, r, http.StatusOK)
+	r.json(t, &info)
+	if info.ContractID != "C-15" || info.Program != "sovereign-cloud" || info.RegisteredAt == nil || !info.RegisteredAt.Equal(e.clock.Now()) {
+		t.Fatalf("registered: %s", r.body)
+	}
+	if a := e.auditHas("appliance.register", adminUser, true); a.Target != "contract C-15" || a.Remote != "127.0.0.1" {
+		t.Fatalf("audit of the registration: %+v", a)
+	}
+
 	var kinds []service.Kind
 	e.do(nil, "GET", Prefix+"/kinds", nil).json(t, &kinds)
 	if len(kinds) < 10 {

@@ -309,29 +309,18 @@ func (c *Console) showRegistration(w http.ResponseWriter, r *http.Request, err e
 	if lerr != nil && err == nil {
 		err = lerr
 	}
-	c.render(w, r, "registration", "Registration", registrationData{Info: info, Programs: []string{"rental", "sovereign-cloud"}}, err)
+	c.render(w, r, "registration", "Registration", registrationData{Info: info, Programs: service.Programs()}, err)
 }
 
 // register records the contract and programme as `usagemeter register`
-// does. The service has no operation for it yet: the store's, audited
-// here.
+// does.
 func (c *Console) register(w http.ResponseWriter, r *http.Request) {
 	if err := form(w, r); err != nil {
 		c.showRegistration(w, r, err)
 		return
 	}
 	contract, program := strings.TrimSpace(r.PostForm.Get("contract")), r.PostForm.Get("program")
-	var err error
-	switch {
-	case contract == "":
-		err = service.Invalid("contract: the contract id with the aggregator is required")
-	case program != "rental" && program != "sovereign-cloud":
-		err = service.Invalid("programme: choose rental or sovereign-cloud (got %q)", program)
-	default:
-		err = c.svc.Store().Register(r.Context(), contract, program, c.svc.Now())
-	}
-	c.svc.Record(r.Context(), actor(r), "appliance.register", "contract "+contract, "programme "+program, err)
-	if err != nil {
+	if err := c.svc.Register(r.Context(), actor(r), contract, program); err != nil {
 		c.showRegistration(w, r, err)
 		return
 	}
