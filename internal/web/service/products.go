@@ -73,7 +73,7 @@ func (s *Service) Register(ctx context.Context, a Actor, contract, program strin
 // Appliance reports version, registration, health and readiness.
 func (s *Service) Appliance(ctx context.Context) (ApplianceInfo, error) {
 	now := s.now()
-	info := ApplianceInfo{Version: s.version, ExpectedSchema: migrations.Latest(), Now: now.UTC()}
+	info := ApplianceInfo{Version: s.Version(), ExpectedSchema: migrations.Latest(), Now: now.UTC()}
 	a, err := s.app.Store.ReadAppliance(ctx)
 	if err != nil {
 		return info, err
