@@ -128,7 +128,7 @@ func (c *Console) funcs() template.FuncMap {
 		"plural":   plural,
 		"query":    query,
 		"add":      func(a, b int) int { return a + b },
-		"cursor":   cursor,
+		"cursor":   service.FormatJournalCursor,
 		"join":     strings.Join,
 	}
 }
