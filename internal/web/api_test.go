@@ -596,8 +596,8 @@ func TestReportsAPI(t *testing.T) {
 
 // TestJournalAPIPaging: /journal pages by cursor: following next from the
 // newest page reads every run once, in order (hour newest first, then
-// product id), and previous leads back; with a product or a state only
-// theirs, with the product's total.
+// product id, highest first), and previous leads back; with a product or
+// a state only theirs, with the product's total.
 func TestJournalAPIPaging(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	mustStatus(t, e.login(nil, adminUser, adminPass), http.StatusOK)
@@ -635,8 +635,8 @@ func TestJournalAPIPaging(t *testing.T) {
 	}
 	var want []string
 	for h := 4; h >= 0; h-- {
-		for _, id := range ids {
-			want = append(want, fmt.Sprintf("%02d/%d", h, id))
+		for i := len(ids) - 1; i >= 0; i-- {
+			want = append(want, fmt.Sprintf("%02d/%d", h, ids[i]))
 		}
 	}
 	var got []string

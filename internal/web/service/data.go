@@ -25,9 +25,10 @@ type JournalEntry = store.JournalEntry
 type JournalQuery = store.JournalQuery
 
 // JournalPage is a page of the collection journal, newest hour first
-// (then by product id). Next, when set, is the cursor of the page of
-// older runs (pass it as before=); Previous, of the page of newer runs
-// (as after=). ProductTotal counts the runs of the one product asked for.
+// (then by product id, highest first). Next, when set, is the cursor of
+// the page of older runs (pass it as before=); Previous, of the page of
+// newer runs (as after=). ProductTotal counts the runs of the one product
+// asked for.
 type JournalPage struct {
 	Entries      []JournalEntry `json:"entries"`
 	Limit        int            `json:"limit"`
