@@ -10,7 +10,8 @@ import (
 )
 
 // JournalCursor is a run's place in the journal's order (hour newest
-// first, then product id): a page starts after or before it.
+// first, then product id, highest first): a page starts after or before
+// it.
 type JournalCursor struct {
 	Hour      time.Time
 	ProductID int64
@@ -38,11 +39,11 @@ type JournalPage struct {
 
 // JournalKeyset reads a page of the journal the way the console pages
 // through it: by keyset, never by offset, so that every page of a year of
-// hours of hundreds of products costs the same few milliseconds. With all
-// products and no state, each product's newest runs come from the primary
-// key's index (a few rows per product) and are merged; with a state, from
-// the (state, hour) index; with a product, from its part of the primary
-// key.
+// hours of hundreds of products costs the same few milliseconds. The
+// order (hour, product id), both descending, is that of the indexes read
+// backwards from the cursor: (hour, product_id) for all products,
+// (state, hour, product_id) for a state, the primary key (product_id,
+// hour) for a product.
 func (s *Store) JournalKeyset(ctx context.Context, q JournalQuery) (JournalPage, error) {
 	if q.Limit <= 0 || q.Limit > 500 {
 		q.Limit = 50
@@ -56,40 +57,30 @@ func (s *Store) JournalKeyset(ctx context.Context, q JournalQuery) (JournalPage,
 	var conds []string
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if cur != nil {
-		h, p := arg(cur.Hour), arg(cur.ProductID)
-		// The plain range on hour lets the indexes start at the cursor
-		// (the OR alone made each product's runs be read from the newest).
+		// A row comparison: the indexes start at the cursor.
+		op := "<"
 		if newer {
-			conds = append(conds, fmt.Sprintf("r.hour >= %s AND (r.hour > %s OR r.product_id < %s)", h, h, p))
-		} else {
-			conds = append(conds, fmt.Sprintf("r.hour <= %s AND (r.hour < %s OR r.product_id > %s)", h, h, p))
+			op = ">"
 		}
+		conds = append(conds, fmt.Sprintf("(r.hour, r.product_id) %s (%s, %s)", op, arg(cur.Hour), arg(cur.ProductID)))
 	}
 	if q.State != "" {
 		conds = append(conds, "r.state = "+arg(q.State))
 	}
-	order := "r.hour DESC, r.product_id"
+	if q.ProductID != 0 {
+		conds = append(conds, "r.product_id = "+arg(q.ProductID))
+	}
+	order := "r.hour DESC, r.product_id DESC"
 	if newer {
-		order = "r.hour, r.product_id DESC"
+		order = "r.hour, r.product_id"
 	}
-	const cols = `r.product_id, r.hour, r.state, r.attempts, r.started_at, r.finished_at,
-	       (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint, r.objects, coalesce(r.error, '')`
-	var sql string
-	switch {
-	case q.ProductID != 0 || q.State != "":
-		if q.ProductID != 0 {
-			conds = append(conds, "r.product_id = "+arg(q.ProductID))
-		}
-		sql = `SELECT ` + cols + ` FROM collection_runs r WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY ` + order + ` LIMIT $1`
-	default:
-		where := ""
-		if len(conds) > 0 {
-			where = " AND " + strings.Join(conds, " AND ")
-		}
-		sql = `SELECT x.* FROM products p CROSS JOIN LATERAL (SELECT ` + cols + ` FROM collection_runs r
-		 WHERE r.product_id = p.id` + where + ` ORDER BY ` + order + ` LIMIT $1) x
-		 ORDER BY ` + strings.ReplaceAll(order, "r.", "x.") + ` LIMIT $1`
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
 	}
+	sql := `SELECT r.product_id, r.hour, r.state, r.attempts, r.started_at, r.finished_at,
+	       (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint, r.objects, coalesce(r.error, '')
+	  FROM collection_runs r` + where + ` ORDER BY ` + order + ` LIMIT $1`
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return JournalPage{}, fmt.Errorf("reading the journal: %w", err)

@@ -38,7 +38,7 @@ func TestJournalKeyset(t *testing.T) {
 	}
 	all := func(product int64, state string) []run {
 		rows, err := s.Pool().Query(ctx, `SELECT product_id, hour FROM collection_runs WHERE ($1 = 0 OR product_id = $1) AND ($2 = '' OR state = $2)
-		 ORDER BY hour DESC, product_id`, product, state)
+		 ORDER BY hour DESC, product_id DESC`, product, state)
 		if err != nil {
 			t.Fatal(err)
 		}

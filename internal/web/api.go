@@ -45,6 +45,7 @@ func (a *api) routes(mux *http.ServeMux) []string {
 	authed("POST /password", a.changePassword)
 
 	authed("GET /appliance", a.appliance)
+	authed("POST /registration", a.register)
 	authed("GET /kinds", a.kinds)
 	authed("GET /products", a.products)
 	authed("POST /products", a.addProduct)
@@ -247,6 +248,24 @@ func (a *api) appliance(w http.ResponseWriter, r *http.Request) {
 	reply(a, w, r, http.StatusOK, v, err)
 }
 
+type registrationRequest struct {
+	ContractID string `json:"contract_id"`
+	Program    string `json:"program"`
+}
+
+func (a *api) register(w http.ResponseWriter, r *http.Request) {
+	var in registrationRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	if err := a.svc.Register(r.Context(), auth.ActorFrom(r), in.ContractID, in.Program); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	v, err := a.svc.Appliance(r.Context())
+	reply(a, w, r, http.StatusOK, v, err)
+}
+
 func (a *api) kinds(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.svc.Kinds())
 }
@@ -345,29 +364,22 @@ func queryInt(w http.ResponseWriter, r *http.Request, name string, into *int64) 
 	return true
 }
 
-func queryTime(w http.ResponseWriter, r *http.Request, name string, into *time.Time) bool {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return true
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		auth.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s %q: want an RFC 3339 time such as 2026-03-01T00:00:00Z", name, s))
-		return false
-	}
-	*into = t
-	return true
-}
-
 func (a *api) journal(w http.ResponseWriter, r *http.Request) {
-	var f service.JournalFilter
-	var limit, offset int64
-	if !queryInt(w, r, "product", &f.ProductID) || !queryInt(w, r, "limit", &limit) || !queryInt(w, r, "offset", &offset) ||
-		!queryTime(w, r, "from", &f.From) || !queryTime(w, r, "to", &f.To) {
+	q := service.JournalQuery{State: r.URL.Query().Get("state")}
+	var limit int64
+	if !queryInt(w, r, "product", &q.ProductID) || !queryInt(w, r, "limit", &limit) {
 		return
 	}
-	f.Limit, f.Offset, f.State = int(limit), int(offset), r.URL.Query().Get("state")
-	v, err := a.svc.Journal(r.Context(), f)
+	q.Limit = int(limit)
+	var err error
+	if q.Before, err = service.ParseJournalCursor(r.URL.Query().Get("before")); err == nil {
+		q.After, err = service.ParseJournalCursor(r.URL.Query().Get("after"))
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	v, err := a.svc.Journal(r.Context(), q)
 	reply(a, w, r, http.StatusOK, v, err)
 }
 

@@ -226,11 +226,12 @@ func TestProductsAPI(t *testing.T) {
 	r = e.do(nil, "GET", fmt.Sprintf("%s/journal?product=%d&state=done&limit=10", Prefix, p.ID), nil)
 	mustStatus(t, r, http.StatusOK)
 	r.json(t, &page)
-	if page.Total != 1 || len(page.Entries) != 1 || !page.Entries[0].Hour.Equal(hour) || page.Entries[0].Objects == nil || *page.Entries[0].Objects == 0 ||
+	if page.ProductTotal == nil || *page.ProductTotal != 1 || len(page.Entries) != 1 || page.Next != "" || page.Previous != "" || !page.Entries[0].Hour.Equal(hour) || page.Entries[0].Objects == nil || *page.Entries[0].Objects == 0 ||
 		page.Entries[0].DurationMS == nil {
 		t.Fatalf("journal: %s", r.body)
 	}
-	for q, want := range map[string]string{"state=bogus": `state "bogus"`, "limit=x": `limit "x"`, "from=yesterday": `from "yesterday"`, "offset=-1": `offset "-1"`} {
+	for q, want := range map[string]string{"state=bogus": `state "bogus"`, "limit=x": `limit "x"`, "limit=501": "limit 501", "before=yesterday": `"yesterday" is not one of the journal's`,
+		"after=1-x": `"1-x"`, "before=1-1&after=2-2": "not both", "product=-1": `product "-1"`} {
 		r := e.do(nil, "GET", Prefix+"/journal?"+q, nil)
 		mustStatus(t, r, http.StatusBadRequest)
 		if msg := r.errorText(t); !strings.Contains(msg, want) {
@@ -315,6 +316,28 @@ func TestAdminAPI(t *testing.T) {
 		info.NextReportMonth != "2026-05" || info.NextReport == nil || !info.NextReport.Equal(time.Date(2026, 6, 1, 2, 0, 0, 0, time.UTC)) {
 		t.Fatalf("appliance: %s", r.body)
 	}
+	// Registration: bad input refused and audited, then recorded.
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": " ", "program": "rental"})
+	mustStatus(t, r, http.StatusBadRequest)
+	if msg := r.errorText(t); !strings.Contains(msg, "contract") {
+		t.Fatalf("empty contract: %q", msg)
+	}
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": "C-15", "program": "leasing"})
+	mustStatus(t, r, http.StatusBadRequest)
+	if msg := r.errorText(t); !strings.Contains(msg, "rental or sovereign-cloud") {
+		t.Fatalf("bad programme: %q", msg)
+	}
+	e.auditHas("appliance.register", adminUser, false)
+	r = e.do(nil, "POST", Prefix+"/registration", map[string]string{"contract_id": " C-15 ", "program": "sovereign-cloud"})
+	mustStatus(t, r, http.StatusOK)
+	r.json(t, &info)
+	if info.ContractID != "C-15" || info.Program != "sovereign-cloud" || info.RegisteredAt == nil || !info.RegisteredAt.Equal(e.clock.Now()) {
+		t.Fatalf("registered: %s", r.body)
+	}
+	if a := e.auditHas("appliance.register", adminUser, true); a.Target != "contract C-15" || a.Remote != "127.0.0.1" {
+		t.Fatalf("audit of the registration: %+v", a)
+	}
+
 	var kinds []service.Kind
 	e.do(nil, "GET", Prefix+"/kinds", nil).json(t, &kinds)
 	if len(kinds) < 10 {
@@ -568,5 +591,85 @@ func TestReportsAPI(t *testing.T) {
 			}
 			r.errorText(t)
 		}
+	}
+}
+
+// TestJournalAPIPaging: /journal pages by cursor: following next from the
+// newest page reads every run once, in order (hour newest first, then
+// product id, highest first), and previous leads back; with a product or
+// a state only theirs, with the product's total.
+func TestJournalAPIPaging(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	mustStatus(t, e.login(nil, adminUser, adminPass), http.StatusOK)
+	ctx := context.Background()
+	pool := e.app.Store.Pool()
+	if _, err := pool.Exec(ctx, `INSERT INTO products (kind, endpoint, username) SELECT 'vcenter', 'https://vc' || g || '.example', 'meter' FROM generate_series(1, 3) g`); err != nil {
+		t.Fatal(err)
+	}
+	// 3 products × 5 hours; product 2's third hour failed.
+	start := time.Date(2026, 5, 4, 0, 0, 0, 0, time.UTC)
+	if _, err := pool.Exec(ctx, `INSERT INTO collection_runs (product_id, hour, state, attempts, started_at, finished_at, error, objects)
+	 SELECT p.id, h, CASE WHEN p.endpoint = 'https://vc2.example' AND h = $1::timestamptz + interval '2 hours' THEN 'failed' ELSE 'done' END, 1, h, h + interval '3 seconds',
+	        CASE WHEN p.endpoint = 'https://vc2.example' AND h = $1::timestamptz + interval '2 hours' THEN 'connection refused' END, 10
+	   FROM products p, generate_series($1::timestamptz, $1::timestamptz + interval '4 hours', interval '1 hour') h`, start); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	if err := pool.QueryRow(ctx, `SELECT array_agg(id ORDER BY id) FROM products`).Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	page := func(q string) service.JournalPage {
+		t.Helper()
+		var pg service.JournalPage
+		r := e.do(nil, "GET", Prefix+"/journal?"+q, nil)
+		mustStatus(t, r, http.StatusOK)
+		r.json(t, &pg)
+		return pg
+	}
+	key := func(je service.JournalEntry) string { return fmt.Sprintf("%s/%d", je.Hour.Format("15"), je.ProductID) }
+	keys := func(es []service.JournalEntry) (ks []string) {
+		for _, je := range es {
+			ks = append(ks, key(je))
+		}
+		return ks
+	}
+	var want []string
+	for h := 4; h >= 0; h-- {
+		for i := len(ids) - 1; i >= 0; i-- {
+			want = append(want, fmt.Sprintf("%02d/%d", h, ids[i]))
+		}
+	}
+	var got []string
+	var pages []service.JournalPage
+	for pg := page("limit=4"); ; pg = page("limit=4&before=" + pg.Next) {
+		pages = append(pages, pg)
+		got = append(got, keys(pg.Entries)...)
+		if (len(pages) == 1) != (pg.Previous == "") || pg.ProductTotal != nil || pg.Limit != 4 {
+			t.Fatalf("page %d: %+v", len(pages), pg)
+		}
+		if pg.Next == "" || len(pages) > 10 {
+			break
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") || len(pages) != 4 {
+		t.Fatalf("paging by next, %d pages:\n got %v\nwant %v", len(pages), got, want)
+	}
+	// previous from the third page is the second page.
+	if back := page("limit=4&after=" + pages[2].Previous); fmt.Sprint(keys(back.Entries)) != fmt.Sprint(keys(pages[1].Entries)) || back.Next == "" || back.Previous == "" {
+		t.Fatalf("previous of page 3: %v, want %v", keys(back.Entries), keys(pages[1].Entries))
+	}
+	// One product: its runs only, with its total.
+	pg := page(fmt.Sprintf("product=%d&limit=2", ids[1]))
+	if pg.ProductTotal == nil || *pg.ProductTotal != 5 || len(pg.Entries) != 2 || pg.Entries[0].ProductID != ids[1] || pg.Next == "" {
+		t.Fatalf("product page: %+v", pg)
+	}
+	pg = page(fmt.Sprintf("product=%d&limit=2&before=%s", ids[1], pg.Next))
+	if len(pg.Entries) != 2 || key(pg.Entries[0]) != fmt.Sprintf("02/%d", ids[1]) || pg.Entries[0].State != "failed" {
+		t.Fatalf("product's second page: %+v", pg)
+	}
+	// One state.
+	pg = page("state=failed")
+	if len(pg.Entries) != 1 || pg.Entries[0].ProductID != ids[1] || pg.Entries[0].Error != "connection refused" || pg.Next != "" || pg.Previous != "" {
+		t.Fatalf("failed runs: %+v", pg)
 	}
 }

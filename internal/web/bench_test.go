@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/web/service"
 )
 
@@ -12,7 +13,7 @@ import (
 // read at 200 products and a year of hours (1.75 million collection runs,
 // one failed hour in 50): the products with their last collected hour,
 // the journal's first page (all products, one product, failed only) and
-// the open alerts.
+// a page half a year back (by cursor), and the open alerts.
 func BenchmarkProviderScale(b *testing.B) {
 	e := newEnv(b, envOptions{})
 	ctx := context.Background()
@@ -35,17 +36,17 @@ func BenchmarkProviderScale(b *testing.B) {
 		fn   func() error
 	}{
 		{"products", func() error { _, err := e.svc.Products(ctx); return err }},
-		{"journal", func() error { _, err := e.svc.Journal(ctx, service.JournalFilter{Limit: 100}); return err }},
+		{"journal", func() error { _, err := e.svc.Journal(ctx, service.JournalQuery{Limit: 100}); return err }},
 		{"journal-product", func() error {
-			_, err := e.svc.Journal(ctx, service.JournalFilter{ProductID: 117, Limit: 100})
+			_, err := e.svc.Journal(ctx, service.JournalQuery{ProductID: 117, Limit: 100})
 			return err
 		}},
 		{"journal-failed", func() error {
-			_, err := e.svc.Journal(ctx, service.JournalFilter{State: "failed", Limit: 100})
+			_, err := e.svc.Journal(ctx, service.JournalQuery{State: "failed", Limit: 100})
 			return err
 		}},
-		{"journal-page-50", func() error {
-			_, err := e.svc.Journal(ctx, service.JournalFilter{Limit: 100, Offset: 5000})
+		{"journal-half-a-year-back", func() error {
+			_, err := e.svc.Journal(ctx, service.JournalQuery{Limit: 100, Before: &store.JournalCursor{Hour: start.AddDate(0, 6, 0), ProductID: 100}})
 			return err
 		}},
 		{"alerts", func() error { _, err := e.svc.Alerts(ctx, true); return err }},

@@ -39,20 +39,18 @@ var staticFS embed.FS
 
 // Console serves the pages.
 type Console struct {
-	svc     *service.Service
-	am      *auth.Manager
-	log     *slog.Logger
-	pages   map[string]*template.Template
-	assets  map[string]string // file name -> its path with a content hash
-	version string
-	mux     *http.ServeMux
-	month   *monthCache
+	svc    *service.Service
+	am     *auth.Manager
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	assets map[string]string // file name -> its path with a content hash
+	mux    *http.ServeMux
+	month  *monthCache
 }
 
 // Options shape a Console.
 type Options struct {
-	Version string       // shown in the footer
-	Log     *slog.Logger // nil: slog.Default()
+	Log *slog.Logger // nil: slog.Default()
 }
 
 // New returns the console's handler: the login page and the static assets
@@ -72,7 +70,7 @@ func NewWith(svc *service.Service, am *auth.Manager, o Options) http.Handler {
 }
 
 func build(svc *service.Service, am *auth.Manager, o Options) (*Console, error) {
-	c := &Console{svc: svc, am: am, log: o.Log, version: o.Version, assets: map[string]string{}, pages: map[string]*template.Template{},
+	c := &Console{svc: svc, am: am, log: o.Log, assets: map[string]string{}, pages: map[string]*template.Template{},
 		month: &monthCache{load: svc.MonthToDate, now: time.Now}}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -130,7 +128,7 @@ func (c *Console) funcs() template.FuncMap {
 		"plural":   plural,
 		"query":    query,
 		"add":      func(a, b int) int { return a + b },
-		"cursor":   cursor,
+		"cursor":   service.FormatJournalCursor,
 		"join":     strings.Join,
 	}
 }
@@ -195,7 +193,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, name, title str
 		http.Error(w, "no page "+name, http.StatusInternalServerError)
 		return
 	}
-	v := view{Title: title, Version: c.version, Data: data, Form: r.Form}
+	v := view{Title: title, Version: c.svc.Version(), Data: data, Form: r.Form}
 	if u, ok := auth.UserFrom(r.Context()); ok {
 		v.User = u.Username
 		section := "/" + strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]

@@ -25,8 +25,8 @@ type journalData struct {
 // journal pages through the collection journal by keyset (before/after a
 // run's hour and product): the same cost on every page of years of hours,
 // where an offset would read every row before the page. It reads the
-// store directly (store.JournalKeyset): the service's Journal pages by
-// offset and counts every run.
+// store directly (store.JournalKeyset) for the page's first and last
+// places; the cursors are the service's, as /api/v1/journal takes them.
 func (c *Console) journal(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := journalData{State: q.Get("state")}
@@ -44,10 +44,10 @@ func (c *Console) journal(w http.ResponseWriter, r *http.Request) {
 		jq.ProductID = d.ProductID
 	}
 	if err == nil {
-		jq.Before, err = cursorOf(q.Get("before"))
+		jq.Before, err = service.ParseJournalCursor(q.Get("before"))
 	}
 	if err == nil {
-		jq.After, err = cursorOf(q.Get("after"))
+		jq.After, err = service.ParseJournalCursor(q.Get("after"))
 	}
 	ctx := r.Context()
 	if err == nil {
@@ -59,25 +59,6 @@ func (c *Console) journal(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Products = ps
 	c.render(w, r, "journal", "Collection journal", d, err)
-}
-
-// cursorOf reads a journal cursor, "UNIXHOUR-PRODUCT" ("" is none).
-func cursorOf(v string) (*store.JournalCursor, error) {
-	if v == "" {
-		return nil, nil
-	}
-	h, p, ok := strings.Cut(v, "-")
-	sec, err1 := strconv.ParseInt(h, 10, 64)
-	id, err2 := strconv.ParseInt(p, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return nil, service.Invalid("the page's place %q is not one of the journal's: start again from the newest", v)
-	}
-	return &store.JournalCursor{Hour: time.Unix(sec, 0).UTC(), ProductID: id}, nil
-}
-
-// cursor writes c for a link.
-func cursor(c store.JournalCursor) string {
-	return strconv.FormatInt(c.Hour.Unix(), 10) + "-" + strconv.FormatInt(c.ProductID, 10)
 }
 
 type alertsData struct {
@@ -309,29 +290,18 @@ func (c *Console) showRegistration(w http.ResponseWriter, r *http.Request, err e
 	if lerr != nil && err == nil {
 		err = lerr
 	}
-	c.render(w, r, "registration", "Registration", registrationData{Info: info, Programs: []string{"rental", "sovereign-cloud"}}, err)
+	c.render(w, r, "registration", "Registration", registrationData{Info: info, Programs: service.Programs()}, err)
 }
 
 // register records the contract and programme as `usagemeter register`
-// does. The service has no operation for it yet: the store's, audited
-// here.
+// does.
 func (c *Console) register(w http.ResponseWriter, r *http.Request) {
 	if err := form(w, r); err != nil {
 		c.showRegistration(w, r, err)
 		return
 	}
 	contract, program := strings.TrimSpace(r.PostForm.Get("contract")), r.PostForm.Get("program")
-	var err error
-	switch {
-	case contract == "":
-		err = service.Invalid("contract: the contract id with the aggregator is required")
-	case program != "rental" && program != "sovereign-cloud":
-		err = service.Invalid("programme: choose rental or sovereign-cloud (got %q)", program)
-	default:
-		err = c.svc.Store().Register(r.Context(), contract, program, c.svc.Now())
-	}
-	c.svc.Record(r.Context(), actor(r), "appliance.register", "contract "+contract, "programme "+program, err)
-	if err != nil {
+	if err := c.svc.Register(r.Context(), actor(r), contract, program); err != nil {
 		c.showRegistration(w, r, err)
 		return
 	}

@@ -9,7 +9,8 @@ import (
 
 // TestPagesRender logs in over HTTPS and fetches every page of an empty
 // appliance: each answers 200 with its heading, and no page carries
-// inline script or style (the CSP refuses both).
+// inline script or style (the CSP refuses both); the footer shows the
+// version the service was built with.
 func TestPagesRender(t *testing.T) {
 	s := newSite(t, nil)
 	anon := s.srv.Client()
@@ -42,6 +43,9 @@ func TestPagesRender(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("%s: %d, want 200 with %q:\n%s", path, code, want, body)
 			continue
+		}
+		if !strings.Contains(body, "<footer>usagemeter test ·") {
+			t.Errorf("%s: the footer does not show the service's version (test):\n%s", path, body)
 		}
 		if m := inline.FindString(body); m != "" {
 			t.Errorf("%s carries inline script or style (%q)", path, m)

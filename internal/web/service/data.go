@@ -16,41 +16,88 @@ import (
 	"github.com/usagemeter/usagemeter/internal/store"
 )
 
-// JournalFilter selects collection runs (see store.JournalFilter).
-type JournalFilter = store.JournalFilter
-
 // JournalEntry is one product's hour (see store.JournalEntry).
 type JournalEntry = store.JournalEntry
 
-// JournalPage is a page of the collection journal. Total counts the
-// matching runs up to store.JournalCountLimit; TotalCapped says there are
-// more.
+// JournalQuery selects a page of the collection journal (see
+// store.JournalQuery): of one product (0: all), in one state ("": any),
+// the runs older than Before or newer than After (nil: the newest).
+type JournalQuery = store.JournalQuery
+
+// JournalPage is a page of the collection journal, newest hour first
+// (then by product id, highest first). Next, when set, is the cursor of
+// the page of older runs (pass it as before=); Previous, of the page of
+// newer runs (as after=). ProductTotal counts the runs of the one product
+// asked for.
 type JournalPage struct {
-	Entries     []JournalEntry `json:"entries"`
-	Total       int            `json:"total"`
-	TotalCapped bool           `json:"total_capped"`
-	Limit       int            `json:"limit"`
-	Offset      int            `json:"offset"`
+	Entries      []JournalEntry `json:"entries"`
+	Limit        int            `json:"limit"`
+	Next         string         `json:"next,omitempty"`
+	Previous     string         `json:"previous,omitempty"`
+	ProductTotal *int           `json:"product_total,omitempty"`
 }
 
-// Journal lists collection runs, newest hour first, a page at a time.
-func (s *Service) Journal(ctx context.Context, f JournalFilter) (JournalPage, error) {
-	switch f.State {
+// JournalMaxLimit is the largest journal page.
+const JournalMaxLimit = 500
+
+// Journal lists collection runs, newest hour first, a page at a time by
+// keyset (store.JournalKeyset): every page costs the same at hundreds of
+// products and years of hours, and nothing counts every run.
+func (s *Service) Journal(ctx context.Context, q JournalQuery) (JournalPage, error) {
+	switch q.State {
 	case "", "running", "done", "failed":
 	default:
-		return JournalPage{}, Invalid("state %q: want running, done or failed", f.State)
+		return JournalPage{}, Invalid("state %q: want running, done or failed", q.State)
 	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return JournalPage{}, Invalid("limit and offset must not be negative")
+	switch {
+	case q.Limit < 0 || q.Limit > JournalMaxLimit:
+		return JournalPage{}, Invalid("limit %d: want 1 to %d (0: 100)", q.Limit, JournalMaxLimit)
+	case q.ProductID < 0:
+		return JournalPage{}, Invalid("product %d: not a product id", q.ProductID)
+	case q.Before != nil && q.After != nil:
+		return JournalPage{}, Invalid("before and after: give one of them, not both")
 	}
-	if f.Limit == 0 || f.Limit > 1000 {
-		f.Limit = 100
+	if q.Limit == 0 {
+		q.Limit = 100
 	}
-	es, total, err := s.app.Store.Journal(ctx, f)
-	if es == nil {
-		es = []JournalEntry{}
+	pg, err := s.app.Store.JournalKeyset(ctx, q)
+	if err != nil {
+		return JournalPage{Entries: []JournalEntry{}, Limit: q.Limit}, err
 	}
-	return JournalPage{Entries: es, Total: total, TotalCapped: total >= store.JournalCountLimit, Limit: f.Limit, Offset: f.Offset}, err
+	out := JournalPage{Entries: pg.Entries, Limit: q.Limit}
+	if out.Entries == nil {
+		out.Entries = []JournalEntry{}
+	}
+	if pg.Older && len(pg.Entries) > 0 {
+		out.Next = FormatJournalCursor(pg.Last)
+	}
+	if pg.Newer && len(pg.Entries) > 0 {
+		out.Previous = FormatJournalCursor(pg.First)
+	}
+	if q.ProductID != 0 {
+		out.ProductTotal = &pg.ProductTotal
+	}
+	return out, nil
+}
+
+// ParseJournalCursor reads a journal cursor, "UNIXHOUR-PRODUCT" as
+// FormatJournalCursor writes it ("" is none).
+func ParseJournalCursor(v string) (*store.JournalCursor, error) {
+	if v == "" {
+		return nil, nil
+	}
+	h, p, ok := strings.Cut(v, "-")
+	sec, err1 := strconv.ParseInt(h, 10, 64)
+	id, err2 := strconv.ParseInt(p, 10, 64)
+	if !ok || err1 != nil || err2 != nil || id < 0 {
+		return nil, Invalid("the page's place %q is not one of the journal's: start again from the newest", v)
+	}
+	return &store.JournalCursor{Hour: time.Unix(sec, 0).UTC(), ProductID: id}, nil
+}
+
+// FormatJournalCursor writes c for a link or the API's next and previous.
+func FormatJournalCursor(c store.JournalCursor) string {
+	return strconv.FormatInt(c.Hour.Unix(), 10) + "-" + strconv.FormatInt(c.ProductID, 10)
 }
 
 // Alert is an alert (see store.Alert).

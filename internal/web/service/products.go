@@ -53,10 +53,27 @@ type ApplianceInfo struct {
 	Now             time.Time  `json:"now"`
 }
 
+// Programs are the licence programmes an appliance can be registered for.
+func Programs() []string { return []string{"rental", "sovereign-cloud"} }
+
+// Register records the provider's contract and programme, as
+// `usagemeter register` does (audited, refused or not).
+func (s *Service) Register(ctx context.Context, a Actor, contract, program string) (err error) {
+	contract = strings.TrimSpace(contract)
+	defer func() { s.audit(ctx, a, "appliance.register", "contract "+contract, "programme "+program, err) }()
+	switch {
+	case contract == "":
+		return Invalid("contract: the contract id with the aggregator is required")
+	case !slices.Contains(Programs(), program):
+		return Invalid("programme: choose rental or sovereign-cloud (got %q)", program)
+	}
+	return s.app.Store.Register(ctx, contract, program, s.now())
+}
+
 // Appliance reports version, registration, health and readiness.
 func (s *Service) Appliance(ctx context.Context) (ApplianceInfo, error) {
 	now := s.now()
-	info := ApplianceInfo{Version: s.version, ExpectedSchema: migrations.Latest(), Now: now.UTC()}
+	info := ApplianceInfo{Version: s.Version(), ExpectedSchema: migrations.Latest(), Now: now.UTC()}
 	a, err := s.app.Store.ReadAppliance(ctx)
 	if err != nil {
 		return info, err

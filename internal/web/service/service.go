@@ -63,6 +63,10 @@ func (s *Service) App() *appliance.App { return s.app }
 // Store is the appliance's store (for the auth package and tests).
 func (s *Service) Store() *store.Store { return s.app.Store }
 
+// Version is the binary version the service was built with ("dev" when
+// not set).
+func (s *Service) Version() string { return s.version }
+
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.now() }
 
