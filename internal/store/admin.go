@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -294,69 +293,3 @@ type JournalEntry struct {
 	Error      string     `json:"error,omitempty"`
 }
 
-// JournalFilter selects collection runs: of one product (0: all), of one
-// state (""), hours in [From, To) (zero: open), newest first, a page of
-// Limit after skipping Offset.
-type JournalFilter struct {
-	ProductID int64     `json:"product_id,omitempty"`
-	State     string    `json:"state,omitempty"`
-	From      time.Time `json:"from,omitzero"`
-	To        time.Time `json:"to,omitzero"`
-	Limit     int       `json:"limit,omitempty"`
-	Offset    int       `json:"offset,omitempty"`
-}
-
-// JournalCountLimit is where Journal stops counting the runs that match.
-const JournalCountLimit = 10000
-
-// Journal lists collection runs by f, and how many match f in all, up to
-// JournalCountLimit (a year of 200 products is 1.75 million runs: they
-// are not counted on every page).
-func (s *Store) Journal(ctx context.Context, f JournalFilter) ([]JournalEntry, int, error) {
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 100
-	}
-	// Only the conditions given: a plan that must also serve "any
-	// product" could not walk one product's runs by its key.
-	var conds []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		conds = append(conds, fmt.Sprintf(cond, len(args)))
-	}
-	if f.ProductID != 0 {
-		add("r.product_id = $%d", f.ProductID)
-	}
-	if f.State != "" {
-		add("r.state = $%d", f.State)
-	}
-	if !f.From.IsZero() {
-		add("r.hour >= $%d", f.From)
-	}
-	if !f.To.IsZero() {
-		add("r.hour < $%d", f.To)
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	n := len(args)
-	var total int
-	if err := s.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM collection_runs r%s LIMIT $%d) x`, where, n+1),
-		append(args, JournalCountLimit)...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(`SELECT r.product_id, p.kind, p.endpoint, r.hour, r.state, r.attempts, r.started_at, r.finished_at,
-	       (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint, r.objects, coalesce(r.error, '')
-	  FROM collection_runs r JOIN products p ON p.id = r.product_id%s
-	 ORDER BY r.hour DESC, r.product_id DESC LIMIT $%d OFFSET $%d`, where, n+1, n+2), append(args, f.Limit, f.Offset)...)
-	if err != nil {
-		return nil, 0, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JournalEntry, error) {
-		var e JournalEntry
-		err := r.Scan(&e.ProductID, &e.Kind, &e.Endpoint, &e.Hour, &e.State, &e.Attempts, &e.StartedAt, &e.FinishedAt, &e.DurationMS, &e.Objects, &e.Error)
-		return e, err
-	})
-	return out, total, err
-}
