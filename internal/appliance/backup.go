@@ -281,17 +281,44 @@ func Restore(ctx context.Context, cfg *config.Config, r io.Reader, key BackupKey
 	return man, nil
 }
 
-// pgRestore replaces the database at url with the dump.
+// pgRestore replaces the database at url with the dump, in one
+// transaction: the schema emptied, then the dump's objects created. The
+// target is at this binary's schema and the dump may be older (a table
+// since turned into a view, as usage_spans in migration 005), so the
+// dump's own DROPs (pg_restore --clean) cannot be used: pg_restore writes
+// the dump as SQL, which psql runs after dropping the public schema, all
+// or nothing (a failed restore leaves the target as it was).
 func pgRestore(ctx context.Context, url, dump string) error {
-	bin, err := pgTool("pg_restore")
+	restoreBin, err := pgTool("pg_restore")
 	if err != nil {
 		return err
 	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", "--dbname="+url, dump)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+	psqlBin, err := pgTool("psql")
+	if err != nil {
+		return err
+	}
+	var restoreErr, psqlErr bytes.Buffer
+	restore := exec.CommandContext(ctx, restoreBin, "--no-owner", "--no-privileges", "--file=-", dump)
+	restore.Stderr = &restoreErr
+	script, err := restore.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	psql := exec.CommandContext(ctx, psqlBin, "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
+		"--command=DROP SCHEMA IF EXISTS public CASCADE", "--command=CREATE SCHEMA public", "--file=-", "--dbname="+url)
+	psql.Stdin = script
+	psql.Stdout = io.Discard
+	psql.Stderr = &psqlErr
+	if err := restore.Start(); err != nil {
+		return fmt.Errorf("pg_restore: %w", err)
+	}
+	err = psql.Run()
+	rerr := restore.Wait()
+	if err != nil {
+		return fmt.Errorf("restoring the database (psql): %w: %s", err, strings.TrimSpace(psqlErr.String()))
+	}
+	if rerr != nil {
+		return fmt.Errorf("pg_restore: %w: %s", rerr, strings.TrimSpace(restoreErr.String()))
 	}
 	return nil
 }
