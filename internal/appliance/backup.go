@@ -286,8 +286,9 @@ func Restore(ctx context.Context, cfg *config.Config, r io.Reader, key BackupKey
 // target is at this binary's schema and the dump may be older (a table
 // since turned into a view, as usage_spans in migration 005), so the
 // dump's own DROPs (pg_restore --clean) cannot be used: pg_restore writes
-// the dump as SQL, which psql runs after dropping the public schema, all
-// or nothing (a failed restore leaves the target as it was).
+// the dump as SQL, which psql runs after dropping the public schema, and
+// the transaction commits only if psql ran all of it and pg_restore ended
+// well (a failed restore leaves the target as it was).
 func pgRestore(ctx context.Context, url, dump string) error {
 	restoreBin, err := pgTool("pg_restore")
 	if err != nil {
@@ -298,23 +299,28 @@ func pgRestore(ctx context.Context, url, dump string) error {
 		return err
 	}
 	var restoreErr, psqlErr bytes.Buffer
-	restore := exec.CommandContext(ctx, restoreBin, "--no-owner", "--no-privileges", "--file=-", dump)
-	restore.Stderr = &restoreErr
-	script, err := restore.StdoutPipe()
+	psql := exec.CommandContext(ctx, psqlBin, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-", "--dbname="+url)
+	psql.Stdout = io.Discard
+	psql.Stderr = &psqlErr
+	in, err := psql.StdinPipe()
 	if err != nil {
 		return err
 	}
-	psql := exec.CommandContext(ctx, psqlBin, "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
-		"--command=DROP SCHEMA IF EXISTS public CASCADE", "--command=CREATE SCHEMA public", "--file=-", "--dbname="+url)
-	psql.Stdin = script
-	psql.Stdout = io.Discard
-	psql.Stderr = &psqlErr
-	if err := restore.Start(); err != nil {
-		return fmt.Errorf("pg_restore: %w", err)
+	if err := psql.Start(); err != nil {
+		return fmt.Errorf("psql: %w", err)
 	}
-	err = psql.Run()
-	rerr := restore.Wait()
-	if err != nil {
+	_, _ = io.WriteString(in, "BEGIN;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+	restore := exec.CommandContext(ctx, restoreBin, "--no-owner", "--no-privileges", "--file=-", dump)
+	restore.Stdout = in
+	restore.Stderr = &restoreErr
+	rerr := restore.Run()
+	if rerr == nil {
+		_, _ = io.WriteString(in, "COMMIT;\n")
+	}
+	in.Close()
+	// Without COMMIT, psql ends at the end of its input and the
+	// transaction is rolled back.
+	if err := psql.Wait(); err != nil {
 		return fmt.Errorf("restoring the database (psql): %w: %s", err, strings.TrimSpace(psqlErr.String()))
 	}
 	if rerr != nil {

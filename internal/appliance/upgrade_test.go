@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -64,7 +65,7 @@ func fillOld(t *testing.T, url string, box *seal.Box) {
 	}
 }
 
-// oldAppliance builds, in a data_dir of its own, a credentials key and a
+// newOldAppliance builds, in a data_dir of its own, a credentials key and a
 // database at schema 4 filled by fillOld, as an appliance of that version
 // left them. The database is not migrated.
 func newOldAppliance(t *testing.T) *config.Config {
@@ -85,10 +86,7 @@ func newOldAppliance(t *testing.T) *config.Config {
 // cfg), what an upgraded appliance must aggregate.
 func wantFigures(t *testing.T, cfg *config.Config) []store.Figure {
 	t.Helper()
-	box, err := seal.LoadKey(filepath.Join(cfg.DataDir, seal.KeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	box := mustKey(t, cfg)
 	url := pgtest.NewDatabase(t)
 	fillOld(t, url, box)
 	return figures(t, url, box)
@@ -163,10 +161,7 @@ func TestRestoreOlderBackup(t *testing.T) {
 	ctx := context.Background()
 	src := newOldAppliance(t)
 	want := wantFigures(t, src)
-	box, err := seal.LoadKey(filepath.Join(src.DataDir, seal.KeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	box := mustKey(t, src)
 	pool, err := store.Connect(ctx, src.Database.URL.Reveal())
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +197,59 @@ func TestRestoreOlderBackup(t *testing.T) {
 func TestOpenOlderDatabase(t *testing.T) {
 	cfg := newOldAppliance(t)
 	checkUpgraded(t, cfg, wantFigures(t, cfg))
+}
+
+// TestRestoreFailureKeepsTarget: a dump pg_restore fails on halfway (cut
+// short), restored onto an appliance with data, leaves that data as it
+// was: the schema is emptied and the dump run in one transaction that only
+// a complete restore commits.
+func TestRestoreFailureKeepsTarget(t *testing.T) {
+	ctx := context.Background()
+	cfg := newOldAppliance(t)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.dump")
+	pgDump, err := pgTool("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(pgDump, "--format=custom", "--no-owner", "--no-privileges", "--file="+full, "--dbname="+cfg.Database.URL.Reveal()).CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.dump")
+	if err := os.WriteFile(cut, b[:len(b)*3/4], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := pgtest.NewDatabase(t)
+	fillOld(t, target, mustKey(t, cfg))
+	if err := pgRestore(ctx, target, cut); err == nil {
+		t.Fatal("a dump cut short was restored")
+	}
+	pool, err := pgxpool.New(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var spans int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM usage_spans`).Scan(&spans); err != nil || spans != 3 {
+		t.Fatalf("after a failed restore: %d spans (%v), want the 3 the target had", spans, err)
+	}
+	if err := pgRestore(ctx, target, full); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM spans`).Scan(&spans); err == nil {
+		t.Fatal("the restored database still has the target's spans table (schema 5): not replaced by the schema 4 dump")
+	}
+}
+
+func mustKey(t *testing.T, cfg *config.Config) *seal.Box {
+	t.Helper()
+	box, err := seal.LoadKey(filepath.Join(cfg.DataDir, seal.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return box
 }
