@@ -281,17 +281,50 @@ func Restore(ctx context.Context, cfg *config.Config, r io.Reader, key BackupKey
 	return man, nil
 }
 
-// pgRestore replaces the database at url with the dump.
+// pgRestore replaces the database at url with the dump, in one
+// transaction: the schema emptied, then the dump's objects created. The
+// target is at this binary's schema and the dump may be older (a table
+// since turned into a view, as usage_spans in migration 005), so the
+// dump's own DROPs (pg_restore --clean) cannot be used: pg_restore writes
+// the dump as SQL, which psql runs after dropping the public schema, and
+// the transaction commits only if psql ran all of it and pg_restore ended
+// well (a failed restore leaves the target as it was).
 func pgRestore(ctx context.Context, url, dump string) error {
-	bin, err := pgTool("pg_restore")
+	restoreBin, err := pgTool("pg_restore")
 	if err != nil {
 		return err
 	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", "--dbname="+url, dump)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pg_restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+	psqlBin, err := pgTool("psql")
+	if err != nil {
+		return err
+	}
+	var restoreErr, psqlErr bytes.Buffer
+	psql := exec.CommandContext(ctx, psqlBin, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-", "--dbname="+url)
+	psql.Stdout = io.Discard
+	psql.Stderr = &psqlErr
+	in, err := psql.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := psql.Start(); err != nil {
+		return fmt.Errorf("psql: %w", err)
+	}
+	_, _ = io.WriteString(in, "BEGIN;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+	restore := exec.CommandContext(ctx, restoreBin, "--no-owner", "--no-privileges", "--file=-", dump)
+	restore.Stdout = in
+	restore.Stderr = &restoreErr
+	rerr := restore.Run()
+	if rerr == nil {
+		_, _ = io.WriteString(in, "COMMIT;\n")
+	}
+	in.Close()
+	// Without COMMIT, psql ends at the end of its input and the
+	// transaction is rolled back.
+	if err := psql.Wait(); err != nil {
+		return fmt.Errorf("restoring the database (psql): %w: %s", err, strings.TrimSpace(psqlErr.String()))
+	}
+	if rerr != nil {
+		return fmt.Errorf("pg_restore: %w: %s", rerr, strings.TrimSpace(restoreErr.String()))
 	}
 	return nil
 }
