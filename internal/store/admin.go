@@ -292,4 +292,3 @@ type JournalEntry struct {
 	Objects    *int       `json:"objects"`
 	Error      string     `json:"error,omitempty"`
 }
-
