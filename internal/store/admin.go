@@ -36,16 +36,23 @@ func scanAdmin(r pgx.CollectableRow) (AdminUser, error) {
 	return u, err
 }
 
-func oneAdmin(rows pgx.Rows, err error) (AdminUser, error) {
+// exactlyOne is the one row a query returns, scanned by scan; no row is
+// ErrNotFound.
+func exactlyOne[T any](rows pgx.Rows, err error, scan pgx.RowToFunc[T]) (T, error) {
+	var v T
 	if err != nil {
-		return AdminUser{}, err
+		return v, err
 	}
-	u, err := pgx.CollectExactlyOneRow(rows, scanAdmin)
+	v, err = pgx.CollectExactlyOneRow(rows, scan)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return u, ErrNotFound
+		return v, ErrNotFound
 	}
-	return u, err
+	return v, err
 }
+
+func oneAdmin(rows pgx.Rows, err error) (AdminUser, error) { return exactlyOne(rows, err, scanAdmin) }
+
+func oneToken(rows pgx.Rows, err error) (APIToken, error) { return exactlyOne(rows, err, scanToken) }
 
 // AdminUserByName returns the account username, or ErrNotFound.
 func (s *Store) AdminUserByName(ctx context.Context, username string) (AdminUser, error) {
@@ -187,15 +194,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, userID int64, name, prefix s
 
 // APITokenByHash returns the token of hash (revoked or not), or ErrNotFound.
 func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (APIToken, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens t JOIN admin_users u ON u.id = t.user_id WHERE t.token_hash = $1`, hash)
-	if err != nil {
-		return APIToken{}, err
-	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanToken)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, ErrNotFound
-	}
-	return t, err
+	return oneToken(s.pool.Query(ctx, `SELECT `+tokenCols+` FROM api_tokens t JOIN admin_users u ON u.id = t.user_id WHERE t.token_hash = $1`, hash))
 }
 
 // TouchAPIToken records a use of token id.
@@ -216,16 +215,8 @@ func (s *Store) APITokens(ctx context.Context) ([]APIToken, error) {
 // RevokeAPIToken revokes token id; ErrNotFound when there is no such
 // token or it was revoked already.
 func (s *Store) RevokeAPIToken(ctx context.Context, id int64, now time.Time) (APIToken, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE api_tokens t SET revoked_at = $2 FROM admin_users u
-	 WHERE t.id = $1 AND t.revoked_at IS NULL AND u.id = t.user_id RETURNING `+tokenCols, id, now)
-	if err != nil {
-		return APIToken{}, err
-	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanToken)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, ErrNotFound
-	}
-	return t, err
+	return oneToken(s.pool.Query(ctx, `UPDATE api_tokens t SET revoked_at = $2 FROM admin_users u
+	 WHERE t.id = $1 AND t.revoked_at IS NULL AND u.id = t.user_id RETURNING `+tokenCols, id, now))
 }
 
 // AuditEntry is one audit_log row: who did what, when.
