@@ -153,7 +153,7 @@ func NewFromConfig(ctx context.Context, cfg *config.Config, st *store.Store, log
 		channels = append(channels, &MailChannel{Store: st, To: r.To})
 	}
 	if r.UploadURL != "" {
-		up, err := NewUploadChannel(r.UploadURL, r.UploadToken, r.UploadProxy)
+		up, err := NewUploadChannel(r.UploadURL, r.UploadToken, r.UploadProxy.Reveal())
 		if err != nil {
 			return nil, err
 		}

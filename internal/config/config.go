@@ -158,7 +158,7 @@ type Report struct {
 	Schedule       string   `yaml:"schedule"` // cron spec (minute hour day-of-month month day-of-week), in UTC
 	UploadURL      string   `yaml:"upload_url"`
 	UploadToken    Secret   `yaml:"upload_token"`
-	UploadProxy    string   `yaml:"upload_proxy"`
+	UploadProxy    Secret   `yaml:"upload_proxy"` // may hold the proxy's password: config show hides it
 }
 
 // Log configures log/slog.

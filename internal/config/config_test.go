@@ -32,12 +32,12 @@ func TestGoodConfigAndDefaults(t *testing.T) {
 	if !c.HTTP.TLSOn() || c.HTTP.Listen != "127.0.0.1:8080" || c.HTTP.SessionIdle.D() != 30*time.Minute || c.HTTP.LoginMaxFailures != 5 {
 		t.Fatalf("http defaults: HTTPS on loopback, 30m idle sessions, 5 failures; got %+v", c.HTTP)
 	}
-	off, err := Parse([]byte(good+"http:\n  tls: off\n  metrics_token: MetricsT0ken\n"), "")
+	off, err := Parse([]byte(good+"http:\n  tls: off\n  metrics_token: MetricsT0ken\nreport:\n  upload_proxy: http://meter:Pr0xyPass@proxy.example:3128\n"), "")
 	if err != nil || off.HTTP.TLSOn() {
 		t.Fatalf("tls: off: %v %+v", err, off)
 	}
-	if out, err := off.Show(); err != nil || strings.Contains(string(out), "MetricsT0ken") {
-		t.Fatalf("config show prints the metrics token: %v\n%s", err, out)
+	if out, err := off.Show(); err != nil || strings.Contains(string(out), "MetricsT0ken") || strings.Contains(string(out), "Pr0xyPass") {
+		t.Fatalf("config show prints the metrics token or the proxy's password: %v\n%s", err, out)
 	}
 	if b := c.Backup; b.Enabled || b.Schedule != "30 3 * * *" || b.Keep != 7 || b.RetentionDays != 0 || b.Directory != "/var/lib/usagemeter/backups" {
 		t.Fatalf("backup defaults: %+v", b)
