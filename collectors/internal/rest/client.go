@@ -110,6 +110,16 @@ func NewHTTPClient(host, thumbprint string) *http.Client {
 	}}
 }
 
+// ThrottleLogged makes each call wait out up to n refusals for load (see
+// Throttle), each wait logged at debug level to log as msg with the status
+// and the wait.
+func (c *Client) ThrottleLogged(n int, log *slog.Logger, msg string) {
+	c.Throttle = n
+	c.Throttled = func(status int, wait time.Duration) {
+		log.Debug(msg, "status", status, "wait", wait)
+	}
+}
+
 // Host is the product's host name.
 func (c *Client) Host() string { return c.Base.Hostname() }
 
