@@ -32,6 +32,11 @@ type Kit[St any, S Server, C collectors.Collector] struct {
 	// Target is the collector's target for the simulator at url, with the
 	// state's right credentials, thumbprint accepted and opts.
 	Target func(url, thumbprint string, st St, opts string) collectors.Target
+	// Delay and ExpireAfter set the simulator's faults of those names, for
+	// the conformance suite (ExpireAfter nil: a product without sessions;
+	// with it, S must also have Logins and ExpireSessions).
+	Delay       func(s S, d time.Duration)
+	ExpireAfter func(s S, n int)
 }
 
 // LoadState reads a state file with the simulator's LoadState.
@@ -65,15 +70,53 @@ func (k Kit[St, S, C]) Start(tb testing.TB, st St, opts string, edit ...func(*co
 }
 
 // Conformance runs the conformance suite on the state file state served
-// with opts; sim gives the suite the simulator's fault switches.
-func (k Kit[St, S, C]) Conformance(t *testing.T, state, opts string, sim func(S) Sim) {
+// with opts, through the kit's Delay and ExpireAfter.
+func (k Kit[St, S, C]) Conformance(t *testing.T, state, opts string) {
 	Conformance(t, Product{Start: func(t *testing.T) (Sim, collectors.Target) {
 		st := k.LoadState(t, state)
 		s := k.Sim(st)
 		u, thumb := s.Start(t)
-		return sim(s), k.Target(u, thumb, st, opts)
+		ks := kitSim[S]{s: s, delay: k.Delay}
+		var sim Sim = ks
+		if k.ExpireAfter != nil {
+			ss, ok := any(s).(sessionServer)
+			if !ok {
+				t.Fatalf("%T has no Logins and ExpireSessions", s)
+			}
+			sim = kitSessionSim[S]{kitSim: ks, ss: ss, expire: k.ExpireAfter}
+		}
+		return sim, k.Target(u, thumb, st, opts)
 	}})
 }
+
+// sessionServer is a simulator of a product with sessions.
+type sessionServer interface {
+	Logins() int
+	ExpireSessions()
+}
+
+// kitSim is a Kit's simulator for the conformance suite.
+type kitSim[S Server] struct {
+	s     S
+	delay func(S, time.Duration)
+}
+
+func (k kitSim[S]) Calls() int               { return k.s.Calls() }
+func (k kitSim[S]) SetDelay(d time.Duration) { k.delay(k.s, d) }
+
+// The conformance suite checks sessions through SessionSim.
+var _ SessionSim = kitSessionSim[Server]{}
+
+// kitSessionSim is kitSim for a product with sessions.
+type kitSessionSim[S Server] struct {
+	kitSim[S]
+	ss     sessionServer
+	expire func(S, int)
+}
+
+func (k kitSessionSim[S]) Logins() int       { return k.ss.Logins() }
+func (k kitSessionSim[S]) ExpireSessions()   { k.ss.ExpireSessions() }
+func (k kitSessionSim[S]) ExpireAfter(n int) { k.expire(k.s, n) }
 
 // Cases runs every case folder (see Cases and Golden) for hour, then check
 // on the simulator (nil: none).
@@ -189,4 +232,27 @@ func Throttled(t *testing.T, c collectors.Collector, hour time.Time, n int, th T
 			t.Fatalf("always busy: error %q does not mention %q", err, w)
 		}
 	}
+}
+
+// CollectBy collects c for hour and returns the observations by key(o). It
+// fails t when the collection fails, on an observation bad says is wrong,
+// and on a key observed twice.
+func CollectBy(t *testing.T, c collectors.Collector, hour time.Time, key func(collectors.Observation) string, bad func(collectors.Observation) bool) map[string]collectors.Observation {
+	t.Helper()
+	obs, err := c.Collect(context.Background(), hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]collectors.Observation{}
+	for _, o := range obs {
+		if bad(o) {
+			t.Errorf("bad observation %+v", o)
+		}
+		k := key(o)
+		if _, dup := m[k]; dup {
+			t.Errorf("%s observed twice", k)
+		}
+		m[k] = o
+	}
+	return m
 }

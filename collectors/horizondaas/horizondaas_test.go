@@ -36,19 +36,14 @@ var kit = collectortest.Kit[simulator.State, *simulator.DaaS, *Collector]{
 	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
 		return target(u, login(st), st.Password, thumb, opts)
 	},
+	Delay:       func(s *simulator.DaaS, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.DaaS, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.DaaS }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 3}`,
-		func(s *simulator.DaaS) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 3}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
@@ -61,22 +56,11 @@ func TestCases(t *testing.T) {
 func collectByTenant(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
 	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricConnections || o.Unit != collectors.UnitCount || !strings.HasPrefix(o.ObjectKey, "tenant/") ||
-			strings.Contains(o.ObjectKey, o.Dims[DimTenant]) || o.Dims[DimRulesVersion] != RulesVersion {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimTenant]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimTenant])
-		}
-		m[o.Dims[DimTenant]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimTenant] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricConnections || o.Unit != collectors.UnitCount || !strings.HasPrefix(o.ObjectKey, "tenant/") ||
+				strings.Contains(o.ObjectKey, o.Dims[DimTenant]) || o.Dims[DimRulesVersion] != RulesVersion
+		})
 }
 
 // TestRules checks the DaaS rules on the case states, independently of the

@@ -35,19 +35,14 @@ var kit = collectortest.Kit[simnsxt.State, *simnsxt.Server, *Collector]{
 	Target: func(u, thumb string, st simnsxt.State, opts string) collectors.Target {
 		return target(u, st.User, st.Password, thumb, opts)
 	},
+	Delay:       func(s *simnsxt.Server, d time.Duration) { s.SetFaults(simnsxt.Faults{Delay: d}) },
+	ExpireAfter: func(s *simnsxt.Server, n int) { s.SetFaults(simnsxt.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simnsxt.Server }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simnsxt.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simnsxt.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`,
-		func(s *simnsxt.Server) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional

@@ -37,19 +37,14 @@ var kit = collectortest.Kit[simulator.State, *simulator.SRM, *Collector]{
 	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
 		return target(u, st.User, st.Password, thumb, opts)
 	},
+	Delay:       func(s *simulator.SRM, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.SRM, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.SRM }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`,
-		func(s *simulator.SRM) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
@@ -62,22 +57,11 @@ func TestCases(t *testing.T) {
 func collectByName(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
 	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricVMProtected || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
-			o.ObjectKey != vcUUID+"/moref/"+o.Dims[DimMoref] || o.Edition != "" {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricVMProtected || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
+				o.ObjectKey != vcUUID+"/moref/"+o.Dims[DimMoref] || o.Edition != ""
+		})
 }
 
 // TestRules checks the SRM rules on the case states, independently of the

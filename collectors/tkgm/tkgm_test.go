@@ -167,22 +167,11 @@ func TestConformance(t *testing.T) {
 
 func collectByMachine(t *testing.T, c *Collector) map[string]collectors.Observation {
 	t.Helper()
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricTanzuVRAM || o.Unit != collectors.UnitMB || o.Edition != Edition ||
-			!strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") || o.Dims[DimRulesVersion] != RulesVersion {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimMachine]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimMachine])
-		}
-		m[o.Dims[DimMachine]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimMachine] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricTanzuVRAM || o.Unit != collectors.UnitMB || o.Edition != Edition ||
+				!strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") || o.Dims[DimRulesVersion] != RulesVersion
+		})
 }
 
 // TestRules checks the TKGm rules on the case states, independently of the

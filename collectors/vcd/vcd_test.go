@@ -28,19 +28,14 @@ var kit = collectortest.Kit[simvcd.State, *simvcd.Server, *Collector]{
 			Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second,
 		}
 	},
+	Delay:       func(s *simvcd.Server, d time.Duration) { s.SetFaults(simvcd.Faults{Delay: d}) },
+	ExpireAfter: func(s *simvcd.Server, n int) { s.SetFaults(simvcd.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simvcd.Server }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simvcd.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simvcd.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`,
-		func(s *simvcd.Server) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json is the simulator's state,

@@ -33,19 +33,14 @@ var kit = collectortest.Kit[simulator.State, *simulator.VCDA, *Collector]{
 	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
 		return target(u, st.User, st.Password, thumb, opts)
 	},
+	Delay:       func(s *simulator.VCDA, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.VCDA, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.VCDA }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`,
-		func(s *simulator.VCDA) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
@@ -60,24 +55,12 @@ func TestCases(t *testing.T) {
 func collectByVM(t *testing.T, st simulator.State, opts string) map[string]collectors.Observation {
 	t.Helper()
 	_, c := kit.Start(t, st, opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if (o.Metric != collectors.MetricVMProtected && o.Metric != collectors.MetricVMMigrated) ||
-			o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != "" || o.Dims[DimRulesVersion] != RulesVersion ||
-			o.Dims[DimVCDA] != "127.0.0.1" || !strings.HasSuffix(o.ObjectKey, "/"+o.Dims[DimVMID]) {
-			t.Errorf("bad observation %+v", o)
-		}
-		k := o.Metric + " " + o.Dims[DimVM]
-		if _, dup := m[k]; dup {
-			t.Errorf("%s observed twice", k)
-		}
-		m[k] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Metric + " " + o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return (o.Metric != collectors.MetricVMProtected && o.Metric != collectors.MetricVMMigrated) ||
+				o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != "" || o.Dims[DimRulesVersion] != RulesVersion ||
+				o.Dims[DimVCDA] != "127.0.0.1" || !strings.HasSuffix(o.ObjectKey, "/"+o.Dims[DimVMID])
+		})
 }
 
 const (

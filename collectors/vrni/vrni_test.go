@@ -41,19 +41,14 @@ var kit = collectortest.Kit[simulator.State, *simulator.NI, *Collector]{
 	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
 		return target(u, st.User, st.Password, thumb, opts)
 	},
+	Delay:       func(s *simulator.NI, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.NI, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.NI }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	kit.Conformance(t, "testdata/several-pages/state.json", `{"domain": "corp.example", "page_size": 2}`,
-		func(s *simulator.NI) collectortest.Sim { return conformanceSim{s} })
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"domain": "corp.example", "page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state),
@@ -66,22 +61,11 @@ func TestCases(t *testing.T) {
 func collectByName(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
 	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricMonitoredVM || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
-			o.ObjectKey != o.Dims[DimVCenterUUID]+"/moref/"+o.Dims[DimMoref] || collectors.AriaMode(o.Edition) != o.Dims[DimMode] {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricMonitoredVM || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
+				o.ObjectKey != o.Dims[DimVCenterUUID]+"/moref/"+o.Dims[DimMoref] || collectors.AriaMode(o.Edition) != o.Dims[DimMode]
+		})
 }
 
 const edgeOpts = `{"domain": "corp.example", "mode": "standalone", "page_size": 3, "vcenter_uuids": {"10.0.0.12": "5022C0DE-1111-4222-8333-944455556666"}}`
