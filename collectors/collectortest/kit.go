@@ -3,6 +3,7 @@ package collectortest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -255,4 +256,28 @@ func CollectBy(t *testing.T, c collectors.Collector, hour time.Time, key func(co
 		m[k] = o
 	}
 	return m
+}
+
+// SessionRefused collects with c, then has reject make the product refuse
+// every session and collects again: the second collection must fail with
+// an error that is want (the product's login error, as the new login made
+// once for the refused session is refused too).
+func SessionRefused(t *testing.T, c collectors.Collector, hour time.Time, reject func(), want error) {
+	t.Helper()
+	if _, err := c.Collect(context.Background(), hour); err != nil {
+		t.Fatal(err)
+	}
+	reject()
+	if _, err := c.Collect(context.Background(), hour); !errors.Is(err, want) {
+		t.Fatalf("error %v, want %v after the session was refused", err, want)
+	}
+}
+
+// HTTPSOnly checks that a collector is not built for tg, whose endpoint is
+// http, with an error that says https.
+func HTTPSOnly(t *testing.T, tg collectors.Target) {
+	t.Helper()
+	if _, err := collectors.New(tg); err == nil || !strings.Contains(err.Error(), "https") {
+		t.Fatalf("error %v", err)
+	}
 }

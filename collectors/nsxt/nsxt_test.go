@@ -163,14 +163,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("session refused", func(t *testing.T) {
 		s, c := kit.Start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simnsxt.Faults{RejectAll: true})
-		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simnsxt.Faults{RejectAll: true}) }, ErrLogin)
 	})
 }
 

@@ -213,14 +213,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("session refused", func(t *testing.T) {
 		s, c := kit.Start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("API version not offered", func(t *testing.T) {
 		old := st
@@ -246,9 +239,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://vcda.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://vcda.corp.example", "m", "p", "", ""))
 	})
 	t.Run("no user", func(t *testing.T) {
 		if _, err := collectors.New(target("vcda.corp.example", "", "p", "", "")); err == nil || !strings.Contains(err.Error(), "user name") {

@@ -215,13 +215,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("session refused", func(t *testing.T) {
 		s, c := kit.Start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the token was refused", err)
-		}
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("logout", func(t *testing.T) {
 		s, c := kit.Start(t, st, "")
@@ -236,9 +230,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://vra7.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://vra7.corp.example", "m", "p", "", ""))
 	})
 }
 
