@@ -71,12 +71,18 @@ func (k Kit[St, S, C]) Start(tb testing.TB, st St, opts string, edit ...func(*co
 }
 
 // Conformance runs the conformance suite on the state file state served
-// with opts, through the kit's Delay and ExpireAfter.
-func (k Kit[St, S, C]) Conformance(t *testing.T, state, opts string) {
+// with opts, through the kit's Delay and ExpireAfter. prepare edits each
+// target the suite is given (e.g. pairs it with a vCenter started for the
+// test).
+func (k Kit[St, S, C]) Conformance(t *testing.T, state, opts string, prepare ...func(t *testing.T, tg *collectors.Target)) {
 	Conformance(t, Product{Start: func(t *testing.T) (Sim, collectors.Target) {
 		st := k.LoadState(t, state)
 		s := k.Sim(st)
 		u, thumb := s.Start(t)
+		tg := k.Target(u, thumb, st, opts)
+		for _, p := range prepare {
+			p(t, &tg)
+		}
 		ks := kitSim[S]{s: s, delay: k.Delay}
 		var sim Sim = ks
 		if k.ExpireAfter != nil {
@@ -86,7 +92,7 @@ func (k Kit[St, S, C]) Conformance(t *testing.T, state, opts string) {
 			}
 			sim = kitSessionSim[S]{kitSim: ks, ss: ss, expire: k.ExpireAfter}
 		}
-		return sim, k.Target(u, thumb, st, opts)
+		return sim, tg
 	}})
 }
 
