@@ -287,3 +287,24 @@ func HTTPSOnly(t *testing.T, tg collectors.Target) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// FaultError serves st, builds a collector for it with opts (its target
+// edited by edit), has fault set the simulator's faults and returns the
+// error of one collection for hour.
+func (k Kit[St, S, C]) FaultError(t *testing.T, hour time.Time, st St, opts string, fault func(S), edit ...func(*collectors.Target)) error {
+	t.Helper()
+	s, c := k.Start(t, st, opts, edit...)
+	fault(s)
+	_, err := c.Collect(context.Background(), hour)
+	return err
+}
+
+// WithTimeout is a target edit that sets the per-call deadline to d (0:
+// leaves it).
+func WithTimeout(d time.Duration) func(*collectors.Target) {
+	return func(tg *collectors.Target) {
+		if d > 0 {
+			tg.Timeout = d
+		}
+	}
+}

@@ -248,9 +248,7 @@ func TestFaults(t *testing.T) {
 			[]string{"/inventory/v1/machines page 1", "HTTP 403 Forbidden: Access to the resource is forbidden"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, `{"page_size": 2}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.Horizon) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}

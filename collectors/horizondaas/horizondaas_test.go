@@ -151,9 +151,7 @@ func TestFaults(t *testing.T) {
 		{"start ignored", simulator.Faults{IgnoreStart: true}, []string{"page 2", "the answer for start 3 repeats the previous page"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, `{"page_size": 3}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 3}`, func(s *simulator.DaaS) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}

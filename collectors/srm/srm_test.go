@@ -165,12 +165,7 @@ func TestFaults(t *testing.T) {
 		{"offset ignored", simulator.Faults{IgnoreOffset: true}, 0, []string{"/vms page 2", "the answer is for offset 0, asked for 2"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.SRM) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}

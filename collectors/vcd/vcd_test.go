@@ -103,12 +103,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simvcd.Server) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}

@@ -186,9 +186,7 @@ func TestFaults(t *testing.T) {
 			"the answer for offset 2 starts with C4-5e0e0000-0000-4a5b-8c6d-7e8f9a0b1c00 again, as the page before: the server ignores offset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, `{"page_size": 2}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.VCDA) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}

@@ -159,9 +159,7 @@ func TestFaults(t *testing.T) {
 		{"always busy", simulator.Faults{ThrottleEvery: 1}, []string{"HTTP 503"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := kit.Start(t, st, opts)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, opts, func(s *simulator.Ops) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}
