@@ -7,6 +7,13 @@
 // the middle of the pages, wrong password is ErrAuth and not retried,
 // cancellation, the per-call deadline, certificate pinning, no password in
 // an error).
+//
+// Kit is a REST product's test scaffolding on top of that: its simulator
+// started on a loopback TLS server, the collector built with the
+// simulator's thumbprint pinned, the case folders and the conformance suite
+// run, a fault set before one collection (FaultError). The checks the
+// products' tests share are functions: CollectBy, Throttled,
+// NoSecretsLogged, SessionRefused, WrongPasswordTwice, HTTPSOnly.
 package collectortest
 
 import (
