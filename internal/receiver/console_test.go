@@ -114,14 +114,20 @@ func attrs(s, attr string) []string {
 	return out
 }
 
-// TestConsole: two appliances upload March and send heartbeats, one goes
-// silent; an admin logs in to the receiver's console and sees the fleet,
-// the months and the merged March equal to the API's, creates an
-// enrolment token that enrols a third appliance, and revokes an appliance,
-// whose next upload is refused. Without a session nothing is shown; a
-// wrong password and a cross-origin POST are refused; no page carries a
-// secret.
-func TestConsole(t *testing.T) {
+// consoleFleet is a receiver with two appliances, both enrolled on March
+// 20 and having sent March on April 1 (merged, their shared vCenter billed
+// once); on May 4 both sent a heartbeat, A (a product failing) again 3 hours
+// later: B is silent, and both miss April.
+type consoleFleet struct {
+	f         *fleet
+	a, b      *app
+	resB      *report.Result
+	usedToken string
+	api       receiver.FleetView
+}
+
+func newConsoleFleet(t *testing.T) *consoleFleet {
+	t.Helper()
 	ctx := context.Background()
 	clk := newClock(time.Date(2026, 3, 20, 10, 0, 0, 0, time.UTC))
 	f := newFleet(t, clk)
@@ -133,7 +139,6 @@ func TestConsole(t *testing.T) {
 	clk.set(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
 	a.send(t)
 	resB := b.send(t)
-	// A has a product failing; B goes silent after its heartbeat.
 	var pid int64
 	if err := a.st.Pool().QueryRow(ctx, `SELECT min(id) FROM products`).Scan(&pid); err != nil {
 		t.Fatal(err)
@@ -159,7 +164,23 @@ func TestConsole(t *testing.T) {
 	if err := f.r.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	api := f.fleetView(t, a.enr.Client())
+	if _, err := auth.SetPassword(ctx, f.r.Store, consoleUser, consolePassword, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return &consoleFleet{f: f, a: a, b: b, resB: resB, usedToken: usedToken, api: f.fleetView(t, a.enr.Client())}
+}
+
+// TestConsole: two appliances upload March and send heartbeats, one goes
+// silent; an admin logs in to the receiver's console and sees the fleet,
+// the months and the merged March equal to the API's, creates an
+// enrolment token that enrols a third appliance, and revokes an appliance,
+// whose next upload is refused. Without a session nothing is shown; a
+// wrong password and a cross-origin POST are refused; no page carries a
+// secret.
+func TestConsole(t *testing.T) {
+	ctx := context.Background()
+	cf := newConsoleFleet(t)
+	f, a, b, resB, usedToken, api := cf.f, cf.a, cf.b, cf.resB, cf.usedToken, cf.api
 
 	br := newBrowser(t, f, a.enr.Client())
 	// Without a session: sent to the login page; a POST does nothing.
@@ -176,10 +197,7 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("token without a session: %d", resp.StatusCode)
 	}
 
-	// No account yet, then a wrong password: refused, no session.
-	if _, err := auth.SetPassword(ctx, f.r.Store, consoleUser, consolePassword, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	// A wrong password: refused, no session.
 	resp, body := br.post("/login", url.Values{"username": {consoleUser}, "password": {"Not-The-Passw0rd"}, "next": {"/months"}}, nil)
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "the user name or the password is wrong") || len(resp.Cookies()) != 0 {
 		t.Fatalf("wrong password: %d %v\n%s", resp.StatusCode, resp.Cookies(), body)
