@@ -2,6 +2,8 @@ package receiver_test
 
 import (
 	"context"
+	"flag"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,6 +11,8 @@ import (
 
 	"github.com/usagemeter/usagemeter/internal/web/browsertest"
 )
+
+var screenshots = flag.Bool("screenshots", false, "write the fleet console's screenshots to docs/screenshots (go test ./internal/receiver -run TestConsoleInChromium -args -screenshots)")
 
 // TestConsoleInChromium: the fleet console in a real headless Chromium
 // (fails when Chromium is missing): the login form leads to the page asked
@@ -40,8 +44,16 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := b.Count("#shared tr[data-shared]"); n != 1 {
 		t.Fatalf("%d shared instances shown", n)
 	}
+	dir := t.TempDir()
+	if *screenshots {
+		dir = filepath.Join("..", "..", "docs", "screenshots")
+	}
+	shots := map[string]string{"/": "fleet.png", "/months/2026-03": "fleet-month.png"}
 	for _, p := range []string{"/", "/months", "/months/2026-03", "/appliances/" + cf.a.id, "/audit"} {
 		b.Open(base + p)
+		if name, ok := shots[p]; ok {
+			b.Screenshot(filepath.Join(dir, name), 1280, false)
+		}
 		if b.Overflows() {
 			t.Errorf("%s is wider than 1280 px: %q", p, b.WideElements())
 		}

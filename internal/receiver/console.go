@@ -68,7 +68,7 @@ func (r *Receiver) console() (http.Handler, error) {
 	c := &console{r: r, am: auth.New(webBackend{r}, cfg)}
 	site, err := ui.New(ui.Options{Brand: "usagemeter receiver", Noun: "receiver", Version: r.Version, Nav: consoleNav,
 		Pages: consoleFS, Glob: "templates/*.html", Parts: []string{"templates/fleet_parts.html"}, Now: r.now, Log: r.Log,
-		Funcs: template.FuncMap{"kindName": collectors.DisplayName}})
+		Funcs: template.FuncMap{"kindName": collectors.DisplayName, "short": short}})
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +86,15 @@ func (r *Receiver) console() (http.Handler, error) {
 	in.HandleFunc("/", site.NotFound)
 	mux.Handle("/", c.am.RequirePage(in))
 	return web.Protect(true, web.DefaultMaxBody, "receiver", mux), nil
+}
+
+// short cuts a long hash or fingerprint for a table cell (the page gives
+// the whole value in the cell's title); text with spaces stays whole.
+func short(s string) string {
+	if len(s) <= 16 || strings.Contains(s, " ") {
+		return s
+	}
+	return s[:12] + "…"
 }
 
 // fleetData is the fleet page: every appliance, the newest months as

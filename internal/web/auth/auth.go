@@ -389,7 +389,7 @@ func (m *Manager) RequirePage(h http.Handler) http.Handler {
 		u, err := m.Authenticate(r)
 		if err != nil {
 			if !isAuthError(err) {
-				http.Error(w, "the appliance's database is unavailable: "+err.Error(), http.StatusServiceUnavailable)
+				http.Error(w, "the database is unavailable: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
