@@ -116,7 +116,7 @@ func attrs(s, attr string) []string {
 
 // consoleFleet is a receiver with two appliances, both enrolled on March
 // 20 and having sent March on April 1 (merged, their shared vCenter billed
-// once); on May 4 both sent a heartbeat, A (a product failing) again 3 hours
+// once; A sent a version 2 an hour later); on May 4 both sent a heartbeat, A (a product failing) again 3 hours
 // later: B is silent, and both miss April.
 type consoleFleet struct {
 	f         *fleet
@@ -139,6 +139,13 @@ func newConsoleFleet(t *testing.T) *consoleFleet {
 	clk.set(time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC))
 	a.send(t)
 	resB := b.send(t)
+	// A late VM: A's version 2 of March replaces its version 1.
+	clk.Add(time.Hour)
+	exec1(t, a.st, `INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+		SELECT product_id, metric, 'late/vm/2', first_hour, last_hour, 512, unit, edition, dims_hash, dims FROM usage_spans LIMIT 1`)
+	if v := a.send(t).Report.Version; v != 2 {
+		t.Fatalf("A's second March is version %d", v)
+	}
 	var pid int64
 	if err := a.st.Pool().QueryRow(ctx, `SELECT min(id) FROM products`).Scan(&pid); err != nil {
 		t.Fatal(err)
@@ -315,8 +322,14 @@ func TestConsole(t *testing.T) {
 	if got := attrs(monthPage, "data-event"); !contains(got, "received") {
 		t.Errorf("March audit trail: %v", got)
 	}
-	if got := attrs(monthPage, "data-version"); len(got) != 2 {
+	if got := attrs(monthPage, "data-version"); len(got) != 3 {
 		t.Errorf("March versions: %v", got)
+	}
+	if r := row(t, monthPage, "data-version", a.id+"|1"); !strings.Contains(r, "data-replaced-by>version 2<") {
+		t.Errorf("A's version 1 not shown replaced by version 2:\n%s", r)
+	}
+	if got := attrs(monthPage, "data-event"); !contains(got, "replaced") {
+		t.Errorf("March audit trail without the replacement: %v", got)
 	}
 
 	// One appliance; an unknown one is not found.
