@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/store"
 )
@@ -35,6 +37,7 @@ type bundleFile struct {
 	path string
 	size int64
 	sum  string // hex SHA-256
+	gz   string // path of the file and its tar padding as one gzip member (gzipSpool), or ""
 }
 
 func memFile(name string, data []byte) bundleFile {
@@ -55,6 +58,7 @@ type spoolTSV struct {
 	name, path string
 	f          *os.File
 	h          hash.Hash
+	gz         *gzipSpool
 	size       int64
 	err        error
 }
@@ -67,7 +71,12 @@ func newSpoolTSV(dir, name string) (*spoolTSV, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &spoolTSV{name: name, path: path, f: f, h: sha256.New()}
+	gz, err := newGzipSpool(path + ".gz")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &spoolTSV{name: name, path: path, f: f, h: sha256.New(), gz: gz}
 	s.Grow(spoolChunk + 4096)
 	return s, nil
 }
@@ -82,6 +91,7 @@ func (s *spoolTSV) row(fields ...string) {
 func (s *spoolTSV) flush() {
 	if s.err == nil && s.Len() > 0 {
 		s.h.Write(s.Bytes())
+		s.gz.write(s.Bytes())
 		var n int
 		n, s.err = s.f.Write(s.Bytes())
 		s.size += int64(n)
@@ -95,11 +105,80 @@ func (s *spoolTSV) close() (bundleFile, error) {
 	if err := s.f.Close(); s.err == nil {
 		s.err = err
 	}
+	if err := s.gz.close(s.size); s.err == nil {
+		s.err = err
+	}
 	if s.err != nil {
 		return bundleFile{}, fmt.Errorf("writing %s of the report: %w", s.name, s.err)
 	}
-	return bundleFile{name: s.name, path: s.path, size: s.size, sum: hex.EncodeToString(s.h.Sum(nil))}, nil
+	return bundleFile{name: s.name, path: s.path, size: s.size, sum: hex.EncodeToString(s.h.Sum(nil)), gz: s.gz.path}, nil
 }
+
+// gzipSpool compresses a spooled file while it is written, in a goroutine
+// of its own (on another core than the rows' formatting, and while the
+// database still sends them), into one gzip member: the file and the zeros
+// that pad it to a tar block. writeTarGz then copies the member into the
+// bundle as it is (a gzip file may hold several members, read as one
+// stream), and a bundle's tar.gz costs little more than a copy.
+type gzipSpool struct {
+	path string
+	in   chan []byte // chunks to compress
+	free chan []byte // chunks compressed, to reuse
+	done chan error
+}
+
+func newGzipSpool(path string) (*gzipSpool, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	g := &gzipSpool{path: path, in: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan error, 1)}
+	for range cap(g.free) {
+		g.free <- make([]byte, 0, spoolChunk+4096)
+	}
+	go func() {
+		bw := bufio.NewWriterSize(f, 256<<10)
+		zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+		for b := range g.in {
+			if err == nil {
+				_, err = zw.Write(b)
+			}
+			g.free <- b[:0]
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		g.done <- err
+	}()
+	return g, nil
+}
+
+// write hands a copy of p to the compressing goroutine.
+func (g *gzipSpool) write(p []byte) {
+	b := <-g.free
+	g.in <- append(b, p...)
+}
+
+// close pads the file of size bytes to a tar block, and waits for the
+// member to be complete.
+func (g *gzipSpool) close(size int64) error {
+	if pad := tarPad(size); pad > 0 {
+		g.write(make([]byte, pad))
+	}
+	close(g.in)
+	return <-g.done
+}
+
+// tarPad is the number of zeros after a file of size bytes in a tar.
+func tarPad(size int64) int64 { return -size & (tarBlock - 1) }
+
+const tarBlock = 512
 
 // namer anonymises names for one build with one HMAC (anonymize.Hasher).
 // Names of placement (hosts, clusters, folders, customers...) repeat over

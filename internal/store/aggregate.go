@@ -499,20 +499,72 @@ func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*Hist
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", d.m, err)
 	}
+	// The rows are decoded in a goroutine of their own, in batches, while
+	// fn formats the batch before (the month's largest file on two
+	// cores). rows is the reader's until it has ended.
+	type batch struct {
+		rows []HistoryRow
+		err  error // the reader's, with its last batch
+	}
+	const batchRows = 512
+	batches := make(chan batch, 4)
+	free := make(chan []HistoryRow, 6)
+	stop := make(chan struct{})
+	go func() {
+		defer close(batches)
+		for {
+			var b []HistoryRow
+			select {
+			case b = <-free:
+			default:
+				b = make([]HistoryRow, batchRows)
+			}
+			n := 0
+			var err error
+			for n < batchRows && rows.Next() {
+				h := &b[n]
+				if err = rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
+					&h.State, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
+					break
+				}
+				st := states[h.State]
+				h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
+				n++
+			}
+			last := err != nil || n < batchRows
+			if last && err == nil {
+				err = rows.Err()
+			}
+			select {
+			case batches <- batch{rows: b[:n], err: err}:
+			case <-stop:
+				return
+			}
+			if last {
+				return
+			}
+		}
+	}()
 	defer rows.Close()
-	var h HistoryRow
-	for rows.Next() {
-		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
-			&h.State, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
+	for b := range batches {
+		for i := 0; i < len(b.rows) && err == nil; i++ {
+			err = fn(&b.rows[i])
+		}
+		if err == nil {
+			err = b.err
+		}
+		if err != nil {
+			close(stop)
+			for range batches { // the reader has ended when it is closed
+			}
 			return err
 		}
-		st := states[h.State]
-		h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
-		if err := fn(&h); err != nil {
-			return err
+		select {
+		case free <- b.rows[:cap(b.rows)]:
+		default:
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // stateName are the names a state gives its spans.

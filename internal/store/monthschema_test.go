@@ -120,3 +120,53 @@ func TestMonthTablesPrivateOrTemporary(t *testing.T) {
 		t.Fatalf("figures from temporary tables:\n%v\nfrom the private schema:\n%v", got, want)
 	}
 }
+
+// TestHistoryInBatches: the history is read in batches by a goroutine of
+// its own; every row arrives once, in order, across batches, and a
+// callback's error stops the reading and leaves the month usable.
+func TestHistoryInBatches(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	pid := addProduct(t, s)
+	m := store.MonthIn(time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC), time.UTC)
+	const vms = 1300 // two full batches and a part
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO usage_spans (product_id, metric, object_key, first_hour, last_hour, quantity, unit, edition, dims_hash, dims)
+		SELECT $1, $2, 'vc/vm/' || lpad(i::text, 5, '0'), $3, $4, 1024, 'MB', 'ent', '\x00', jsonb_build_object('vm', 'vm-' || i)
+		  FROM generate_series(1, $5) i`, pid, collectors.MetricVMVRAM, m.Start, m.End.Add(-time.Hour), vms); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.OpenMonth(ctx, m, []string{collectors.MetricVMVRAM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(ctx)
+	n := 0
+	if err := d.History(ctx, []string{collectors.MetricVMVRAM}, func(h *store.HistoryRow) error {
+		n++
+		if want := fmt.Sprintf("vc/vm/%05d", n); h.ObjectKey != want || h.VM != fmt.Sprintf("vm-%d", n) {
+			return fmt.Errorf("row %d: %s %s, want %s", n, h.ObjectKey, h.VM, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != vms {
+		t.Fatalf("%d rows, want %d", n, vms)
+	}
+
+	stop := fmt.Errorf("enough")
+	n = 0
+	err = d.History(ctx, []string{collectors.MetricVMVRAM}, func(h *store.HistoryRow) error {
+		if n++; n == 700 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 700 {
+		t.Fatalf("after the callback's error: %v, %d rows read; want %v at row 700", err, n, stop)
+	}
+	figs, err := d.CountFigures(ctx, []string{collectors.MetricVMVRAM})
+	if err != nil || len(figs) != 1 || !near(figs[0].Value, vms) {
+		t.Fatalf("the month after a stopped history: %v %+v", err, figs)
+	}
+}
