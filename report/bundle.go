@@ -232,7 +232,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			b.Close()
 		}
 	}()
-	nm := &namer{h: an.Hasher(), cache: map[string]string{}, last: map[string][2]string{}}
+	nm := &namer{h: an.Hasher(), cache: map[string]string{}}
 	if g.mode == anonymize.ModeHashed {
 		if b.rev, err = newRevSpool(b.dir); err != nil {
 			return nil, err
