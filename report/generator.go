@@ -371,11 +371,7 @@ func (g *Generator) existing(ctx context.Context, rep store.Report, b *Bundle) (
 }
 
 func (g *Generator) saveAnonMap(ctx context.Context, b *Bundle) error {
-	// Batches keep each statement's arrays small.
-	return b.rev.each(20000, func(entries []store.AnonEntry) error {
-		_, err := g.store.SaveAnonMap(ctx, entries, g.now())
-		return err
-	})
+	return b.rev.save(ctx, g.store, g.now())
 }
 
 // Deliver sends rep on every configured channel on which it is not yet

@@ -9,6 +9,7 @@ package report
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -288,8 +289,9 @@ func (r *revSpool) close() error {
 	return nil
 }
 
-// each calls fn with the records in batches of at most n.
-func (r *revSpool) each(n int, fn func([]store.AnonEntry) error) error {
+// save stores the reverse map in the store's map, read from the spool
+// record by record.
+func (r *revSpool) save(ctx context.Context, st *store.Store, at time.Time) error {
 	if r == nil || r.n == 0 {
 		return nil
 	}
@@ -308,8 +310,12 @@ func (r *revSpool) each(n int, fn func([]store.AnonEntry) error) error {
 		_, err = io.ReadFull(br, b)
 		return string(b), err
 	}
-	batch := make([]store.AnonEntry, 0, min(n, r.n))
-	for i := 0; i < r.n; i++ {
+	read := 0
+	_, err = st.SaveAnonMapFrom(ctx, at, func() (store.AnonEntry, error) {
+		if read == r.n {
+			return store.AnonEntry{}, io.EOF
+		}
+		read++
 		var e store.AnonEntry
 		var err error
 		if e.Hash, err = readString(); err == nil {
@@ -318,20 +324,11 @@ func (r *revSpool) each(n int, fn func([]store.AnonEntry) error) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("reading the reverse map of the report: %w", err)
+			return e, fmt.Errorf("reading the reverse map of the report: %w", err)
 		}
-		batch = append(batch, e)
-		if len(batch) == n {
-			if err := fn(batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		return fn(batch)
-	}
-	return nil
+		return e, nil
+	})
+	return err
 }
 
 // hourNames formats hours in the report's time zone, remembering the
