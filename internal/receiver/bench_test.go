@@ -54,7 +54,9 @@ import (
 // month), the merge (merge-ms), the bundle size (bundle-MB), the peak Go
 // heap (peak-heap-MB: heap objects and unused heap spans sampled every 5 ms
 // through runtime/metrics; client and receiver are in this process, each
-// bundle read from disk at its upload; PostgreSQL's memory is not counted),
+// bundle read from disk at its upload; PostgreSQL's memory is not counted;
+// live-heap-MB: what is left after the merge and a GC, the merged month and
+// the benchmark's 2N keys and clients included),
 // the CPU time of this process and of the PostgreSQL server over the timed
 // part (go-cpu-s, pg-cpu-s: the machine may be shared, wall time is what
 // the others leave), the database's size after (db-MB; db-MB-per-month:
@@ -160,6 +162,7 @@ func benchFleet(b *testing.B, n, vms int) {
 	var uploads, merge time.Duration
 	var goCPU, pgCPU float64
 	var peak atomic.Uint64
+	var live uint64
 	took := make([]time.Duration, n)
 	var dbBefore, dbSize int64
 	for range b.N {
@@ -175,7 +178,7 @@ func benchFleet(b *testing.B, n, vms int) {
 			b.Fatal(err)
 		}
 		r.Thumbprint = thumb
-		chans := make([]report.Channel, n)
+		chans := make([]*report.UploadChannel, n)
 		for i, x := range bundles {
 			tok, _, err := r.CreateToken(ctx, "", time.Hour)
 			if err != nil {
@@ -205,6 +208,9 @@ func benchFleet(b *testing.B, n, vms int) {
 			if _, _, err := chans[i].Deliver(ctx, d); err != nil {
 				b.Fatal(err)
 			}
+			// Each appliance is a process of its own, whose connection
+			// closes when idle: here, at once.
+			chans[i].Client.CloseIdleConnections()
 			took[i] += time.Since(t0)
 		}
 		uploads += time.Since(start)
@@ -215,6 +221,10 @@ func benchFleet(b *testing.B, n, vms int) {
 		}
 		merge += time.Since(start)
 		b.StopTimer()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		live = ms.HeapAlloc
 		pgCPU += pgtest.ServerCPU(b, pool) - pg0
 		goCPU += pgtest.ProcessCPU() - go0
 		stopSampling()
@@ -240,6 +250,7 @@ func benchFleet(b *testing.B, n, vms int) {
 	b.ReportMetric(float64(merge.Microseconds())/1000/float64(b.N), "merge-ms")
 	b.ReportMetric(float64(size)/float64(n)/(1<<20), "bundle-MB")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(live)/(1<<20), "live-heap-MB")
 	b.ReportMetric(goCPU/float64(b.N), "go-cpu-s")
 	b.ReportMetric(pgCPU/float64(b.N), "pg-cpu-s")
 	b.ReportMetric(float64(dbSize)/(1<<20), "db-MB")
