@@ -34,7 +34,7 @@ import (
 // of M VMs (each VM changing once in the month: 2 spans; 40 customers by
 // folder; every appliance also meters one shared vCenter of 100 VMs) to a
 // receiver on loopback, which verifies and stores each upload; then the
-// month is merged.
+// month is merged (MergeEach: streamed, its lines tallied, not held).
 //
 //	go test ./internal/receiver -run '^$' -bench MergeFleet -benchtime 1x -benchmem
 //
@@ -55,8 +55,8 @@ import (
 // heap (peak-heap-MB: heap objects and unused heap spans sampled every 5 ms
 // through runtime/metrics; client and receiver are in this process, each
 // bundle read from disk at its upload; PostgreSQL's memory is not counted;
-// live-heap-MB: what is left after the merge and a GC, the merged month and
-// the benchmark's 2N keys and clients included),
+// live-heap-MB: what is left after the merge and a GC, the benchmark's 2N
+// keys and N clients included),
 // the CPU time of this process and of the PostgreSQL server over the timed
 // part (go-cpu-s, pg-cpu-s: the machine may be shared, wall time is what
 // the others leave), the database's size after (db-MB; db-MB-per-month:
@@ -215,7 +215,8 @@ func benchFleet(b *testing.B, n, vms int) {
 		}
 		uploads += time.Since(start)
 		start = time.Now()
-		m, err := r.Merge(ctx, "2026-03")
+		sum := newFleetSum()
+		m, err := r.MergeEach(ctx, "2026-03", sum.add)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -228,7 +229,7 @@ func benchFleet(b *testing.B, n, vms int) {
 		pgCPU += pgtest.ServerCPU(b, pool) - pg0
 		goCPU += pgtest.ProcessCPU() - go0
 		stopSampling()
-		checkFleetMonth(b, m, bundles)
+		sum.check(b, m, bundles)
 		if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbSize); err != nil {
 			b.Fatal(err)
 		}
@@ -258,9 +259,25 @@ func benchFleet(b *testing.B, n, vms int) {
 	b.ReportMetric(load1(b), "load1")
 }
 
-// checkFleetMonth: every appliance merged with all its lines, each with its
-// own 40 customers, the shared vCenter seen by all and billed once.
-func checkFleetMonth(b *testing.B, m *receiver.Month, bundles []benchBundle) {
+// fleetSum tallies the merged month as it streams by.
+type fleetSum struct {
+	parts     map[string]int // per appliance
+	customers map[string]bool
+}
+
+func newFleetSum() *fleetSum { return &fleetSum{parts: map[string]int{}, customers: map[string]bool{}} }
+
+func (s *fleetSum) add(l receiver.Line) error {
+	s.customers[l.Customer] = true
+	for _, p := range l.Parts {
+		s.parts[p.ApplianceID]++
+	}
+	return nil
+}
+
+// check: every appliance merged with all its lines, each with its own 40
+// customers, the shared vCenter seen by all and billed once.
+func (s *fleetSum) check(b *testing.B, m *receiver.Month, bundles []benchBundle) {
 	b.Helper()
 	n := len(bundles)
 	if len(m.Bundles) != n {
@@ -269,21 +286,13 @@ func checkFleetMonth(b *testing.B, m *receiver.Month, bundles []benchBundle) {
 	if n > 1 && (len(m.Shared) != 1 || len(m.Shared[0].Appliances) != n) {
 		b.Fatalf("shared: %+v, want one instance of %d appliances", m.Shared, n)
 	}
-	parts := map[string]int{}
-	customers := map[string]bool{}
-	for _, l := range m.Lines {
-		customers[l.Customer] = true
-		for _, p := range l.Parts {
-			parts[p.ApplianceID]++
-		}
-	}
 	for _, x := range bundles {
-		if parts[x.id] != x.rows {
-			b.Fatalf("appliance %s: %d parts merged, its Monthly_Usage.tsv has %d lines", x.id, parts[x.id], x.rows)
+		if s.parts[x.id] != x.rows {
+			b.Fatalf("appliance %s: %d parts merged, its Monthly_Usage.tsv has %d lines", x.id, s.parts[x.id], x.rows)
 		}
 	}
-	if len(customers) != 40*n {
-		b.Fatalf("%d customers merged, want 40 per appliance (%d)", len(customers), 40*n)
+	if len(s.customers) != 40*n {
+		b.Fatalf("%d customers merged, want 40 per appliance (%d)", len(s.customers), 40*n)
 	}
 }
 
