@@ -306,6 +306,11 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 	if n := f.count(t, `SELECT count(*) FROM receiver_bundles`); n != 2 {
 		t.Fatalf("%d bundles stored, want 2", n)
 	}
+	if n := f.count(t, `SELECT count(*) FROM receiver_bundles b JOIN receiver_appliances a ON a.id = b.appliance
+		WHERE a.appliance_id = $1 AND b.manifest->>'appliance_id' = $1 AND b.contract = 'C-42' AND b.data = $2 AND b.size = $3 AND b.sha256 = $4
+		  AND b.state = 'verified' AND b.month = '2026-03' AND b.version = 1`, a.id, dataA, len(dataA), resA.Report.BundleSHA256); n != 1 {
+		t.Fatal("appliance A's bundle not stored as received, with its manifest")
+	}
 
 	// The merged month equals the sum of the two decrypted reports (gpg),
 	// the shared vCenter once.
