@@ -51,7 +51,8 @@ import (
 // lines stored) and the final merge. It also reports the mean per upload
 // (upload-ms; upload-ms-first and -last: the first and the last tenth of the
 // uploads, which stay level when an upload's cost does not grow with the
-// month), the merge (merge-ms), the bundle size (bundle-MB), the peak Go
+// month), the merge (merge-ms; merged-lines: the appliances' lines it
+// summed), the bundle size (bundle-MB), the peak Go
 // heap (peak-heap-MB: heap objects and unused heap spans sampled every 5 ms
 // through runtime/metrics; client and receiver are in this process, each
 // bundle read from disk at its upload; PostgreSQL's memory is not counted;
@@ -165,6 +166,7 @@ func benchFleet(b *testing.B, n, vms int) {
 	var live uint64
 	took := make([]time.Duration, n)
 	var dbBefore, dbSize int64
+	var parts int
 	for range b.N {
 		b.StopTimer()
 		pool := pgtest.NewPool(b)
@@ -230,6 +232,10 @@ func benchFleet(b *testing.B, n, vms int) {
 		goCPU += pgtest.ProcessCPU() - go0
 		stopSampling()
 		sum.check(b, m, bundles)
+		parts = 0
+		for _, c := range sum.parts {
+			parts += c
+		}
 		if err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&dbSize); err != nil {
 			b.Fatal(err)
 		}
@@ -249,6 +255,7 @@ func benchFleet(b *testing.B, n, vms int) {
 	b.ReportMetric(mean(took[:tenth]), "upload-ms-first")
 	b.ReportMetric(mean(took[n-tenth:]), "upload-ms-last")
 	b.ReportMetric(float64(merge.Microseconds())/1000/float64(b.N), "merge-ms")
+	b.ReportMetric(float64(parts), "merged-lines")
 	b.ReportMetric(float64(size)/float64(n)/(1<<20), "bundle-MB")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 	b.ReportMetric(float64(live)/(1<<20), "live-heap-MB")
