@@ -270,6 +270,7 @@ func benchFleet(b *testing.B, n, vms int) {
 type fleetSum struct {
 	parts     map[string]int // per appliance
 	customers map[string]bool
+	unbilled  int
 }
 
 func newFleetSum() *fleetSum { return &fleetSum{parts: map[string]int{}, customers: map[string]bool{}} }
@@ -278,6 +279,9 @@ func (s *fleetSum) add(l receiver.Line) error {
 	s.customers[l.Customer] = true
 	for _, p := range l.Parts {
 		s.parts[p.ApplianceID]++
+		if !p.Billed {
+			s.unbilled++
+		}
 	}
 	return nil
 }
@@ -300,6 +304,10 @@ func (s *fleetSum) check(b *testing.B, m *receiver.Month, bundles []benchBundle)
 	}
 	if len(s.customers) != 40*n {
 		b.Fatalf("%d customers merged, want 40 per appliance (%d)", len(s.customers), 40*n)
+	}
+	// The shared vCenter's line of each customer is billed by one appliance.
+	if s.unbilled != 40*(n-1) {
+		b.Fatalf("%d parts not billed, want the shared vCenter's 40 of each appliance but one (%d)", s.unbilled, 40*(n-1))
 	}
 }
 
