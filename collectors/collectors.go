@@ -146,6 +146,21 @@ type Target struct {
 	VCenters func(ctx context.Context) ([]string, error) `json:"-"`
 }
 
+// DefaultTimeout is the deadline of one remote call when Target.Timeout is
+// not set.
+const DefaultTimeout = 60 * time.Second
+
+// SetDefaults fills in what t leaves unset: a Logger that discards,
+// DefaultTimeout.
+func (t *Target) SetDefaults() {
+	if t.Logger == nil {
+		t.Logger = slog.New(slog.DiscardHandler)
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = DefaultTimeout
+	}
+}
+
 // RegisteredVCenters is the set of the instance UUIDs of VCenters,
 // lower-cased; nil when the target does not say, or when the list cannot be
 // read (logged: the caller then joins on its own data).
@@ -266,13 +281,8 @@ func New(t Target) (Collector, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown product kind %q (known: %v)", t.Kind, Kinds())
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
+	t.SetDefaults()
 	t.Logger = t.Logger.With("collector", t.Kind, LogKeyHost, EndpointHost(t.Endpoint))
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
 	return k.New(t)
 }
 

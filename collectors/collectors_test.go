@@ -3,7 +3,9 @@ package collectors_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/nsxt"
@@ -80,5 +82,19 @@ func TestAriaEdition(t *testing.T) {
 	}
 	if collectors.AriaModes[0] != collectors.AriaAddon {
 		t.Error("the default mode is not the Flex add-on")
+	}
+}
+
+func TestTargetSetDefaults(t *testing.T) {
+	var tg collectors.Target
+	tg.SetDefaults()
+	if tg.Logger == nil || tg.Timeout != collectors.DefaultTimeout {
+		t.Fatalf("defaults not filled in: %+v", tg)
+	}
+	l := slog.New(slog.DiscardHandler)
+	tg = collectors.Target{Logger: l, Timeout: 5 * time.Second}
+	tg.SetDefaults()
+	if tg.Logger != l || tg.Timeout != 5*time.Second {
+		t.Fatalf("set values replaced: %+v", tg)
 	}
 }

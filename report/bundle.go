@@ -8,7 +8,6 @@ package report
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/collectors"
@@ -231,7 +232,7 @@ func (g *Generator) build(ctx context.Context, m store.Month, app store.Applianc
 			b.Close()
 		}
 	}()
-	nm := &namer{h: an.Hasher(), cache: map[string]string{}, last: map[string][2]string{}}
+	nm := &namer{h: an.Hasher(), cache: map[string]string{}}
 	if g.mode == anonymize.ModeHashed {
 		if b.rev, err = newRevSpool(b.dir); err != nil {
 			return nil, err
@@ -684,38 +685,77 @@ func writeBundle(w io.Writer, man Manifest, data []bundleFile, mtime time.Time) 
 	return writeTarGz(w, files, mtime)
 }
 
+// writeTarGz writes the tar of files as gzip members: headers and small
+// files compressed here, and each file spooled with its own member
+// (bundleFile.gz) copied after its header. The tar is the same as
+// archive/tar's for these headers; a gzip reader reads the members as one
+// stream.
 func writeTarGz(w io.Writer, files []bundleFile, mtime time.Time) error {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(zw)
+	var buf bytes.Buffer
+	header := func(h *tar.Header) error {
+		buf.Reset()
+		if err := tar.NewWriter(&buf).WriteHeader(h); err != nil {
+			return err
+		}
+		_, err := zw.Write(buf.Bytes())
+		return err
+	}
 	dirs := map[string]bool{}
 	for _, f := range files {
 		if d := path.Dir(f.name); d != "." && !dirs[d] {
 			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+			if err := header(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 				return err
 			}
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: f.size, ModTime: mtime, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(hdr); err != nil {
+		if err := header(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: f.size, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 			return err
+		}
+		if f.gz != "" {
+			if err := zw.Close(); err != nil {
+				return err
+			}
+			if err := copyFile(w, f.gz); err != nil {
+				return fmt.Errorf("writing %s into the bundle: %w", f.name, err)
+			}
+			zw.Reset(w)
+			continue
 		}
 		r, err := f.open()
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(tw, r)
+		n, err := io.Copy(zw, r)
 		r.Close()
+		if err == nil && n != f.size {
+			err = fmt.Errorf("%d bytes, not the %d spooled", n, f.size)
+		}
 		if err != nil {
 			return fmt.Errorf("writing %s into the bundle: %w", f.name, err)
 		}
+		if _, err := zw.Write(make([]byte, tarPad(f.size))); err != nil {
+			return err
+		}
 	}
-	if err := tw.Close(); err != nil {
+	// The end of the archive: two zero blocks.
+	if _, err := zw.Write(make([]byte, 2*tarBlock)); err != nil {
 		return err
 	}
 	return zw.Close()
+}
+
+func copyFile(w io.Writer, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 // ReadTarGz returns the regular files of a bundle, in archive order.

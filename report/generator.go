@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -293,6 +294,13 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 	if err := os.MkdirAll(g.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", g.dir, err)
 	}
+	// The reverse map is stored (by the database) while the bundle is
+	// written and encrypted (here), before the report is recorded; the
+	// bundle's spool is removed (b.Close) only once it is.
+	saved := make(chan error, 1)
+	go func() { saved <- g.saveAnonMap(ctx, b) }()
+	waitSaved := sync.OnceValue(func() error { return <-saved })
+	defer waitSaved()
 	base := filepath.Join(g.dir, fmt.Sprintf("usage-%s-v%d.tar.gz", m, version))
 	res := &Result{PlainPath: base, Path: base}
 	// The bundle is streamed to its file, and encrypted from that file to
@@ -315,7 +323,7 @@ func (g *Generator) Generate(ctx context.Context, m store.Month) (*Result, error
 			return nil, err
 		}
 	}
-	if err := g.saveAnonMap(ctx, b); err != nil {
+	if err := waitSaved(); err != nil {
 		return nil, err
 	}
 	channels := map[string]store.ChannelStatus{}

@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/usagemeter/usagemeter/anonymize"
 	"github.com/usagemeter/usagemeter/internal/store"
@@ -35,6 +36,7 @@ type bundleFile struct {
 	path string
 	size int64
 	sum  string // hex SHA-256
+	gz   string // path of the file and its tar padding as one gzip member (gzipSpool), or ""
 }
 
 func memFile(name string, data []byte) bundleFile {
@@ -48,13 +50,14 @@ func (f bundleFile) open() (io.ReadCloser, error) {
 	return os.Open(f.path)
 }
 
-// spoolTSV writes the rows of one file to the spool, hashing them as they
-// are written; rows are gathered in a small buffer first.
+// spoolTSV writes the rows of one file to the spool, and hands them to its
+// gzipSpool, which compresses and hashes them; rows are gathered in a small
+// buffer first.
 type spoolTSV struct {
 	tsv
 	name, path string
 	f          *os.File
-	h          hash.Hash
+	gz         *gzipSpool // compresses and hashes
 	size       int64
 	err        error
 }
@@ -67,7 +70,12 @@ func newSpoolTSV(dir, name string) (*spoolTSV, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &spoolTSV{name: name, path: path, f: f, h: sha256.New()}
+	gz, err := newGzipSpool(path + ".gz")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &spoolTSV{name: name, path: path, f: f, gz: gz}
 	s.Grow(spoolChunk + 4096)
 	return s, nil
 }
@@ -81,7 +89,7 @@ func (s *spoolTSV) row(fields ...string) {
 
 func (s *spoolTSV) flush() {
 	if s.err == nil && s.Len() > 0 {
-		s.h.Write(s.Bytes())
+		s.gz.write(s.Bytes())
 		var n int
 		n, s.err = s.f.Write(s.Bytes())
 		s.size += int64(n)
@@ -95,11 +103,89 @@ func (s *spoolTSV) close() (bundleFile, error) {
 	if err := s.f.Close(); s.err == nil {
 		s.err = err
 	}
+	sum, err := s.gz.close(s.size)
+	if s.err == nil {
+		s.err = err
+	}
 	if s.err != nil {
 		return bundleFile{}, fmt.Errorf("writing %s of the report: %w", s.name, s.err)
 	}
-	return bundleFile{name: s.name, path: s.path, size: s.size, sum: hex.EncodeToString(s.h.Sum(nil))}, nil
+	return bundleFile{name: s.name, path: s.path, size: s.size, sum: sum, gz: s.gz.path}, nil
 }
+
+// gzipSpool compresses and hashes (SHA-256) a spooled file while it is
+// written, in a goroutine of its own (on another core than the rows'
+// formatting, and while the database still sends them), into one gzip
+// member: the file and the zeros that pad it to a tar block. writeTarGz
+// then copies the member into the bundle as it is (a gzip file may hold
+// several members, read as one stream), and a bundle's tar.gz costs little
+// more than a copy.
+type gzipSpool struct {
+	path string
+	in   chan []byte // chunks to compress
+	free chan []byte // chunks compressed, to reuse
+	done chan error
+	pad  int64  // zeros after the file (set before in is closed)
+	sum  string // hex SHA-256 of the file, once done
+}
+
+func newGzipSpool(path string) (*gzipSpool, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	g := &gzipSpool{path: path, in: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan error, 1)}
+	for range cap(g.free) {
+		g.free <- make([]byte, 0, spoolChunk+4096)
+	}
+	go func() {
+		h := sha256.New()
+		bw := bufio.NewWriterSize(f, 256<<10)
+		zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
+		for b := range g.in {
+			if err == nil {
+				_, err = zw.Write(b)
+			}
+			h.Write(b)
+			g.free <- b[:0]
+		}
+		if err == nil {
+			_, err = zw.Write(make([]byte, g.pad))
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		g.sum = hex.EncodeToString(h.Sum(nil))
+		g.done <- err
+	}()
+	return g, nil
+}
+
+// write hands a copy of p to the compressing goroutine.
+func (g *gzipSpool) write(p []byte) {
+	b := <-g.free
+	g.in <- append(b, p...)
+}
+
+// close pads the file of size bytes to a tar block, waits for the member
+// to be complete, and returns the file's SHA-256.
+func (g *gzipSpool) close(size int64) (string, error) {
+	g.pad = tarPad(size)
+	close(g.in)
+	err := <-g.done
+	return g.sum, err
+}
+
+// tarPad is the number of zeros after a file of size bytes in a tar.
+func tarPad(size int64) int64 { return -size & (tarBlock - 1) }
+
+const tarBlock = 512
 
 // namer anonymises names for one build with one HMAC (anonymize.Hasher).
 // Names of placement (hosts, clusters, folders, customers...) repeat over
@@ -111,23 +197,26 @@ func (s *spoolTSV) close() (bundleFile, error) {
 type namer struct {
 	h     *anonymize.Hasher
 	cache map[string]string
-	last  map[string][2]string // kind -> (value, hash)
-	rev   *revSpool            // nil unless hashed
+	last  [len(objectKinds)][2]string // per object kind: (value, hash)
+	rev   *revSpool                   // nil unless hashed
 }
 
 // objectKinds are the kinds of names of which there is one per object.
-var objectKinds = map[string]bool{anonymize.KindVM: true, "vm_id": true, "object_id": true}
+var objectKinds = [...]string{anonymize.KindVM, "vm_id", "object_id"}
 
 func (n *namer) name(kind, v string) string {
 	if v == "" {
 		return ""
 	}
-	if objectKinds[kind] {
-		if l, ok := n.last[kind]; ok && l[0] == v {
+	for i, k := range objectKinds {
+		if k != kind {
+			continue
+		}
+		if l := &n.last[i]; l[0] == v && l[1] != "" {
 			return l[1]
 		}
 		h := n.h.Name(v)
-		n.last[kind] = [2]string{v, h}
+		n.last[i] = [2]string{v, h}
 		n.rev.add(kind, v, h)
 		return h
 	}

@@ -7,6 +7,13 @@
 // the middle of the pages, wrong password is ErrAuth and not retried,
 // cancellation, the per-call deadline, certificate pinning, no password in
 // an error).
+//
+// Kit is a REST product's test scaffolding on top of that: its simulator
+// started on a loopback TLS server, the collector built with the
+// simulator's thumbprint pinned, the case folders and the conformance suite
+// run, a fault set before one collection (FaultError). The checks the
+// products' tests share are functions: CollectBy, Throttled,
+// NoSecretsLogged, SessionRefused, WrongPasswordTwice, HTTPSOnly.
 package collectortest
 
 import (
@@ -161,8 +168,8 @@ func Bench(b *testing.B, c collectors.Collector, hour time.Time, ok func(n int) 
 // two hours: each collection must fail with an error that is
 // collectors.ErrAuth, mentions every one of want and not the password, and
 // cost exactly one call to the product (calls counts them): no retry loop
-// that could lock the metering account out.
-func WrongPasswordTwice(t *testing.T, c collectors.Collector, calls func() int, wrong string, want ...string) {
+// that could lock the metering account out. It returns the last error.
+func WrongPasswordTwice(t *testing.T, c collectors.Collector, calls func() int, wrong string, want ...string) error {
 	t.Helper()
 	hour := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	before := calls()
@@ -180,6 +187,7 @@ func WrongPasswordTwice(t *testing.T, c collectors.Collector, calls func() int, 
 	if n := calls() - before; n != 2 {
 		t.Errorf("%d calls for a wrong password in two hours, want 2", n)
 	}
+	return err
 }
 
 // States loads the state.json of every case folder with the simulator's

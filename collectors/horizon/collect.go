@@ -45,7 +45,7 @@ type inventory struct {
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return nil, err
 	}
 	in, err := c.read(ctx)

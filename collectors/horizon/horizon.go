@@ -293,16 +293,6 @@ func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) 
 	}
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.access == "" {
-		if err := c.renew(ctx); err != nil {
-			return fmt.Errorf("horizon %s: %w", c.host, err)
-		}
-	}
-	return nil
-}
-
 // environment reads the pod's identity once. A pod whose cluster_guid is
 // not the one recorded at `product add` (Target.InstanceID) is an error:
 // the endpoint now leads to another pod.
@@ -330,7 +320,7 @@ func (c *Collector) environment(ctx context.Context) (*environment, error) {
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	e, err := c.environment(ctx)

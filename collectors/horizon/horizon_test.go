@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +29,12 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.Horizon, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.Domain+`\`+st.User, st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
-}
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.Horizon, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.Domain+`\`+st.User, st.Password, thumb, opts)
+	},
 }
 
 // conformanceSim gives the conformance kit its fault switches. A renewed
@@ -59,7 +50,7 @@ func (s conformanceSim) Logins() int              { return s.Horizon.Logins() + 
 // several pages.
 func TestConformance(t *testing.T) {
 	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
+		st := kit.LoadState(t, "testdata/several-pages/state.json")
 		s := simulator.New(st)
 		u, thumb := s.Start(t)
 		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 2, "domain": "CORP"}`)
@@ -70,9 +61,7 @@ func TestConformance(t *testing.T) {
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
+	kit.Cases(t, hour, func(t *testing.T, s *simulator.Horizon) {
 		if s.Logins() != 1 || s.Refreshes() != 0 {
 			t.Errorf("logins = %d, refreshes = %d, want 1 and 0", s.Logins(), s.Refreshes())
 		}
@@ -82,7 +71,7 @@ func TestCases(t *testing.T) {
 // collectByKey collects a case and checks the shape of every observation.
 func collectByKey(t *testing.T, st simulator.State, opts string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, st, opts)
+	_, c := kit.Start(t, st, opts)
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +104,7 @@ func key(kind, id string) string { return podGUID + "/" + kind + "/" + id }
 // the golden files.
 func TestRules(t *testing.T) {
 	t.Run("edge cases", func(t *testing.T) {
-		got := collectByKey(t, loadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`)
+		got := collectByKey(t, kit.LoadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`)
 		for k, want := range map[string]float64{
 			key("machine", "m-401"):  1, // in a disabled pool: still under management
 			key("machine", "m-402"):  1, // listed twice, on two pages: once
@@ -143,14 +132,14 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("several pages", func(t *testing.T) {
-		got := collectByKey(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+		got := collectByKey(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
 		if got[key("farm", "farm-a")].Quantity != 5 || got[key("farm", "farm-b")].Quantity != 3 || len(got) != 9 {
 			t.Errorf("got %d observations, farm-a %v, farm-b %v; want 7 desktops, 5 and 3 sessions (a pending one counts)",
 				len(got), got[key("farm", "farm-a")].Quantity, got[key("farm", "farm-b")].Quantity)
 		}
 	})
 	t.Run("duplicates across pages", func(t *testing.T) {
-		st := loadState(t, "testdata/small/state.json")
+		st := kit.LoadState(t, "testdata/small/state.json")
 		st.Machines = append(st.Machines, simulator.Machine{ID: "m-104", Name: "FIN-W11-004", PoolID: "pool-win11", State: "AVAILABLE"}, st.Machines[0])
 		st.Sessions = append(st.Sessions, st.Sessions[1], st.Sessions[2])
 		got := collectByKey(t, st, `{"page_size": 2}`)
@@ -180,7 +169,7 @@ func TestRules(t *testing.T) {
 // TestTokenRefresh: an expired access token is renewed with the refresh
 // token, not a new login; a refused refresh token falls back to a login.
 func TestTokenRefresh(t *testing.T) {
-	s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
 	ctx := context.Background()
 	first, err := c.Collect(ctx, hour)
 	if err != nil {
@@ -216,19 +205,14 @@ func TestTokenRefresh(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != 9 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	_, err = c.Collect(context.Background(), hour)
-	collectortest.WantError(t, err, []string{"HTTP 429", "API throttling limit have been exceeded", "common.api-throttle-limit.exceeded.error"}, nil)
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
+	s, c := kit.Start(t, st, `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, 9, collectortest.Throttle{
+		Always: []string{"HTTP 429", "API throttling limit have been exceeded", "common.api-throttle-limit.exceeded.error"},
+		Set:    func(every int, _ bool) { s.SetFaults(simulator.Faults{ThrottleEvery: every}) }})
 
 	// X-Rate-Limit-Retry-After-Seconds is honoured: one 429 asking for 1 s.
-	s, c = start(t, st, "")
+	s, c = kit.Start(t, st, "")
 	s.SetFaults(simulator.Faults{ThrottleEvery: 4, RetryAfter: 1})
 	before := time.Now()
 	if _, err := c.Collect(context.Background(), hour); err != nil {
@@ -240,7 +224,7 @@ func TestThrottled(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name   string
 		faults simulator.Faults
@@ -264,34 +248,19 @@ func TestFaults(t *testing.T) {
 			[]string{"/inventory/v1/machines page 1", "HTTP 403 Forbidden: Access to the resource is forbidden"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.Horizon) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, `CORP\svc-meter`, "nope-not-it", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second hour: still one call per collection, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-			}
-		}
-		if !strings.Contains(err.Error(), `logging in as CORP\svc-meter`) || strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
+		s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", `logging in as CORP\svc-meter`)
+		if !errors.Is(err, ErrLogin) {
+			t.Fatalf("error %v is not ErrLogin", err)
 		}
 	})
 	t.Run("wrong domain", func(t *testing.T) {
@@ -329,14 +298,8 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the tokens were refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("another pod", func(t *testing.T) {
 		s := simulator.New(st)
@@ -348,20 +311,13 @@ func TestBadInput(t *testing.T) {
 		collectortest.WantError(t, err, []string{"belongs to the pod " + podGUID, "not to the pod 00000000-0000-4000-8000-000000000001"}, nil)
 	})
 	t.Run("endpoint with the API path", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u+"/rest/", `CORP\svc-meter`, st.Password, thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := kit.Start(t, st, "", func(tg *collectors.Target) { tg.Endpoint += "/rest/" })
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 4 {
 			t.Fatalf("%d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://hz.corp.example", `CORP\m`, "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://hz.corp.example", `CORP\m`, "p", "", ""))
 	})
 }
 
@@ -390,7 +346,7 @@ func personal(st simulator.State) []string {
 func TestPersonalData(t *testing.T) {
 	for _, dir := range []string{"small", "edge-cases", "several-pages"} {
 		t.Run(dir, func(t *testing.T) {
-			st := loadState(t, "testdata/"+dir+"/state.json")
+			st := kit.LoadState(t, "testdata/"+dir+"/state.json")
 			s := simulator.New(st)
 			u, thumb := s.Start(t)
 			var buf bytes.Buffer
@@ -434,7 +390,7 @@ func TestPersonalData(t *testing.T) {
 }
 
 func TestIdentify(t *testing.T) {
-	_, c := start(t, loadState(t, "testdata/small/state.json"), "")
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), "")
 	id, err := c.Identify(context.Background())
 	if err != nil || id.InstanceID != podGUID || id.Name != "HZ-POD-PARIS" {
 		t.Fatalf("Identify = %+v, %v", id, err)
@@ -490,20 +446,6 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, nil, http.Header{"Authorization": {"Bearer " + tk.Access}}).Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simulator.State {
-	var sts []simulator.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // checkObs checks what build made of fuzzed records.
 func checkObs(t *testing.T, obs []collectors.Observation, machines, sessions int) {
 	var desktops, total float64
@@ -526,14 +468,14 @@ func checkObs(t *testing.T, obs []collectors.Observation, machines, sessions int
 
 // FuzzParseMachines: a machine list page, then the rules on what it parsed.
 func FuzzParseMachines(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/inventory/v1/machines?page=1&size=3"))
 	}
 	f.Add([]byte(`[{"id":"m","desktop_pool_id":"p","managed_machine_data":null},{"id":"m","desktop_pool_id":"p"}]`))
 	f.Add([]byte(`[{"id":"","state":"DELETING","managed_machine_data":{"missing_in_vcenter":true}}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := parseList[machine](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -544,13 +486,13 @@ func FuzzParseMachines(f *testing.F) {
 
 // FuzzParseSessions: a session list page, then the rules on what it parsed.
 func FuzzParseSessions(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/inventory/v1/sessions?page=1&size=4"))
 	}
 	f.Add([]byte(`[{"id":"s","rds_server_id":"r"},{"id":"s","farm_id":"f"},{"session_type":"DESKTOP"}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ss, err := parseList[session](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -563,7 +505,7 @@ func FuzzParseSessions(f *testing.F) {
 // FuzzParseLists: desktop pools, farms, RDS servers, licences and the
 // environment.
 func FuzzParseLists(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		for _, p := range []string{"/inventory/v1/desktop-pools", "/inventory/v1/farms", "/inventory/v1/rds-servers", "/config/v1/environment-properties"} {
 			f.Add(simBody(f, st, p))
 		}
@@ -573,18 +515,18 @@ func FuzzParseLists(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := parseList[desktopPool](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		_, err = parseList[farm](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		_, err = parseList[rdsServer](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		ls, err := parseList[license](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if e, _, _ := editionOf(ls); e != "" && editionRank(e) < 0 {
 			t.Fatalf("edition %q not in the ladder", e)
 		}
 		e, err := parseEnvironment(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && e.ClusterGUID == "" {
 			t.Fatal("empty cluster_guid accepted")
 		}
@@ -593,7 +535,7 @@ func FuzzParseLists(f *testing.F) {
 
 // FuzzParseTokens: the login and refresh answers and the error body.
 func FuzzParseTokens(f *testing.F) {
-	st := seedStates(f)[0]
+	st := kit.States(f)[0]
 	s := simulator.New(st)
 	for _, pw := range []string{st.Password, "wrong"} {
 		b, _ := json.Marshal(map[string]string{"domain": st.Domain, "username": st.User, "password": pw})
@@ -605,12 +547,12 @@ func FuzzParseTokens(f *testing.F) {
 	f.Add([]byte(`{"status":"TOO_MANY_REQUESTS","errors":[{"error_key":"k","error_message":"m"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tk, err := parseTokens(b, true)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && (tk.Access == "" || tk.Refresh == "") {
 			t.Fatal("empty token accepted")
 		}
 		if _, err := parseTokens(b, false); err != nil {
-			wantHelpful(t, err)
+			collectortest.WantParseError(t, err)
 		}
 		// Invalid UTF-8 decodes to U+FFFD (3 bytes a byte); the message is
 		// cut at 200 bytes a part.
@@ -656,7 +598,7 @@ func BenchmarkCollect10000DesktopsAndSessions(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{100, DefaultPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 10010 })
 		})
 	}

@@ -126,10 +126,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.rc.Limits = limits
 	c.log = c.t.Logger
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("DaaS is busy, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "DaaS is busy, waiting")
 	c.sess = rest.Session{
 		Active: func() bool { return c.auth != "" },
 		Login:  c.login,
@@ -212,16 +209,6 @@ func (c *Collector) get(ctx context.Context, path string, v any) error {
 	return err
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.auth == "" {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("%s %s: %w", Kind, c.host, err)
-		}
-	}
-	return nil
-}
-
 // Identify returns the service provider organization's name, and no
 // instance id: the organization ids are numbers every platform gives out
 // from 1000 on (the service provider's own is 1000 everywhere, as the
@@ -231,7 +218,7 @@ func (c *Collector) ensureSession(ctx context.Context) error {
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	var l orgList
@@ -256,10 +243,5 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	hdr := http.Header{"Authorization": {c.auth}, "x-dt-csrf-header": {c.csrf}}
 	c.auth, c.csrf = "", ""
-	_, _, err := c.rc.Do(ctx, http.MethodDelete, c.api+"/system/authenticate", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && (he.AuthFailed() || he.Status == http.StatusNotFound || he.Status == http.StatusMethodNotAllowed)) {
-		return fmt.Errorf("%s %s: logging out: %w", Kind, c.host, err)
-	}
-	return nil
+	return c.rc.Logout(ctx, http.MethodDelete, c.api+"/system/authenticate", hdr, http.StatusNotFound, http.StatusMethodNotAllowed)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,71 +30,37 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 // login is the case states' user with their domain.
 func login(st simulator.State) string { return st.Domain + `\` + st.User }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.DaaS, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, login(st), st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.DaaS, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, login(st), st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.DaaS, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.DaaS, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.DaaS }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, login(st), st.Password, thumb, `{"page_size": 3}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 3}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func collectByTenant(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, loadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricConnections || o.Unit != collectors.UnitCount || !strings.HasPrefix(o.ObjectKey, "tenant/") ||
-			strings.Contains(o.ObjectKey, o.Dims[DimTenant]) || o.Dims[DimRulesVersion] != RulesVersion {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimTenant]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimTenant])
-		}
-		m[o.Dims[DimTenant]] = o
-	}
-	return m
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimTenant] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricConnections || o.Unit != collectors.UnitCount || !strings.HasPrefix(o.ObjectKey, "tenant/") ||
+				strings.Contains(o.ObjectKey, o.Dims[DimTenant]) || o.Dims[DimRulesVersion] != RulesVersion
+		})
 }
 
 // TestRules checks the DaaS rules on the case states, independently of the
@@ -131,10 +96,10 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("duplicate across pages", func(t *testing.T) {
-		st := loadState(t, "testdata/small/state.json")
+		st := kit.LoadState(t, "testdata/small/state.json")
 		tn := &st.Tenants[0]
 		tn.Sessions = append(tn.Sessions, simulator.Session{ID: "s-1001-9", VM: "ACME-VDI-009", User: "zed"}, tn.Sessions[0]) // s-1001-1 again, on page 3
-		_, c := start(t, st, `{"page_size": 2}`)
+		_, c := kit.Start(t, st, `{"page_size": 2}`)
 		obs, err := c.Collect(context.Background(), hour)
 		if err != nil || len(obs) != 2 || obs[0].Quantity != 3 {
 			t.Fatalf("%+v, %v; want tenant 1001 with 3 connections (2 + 1 new, s-1001-1 once)", obs, err)
@@ -162,23 +127,15 @@ func TestRules(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 3}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 3 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 2, Throttle429: true})
-	if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 3 {
-		t.Fatalf("rate-limited collection (429): %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	if _, err := c.Collect(context.Background(), hour); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("always busy: %v", err)
-	}
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 3}`)
+	collectortest.Throttled(t, c, hour, 3, collectortest.Throttle{TooMany: true, Always: []string{"HTTP 503"},
+		Set: func(every int, tooMany bool) {
+			s.SetFaults(simulator.Faults{ThrottleEvery: every, Throttle429: tooMany})
+		}})
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name   string
 		faults simulator.Faults
@@ -194,34 +151,19 @@ func TestFaults(t *testing.T) {
 		{"start ignored", simulator.Faults{IgnoreStart: true}, []string{"page 2", "the answer for start 3 repeats the previous page"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 3}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 3}`, func(s *simulator.DaaS) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, login(st), "nope-not-it", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second collection: still one call, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-			}
-		}
-		if !strings.Contains(err.Error(), `logging in as SP-DOMAIN\meter`) || strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two collections, want 2", s.Calls())
+		s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", `logging in as SP-DOMAIN\meter`)
+		if !errors.Is(err, ErrLogin) {
+			t.Fatalf("error %v is not ErrLogin", err)
 		}
 	})
 	t.Run("no domain", func(t *testing.T) {
@@ -241,17 +183,11 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("permission missing", func(t *testing.T) {
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		s.SetFaults(simulator.Faults{Forbid: "/session/manager"})
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"/session/manager/sessions of tenant 1001 page 1", "HTTP 403",
@@ -263,7 +199,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("API version not offered", func(t *testing.T) {
 		other := st
 		other.Versions = []string{"v200"}
-		_, c := start(t, other, "")
+		_, c := kit.Start(t, other, "")
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"DaaS REST API v100 is not offered at /dt-rest/v100", "HTTP 404", "versions offered: v200"}, nil)
 		if errors.Is(err, collectors.ErrAuth) {
@@ -271,18 +207,13 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("endpoint with the API path", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u+"/dt-rest/v100/", login(st), st.Password, thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := kit.Start(t, st, "", func(tg *collectors.Target) { tg.Endpoint += "/dt-rest/v100/" })
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 2 {
 			t.Fatalf("%d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("logout sends the CSRF header", func(t *testing.T) {
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +227,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("login without a CSRF header", func(t *testing.T) {
 		// Reading needs only Authorization: a platform that sends no
 		// x-dt-csrf-header is read all the same.
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		s.SetFaults(simulator.Faults{NoCSRF: true})
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 2 {
 			t.Fatalf("%d observations, %v", len(obs), err)
@@ -306,9 +237,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://daas.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://daas.example", "m", "p", "", ""))
 	})
 	t.Run("six-hour cadence", func(t *testing.T) {
 		k, ok := collectors.Lookup(Kind)
@@ -328,33 +257,13 @@ func TestBadInput(t *testing.T) {
 // refusal; the users the sessions name are in no log line and no
 // observation.
 func TestNoSecretsOrPersonalData(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, login(st), st.Password, thumb, "")
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, csrf := c.auth, c.csrf
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
+	s, c := kit.Start(t, st, "", collectortest.LogTo(&buf, slog.LevelDebug))
+	obs, _ := collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held:   func() []string { return []string{strings.TrimPrefix(c.auth, "Bearer "), c.csrf} },
+		Expire: s.ExpireSessions, Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "DaaS session expired"})
 	out, _ := json.Marshal(obs)
-	for _, secret := range []string{st.Password, strings.TrimPrefix(auth, "Bearer "), csrf} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
 	for _, tn := range st.Tenants {
 		for _, ss := range tn.Sessions {
 			for _, personal := range []string{ss.User, ss.ID} {
@@ -364,16 +273,13 @@ func TestNoSecretsOrPersonalData(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(buf.String(), "DaaS session expired") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
 }
 
 // TestIdentify: the service provider's name, and no instance id (every
 // platform's service provider organization is 1000: two platforms must not
 // look like one product).
 func TestIdentify(t *testing.T) {
-	_, c := start(t, loadState(t, "testdata/small/state.json"), "")
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), "")
 	id, err := c.Identify(context.Background())
 	if err != nil || id.InstanceID != "" || id.Name != "Service Provider" {
 		t.Fatalf("Identify = %+v, %v", id, err)
@@ -423,23 +329,9 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, "", http.Header{"Authorization": {l.Header().Get("Authorization")}}).Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simulator.State {
-	var sts []simulator.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // FuzzParseSessions: a session list page, then the rules on what it parsed.
 func FuzzParseSessions(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		for _, tn := range st.Tenants {
 			f.Add(simBody(f, st, "/session/manager/sessions?orgId="+tn.ID+"&start=0&limit=2"))
 		}
@@ -448,7 +340,7 @@ func FuzzParseSessions(f *testing.F) {
 	f.Add([]byte(`<DtSessionReport><DtSession><state> connected </state></DtSession><DtSession id=""/></DtSessionReport>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parseSessions(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -467,7 +359,7 @@ func FuzzParseSessions(f *testing.F) {
 
 // FuzzParseOrgsAndQuotas: the organization list and a tenant's quotas.
 func FuzzParseOrgsAndQuotas(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/security/manager/organizations"))
 		for _, tn := range st.Tenants {
 			f.Add(simBody(f, st, "/security/organization/"+tn.ID+"/quotas"))
@@ -475,14 +367,14 @@ func FuzzParseOrgsAndQuotas(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := parseOrgs(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil {
 			for i := range l.Orgs {
 				metered(&l.Orgs[i])
 			}
 		}
 		q, err := parseQuotas(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil {
 			if e := editionOf(q.Quotas); e != strings.TrimSpace(e) {
 				t.Fatalf("edition %q not trimmed", e)
@@ -523,7 +415,7 @@ func BenchmarkCollect10000Connections(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{DefaultPageSize, MaxPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 20 })
 		})
 	}

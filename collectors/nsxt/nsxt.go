@@ -49,7 +49,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -113,10 +112,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.Limits = limits
 	c.rc.ErrorMessage = errorMessage
 	c.log = c.t.Logger // collectors.New adds the kind and host
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("NSX is throttling, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "NSX is throttling, waiting")
 	c.sess = rest.Session{
 		Active:   func() bool { return c.cookie != "" },
 		Login:    c.login,
@@ -272,10 +268,5 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	hdr := http.Header{"Cookie": {"JSESSIONID=" + c.cookie}, "X-XSRF-TOKEN": {c.xsrf}}
 	c.cookie, c.xsrf = "", ""
-	_, _, err := c.rc.Do(ctx, http.MethodPost, "/api/session/destroy", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("nsxt %s: logging out: %w", c.host, err)
-	}
-	return nil
+	return c.rc.Logout(ctx, http.MethodPost, "/api/session/destroy", hdr)
 }

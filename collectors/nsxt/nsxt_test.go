@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,55 +29,32 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simnsxt.State, opts string) (*simnsxt.Server, *Collector) {
-	t.Helper()
-	s := simnsxt.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simnsxt.State, *simnsxt.Server, *Collector]{
+	Sim: simnsxt.New, Load: simnsxt.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simnsxt.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simnsxt.Server, d time.Duration) { s.SetFaults(simnsxt.Faults{Delay: d}) },
+	ExpireAfter: func(s *simnsxt.Server, n int) { s.SetFaults(simnsxt.Faults{ExpireAfter: n}) },
 }
-
-func loadState(t testing.TB, path string) simnsxt.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simnsxt.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simnsxt.Server }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simnsxt.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simnsxt.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simnsxt.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func editions(t *testing.T, dir string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, loadState(t, "testdata/"+dir+"/state.json"), "")
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), "")
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil {
 		t.Fatal(err)
@@ -116,23 +92,15 @@ func TestEditionRules(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	s.SetFaults(simnsxt.Faults{ThrottleEvery: 3})
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != len(st.VMs) {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simnsxt.Faults{ThrottleEvery: 1})
-	_, err = c.Collect(context.Background(), hour)
-	if err == nil || !strings.Contains(err.Error(), "HTTP 429") {
-		t.Fatalf("always throttled: %v", err)
-	}
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
+	s, c := kit.Start(t, st, `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, len(st.VMs), collectortest.Throttle{Always: []string{"HTTP 429"},
+		Set: func(every int, _ bool) { s.SetFaults(simnsxt.Faults{ThrottleEvery: every}) }})
 }
 
 func TestBasicAuth(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
-	s, c := start(t, st, `{"auth": "basic"}`)
+	st := kit.LoadState(t, "testdata/small-tenant/state.json")
+	s, c := kit.Start(t, st, `{"auth": "basic"}`)
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil || len(obs) != 3 || s.Logins() != 0 {
 		t.Fatalf("basic auth: %d observations, %d sessions, %v", len(obs), s.Logins(), err)
@@ -145,7 +113,7 @@ func TestBasicAuth(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name    string
 		faults  simnsxt.Faults
@@ -162,32 +130,19 @@ func TestFaults(t *testing.T) {
 		{"truncated", simnsxt.Faults{Truncate: true}, 0, []string{"malformed body: truncated JSON"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simnsxt.Server) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
+	st := kit.LoadState(t, "testdata/small-tenant/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simnsxt.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, st.User, "nope", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) || !strings.Contains(err.Error(), "logging in as admin") || strings.Contains(err.Error(), "nope") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 1 {
-			t.Errorf("%d calls for a wrong password, want 1", s.Calls())
+		s, c := kit.Start(t, st, "", collectortest.WithPassword("nope"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope", "logging in as admin")
+		if !errors.Is(err, ErrLogin) {
+			t.Fatalf("error %v is not ErrLogin", err)
 		}
 	})
 	t.Run("not paired", func(t *testing.T) {
@@ -202,21 +157,14 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simnsxt.Faults{RejectAll: true})
-		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simnsxt.Faults{RejectAll: true}) }, ErrLogin)
 	})
 }
 
 func TestIdentify(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
-	_, c := start(t, st, "")
+	st := kit.LoadState(t, "testdata/small-tenant/state.json")
+	_, c := kit.Start(t, st, "")
 	id, err := c.Identify(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -257,16 +205,8 @@ func simBody(t testing.TB, st simnsxt.State, path string) []byte {
 	return rec.Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simnsxt.State {
-	var sts []simnsxt.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
 func FuzzParseVMList(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/api/v1/fabric/virtual-machines?page_size=2"))
 	}
 	f.Add([]byte(`{"results":[{"compute_ids":"x"}],"result_count":1}`))
@@ -292,7 +232,7 @@ func FuzzParseVMList(f *testing.F) {
 }
 
 func FuzzParsePolicyObjects(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/policy/api/v1/infra/segments"))
 		f.Add(simBody(f, st, "/api/v1/fabric/vifs"))
 		f.Add(simBody(f, st, "/policy/api/v1/infra/domains/default/security-policies"))
@@ -319,7 +259,7 @@ func FuzzParsePolicyObjects(f *testing.F) {
 }
 
 func BenchmarkCollect10000VMs(b *testing.B) {
-	st := loadState(b, "testdata/dfw-non-default-rule/state.json")
+	st := kit.LoadState(b, "testdata/dfw-non-default-rule/state.json")
 	st.VMs = nil
 	st.Segments = nil
 	for i := range 50 {
@@ -339,6 +279,6 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 		}
 		st.VMs = append(st.VMs, v)
 	}
-	_, c := start(b, st, "")
+	_, c := kit.Start(b, st, "")
 	collectortest.Bench(b, c, hour, func(n int) bool { return n >= 9000 })
 }

@@ -49,7 +49,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -123,10 +122,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.rc.Limits = limits
 	c.log = c.t.Logger // collectors.New adds the kind and host
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("SRM is busy, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "SRM is busy, waiting")
 	c.sess = rest.Session{
 		Active:   func() bool { return c.session != "" },
 		Login:    c.login,
@@ -229,22 +225,12 @@ func listAll[T any](ctx context.Context, c *Collector, path string, add func(*T)
 	}
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.session == "" {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("srm %s: %w", c.host, err)
-		}
-	}
-	return nil
-}
-
 // Identify returns the local SRM server's id and name, from its first
 // pairing (an SRM server that is not paired yet does not say its id).
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	p := new(listPage[pairing])
@@ -269,10 +255,5 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	hdr := http.Header{"x-dr-session": {c.session}}
 	c.session = ""
-	_, _, err := c.rc.Do(ctx, http.MethodDelete, c.api+"/session", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("srm %s: logging out: %w", c.host, err)
-	}
-	return nil
+	return c.rc.Logout(ctx, http.MethodDelete, c.api+"/session", hdr)
 }

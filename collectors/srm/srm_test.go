@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,76 +31,37 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func serve(t testing.TB, s *simulator.SRM) (url, thumb string) {
-	t.Helper()
-	return s.Start(t)
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.SRM, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.SRM, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.SRM, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-func start(t testing.TB, st simulator.State, opts string) (*simulator.SRM, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := serve(t, s)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
-}
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.SRM }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func collectByName(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, loadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricVMProtected || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
-			o.ObjectKey != vcUUID+"/moref/"+o.Dims[DimMoref] || o.Edition != "" {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricVMProtected || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
+				o.ObjectKey != vcUUID+"/moref/"+o.Dims[DimMoref] || o.Edition != ""
+		})
 }
 
 // TestRules checks the SRM rules on the case states, independently of the
@@ -143,10 +103,10 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("duplicate across pages", func(t *testing.T) {
-		st := loadState(t, "testdata/small/state.json")
+		st := kit.LoadState(t, "testdata/small/state.json")
 		g := &st.Pairings[0].Groups[0]
 		g.VMs = append(g.VMs, simulator.VM{ID: "vm-3333", Name: "between"}, g.VMs[0]) // web-01 again, on page 2
-		_, c := start(t, st, `{"page_size": 2}`)
+		_, c := kit.Start(t, st, `{"page_size": 2}`)
 		obs, err := c.Collect(context.Background(), hour)
 		if err != nil || len(obs) != 5 {
 			t.Fatalf("%d observations (want 4 + 1 new, web-01 once), %v", len(obs), err)
@@ -156,7 +116,7 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("group deleted while read", func(t *testing.T) {
-		s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+		s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
 		s.SetFaults(simulator.Faults{GoneGroup: "protection-group-301"})
 		obs, err := c.Collect(context.Background(), hour)
 		if err != nil || len(obs) != 13 {
@@ -176,27 +136,15 @@ func TestRules(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != 18 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	_, err = c.Collect(context.Background(), hour)
-	if err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("always busy: %v", err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 2, Throttle429: true})
-	obs, err = c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != 18 {
-		t.Fatalf("rate-limited collection (429): %d observations, %v", len(obs), err)
-	}
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, 18, collectortest.Throttle{TooMany: true, Always: []string{"HTTP 503"},
+		Set: func(every int, tooMany bool) {
+			s.SetFaults(simulator.Faults{ThrottleEvery: every, Throttle429: tooMany})
+		}})
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name    string
 		faults  simulator.Faults
@@ -217,37 +165,19 @@ func TestFaults(t *testing.T) {
 		{"offset ignored", simulator.Faults{IgnoreOffset: true}, 0, []string{"/vms page 2", "the answer is for offset 0, asked for 2"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.SRM) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := serve(t, s)
-		c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second hour: still one call per collection, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) || !errors.Is(err, collectors.ErrBadCredentials) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-			}
-		}
-		if !strings.Contains(err.Error(), "logging in as srm-meter@vsphere.local") || strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
+		s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as srm-meter@vsphere.local")
+		if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrBadCredentials) {
+			t.Fatalf("error %v is not ErrLogin/ErrBadCredentials", err)
 		}
 	})
 	t.Run("not paired", func(t *testing.T) {
@@ -262,27 +192,20 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("paired with another vCenter", func(t *testing.T) {
 		other := st
 		other.VCenter.ID = "50aa0000-0000-4000-8000-000000000009"
-		_, c := start(t, other, "")
+		_, c := kit.Start(t, other, "")
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"no pairing has the paired vCenter " + vcUUID, "50aa0000-0000-4000-8000-000000000009"}, nil)
 	})
 	t.Run("API version not offered", func(t *testing.T) {
 		v1 := st
 		v1.Versions = []string{"v1"}
-		_, c := start(t, v1, `{"api_version": "v2"}`)
+		_, c := kit.Start(t, v1, `{"api_version": "v2"}`)
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"SRM REST API v2 is not offered at /api/rest/srm/v2", "HTTP 404", "versions offered: v1"}, nil)
 		if errors.Is(err, collectors.ErrAuth) {
@@ -290,66 +213,37 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("v2", func(t *testing.T) {
-		_, c := start(t, st, `{"api_version": "v2"}`)
+		_, c := kit.Start(t, st, `{"api_version": "v2"}`)
 		obs, err := c.Collect(context.Background(), hour)
 		if err != nil || len(obs) != 4 {
 			t.Fatalf("v2: %d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("endpoint with the API path", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := serve(t, s)
-		c, err := newCollector(target(u+"/api/rest/srm/v1/", st.User, st.Password, thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := kit.Start(t, st, "", func(tg *collectors.Target) { tg.Endpoint += "/api/rest/srm/v1/" })
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 4 {
 			t.Fatalf("%d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://srm01.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://srm01.corp.example", "m", "p", "", ""))
 	})
 }
 
 // TestNoSecretsLogged: the password and the session id are in no log line
 // and no error, at debug level, through a login, a renewal and a refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := serve(t, s)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, st.User, st.Password, thumb, "")
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	sid := c.session
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
-	for _, secret := range []string{st.Password, sid} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
-	if !strings.Contains(buf.String(), "SRM session expired") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
+	s, c := kit.Start(t, st, "", collectortest.LogTo(&buf, slog.LevelDebug))
+	collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held: func() []string { return []string{c.session} }, Expire: s.ExpireSessions,
+		Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "SRM session expired"})
 }
 
 func TestIdentify(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	_, c := start(t, st, "")
+	st := kit.LoadState(t, "testdata/small/state.json")
+	_, c := kit.Start(t, st, "")
 	id, err := c.Identify(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +251,7 @@ func TestIdentify(t *testing.T) {
 	if id.InstanceID != st.SRM.ID || id.Name != "srm01.corp.example" {
 		t.Fatalf("Identify = %+v", id)
 	}
-	_, c = start(t, loadState(t, "testdata/empty/state.json"), "")
+	_, c = kit.Start(t, kit.LoadState(t, "testdata/empty/state.json"), "")
 	if id, err := c.Identify(context.Background()); err != nil || id.InstanceID != "" {
 		t.Fatalf("unpaired SRM: Identify = %+v, %v", id, err)
 	}
@@ -409,23 +303,9 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, http.Header{"X-Dr-Session": {id}}).Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simulator.State {
-	var sts []simulator.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // FuzzParseVMList: a group's VM list, then the rules on what it parsed.
 func FuzzParseVMList(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		for _, p := range st.Pairings {
 			for _, g := range p.Groups {
 				f.Add(simBody(f, st, "/pairings/"+p.ID+"/protection-management/groups/"+g.ID+"/vms?limit=2"))
@@ -436,7 +316,7 @@ func FuzzParseVMList(f *testing.F) {
 	f.Add([]byte(`{"list":[{"id":":","name":"x"}],"_meta":{"links":{"next":{"href":"h"}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parseList[groupVM](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -460,7 +340,7 @@ func FuzzParseVMList(f *testing.F) {
 
 // FuzzParsePairingsAndGroups: the pairing and protection group lists.
 func FuzzParsePairingsAndGroups(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/pairings"))
 		for _, p := range st.Pairings {
 			f.Add(simBody(f, st, "/pairings/"+p.ID+"/protection-management/groups?limit=2"))
@@ -468,15 +348,15 @@ func FuzzParsePairingsAndGroups(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := parseList[pairing](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		_, err = parseList[group](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 	})
 }
 
 // FuzzParseSession: the login answer and the error body.
 func FuzzParseSession(f *testing.F) {
-	for _, st := range seedStates(f)[:1] {
+	for _, st := range kit.States(f)[:1] {
 		s := simulator.New(st)
 		for _, pw := range []string{st.Password, "wrong"} {
 			req := httptest.NewRequest(http.MethodPost, "https://srm.example.net/api/rest/srm/v1/session", nil)
@@ -489,7 +369,7 @@ func FuzzParseSession(f *testing.F) {
 	f.Add([]byte(`{"session_id":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, err := parseSession(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && id == "" {
 			t.Fatal("empty session id accepted")
 		}
@@ -523,7 +403,7 @@ func BenchmarkCollect10000ProtectedVMs(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{DefaultPageSize, MaxPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 		})
 	}

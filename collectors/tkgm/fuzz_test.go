@@ -47,7 +47,7 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 func seedStates(f *testing.F) []simulator.State {
 	var sts []simulator.State
 	for _, dir := range collectortest.Dirs(f) {
-		st := loadState(f, filepath.Join(dir, "state.json"))
+		st := kit.LoadState(f, filepath.Join(dir, "state.json"))
 		st.Forbidden = nil // the 403 case's lists are seeds too
 		sts = append(sts, st)
 	}

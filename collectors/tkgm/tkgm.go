@@ -141,12 +141,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if t.Password.Reveal() == "" {
 		return nil, fmt.Errorf("tkgm %s: the bearer token of the service account is required (as the password)", base.Hostname())
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
+	t.SetDefaults()
 	c := &Collector{t: t, opts: opts, base: base, host: base.Hostname(), log: t.Logger}
 	c.warned = &warnings{log: c.log}
 	if t.Paired == nil || t.Paired.InstanceID == "" {

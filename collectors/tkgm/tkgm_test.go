@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -104,27 +103,27 @@ func target(u, token, thumb, opts string, paired *collectors.Target) collectors.
 	}
 }
 
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
+// kit serves a state and builds a collector pinned to the simulator (not
+// paired: the tests pair it).
+var kit = collectortest.Kit[simulator.State, *simulator.Server, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.Token, thumb, opts, nil)
+	},
+	Delay: func(s *simulator.Server, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
 }
 
 // start serves a case folder: the management cluster and its vCenter.
 func start(t testing.TB, dir, opts string) (*simulator.Server, *Collector) {
 	t.Helper()
-	st := loadState(t, filepath.Join(dir, "state.json"))
+	st := kit.LoadState(t, filepath.Join(dir, "state.json"))
 	_, paired := startVC(t, loadVC(t, filepath.Join(dir, "vcenter.json")))
 	return startWith(t, st, opts, paired)
 }
 
 func startWith(t testing.TB, st simulator.State, opts string, paired *collectors.Target) (*simulator.Server, *Collector) {
 	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.Token, thumb, opts, paired))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := kit.Start(t, st, opts, func(tg *collectors.Target) { tg.Paired = paired })
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return s, c
 }
@@ -145,44 +144,24 @@ func TestCases(t *testing.T) {
 	})
 }
 
-// conformanceSim gives the conformance kit its fault switch.
-type conformanceSim struct{ *simulator.Server }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages. The Kubernetes API has no session (a bearer token on each
 // call): the suite's session checks do not apply, the others do (the token
 // refused is ErrAuth and not retried, the deadline per call, cancellation,
 // certificate pinning, no token in an error).
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.Token, thumb, `{"page_size": 2}`, paired)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`, func(t *testing.T, tg *collectors.Target) {
+		_, tg.Paired = startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
+	})
 }
 
 func collectByMachine(t *testing.T, c *Collector) map[string]collectors.Observation {
 	t.Helper()
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricTanzuVRAM || o.Unit != collectors.UnitMB || o.Edition != Edition ||
-			!strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") || o.Dims[DimRulesVersion] != RulesVersion {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimMachine]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimMachine])
-		}
-		m[o.Dims[DimMachine]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimMachine] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricTanzuVRAM || o.Unit != collectors.UnitMB || o.Edition != Edition ||
+				!strings.HasPrefix(o.ObjectKey, vcUUID+"/vm/") || o.Dims[DimRulesVersion] != RulesVersion
+		})
 }
 
 // TestRules checks the TKGm rules on the case states, independently of the
@@ -268,7 +247,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
 	for _, tc := range []struct {
 		name    string
@@ -315,7 +294,7 @@ func TestFaults(t *testing.T) {
 func TestEndlessAnswer(t *testing.T) {
 	defer func(n int64) { maxAnswer = n }(maxAnswer)
 	maxAnswer = 4 << 20
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	s, c := startWith(t, st, "", &collectors.Target{Kind: "vcenter", InstanceID: vcUUID})
 	s.SetFaults(simulator.Faults{Endless: true})
 	_, err := c.Collect(context.Background(), hour)
@@ -323,7 +302,7 @@ func TestEndlessAnswer(t *testing.T) {
 }
 
 func TestPaging(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/several-pages/vcenter.json"))
 	t.Run("continue token expired: listed again once", func(t *testing.T) {
 		s, c := startWith(t, st, `{"page_size": 2}`, paired)
@@ -364,7 +343,7 @@ func TestPaging(t *testing.T) {
 // TestToken: a refused token is ErrAuth, one call an hour, never retried
 // within it; a bound token's expiry is said; the token is in no error.
 func TestToken(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
 	expired := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	st.Token = simulator.ServiceAccountToken(simulator.DefaultServiceAccount, expired)
@@ -425,14 +404,14 @@ func TestBadInput(t *testing.T) {
 	t.Run("paired with another vCenter", func(t *testing.T) {
 		_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
 		paired.InstanceID = "5003c0de-0000-4000-8000-00000000ffff"
-		_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+		_, c := startWith(t, kit.LoadState(t, "testdata/small/state.json"), "", paired)
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"reading the paired vCenter", "is now instance " + vcUUID + ", not 5003c0de-0000-4000-8000-00000000ffff"}, nil)
 	})
 	t.Run("paired vCenter refuses its password", func(t *testing.T) {
 		_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
 		paired.Password = "wrong"
-		_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+		_, c := startWith(t, kit.LoadState(t, "testdata/small/state.json"), "", paired)
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"reading the paired vCenter", "incorrect user name or password"}, collectors.ErrAuth)
 	})
@@ -441,7 +420,7 @@ func TestBadInput(t *testing.T) {
 // TestCA: the API server's CA given as option ca (PEM, or base64 as in a
 // kubeconfig) is trusted without a pinned thumbprint; another CA is not.
 func TestCA(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
 	s := simulator.New(st)
 	srv := httptest.NewUnstartedServer(s)
@@ -475,7 +454,7 @@ func TestCA(t *testing.T) {
 // TestNoSecretsLogged: the token is in no log line and no error, at debug
 // level, through a collection and a refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/edge-cases/state.json")
+	st := kit.LoadState(t, "testdata/edge-cases/state.json")
 	_, paired := startVC(t, loadVC(t, "testdata/edge-cases/vcenter.json"))
 	s := simulator.New(st)
 	u, thumb := s.Start(t)
@@ -501,11 +480,7 @@ func TestNoSecretsLogged(t *testing.T) {
 	if !errors.Is(err, ErrToken) {
 		t.Fatalf("error %v", err)
 	}
-	for _, secret := range []string{st.Token, paired.Password.Reveal()} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
+	collectortest.NoSecretIn(t, buf.String(), err, st.Token, paired.Password.Reveal())
 	for _, want := range []string{"no_provider_id=1", "unjoined=1", "edge/edge-k8s-md-0-unknown-vm", "other_infrastructure=1",
 		`warning="cluster.x-k8s.io/v1beta1 Machine is deprecated`} {
 		if !strings.Contains(buf.String(), want) {
@@ -560,7 +535,7 @@ func TestParseOptions(t *testing.T) {
 // hours, and Close logs out.
 func TestPairedSessionKept(t *testing.T) {
 	vc, paired := startVC(t, loadVC(t, "testdata/small/vcenter.json"))
-	_, c := startWith(t, loadState(t, "testdata/small/state.json"), "", paired)
+	_, c := startWith(t, kit.LoadState(t, "testdata/small/state.json"), "", paired)
 	base := vc.Logins() // the simulator's own session, for the inventory edits
 	for range 3 {
 		if got := collectByMachine(t, c); len(got) != 5 {

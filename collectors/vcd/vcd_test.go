@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,63 +19,37 @@ import (
 
 var hour = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
-// start runs a simulator holding st and returns it with a collector pinned
-// to its certificate.
-func start(t testing.TB, st simvcd.State, opts string) (*simvcd.Server, *Collector) {
-	t.Helper()
-	s := simvcd.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(collectors.Target{
-		Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
-		Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simvcd.State, *simvcd.Server, *Collector]{
+	Sim: simvcd.New, Load: simvcd.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simvcd.State, opts string) collectors.Target {
+		return collectors.Target{
+			Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
+			Thumbprint: thumb, Options: json.RawMessage(opts), Timeout: 5 * time.Second,
+		}
+	},
+	Delay:       func(s *simvcd.Server, d time.Duration) { s.SetFaults(simvcd.Faults{Delay: d}) },
+	ExpireAfter: func(s *simvcd.Server, n int) { s.SetFaults(simvcd.Faults{ExpireAfter: n}) },
 }
-
-func loadState(t testing.TB, path string) simvcd.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simvcd.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simvcd.Server }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simvcd.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simvcd.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simvcd.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, collectors.Target{Kind: Kind, Endpoint: u, Username: st.User, Password: collectors.Secret(st.Password),
-			Thumbprint: thumb, Options: json.RawMessage(`{"page_size": 2}`), Timeout: 5 * time.Second}
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json is the simulator's state,
 // options.json (optional) the product options, expected.json the
 // observations, sorted by object key. -update rewrites expected.json.
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 // TestRules checks the Cloud Director rules on the case states, independently
 // of the golden files.
 func TestRules(t *testing.T) {
-	st := loadState(t, "testdata/template-and-powered-off/state.json")
-	_, c := start(t, st, "")
+	st := kit.LoadState(t, "testdata/template-and-powered-off/state.json")
+	_, c := kit.Start(t, st, "")
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +82,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	cases := []struct {
 		name    string
 		faults  simvcd.Faults
@@ -130,19 +103,14 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simvcd.Server) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
+	st := kit.LoadState(t, "testdata/small-tenant/state.json")
 	t.Run("wrong password", func(t *testing.T) {
 		s := simvcd.New(st)
 		u, thumb := s.Start(t)
@@ -162,7 +130,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("version not offered", func(t *testing.T) {
-		_, c := start(t, st, `{"api_version": "35.0"}`)
+		_, c := kit.Start(t, st, `{"api_version": "35.0"}`)
 		_, err := c.Collect(context.Background(), hour)
 		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "36.0, 37.0, 38.0, 38.1, 39.0") {
 			t.Fatalf("error %v, want ErrVersion listing the offered versions", err)
@@ -172,7 +140,7 @@ func TestBadInput(t *testing.T) {
 		dep := st
 		dep.Versions = []string{"36.0", "37.0", "38.0", "39.0.0-alpha"}
 		dep.Deprecated = []string{"38.0"}
-		_, c := start(t, dep, "")
+		_, c := kit.Start(t, dep, "")
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -183,14 +151,14 @@ func TestBadInput(t *testing.T) {
 	t.Run("only old versions", func(t *testing.T) {
 		old := st
 		old.Versions = []string{"31.0", "32.0"}
-		_, c := start(t, old, "")
+		_, c := kit.Start(t, old, "")
 		_, err := c.Collect(context.Background(), hour)
 		if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "offers 31.0, 32.0") {
 			t.Fatalf("error %v, want ErrVersion listing 31.0, 32.0", err)
 		}
 	})
 	t.Run("version refused at login", func(t *testing.T) {
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		// the versions document says 39.0, the login endpoint refuses it:
 		// VCD answers 406 Not Acceptable.
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -211,8 +179,8 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestIdentify(t *testing.T) {
-	st := loadState(t, "testdata/small-tenant/state.json")
-	s, c := start(t, st, "")
+	st := kit.LoadState(t, "testdata/small-tenant/state.json")
+	s, c := kit.Start(t, st, "")
 	id, err := c.Identify(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -290,16 +258,8 @@ func simBody(t testing.TB, st simvcd.State, path string) []byte {
 	return rec.Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simvcd.State {
-	var sts []simvcd.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
 func FuzzParseVMPage(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/api/query?type=adminVM&format=records&page=1&pageSize=2"))
 	}
 	f.Add([]byte(`{"page":1,"pageSize":1,"total":1,"record":[{"memoryMB":"x"}]}`))
@@ -321,7 +281,7 @@ func FuzzParseVMPage(f *testing.F) {
 }
 
 func FuzzParseNamePage(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/api/query?type=virtualCenter&format=records"))
 		f.Add(simBody(f, st, "/api/query?type=organization&format=records"))
 		f.Add(simBody(f, st, "/api/query?type=adminOrgVdc&format=records"))
@@ -351,7 +311,7 @@ func FuzzParseVersions(f *testing.F) {
 }
 
 func FuzzParseSession(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "login"))
 	}
 	f.Add([]byte(`{"location":"abc@host"}`))
@@ -364,7 +324,7 @@ func FuzzParseSession(f *testing.F) {
 }
 
 func BenchmarkCollect10000VMs(b *testing.B) {
-	st := loadState(b, "testdata/small-tenant/state.json")
+	st := kit.LoadState(b, "testdata/small-tenant/state.json")
 	st.VMs = nil
 	for i := range 10000 {
 		st.VMs = append(st.VMs, simvcd.VM{
@@ -373,6 +333,6 @@ func BenchmarkCollect10000VMs(b *testing.B) {
 			Status: "POWERED_ON", HostName: fmt.Sprintf("esx-%02d.example.net", i%40),
 		})
 	}
-	_, c := start(b, st, "")
+	_, c := kit.Start(b, st, "")
 	collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 }

@@ -38,7 +38,7 @@ type replication struct {
 func (c *Collector) Collect(ctx context.Context, hour time.Time) ([]collectors.Observation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return nil, err
 	}
 	reps := make([]replication, 0, c.last)

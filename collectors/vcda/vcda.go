@@ -53,7 +53,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -118,10 +117,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.rc.Limits = limits
 	c.log = c.t.Logger // collectors.New adds the kind and host
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("VCDA is busy, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "VCDA is busy, waiting")
 	c.sess = rest.Session{
 		Active:   func() bool { return c.token != "" },
 		Login:    c.login,
@@ -249,22 +245,12 @@ func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) 
 	}
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.token == "" {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("vcda %s: %w", c.host, err)
-		}
-	}
-	return nil
-}
-
 // Identify returns the VCDA cloud service's instance id, name and build
 // (GET /diagnostics/about).
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	var a about
@@ -287,10 +273,5 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	hdr := http.Header{authHeader: {c.token}}
 	c.token = ""
-	_, _, err := c.rc.Do(ctx, http.MethodDelete, "/sessions", nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("vcda %s: logging out: %w", c.host, err)
-	}
-	return nil
+	return c.rc.Logout(ctx, http.MethodDelete, "/sessions", hdr)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,75 +27,40 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.VCDA, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.VCDA, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.VCDA, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.VCDA, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.VCDA }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 2}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 // collectByVM collects a case and returns its observations by metric and
 // VM name, checking what every observation must be.
 func collectByVM(t *testing.T, st simulator.State, opts string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, st, opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if (o.Metric != collectors.MetricVMProtected && o.Metric != collectors.MetricVMMigrated) ||
-			o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != "" || o.Dims[DimRulesVersion] != RulesVersion ||
-			o.Dims[DimVCDA] != "127.0.0.1" || !strings.HasSuffix(o.ObjectKey, "/"+o.Dims[DimVMID]) {
-			t.Errorf("bad observation %+v", o)
-		}
-		k := o.Metric + " " + o.Dims[DimVM]
-		if _, dup := m[k]; dup {
-			t.Errorf("%s observed twice", k)
-		}
-		m[k] = o
-	}
-	return m
+	_, c := kit.Start(t, st, opts)
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Metric + " " + o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return (o.Metric != collectors.MetricVMProtected && o.Metric != collectors.MetricVMMigrated) ||
+				o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != "" || o.Dims[DimRulesVersion] != RulesVersion ||
+				o.Dims[DimVCDA] != "127.0.0.1" || !strings.HasSuffix(o.ObjectKey, "/"+o.Dims[DimVMID])
+		})
 }
 
 const (
@@ -108,7 +72,7 @@ const (
 // golden files.
 func TestRules(t *testing.T) {
 	t.Run("edge cases", func(t *testing.T) {
-		got := collectByVM(t, loadState(t, "testdata/edge-cases/state.json"), "")
+		got := collectByVM(t, kit.LoadState(t, "testdata/edge-cases/state.json"), "")
 		for k, want := range map[string]bool{
 			prot + "archive-01": true,  // powered off: still protected
 			prot + "billing-01": true,  // protected to one site...
@@ -142,7 +106,7 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("vCenter identity of a replication from on-premises", func(t *testing.T) {
-		got := collectByVM(t, loadState(t, "testdata/small/state.json"), "")
+		got := collectByVM(t, kit.LoadState(t, "testdata/small/state.json"), "")
 		o := got[prot+"erp-app"]
 		if o.ObjectKey != "0c4268dc-1786-404a-bea2-52f1709a732f/moref/vm-1042" || o.Dims[DimVCenterUUID] != "0c4268dc-1786-404a-bea2-52f1709a732f" || o.Dims[DimOrg] != "globex" {
 			t.Errorf("erp-app %+v", o)
@@ -155,7 +119,7 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("several pages", func(t *testing.T) {
-		st := loadState(t, "testdata/several-pages/state.json")
+		st := kit.LoadState(t, "testdata/several-pages/state.json")
 		for _, opts := range []string{`{"page_size": 2}`, `{"page_size": 1}`, `{"page_size": 50}`, ``} {
 			got := collectByVM(t, st, opts)
 			n := map[string]int{}
@@ -169,7 +133,7 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("duplicates across pages", func(t *testing.T) {
-		st := loadState(t, "testdata/small/state.json")
+		st := kit.LoadState(t, "testdata/small/state.json")
 		st.VMs = append(st.VMs, simulator.VMReplication{ID: "C4-x", VMID: "4e7fa4b1-0000-4000-8000-000000000009", VMName: "between",
 			Source: simulator.End{Site: "cloud-fra", Org: "acme"}, Dest: simulator.End{Site: "cloud-ams", Org: "acme"}}, st.VMs[0])
 		if got := collectByVM(t, st, `{"page_size": 2}`); len(got) != 5 {
@@ -177,7 +141,7 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("local site from the options", func(t *testing.T) {
-		got := collectByVM(t, loadState(t, "testdata/edge-cases/state.json"), `{"site": "cloud-lon"}`)
+		got := collectByVM(t, kit.LoadState(t, "testdata/edge-cases/state.json"), `{"site": "cloud-lon"}`)
 		if d := got[migr+"billing-01"].Dims; d[DimDirection] != DirIncoming {
 			t.Errorf("billing-01 to cloud-lon seen from cloud-lon: %v", d)
 		}
@@ -195,27 +159,15 @@ func TestRules(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != 25 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	_, err = c.Collect(context.Background(), hour)
-	if err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("always busy: %v", err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 2, Throttle429: true})
-	obs, err = c.Collect(context.Background(), hour)
-	if err != nil || len(obs) != 25 {
-		t.Fatalf("rate-limited collection (429): %d observations, %v", len(obs), err)
-	}
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, 25, collectortest.Throttle{TooMany: true, Always: []string{"HTTP 503"},
+		Set: func(every int, tooMany bool) {
+			s.SetFaults(simulator.Faults{ThrottleEvery: every, Throttle429: tooMany})
+		}})
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name   string
 		faults simulator.Faults
@@ -234,16 +186,14 @@ func TestFaults(t *testing.T) {
 			"the answer for offset 2 starts with C4-5e0e0000-0000-4a5b-8c6d-7e8f9a0b1c00 again, as the page before: the server ignores offset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.VCDA) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}
 	t.Run("malformed in a vApp replication", func(t *testing.T) {
-		st := loadState(t, "testdata/edge-cases/state.json")
+		st := kit.LoadState(t, "testdata/edge-cases/state.json")
 		st.VMs = nil
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		s.SetFaults(simulator.Faults{MalformField: "isMigration"})
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"/vapp-replications page 1", "field items.vmReplications.isMigration"}, nil)
@@ -251,65 +201,43 @@ func TestFaults(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second hour: still one call per collection, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) || !errors.Is(err, collectors.ErrBadCredentials) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-			}
-		}
-		if !strings.Contains(err.Error(), "logging in as meter@System") || strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
+		s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as meter@System")
+		if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrBadCredentials) {
+			t.Fatalf("error %v is not ErrLogin/ErrBadCredentials", err)
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		_, err := c.Collect(context.Background(), hour)
-		if !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the session was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("API version not offered", func(t *testing.T) {
 		old := st
 		old.Versions = []string{"4.0", "4.1", "4.2"}
-		_, c := start(t, old, "")
+		_, c := kit.Start(t, old, "")
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"the VCDA API version 4.5 is not offered", "HTTP 406",
 			"UnsupportedApiVersion", "versions offered: 4.0, 4.1, 4.2 (option api_version)"}, nil)
 		if errors.Is(err, collectors.ErrAuth) {
 			t.Errorf("a missing version is not an authentication failure: %v", err)
 		}
-		_, c = start(t, old, `{"api_version": "4.1"}`)
+		_, c = kit.Start(t, old, `{"api_version": "4.1"}`)
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 4 {
 			t.Fatalf("4.1: %d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("login types", func(t *testing.T) {
 		for _, auth := range []string{AuthVCD, AuthLocal, AuthSSO} {
-			_, c := start(t, st, `{"auth": "`+auth+`"}`)
+			_, c := kit.Start(t, st, `{"auth": "`+auth+`"}`)
 			if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 4 {
 				t.Fatalf("%s: %d observations, %v", auth, len(obs), err)
 			}
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://vcda.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://vcda.corp.example", "m", "p", "", ""))
 	})
 	t.Run("no user", func(t *testing.T) {
 		if _, err := collectors.New(target("vcda.corp.example", "", "p", "", "")); err == nil || !strings.Contains(err.Error(), "user name") {
@@ -322,39 +250,17 @@ func TestBadInput(t *testing.T) {
 // line and no error, at debug level, through a login, a renewal and a
 // refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, st.User, st.Password, thumb, "")
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	tok := c.token
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
-	for _, secret := range []string{st.Password, tok} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
-	if !strings.Contains(buf.String(), "VCDA session expired") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
+	s, c := kit.Start(t, st, "", collectortest.LogTo(&buf, slog.LevelDebug))
+	collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held: func() []string { return []string{c.token} }, Expire: s.ExpireSessions,
+		Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "VCDA session expired"})
 }
 
 func TestIdentify(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	_, c := start(t, st, "")
+	st := kit.LoadState(t, "testdata/small/state.json")
+	_, c := kit.Start(t, st, "")
 	id, err := c.Identify(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -411,20 +317,6 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, "", hdr).Body.Bytes()
 }
 
-func seedStates(f *testing.F) []simulator.State {
-	var sts []simulator.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // checkObs is what build must give whatever it was fed.
 func checkObs(t *testing.T, obs []collectors.Observation, skipped, records int) {
 	if len(obs)+skipped > records || skipped < 0 {
@@ -444,14 +336,14 @@ func checkObs(t *testing.T, obs []collectors.Observation, skipped, records int) 
 // FuzzParseVMReplications: a /vm-replications page, then the rules on
 // what it parsed.
 func FuzzParseVMReplications(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/vm-replications?limit=2"))
 	}
 	f.Add([]byte(`{"items":[{"source":{"vmId":"x","site":""}}],"total":-1}`))
 	f.Add([]byte(`{"items":[{"isMigration":true,"source":{"vmId":"vm-1","vimServerUuid":" "}},{"source":{"vmId":null}}],"total":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parsePage[vmReplication](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -466,12 +358,12 @@ func FuzzParseVMReplications(f *testing.F) {
 
 // FuzzParseVAppReplications: a /vapp-replications page.
 func FuzzParseVAppReplications(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, "/vapp-replications?limit=2"))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parsePage[vappReplication](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -490,7 +382,7 @@ func FuzzParseVAppReplications(f *testing.F) {
 // FuzzParseSessionAndAbout: the login answer, /diagnostics/about and the
 // error body.
 func FuzzParseSessionAndAbout(f *testing.F) {
-	st := seedStates(f)[0]
+	st := kit.States(f)[0]
 	f.Add(simBody(f, st, "/sessions"))
 	f.Add(simBody(f, st, "/diagnostics/about"))
 	s := simulator.New(st)
@@ -504,9 +396,9 @@ func FuzzParseSessionAndAbout(f *testing.F) {
 	f.Add([]byte(`{"authenticatedSites":[{}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := parseSession(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		_, err = parseAbout(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		// Invalid UTF-8 decodes to U+FFFD (3 bytes a byte): the message
 		// never grows more than that from the body.
 		if msg := errorMessage(b); len(msg) > 3*len(b)+3 {
@@ -545,7 +437,7 @@ func BenchmarkCollect10000Replications(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{DefaultPageSize, MaxPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 		})
 	}

@@ -111,12 +111,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	if t.Username == "" {
 		return nil, fmt.Errorf("vcenter %s: a user name is required", u.Hostname())
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = 60 * time.Second
-	}
+	t.SetDefaults()
 	return &Collector{
 		t:    t,
 		opts: opts,

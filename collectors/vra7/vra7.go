@@ -39,7 +39,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -109,10 +108,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.rc.Limits = limits
 	c.log = c.t.Logger
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("vRealize Automation is busy, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "vRealize Automation is busy, waiting")
 	c.sess = rest.Session{
 		Active:   func() bool { return c.token != "" },
 		Login:    c.login,
@@ -179,23 +175,13 @@ func (c *Collector) listMachines(ctx context.Context, add func(*resource)) error
 	}
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.token == "" {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("vra7 %s: %w", c.host, err)
-		}
-	}
-	return nil
-}
-
 // Identify logs in and reads the tenant (GET /identity/api/tenants/{id}).
 // vRealize Automation does not say an instance id there: the identity is
 // the host name and tenant.
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	var tn struct {
@@ -217,10 +203,5 @@ func (c *Collector) Close(ctx context.Context) error {
 	}
 	tok := c.token
 	c.token = ""
-	_, _, err := c.rc.Do(ctx, http.MethodDelete, tokensPath+"/"+url.PathEscape(tok), nil, http.Header{"Authorization": {"Bearer " + tok}})
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("vra7 %s: logging out: %w", c.host, err)
-	}
-	return nil
+	return c.rc.Logout(ctx, http.MethodDelete, tokensPath+"/"+url.PathEscape(tok), http.Header{"Authorization": {"Bearer " + tok}})
 }

@@ -32,80 +32,35 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-// start serves st and builds a collector for it with opts, its target
-// edited by edit.
-func start(t testing.TB, st simulator.State, opts string, edit ...func(*collectors.Target)) (*simulator.VRA, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	tg := target(u, st.User, st.Password, thumb, opts)
-	for _, e := range edit {
-		e(&tg)
-	}
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.VRA, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.VRA, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.VRA, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// logTo logs the collector's lines to buf.
-func logTo(buf *bytes.Buffer) func(*collectors.Target) {
-	return func(tg *collectors.Target) { tg.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
-}
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.VRA }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 4}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 4}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func collectByName(t *testing.T, c *Collector) map[string]collectors.Observation {
 	t.Helper()
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricVMManaged || o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != "" {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricVMManaged || o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition != ""
+		})
 }
 
 // TestRules checks the Aria Automation 7 rules on the case states,
@@ -113,7 +68,7 @@ func collectByName(t *testing.T, c *Collector) map[string]collectors.Observation
 func TestRules(t *testing.T) {
 	t.Run("edge cases", func(t *testing.T) {
 		var buf bytes.Buffer
-		_, c := start(t, loadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, logTo(&buf))
+		_, c := kit.Start(t, kit.LoadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, collectortest.LogTo(&buf, slog.LevelInfo))
 		got := collectByName(t, c)
 		for vm, want := range map[string]struct{ key, join string }{
 			"ledger-01":  {vcUUID + "/moref/vm-501", Joined},  // powered off: managed
@@ -146,7 +101,7 @@ func TestRules(t *testing.T) {
 	t.Run("vCenters registered on the appliance", func(t *testing.T) {
 		const vc2 = "5022c0de-1111-4222-8333-944455556666"
 		var buf bytes.Buffer
-		_, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+		_, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, collectortest.LogTo(&buf, slog.LevelInfo), func(tg *collectors.Target) {
 			tg.VCenters = func(context.Context) ([]string, error) { return []string{vcUUID}, nil }
 		})
 		got := collectByName(t, c)
@@ -160,7 +115,7 @@ func TestRules(t *testing.T) {
 	})
 	t.Run("several pages, deployments filtered out", func(t *testing.T) {
 		for _, ps := range []int{1, 4, 17, 100} {
-			_, c := start(t, loadState(t, "testdata/several-pages/state.json"), fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), fmt.Sprintf(`{"page_size": %d}`, ps))
 			if got := collectByName(t, c); len(got) != 17 {
 				t.Errorf("page_size %d: %d machines, want 17", ps, len(got))
 			}
@@ -177,7 +132,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestTokenExpiry(t *testing.T) {
-	s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
 	s.SetFaults(simulator.Faults{ExpireAfter: 3})
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil || len(obs) != 17 {
@@ -189,19 +144,13 @@ func TestTokenExpiry(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 17 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	if _, err := c.Collect(context.Background(), hour); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("always busy: %v", err)
-	}
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, 17, collectortest.Throttle{Always: []string{"HTTP 503"},
+		Set: func(every int, _ bool) { s.SetFaults(simulator.Faults{ThrottleEvery: every}) }})
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name    string
 		faults  simulator.Faults
@@ -223,17 +172,12 @@ func TestFaults(t *testing.T) {
 			[]string{"no answer within the 100ms deadline"}, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.VRA) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 	t.Run("slow but in time", func(t *testing.T) {
-		s, c := start(t, st, `{"page_size": 6}`)
+		s, c := kit.Start(t, st, `{"page_size": 6}`)
 		s.SetFaults(simulator.Faults{Delay: 20 * time.Millisecond})
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 17 {
 			t.Fatalf("%d observations, %v", len(obs), err)
@@ -242,45 +186,34 @@ func TestFaults(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	for _, four := range []bool{false, true} {
 		t.Run(fmt.Sprintf("wrong password, answered 400: %v", four), func(t *testing.T) {
 			st := st
 			st.AuthFailure400 = four
-			s := simulator.New(st)
-			u, thumb := s.Start(t)
-			c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
 			collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as meter@corp.example to tenant vsphere.local", "Authentication failed (error 90135)")
 		})
 	}
 	t.Run("tenant", func(t *testing.T) {
 		other := st
 		other.Tenant = "acme"
-		_, c := start(t, other, "")
+		_, c := kit.Start(t, other, "")
 		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) || !strings.Contains(err.Error(), "tenant vsphere.local") {
 			t.Fatalf("default tenant on another: %v", err)
 		}
-		_, c = start(t, other, `{"tenant": "acme"}`)
+		_, c = kit.Start(t, other, `{"tenant": "acme"}`)
 		got := collectByName(t, c)
 		if len(got) != 4 || got["dev-001"].Dims[DimTenant] != "acme" {
 			t.Fatalf("tenant acme: %v", got)
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after the token was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("logout", func(t *testing.T) {
-		s, c := start(t, st, "")
+		s, c := kit.Start(t, st, "")
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -292,47 +225,23 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://vra7.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://vra7.corp.example", "m", "p", "", ""))
 	})
 }
 
 // TestNoSecretsLogged: the password and the token are in no log line and
 // no error, at debug level, through a login, a renewal and a refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, st.User, st.Password, thumb, "")
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	tok := c.token
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
-	for _, secret := range []string{st.Password, tok} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
-	if !strings.Contains(buf.String(), "token expired") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
+	s, c := kit.Start(t, st, "", collectortest.LogTo(&buf, slog.LevelDebug))
+	collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held: func() []string { return []string{c.token} }, Expire: s.ExpireSessions,
+		Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "token expired"})
 }
 
 func TestIdentify(t *testing.T) {
-	_, c := start(t, loadState(t, "testdata/small/state.json"), "")
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), "")
 	id, err := c.Identify(context.Background())
 	if err != nil || id.Name != "127.0.0.1/vsphere.local" {
 		t.Fatalf("Identify = %+v, %v", id, err)
@@ -386,24 +295,18 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, "", http.Header{"Authorization": {"Bearer " + tok}})
 }
 
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // FuzzParseResources: a resource list page, then the rules on what it
 // parsed.
 func FuzzParseResources(f *testing.F) {
 	for _, dir := range collectortest.Dirs(f) {
-		st := loadState(f, filepath.Join(dir, "state.json"))
+		st := kit.LoadState(f, filepath.Join(dir, "state.json"))
 		f.Add(simBody(f, st, resourcesPath+"?withExtendedData=true&limit=3&"+url.Values{"$filter": {vmFilter}}.Encode()))
 	}
 	f.Add([]byte(`{"content":[{"id":"r","resourceData":{"entries":[{"key":"EXTERNAL_REFERENCE_ID","value":{"type":"integer","value":12}},{"key":"MachineStatus","value":null}]}}],"metadata":{"totalPages":-1}}`))
 	f.Add([]byte(`{"content":[{"id":" ","resourceData":{"entries":[{"key":"endpointExternalReferenceId","value":{"value":{"x":1}}}]}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parsePage(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -423,7 +326,7 @@ func FuzzParseResources(f *testing.F) {
 
 // FuzzParseToken: the login answer and the error body.
 func FuzzParseToken(f *testing.F) {
-	st := loadState(f, "testdata/small/state.json")
+	st := kit.LoadState(f, "testdata/small/state.json")
 	s := simulator.New(st)
 	for _, pw := range []string{st.Password, "wrong"} {
 		b, _ := json.Marshal(map[string]string{"username": st.User, "password": pw, "tenant": st.Tenant})
@@ -435,7 +338,7 @@ func FuzzParseToken(f *testing.F) {
 	f.Add([]byte(`{"id":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, err := parseToken(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && id == "" {
 			t.Fatal("empty token accepted")
 		}
@@ -467,7 +370,7 @@ func BenchmarkCollect10000Machines(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{DefaultPageSize, MaxPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 		})
 	}

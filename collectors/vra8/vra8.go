@@ -65,7 +65,6 @@ import (
 	"net/url"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -136,10 +135,7 @@ func newCollector(t collectors.Target) (*Collector, error) {
 	c.rc.ErrorMessage = errorMessage
 	c.rc.Limits = limits
 	c.log = c.t.Logger
-	c.rc.Throttle = maxThrottled
-	c.rc.Throttled = func(status int, wait time.Duration) {
-		c.log.Debug("Aria Automation is busy, waiting", "status", status, "wait", wait)
-	}
+	c.rc.ThrottleLogged(maxThrottled, c.log, "Aria Automation is busy, waiting")
 	c.sess = rest.Session{
 		Active:   func() bool { return c.token != "" },
 		Login:    c.login,
@@ -252,23 +248,13 @@ func listAll[T any](ctx context.Context, c *Collector, path string, id func(*T) 
 	}
 }
 
-// ensureSession logs in first, so that a refused login reads as one.
-func (c *Collector) ensureSession(ctx context.Context) error {
-	if c.token == "" {
-		if err := c.login(ctx); err != nil {
-			return fmt.Errorf("vra8 %s: %w", c.host, err)
-		}
-	}
-	return nil
-}
-
 // Identify logs in and reads the IaaS API's latest version (GET
 // /iaas/api/about). Aria Automation does not say an instance id there: the
 // identity is the host name.
 func (c *Collector) Identify(ctx context.Context) (collectors.Identity, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.ensureSession(ctx); err != nil {
+	if err := c.rc.EnsureSession(ctx, &c.sess); err != nil {
 		return collectors.Identity{}, err
 	}
 	var about struct {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,87 +30,42 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-// start serves st and builds a collector for it with opts, its target
-// edited by edit.
-func start(t testing.TB, st simulator.State, opts string, edit ...func(*collectors.Target)) (*simulator.VRA, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	tg := target(u, st.User, st.Password, thumb, opts)
-	for _, e := range edit {
-		e(&tg)
-	}
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.VRA, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.VRA, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.VRA, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-// logTo logs the collector's lines to buf.
-func logTo(buf *bytes.Buffer) func(*collectors.Target) {
-	return func(tg *collectors.Target) { tg.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
-}
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.VRA }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"page_size": 3}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"page_size": 3}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state), optional
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func collectByName(t *testing.T, c *Collector) map[string]collectors.Observation {
 	t.Helper()
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricVMManaged || o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition == "" {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricVMManaged || o.Quantity != 1 || o.Unit != collectors.UnitCount || o.Edition == ""
+		})
 }
 
 // TestRules checks the Aria Automation 8 rules on the case states,
 // independently of the golden files.
 func TestRules(t *testing.T) {
 	t.Run("small: one line per cloud", func(t *testing.T) {
-		_, c := start(t, loadState(t, "testdata/small/state.json"), "")
+		_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), "")
 		got := collectByName(t, c)
 		for vm, want := range map[string]struct{ edition, key string }{
 			"web-01":       {"vSphere", vcUUID + "/moref/vm-1001"},
@@ -130,7 +84,7 @@ func TestRules(t *testing.T) {
 	})
 	t.Run("edge cases", func(t *testing.T) {
 		var buf bytes.Buffer
-		_, c := start(t, loadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, logTo(&buf))
+		_, c := kit.Start(t, kit.LoadState(t, "testdata/edge-cases/state.json"), `{"page_size": 2}`, collectortest.LogTo(&buf, slog.LevelInfo))
 		got := collectByName(t, c)
 		for vm, want := range map[string]struct{ edition, key, join string }{
 			"ledger-01":  {"vSphere", vcUUID + "/moref/vm-501", Joined},  // powered off
@@ -165,7 +119,7 @@ func TestRules(t *testing.T) {
 		const vc2 = "5022c0de-1111-4222-8333-944455556666"
 		var buf bytes.Buffer
 		registered := []string{strings.ToUpper(vcUUID)} // vc02 is not registered here
-		_, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+		_, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, collectortest.LogTo(&buf, slog.LevelInfo), func(tg *collectors.Target) {
 			tg.VCenters = func(context.Context) ([]string, error) { return registered, nil }
 		})
 		got := collectByName(t, c)
@@ -184,7 +138,7 @@ func TestRules(t *testing.T) {
 		// The list cannot be read (the database is away): counted all the
 		// same, joined on the machines' own data, and said.
 		buf.Reset()
-		_, c = start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, logTo(&buf), func(tg *collectors.Target) {
+		_, c = kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 5}`, collectortest.LogTo(&buf, slog.LevelInfo), func(tg *collectors.Target) {
 			tg.VCenters = func(context.Context) ([]string, error) { return nil, errors.New("database unreachable") }
 		})
 		if got := collectByName(t, c); len(got) != 18 || got["dr-00"].Dims[DimVCenterJoin] != Joined {
@@ -195,30 +149,30 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("several pages, without totalElements", func(t *testing.T) {
-		st := loadState(t, "testdata/several-pages/state.json")
+		st := kit.LoadState(t, "testdata/several-pages/state.json")
 		st.OmitTotal = true
 		for _, ps := range []int{1, 3, 18, 100} {
-			_, c := start(t, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(t, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			if got := collectByName(t, c); len(got) != 18 {
 				t.Errorf("page_size %d: %d machines, want 18", ps, len(got))
 			}
 		}
 	})
 	t.Run("pages capped by the server", func(t *testing.T) {
-		st := loadState(t, "testdata/several-pages/state.json")
+		st := kit.LoadState(t, "testdata/several-pages/state.json")
 		st.MaxTop = 4
 		for _, omit := range []bool{false, true} {
 			st.OmitTotal = omit
-			_, c := start(t, st, `{"page_size": 100}`)
+			_, c := kit.Start(t, st, `{"page_size": 100}`)
 			if got := collectByName(t, c); len(got) != 18 {
 				t.Errorf("$top capped at 4, totalElements omitted %v: %d machines, want 18", omit, len(got))
 			}
 		}
 	})
 	t.Run("a VM listed once more on a later page", func(t *testing.T) {
-		st := loadState(t, "testdata/small/state.json")
+		st := kit.LoadState(t, "testdata/small/state.json")
 		st.Machines = append(st.Machines, simulator.Machine{ID: "m-999", Name: "between", CloudAccounts: []string{"ca-aws-1"}, ExternalID: "i-9"}, st.Machines[0])
-		_, c := start(t, st, `{"page_size": 2}`)
+		_, c := kit.Start(t, st, `{"page_size": 2}`)
 		if got := collectByName(t, c); len(got) != 6 {
 			t.Errorf("%d machines, want 5 + 1 new (web-01 once)", len(got))
 		}
@@ -229,8 +183,8 @@ func TestRules(t *testing.T) {
 // refresh token still good: exchanged again, no password login), then both
 // die (a new login with the password).
 func TestTokenExpiry(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
-	s, c := start(t, st, `{"page_size": 2}`)
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
+	s, c := kit.Start(t, st, `{"page_size": 2}`)
 	s.SetFaults(simulator.Faults{ExpireAfter: 3})
 	obs, err := c.Collect(context.Background(), hour)
 	if err != nil || len(obs) != 18 {
@@ -253,19 +207,13 @@ func TestTokenExpiry(t *testing.T) {
 }
 
 func TestThrottled(t *testing.T) {
-	s, c := start(t, loadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
-	s.SetFaults(simulator.Faults{ThrottleEvery: 3})
-	if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 18 {
-		t.Fatalf("throttled collection: %d observations, %v", len(obs), err)
-	}
-	s.SetFaults(simulator.Faults{ThrottleEvery: 1})
-	if _, err := c.Collect(context.Background(), hour); err == nil || !strings.Contains(err.Error(), "HTTP 503") {
-		t.Fatalf("always busy: %v", err)
-	}
+	s, c := kit.Start(t, kit.LoadState(t, "testdata/several-pages/state.json"), `{"page_size": 2}`)
+	collectortest.Throttled(t, c, hour, 18, collectortest.Throttle{Always: []string{"HTTP 503"},
+		Set: func(every int, _ bool) { s.SetFaults(simulator.Faults{ThrottleEvery: every}) }})
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	for _, tc := range []struct {
 		name    string
 		faults  simulator.Faults
@@ -287,17 +235,12 @@ func TestFaults(t *testing.T) {
 			[]string{"no answer within the 100ms deadline"}, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, `{"page_size": 2}`)
-			if tc.timeout > 0 {
-				c.t.Timeout = tc.timeout
-			}
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, `{"page_size": 2}`, func(s *simulator.VRA) { s.SetFaults(tc.faults) }, collectortest.WithTimeout(tc.timeout))
 			collectortest.WantError(t, err, tc.want, tc.is)
 		})
 	}
 	t.Run("slow but in time", func(t *testing.T) {
-		s, c := start(t, st, `{"page_size": 6}`)
+		s, c := kit.Start(t, st, `{"page_size": 6}`)
 		s.SetFaults(simulator.Faults{Delay: 20 * time.Millisecond})
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 18 {
 			t.Fatalf("%d observations, %v", len(obs), err)
@@ -306,109 +249,69 @@ func TestFaults(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	for _, four := range []bool{false, true} {
 		t.Run(fmt.Sprintf("wrong password, answered 400: %v", four), func(t *testing.T) {
 			st := st
 			st.AuthFailure400 = four
-			s := simulator.New(st)
-			u, thumb := s.Start(t)
-			c, err := newCollector(target(u, st.User, "nope-not-it", thumb, ""))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, c := kit.Start(t, st, "", collectortest.WithPassword("nope-not-it"))
 			collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as meter@corp.example", "Invalid username or password")
 		})
 	}
 	t.Run("directory user", func(t *testing.T) {
 		ad := st
 		ad.Domain = "corp.example"
-		_, c := start(t, ad, "")
+		_, c := kit.Start(t, ad, "")
 		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
 			t.Fatalf("without the domain: %v", err)
 		}
-		_, c = start(t, ad, `{"domain": "corp.example"}`)
+		_, c = kit.Start(t, ad, `{"domain": "corp.example"}`)
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 5 {
 			t.Fatalf("with the domain: %d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("session refused", func(t *testing.T) {
-		s, c := start(t, st, "")
-		if _, err := c.Collect(context.Background(), hour); err != nil {
-			t.Fatal(err)
-		}
-		s.SetFaults(simulator.Faults{RejectAll: true})
-		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
-			t.Fatalf("error %v, want ErrLogin after every token was refused", err)
-		}
+		s, c := kit.Start(t, st, "")
+		collectortest.SessionRefused(t, c, hour, func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, ErrLogin)
 	})
 	t.Run("API version not offered", func(t *testing.T) {
 		old := st
 		old.APIVersions = []string{"2019-01-15"}
-		_, c := start(t, old, "")
+		_, c := kit.Start(t, old, "")
 		_, err := c.Collect(context.Background(), hour)
 		collectortest.WantError(t, err, []string{"exchanging the refresh token", "HTTP 400", "Invalid apiVersion 2021-07-15", "Supported versions: 2019-01-15"}, nil)
 		if errors.Is(err, collectors.ErrAuth) {
 			t.Errorf("a missing version is not an authentication failure: %v", err)
 		}
-		_, c = start(t, old, `{"api_version": "2019-01-15"}`)
+		_, c = kit.Start(t, old, `{"api_version": "2019-01-15"}`)
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 5 {
 			t.Fatalf("api_version 2019-01-15: %d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("endpoint with the API path", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u+"/iaas/api/", st.User, st.Password, thumb, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := kit.Start(t, st, "", func(tg *collectors.Target) { tg.Endpoint += "/iaas/api/" })
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 5 {
 			t.Fatalf("%d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("http endpoint", func(t *testing.T) {
-		if _, err := collectors.New(target("http://vra.corp.example", "m", "p", "", "")); err == nil || !strings.Contains(err.Error(), "https") {
-			t.Fatalf("error %v", err)
-		}
+		collectortest.HTTPSOnly(t, target("http://vra.corp.example", "m", "p", "", ""))
 	})
 }
 
 // TestNoSecretsLogged: the password and the tokens are in no log line and
 // no error, at debug level, through a login, a renewal and a refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, st.User, st.Password, thumb, "")
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	tok, rt := c.token, c.refresh
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
-	for _, secret := range []string{st.Password, tok, rt} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
-	if !strings.Contains(buf.String(), "token expired") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
+	s, c := kit.Start(t, st, "", collectortest.LogTo(&buf, slog.LevelDebug))
+	collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held: func() []string { return []string{c.token, c.refresh} }, Expire: s.ExpireSessions,
+		Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "token expired"})
 }
 
 func TestIdentify(t *testing.T) {
-	_, c := start(t, loadState(t, "testdata/small/state.json"), "")
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), "")
 	id, err := c.Identify(context.Background())
 	if err != nil || id.Name != "127.0.0.1" || id.Version != simulator.DefaultAPIVersions[0] {
 		t.Fatalf("Identify = %+v, %v", id, err)
@@ -485,35 +388,21 @@ func simBody(t testing.TB, st simulator.State, path string) []byte {
 	return do(http.MethodGet, path, "", http.Header{"Authorization": {"Bearer " + tok}})
 }
 
-func seedStates(f *testing.F) []simulator.State {
-	var sts []simulator.State
-	for _, dir := range collectortest.Dirs(f) {
-		sts = append(sts, loadState(f, filepath.Join(dir, "state.json")))
-	}
-	return sts
-}
-
-func wantHelpful(t *testing.T, err error) {
-	if err != nil && !strings.Contains(err.Error(), "malformed body") && !strings.Contains(err.Error(), "field ") {
-		t.Fatalf("unhelpful error %v", err)
-	}
-}
-
 // FuzzParseMachines: a machine list page, then the rules on what it parsed
 // (with the cloud accounts of the small case).
 func FuzzParseMachines(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, machinesPath+"?$top=3"))
 	}
 	f.Add([]byte(`{"content":[{"id":"m","customProperties":{"vcUuid":"","__moref":":"}}],"totalElements":-1}`))
 	f.Add([]byte(`{"content":[{"id":"","externalId":" ","cloudAccountIds":["ca-vsphere-1"]}],"numberOfElements":1}`))
 	accounts := map[string]*cloudAccount{}
-	for _, a := range loadState(f, "testdata/edge-cases/state.json").CloudAccounts {
+	for _, a := range kit.LoadState(f, "testdata/edge-cases/state.json").CloudAccounts {
 		accounts[a.ID] = &cloudAccount{ID: a.ID, Name: a.Name, Type: a.Type, CustomProperties: map[string]string{PropVCenterUUID: a.VCenterUUID}}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parsePage[machine](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err != nil {
 			return
 		}
@@ -533,18 +422,18 @@ func FuzzParseMachines(f *testing.F) {
 
 // FuzzParseCloudAccounts: the cloud account list.
 func FuzzParseCloudAccounts(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simBody(f, st, cloudAccountsPath))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, err := parsePage[cloudAccount](b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 	})
 }
 
 // FuzzParseLogin: the two login answers and the error body.
 func FuzzParseLogin(f *testing.F) {
-	st := loadState(f, "testdata/small/state.json")
+	st := kit.LoadState(f, "testdata/small/state.json")
 	s := simulator.New(st)
 	for _, pw := range []string{st.Password, "wrong"} {
 		b, _ := json.Marshal(map[string]string{"username": st.User, "password": pw})
@@ -557,12 +446,12 @@ func FuzzParseLogin(f *testing.F) {
 	f.Add([]byte(`{"refresh_token":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rt, err := parseRefreshToken(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && rt == "" {
 			t.Fatal("empty refresh token accepted")
 		}
 		tok, err := parseAuth(b)
-		wantHelpful(t, err)
+		collectortest.WantParseError(t, err)
 		if err == nil && tok == "" {
 			t.Fatal("empty token accepted")
 		}
@@ -590,7 +479,7 @@ func BenchmarkCollect10000Machines(b *testing.B) {
 	st := benchState()
 	for _, ps := range []int{DefaultPageSize, MaxPageSize} {
 		b.Run(fmt.Sprintf("page_size=%d", ps), func(b *testing.B) {
-			_, c := start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
+			_, c := kit.Start(b, st, fmt.Sprintf(`{"page_size": %d}`, ps))
 			collectortest.Bench(b, c, hour, func(n int) bool { return n == 10000 })
 		})
 	}

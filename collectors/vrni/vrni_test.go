@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,71 +35,37 @@ func target(u, user, pass, thumb, opts string) collectors.Target {
 	}
 }
 
-func start(t testing.TB, st simulator.State, opts string) (*simulator.NI, *Collector) {
-	t.Helper()
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
-	c, err := newCollector(target(u, st.User, st.Password, thumb, opts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, c
+// kit serves a state and builds a collector pinned to the simulator.
+var kit = collectortest.Kit[simulator.State, *simulator.NI, *Collector]{
+	Sim: simulator.New, Load: simulator.LoadState, New: newCollector,
+	Target: func(u, thumb string, st simulator.State, opts string) collectors.Target {
+		return target(u, st.User, st.Password, thumb, opts)
+	},
+	Delay:       func(s *simulator.NI, d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) },
+	ExpireAfter: func(s *simulator.NI, n int) { s.SetFaults(simulator.Faults{ExpireAfter: n}) },
 }
-
-func loadState(t testing.TB, path string) simulator.State {
-	t.Helper()
-	return collectortest.LoadState(t, path, simulator.LoadState)
-}
-
-// conformanceSim gives the conformance kit its fault switches.
-type conformanceSim struct{ *simulator.NI }
-
-func (s conformanceSim) SetDelay(d time.Duration) { s.SetFaults(simulator.Faults{Delay: d}) }
-func (s conformanceSim) ExpireAfter(n int)        { s.SetFaults(simulator.Faults{ExpireAfter: n}) }
 
 // TestConformance runs the suite every REST collector passes, on a state of
 // several pages.
 func TestConformance(t *testing.T) {
-	collectortest.Conformance(t, collectortest.Product{Start: func(t *testing.T) (collectortest.Sim, collectors.Target) {
-		st := loadState(t, "testdata/several-pages/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		return conformanceSim{s}, target(u, st.User, st.Password, thumb, `{"domain": "corp.example", "page_size": 2}`)
-	}})
+	kit.Conformance(t, "testdata/several-pages/state.json", `{"domain": "corp.example", "page_size": 2}`)
 }
 
 // TestCases walks testdata/<case>/: state.json (simulator state),
 // options.json, expected.json (observations sorted by object key; -update
 // rewrites it).
 func TestCases(t *testing.T) {
-	collectortest.Cases(t, func(t *testing.T, dir string) {
-		s, c := start(t, loadState(t, filepath.Join(dir, "state.json")), collectortest.Options(dir))
-		collectortest.Golden(t, dir, c, hour)
-		if s.Logins() != 1 {
-			t.Errorf("logins = %d, want 1", s.Logins())
-		}
-	})
+	kit.Cases(t, hour, collectortest.OneLogin)
 }
 
 func collectByName(t *testing.T, dir, opts string) map[string]collectors.Observation {
 	t.Helper()
-	_, c := start(t, loadState(t, "testdata/"+dir+"/state.json"), opts)
-	obs, err := c.Collect(context.Background(), hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]collectors.Observation{}
-	for _, o := range obs {
-		if o.Metric != collectors.MetricMonitoredVM || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
-			o.ObjectKey != o.Dims[DimVCenterUUID]+"/moref/"+o.Dims[DimMoref] || collectors.AriaMode(o.Edition) != o.Dims[DimMode] {
-			t.Errorf("bad observation %+v", o)
-		}
-		if _, dup := m[o.Dims[DimVM]]; dup {
-			t.Errorf("%s observed twice", o.Dims[DimVM])
-		}
-		m[o.Dims[DimVM]] = o
-	}
-	return m
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/"+dir+"/state.json"), opts)
+	return collectortest.CollectBy(t, c, hour, func(o collectors.Observation) string { return o.Dims[DimVM] },
+		func(o collectors.Observation) bool {
+			return o.Metric != collectors.MetricMonitoredVM || o.Quantity != 1 || o.Unit != collectors.UnitCount ||
+				o.ObjectKey != o.Dims[DimVCenterUUID]+"/moref/"+o.Dims[DimMoref] || collectors.AriaMode(o.Edition) != o.Dims[DimMode]
+		})
 }
 
 const edgeOpts = `{"domain": "corp.example", "mode": "standalone", "page_size": 3, "vcenter_uuids": {"10.0.0.12": "5022C0DE-1111-4222-8333-944455556666"}}`
@@ -146,16 +111,9 @@ func TestRules(t *testing.T) {
 		}
 	})
 	t.Run("unjoined named in the summary", func(t *testing.T) {
-		st := loadState(t, "testdata/edge-cases/state.json")
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
+		st := kit.LoadState(t, "testdata/edge-cases/state.json")
 		var buf bytes.Buffer
-		tg := target(u, st.User, st.Password, thumb, edgeOpts)
-		tg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
-		c, err := newCollector(tg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := kit.Start(t, st, edgeOpts, collectortest.LogTo(&buf, slog.LevelInfo))
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +141,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	const opts = `{"domain": "corp.example", "page_size": 4}`
 	for _, tc := range []struct {
 		name   string
@@ -200,21 +158,19 @@ func TestFaults(t *testing.T) {
 		{"always busy", simulator.Faults{ThrottleEvery: 1}, []string{"HTTP 503"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, c := start(t, st, opts)
-			s.SetFaults(tc.faults)
-			_, err := c.Collect(context.Background(), hour)
+			err := kit.FaultError(t, hour, st, opts, func(s *simulator.NI) { s.SetFaults(tc.faults) })
 			collectortest.WantError(t, err, tc.want, nil)
 		})
 	}
 	t.Run("busy now and then", func(t *testing.T) {
-		s, c := start(t, st, opts)
+		s, c := kit.Start(t, st, opts)
 		s.SetFaults(simulator.Faults{ThrottleEvery: 3})
 		if obs, err := c.Collect(context.Background(), hour); err != nil || len(obs) != 15 {
 			t.Fatalf("%d observations, %v", len(obs), err)
 		}
 	})
 	t.Run("slow product", func(t *testing.T) {
-		s, c := start(t, st, opts)
+		s, c := kit.Start(t, st, opts)
 		s.SetFaults(simulator.Faults{Delay: 300 * time.Millisecond})
 		c.t.Timeout = 50 * time.Millisecond
 		_, err := c.Collect(context.Background(), hour)
@@ -225,10 +181,10 @@ func TestFaults(t *testing.T) {
 // TestTokens: the token is kept, created again when its expiry has passed
 // and when refused mid-paging, and deleted at the end.
 func TestTokens(t *testing.T) {
-	st := loadState(t, "testdata/several-pages/state.json")
+	st := kit.LoadState(t, "testdata/several-pages/state.json")
 	const opts = `{"domain": "corp.example", "page_size": 2}`
 	t.Run("expired mid-paging", func(t *testing.T) {
-		s, c := start(t, st, opts)
+		s, c := kit.Start(t, st, opts)
 		s.SetFaults(simulator.Faults{ExpireAfter: 2})
 		obs, err := c.Collect(context.Background(), hour)
 		if err != nil || len(obs) != 15 {
@@ -239,7 +195,7 @@ func TestTokens(t *testing.T) {
 		}
 	})
 	t.Run("expiry passed", func(t *testing.T) {
-		s, c := start(t, st, opts)
+		s, c := kit.Start(t, st, opts)
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +208,7 @@ func TestTokens(t *testing.T) {
 		}
 	})
 	t.Run("deleted", func(t *testing.T) {
-		s, c := start(t, st, opts)
+		s, c := kit.Start(t, st, opts)
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -271,29 +227,16 @@ func TestTokens(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
+	st := kit.LoadState(t, "testdata/small/state.json")
 	t.Run("wrong password", func(t *testing.T) {
-		s := simulator.New(st)
-		u, thumb := s.Start(t)
-		c, err := newCollector(target(u, st.User, "nope-not-it", thumb, domain))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 { // a second hour: still one call per collection, no loop
-			_, err = c.Collect(context.Background(), hour)
-			if !errors.Is(err, ErrLogin) || !errors.Is(err, collectors.ErrAuth) {
-				t.Fatalf("error %v is not ErrBadCredentials/ErrAuth", err)
-			}
-		}
-		if !strings.Contains(err.Error(), "logging in as ni-meter") || strings.Contains(err.Error(), "nope-not-it") {
-			t.Fatalf("error %v", err)
-		}
-		if s.Calls() != 2 {
-			t.Errorf("%d calls for a wrong password in two hours, want 2", s.Calls())
+		s, c := kit.Start(t, st, domain, collectortest.WithPassword("nope-not-it"))
+		err := collectortest.WrongPasswordTwice(t, c, s.Calls, "nope-not-it", "logging in as ni-meter")
+		if !errors.Is(err, ErrLogin) {
+			t.Fatalf("error %v is not ErrLogin", err)
 		}
 	})
 	t.Run("local user instead of LDAP", func(t *testing.T) {
-		_, c := start(t, st, "")
+		_, c := kit.Start(t, st, "")
 		if _, err := c.Collect(context.Background(), hour); !errors.Is(err, ErrLogin) {
 			t.Fatalf("error %v", err)
 		}
@@ -306,7 +249,7 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("token refused for good", func(t *testing.T) {
-		s, c := start(t, st, domain)
+		s, c := kit.Start(t, st, domain)
 		if _, err := c.Collect(context.Background(), hour); err != nil {
 			t.Fatal(err)
 		}
@@ -320,38 +263,16 @@ func TestBadInput(t *testing.T) {
 // TestNoSecretsLogged: the password and the token are in no log line and
 // no error, at debug level, through a login, a renewal and a refusal.
 func TestNoSecretsLogged(t *testing.T) {
-	st := loadState(t, "testdata/small/state.json")
-	s := simulator.New(st)
-	u, thumb := s.Start(t)
+	st := kit.LoadState(t, "testdata/small/state.json")
 	var buf bytes.Buffer
-	tg := target(u, st.User, st.Password, thumb, domain)
-	tg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := newCollector(tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	tok := c.Tok.Value
-	s.ExpireSessions()
-	if _, err := c.Collect(context.Background(), hour); err != nil {
-		t.Fatal(err)
-	}
-	s.SetFaults(simulator.Faults{RejectAll: true})
-	_, err = c.Collect(context.Background(), hour)
-	for _, secret := range []string{st.Password, tok} {
-		if strings.Contains(buf.String(), secret) || strings.Contains(fmt.Sprint(err), secret) {
-			t.Errorf("secret %q in the log or error:\n%s\n%v", secret, buf.String(), err)
-		}
-	}
-	if !strings.Contains(buf.String(), "token refused (expired)") {
-		t.Errorf("the renewal is not logged:\n%s", buf.String())
-	}
+	s, c := kit.Start(t, st, domain, collectortest.LogTo(&buf, slog.LevelDebug))
+	collectortest.NoSecretsLogged(t, c, hour, &buf, st.Password, collectortest.Renewal{
+		Held: func() []string { return []string{c.Tok.Value} }, Expire: s.ExpireSessions,
+		Reject: func() { s.SetFaults(simulator.Faults{RejectAll: true}) }, Logged: "token refused (expired)"})
 }
 
 func TestIdentify(t *testing.T) {
-	_, c := start(t, loadState(t, "testdata/small/state.json"), domain)
+	_, c := kit.Start(t, kit.LoadState(t, "testdata/small/state.json"), domain)
 	id, err := c.Identify(context.Background())
 	if err != nil || id.Version != "API 1.2.0" {
 		t.Fatalf("Identify = %+v, %v", id, err)
@@ -406,11 +327,9 @@ func simCall(t testing.TB, st simulator.State, method, path, body string) []byte
 	return do(method, path, body, http.Header{"Authorization": {"NetworkInsight " + tk.Token}})
 }
 
-func seedStates(f *testing.F) []simulator.State { return collectortest.States(f, simulator.LoadState) }
-
 // FuzzParseRefs: a page of references (VMs, vCenter managers).
 func FuzzParseRefs(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simCall(f, st, http.MethodGet, "/entities/vms?size=3", ""))
 		f.Add(simCall(f, st, http.MethodGet, "/entities/vcenter-managers", ""))
 	}
@@ -424,7 +343,7 @@ func FuzzParseRefs(f *testing.F) {
 // FuzzParseFetchedVMs: a fetch of VM entities, then the rules on what it
 // parsed.
 func FuzzParseFetchedVMs(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		var ids []map[string]string
 		for i := range min(len(st.VMs), 4) {
 			ids = append(ids, map[string]string{"entity_id": fmt.Sprintf("10000:1:%d", 5000+i), "entity_type": "VirtualMachine"})
@@ -463,7 +382,7 @@ func FuzzParseFetchedVMs(f *testing.F) {
 // FuzzParseFetchedVCenters: a fetch of vCenter managers, then the UUID
 // rule.
 func FuzzParseFetchedVCenters(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		var ids []map[string]string
 		for _, v := range st.VCenters {
 			ids = append(ids, map[string]string{"entity_id": v.ID, "entity_type": "VCenterManager"})
@@ -492,7 +411,7 @@ func FuzzParseFetchedVCenters(f *testing.F) {
 // FuzzParseLicensingAndToken: the licences, the login answer and the error
 // body.
 func FuzzParseLicensingAndToken(f *testing.F) {
-	for _, st := range seedStates(f) {
+	for _, st := range kit.States(f) {
 		f.Add(simCall(f, st, http.MethodGet, "/settings/licensing", ""))
 	}
 	f.Add([]byte(`{"token":"abc==","expiry":1509332642427}`))

@@ -15,15 +15,37 @@ func init() {
 	register(&command{name: "admin list", summary: "list the web console admin accounts", run: runAdminList})
 }
 
+// openFn opens what an admin command works on: the appliance, or the
+// receiver (whose database carries the same account tables), and how to
+// close it.
+type openFn func(ctx context.Context, e *Env, cfgPath string) (*appliance.App, func(), error)
+
+func openAppliance(ctx context.Context, e *Env, cfgPath string) (*appliance.App, func(), error) {
+	app, err := appliance.Open(ctx, cfgPath, e.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return app, app.Close, nil
+}
+
 func runAdminSetPassword(ctx context.Context, e *Env, args []string) error {
-	fs, cfgPath := newFlags(e, "admin set-password")
+	return adminSetPassword(ctx, e, args, "admin", openAppliance)
+}
+
+func runAdminList(ctx context.Context, e *Env, args []string) error {
+	return adminList(ctx, e, args, "admin", openAppliance)
+}
+
+// adminSetPassword is `usagemeter <prefix> set-password USER`.
+func adminSetPassword(ctx context.Context, e *Env, args []string, prefix string, open openFn) error {
+	fs, cfgPath := newFlags(e, prefix+" set-password")
 	file := fs.String("password-file", "", "file holding the new password (never pass it on the command line)")
 	fromStdin := fs.Bool("password-stdin", false, "read the new password from standard input (asked without echo on a terminal)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return flagError(err)
 	}
 	if fs.NArg() != 1 {
-		return usagef("usage: usagemeter admin set-password USER [--password-file FILE | --password-stdin]")
+		return usagef("usage: usagemeter %s set-password USER [--password-file FILE | --password-stdin]", prefix)
 	}
 	name := fs.Arg(0)
 	pw, set, err := readPassword(stdin, e.Stderr, *file, *fromStdin, true, "New password for "+name+": ")
@@ -45,11 +67,11 @@ func runAdminSetPassword(ctx context.Context, e *Env, args []string) error {
 			return fmt.Errorf("the passwords differ: nothing changed")
 		}
 	}
-	app, err := appliance.Open(ctx, *cfgPath, e.Stderr)
+	app, closeApp, err := open(ctx, e, *cfgPath)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer closeApp()
 	created, err := auth.SetPassword(ctx, app.Store, name, pw.Reveal(), e.Now())
 	if err := audited(ctx, e, app, "admin.set_password", "user "+name, map[bool]string{true: "account created"}[created], err); err != nil {
 		return err
@@ -62,14 +84,18 @@ func runAdminSetPassword(ctx context.Context, e *Env, args []string) error {
 	return nil
 }
 
-func runAdminList(ctx context.Context, e *Env, args []string) error {
-	fs, cfgPath := newFlags(e, "admin list")
+// adminList is `usagemeter <prefix> list`.
+func adminList(ctx context.Context, e *Env, args []string, prefix string, open openFn) error {
+	fs, cfgPath := newFlags(e, prefix+" list")
 	asJSON := fs.Bool("json", false, "print JSON (no password hashes)")
-	app, err := parseAndOpen(ctx, e, fs, cfgPath, args)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	app, closeApp, err := open(ctx, e, *cfgPath)
 	if err != nil {
 		return err
 	}
-	defer app.Close()
+	defer closeApp()
 	us, err := app.Store.AdminUsers(ctx)
 	if err != nil {
 		return err
@@ -94,7 +120,7 @@ func runAdminList(ctx context.Context, e *Env, args []string) error {
 		return writeJSON(e, out)
 	}
 	if len(us) == 0 {
-		fmt.Fprintln(e.Stdout, "no admin accounts: create one with `usagemeter admin set-password USER`")
+		fmt.Fprintf(e.Stdout, "no admin accounts: create one with `usagemeter %s set-password USER`\n", prefix)
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)

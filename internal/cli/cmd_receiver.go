@@ -20,6 +20,7 @@ func init() {
 	register(&command{name: "receiver appliances", summary: "list: the enrolled appliances (--json)", run: runReceiverAppliances})
 	register(&command{name: "receiver revoke", summary: "refuse every later upload and heartbeat of an appliance: receiver revoke APPLIANCE-ID", run: runReceiverRevoke})
 	register(&command{name: "receiver report", summary: "the merged provider report of a month across appliances (--month YYYY-MM, --json)", run: runReceiverReport})
+	register(&command{name: "receiver admin", summary: "the fleet console's admin accounts: set-password USER (creates it if missing; --password-file, --password-stdin) | list (--json)", run: runReceiverAdmin})
 	register(&command{name: "enrol", summary: "enrol this appliance with a receiver (--receiver URL --token T): signed uploads and an hourly heartbeat", run: runEnrol})
 }
 
@@ -32,7 +33,7 @@ func runReceiverServe(ctx context.Context, e *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return receiver.Serve(ctx, cfg, e.Stderr, nil)
+	return receiver.Serve(ctx, cfg, Version, e.Stderr, nil)
 }
 
 // subcommand takes the verb a two-word command expects first ("create",
@@ -65,6 +66,31 @@ func openReceiver(ctx context.Context, e *Env, fs *flag.FlagSet, cfgPath *string
 		return nil, err
 	}
 	return receiver.OpenConfig(ctx, cfg, e.Stderr, false)
+}
+
+// runReceiverAdmin is `usagemeter receiver admin set-password USER` and
+// `receiver admin list`: the appliance's admin commands on the receiver's
+// database (its console's accounts).
+func runReceiverAdmin(ctx context.Context, e *Env, args []string) error {
+	open := func(ctx context.Context, e *Env, cfgPath string) (*appliance.App, func(), error) {
+		cfg, err := appliance.LoadConfig(cfgPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		o, err := receiver.OpenConfig(ctx, cfg, e.Stderr, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return o.App, o.Close, nil
+	}
+	if len(args) > 0 && args[0] == "list" {
+		return adminList(ctx, e, args[1:], "receiver admin", open)
+	}
+	args, err := subcommand(args, "set-password")
+	if err != nil {
+		return usagef("usage: usagemeter receiver admin set-password USER | list")
+	}
+	return adminSetPassword(ctx, e, args, "receiver admin", open)
 }
 
 func runReceiverToken(ctx context.Context, e *Env, args []string) error {

@@ -1,7 +1,13 @@
 package cli_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +138,35 @@ database:
 	if code != 0 || !regexp.MustCompile(`\tALL\t\t[0-9.]+\tyes\n`).MatchString(out) || !strings.Contains(out, "\t"+id+"\t") {
 		t.Fatalf("receiver report (exit %d):\n%s", code, out)
 	}
+	// The console of `receiver serve`: an account made on the command
+	// line logs in over HTTPS and sees the appliance.
+	if code, out := runWithStdin(t, bin, recvCfg, "Fleet-Admin-Passw0rd\n", "receiver", "admin", "set-password", "fleet", "--password-stdin"); code != 0 || out != "admin fleet created\n" {
+		t.Fatalf("receiver admin set-password (exit %d):\n%s", code, out)
+	}
+	if code, out := run(recvCfg, "receiver", "admin", "list"); code != 0 || !strings.Contains(out, "fleet ") {
+		t.Fatalf("receiver admin list (exit %d):\n%s", code, out)
+	}
+	if code, out := run(recvCfg, "receiver", "admin", "remove", "fleet"); code != 2 || !strings.Contains(out, "set-password USER | list") {
+		t.Fatalf("receiver admin remove (exit %d):\n%s", code, out)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, "receiver", "receiver-tls.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := hc.PostForm("https://"+addr+"/login", url.Values{"username": {"fleet"}, "password": {"Fleet-Admin-Passw0rd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `data-appliance="`+id+`"`) || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("the console after logging in: %d\n%s", resp.StatusCode, page)
+	}
+
 	if code, out := run(recvCfg, "receiver", "revoke", id); code != 0 || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke (exit %d):\n%s", code, out)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/receiver/migrations"
 	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/internal/web/auth"
 )
 
 // Defaults of the receiver section.
@@ -54,8 +55,12 @@ type Receiver struct {
 	// DueDay of the next month a month's report is alerted missing.
 	DueDay    int
 	MaxBundle int64
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Auth shapes the web console's sessions and lock-out (the http.*
+	// settings of the config); its cookie is SessionCookie unless set.
+	Auth    auth.Config
+	Version string // the binary's, in the console's footer
+	Log     *slog.Logger
+	Now     func() time.Time
 
 	id       string
 	fleetKey []byte
@@ -177,8 +182,13 @@ func (r *Receiver) Revoke(ctx context.Context, applianceID string) error {
 	return nil
 }
 
-// Handler serves the protocol endpoints and the fleet API.
+// Handler serves the protocol endpoints, the fleet API and, at /, the
+// fleet console.
 func (r *Receiver) Handler() http.Handler {
+	c, err := r.console()
+	if err != nil {
+		panic(err) // the templates are embedded: a parse error is a build error, caught by the tests
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+protocol.PathEnrol, r.enrol)
 	mux.HandleFunc("POST "+protocol.PathUpload, r.upload)
@@ -193,5 +203,6 @@ func (r *Receiver) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok","role":"receiver"}` + "\n"))
 	})
+	mux.Handle("/", c)
 	return mux
 }

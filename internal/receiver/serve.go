@@ -23,6 +23,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/secretfile"
 	"github.com/usagemeter/usagemeter/internal/tlsutil"
+	"github.com/usagemeter/usagemeter/internal/web"
 )
 
 // Files of the self-signed certificate in data_dir.
@@ -71,7 +72,7 @@ func OpenConfig(ctx context.Context, cfg *config.Config, stderr io.Writer, withK
 	}
 	r := &Receiver{Pool: app.Store.Pool(), Store: app.Store, Keys: keys, Thumbprint: tlsutil.Thumbprint(cert.Leaf.Raw),
 		AdminToken: rc.AdminToken.Reveal(), AlertTo: cfg.Alerts.To, SilentAfter: rc.SilentAfter.D(), DueDay: rc.DueDay,
-		MaxBundle: rc.MaxBundleBytes, Log: app.Log.With("component", "receiver")}
+		MaxBundle: rc.MaxBundleBytes, Auth: web.AuthConfig(app, true), Log: app.Log.With("component", "receiver")}
 	if err := Open(ctx, r); err != nil {
 		app.Close()
 		return nil, err
@@ -140,15 +141,17 @@ func loadOrCreateCert(cfg *config.Config, log *slog.Logger) (tls.Certificate, er
 	return c, nil
 }
 
-// Serve runs the receiver of cfg until ctx ends: the HTTPS listener, and
-// every minute the alert checks and the mail outbox. ready, if not nil,
+// Serve runs the receiver of cfg until ctx ends: the HTTPS listener (the
+// protocol, the fleet API and the console), and every minute the alert
+// checks and the mail outbox. version is the binary's. ready, if not nil,
 // receives the listening address.
-func Serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready chan<- string) error {
+func Serve(ctx context.Context, cfg *config.Config, version string, stderr io.Writer, ready chan<- string) error {
 	o, err := OpenConfig(ctx, cfg, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer o.Close()
+	o.Version = version
 	worker, err := appliance.OutboxWorker(o.Store, cfg.SMTP, o.Log)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)

@@ -2,9 +2,9 @@ package store
 
 // Monthly aggregation over usage spans (METERING.md, DESIGN.md "Reports").
 //
-// OpenMonth selects once, into a temporary table month_spans, the spans
-// overlapping the month [Start, End), clipped to it, each with the number of
-// its hours inside the month, its customer label (customer rules, see
+// OpenMonth selects once, into a table month_spans of its transaction (see
+// monthSchema), the spans overlapping the month [Start, End), clipped to
+// it, each with the number of its hours inside the month, its customer label (customer rules, see
 // customers.go), whether it is reportable, and the ids of its state and
 // names (month_states, month_names: see monthSQL). Every figure is then one
 // short query over month_spans, one per aggregation kind. A figure's
@@ -32,11 +32,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/usagemeter/usagemeter/collectors"
 )
@@ -82,6 +84,8 @@ type Figure struct {
 //     the host and product), with what they decide: reportability and
 //     licence category, and the customer labels of their host, cluster,
 //     Cloud Director, datacenter and vCenter;
+//   - month_paths: the label of each folder and resource pool path the
+//     names hold (customerLabels);
 //   - month_names: the names (span_names: the object's own dims), with the
 //     label of their org, folder or resource pool (all states and names:
 //     those of the spans kept, as Retain deletes the others; finding the
@@ -106,17 +110,12 @@ SELECT st.id, st.unit, st.edition,
        ` + stateLabels + `
   FROM span_states st
   LEFT JOIN licenses l ON l.license_key = st.dims ->> 'license_key'` + stateLabelJoins, `
+CREATE TEMP TABLE month_paths ON COMMIT DROP AS` + customerLabels, `
 CREATE TEMP TABLE month_names ON COMMIT DROP AS
-WITH names AS MATERIALIZED (
-	SELECT id, dims ->> 'vm' AS vm, dims ->> 'folder' AS folder, dims ->> 'resource_pool' AS resource_pool, dims ->> 'org' AS org, dims ->> 'org_id' AS org_id,
-	       coalesce(dims ->> 'resource_pool_path', dims ->> 'resource_pool') AS pool_path,
-	       dims ? 'vm_moref' AS has_moref, dims ->> 'vm_moref' AS vm_moref, dims ->> 'vram_mb' AS vram_mb
-	  FROM span_names
-), ` + customerLabels + `
 SELECT n.id, n.vm, n.folder, n.resource_pool, n.org, n.has_moref, n.vm_moref,
        CASE WHEN n.vram_mb ~ '^[0-9]+(\.[0-9]*)?$' THEN n.vram_mb::float8 END AS vram_mb,
        ` + namesLabel + ` AS label
-  FROM names n` + namesLabelJoins,
+  FROM (` + namesColumns + `) n` + namesLabelJoins,
 	`SET LOCAL default_statistics_target = 10`, // a sample of 3,000 rows: the plans need sizes, not histograms
 	`ANALYZE month_states, month_names`, `
 CREATE TEMP TABLE month_spans ON COMMIT DROP AS
@@ -165,6 +164,11 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	if err != nil {
 		return nil, err
 	}
+	private, err := monthSchema(ctx, tx)
+	if err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
 	// Sorting and grouping a month of a large provider fits in memory
 	// (the history of 200,000 VMs, 500,000 spans, sorts in about 110 MB
 	// rather than spilling to disk). The queries are short but
@@ -185,6 +189,9 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 	}
 	args := []any{m.Start, m.End, metrics}
 	for _, sql := range steps {
+		if private {
+			sql = unlogged(sql)
+		}
 		if _, err := tx.Exec(ctx, sql, args[:maxParam(sql)]...); err != nil {
 			tx.Rollback(ctx)
 			return nil, fmt.Errorf("selecting the spans of %s: %w", m, err)
@@ -208,6 +215,44 @@ func (s *Store) OpenMonth(ctx context.Context, m Month, metrics []string) (*Mont
 		d.metrics[metric] = true
 	}
 	return d, nil
+}
+
+// monthSchema puts the month's tables in a schema of the transaction's
+// own, usagemeter_month_<backend pid> (first in its search_path), as
+// unlogged tables (unlogged), rather than temporary ones: PostgreSQL reads
+// a temporary table in its backend alone, and these in parallel workers
+// too (a month's joins and sorts on several cores). Neither is ever
+// committed: Close's rollback drops schema and tables, as a crash or a
+// lost connection does, and two builds at once (backends) never share a
+// name. A role that may not create schemas in the database gets the
+// temporary tables (private false).
+func monthSchema(ctx context.Context, tx pgx.Tx) (private bool, err error) {
+	if _, err := tx.Exec(ctx, `SAVEPOINT month_schema`); err != nil {
+		return false, err
+	}
+	_, err = tx.Exec(ctx, `
+	DO $$ BEGIN
+		EXECUTE format('CREATE SCHEMA usagemeter_month_%s', pg_backend_pid());
+		PERFORM set_config('search_path', format('usagemeter_month_%s, %s', pg_backend_pid(), current_setting('search_path')), true);
+	END $$`)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		_, err = tx.Exec(ctx, `ROLLBACK TO SAVEPOINT month_schema`)
+		return false, err
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating the month's schema: %w", err)
+	}
+	// Parallel plans for the month's large joins and sorts: their rows are
+	// few and wide next to what a worker costs to start.
+	_, err = tx.Exec(ctx, `SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01`)
+	return err == nil, err
+}
+
+// unlogged is a step of monthSQL creating an unlogged table where it
+// creates a temporary one.
+func unlogged(sql string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(sql, "CREATE TEMP TABLE", "CREATE UNLOGGED TABLE"), " ON COMMIT DROP", "")
 }
 
 // present is the metrics of metrics that the month has spans of: a query
@@ -454,20 +499,72 @@ func (d *MonthData) History(ctx context.Context, metrics []string, fn func(*Hist
 	if err != nil {
 		return fmt.Errorf("history of %s: %w", d.m, err)
 	}
+	// The rows are decoded in a goroutine of their own, in batches, while
+	// fn formats the batch before (the month's largest file on two
+	// cores). rows is the reader's until it has ended.
+	type batch struct {
+		rows []HistoryRow
+		err  error // the reader's, with its last batch
+	}
+	const batchRows = 512
+	batches := make(chan batch, 4)
+	free := make(chan []HistoryRow, 6)
+	stop := make(chan struct{})
+	go func() {
+		defer close(batches)
+		for {
+			var b []HistoryRow
+			select {
+			case b = <-free:
+			default:
+				b = make([]HistoryRow, batchRows)
+			}
+			n := 0
+			var err error
+			for n < batchRows && rows.Next() {
+				h := &b[n]
+				if err = rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
+					&h.State, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
+					break
+				}
+				st := states[h.State]
+				h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
+				n++
+			}
+			last := err != nil || n < batchRows
+			if last && err == nil {
+				err = rows.Err()
+			}
+			select {
+			case batches <- batch{rows: b[:n], err: err}:
+			case <-stop:
+				return
+			}
+			if last {
+				return
+			}
+		}
+	}()
 	defer rows.Close()
-	var h HistoryRow
-	for rows.Next() {
-		if err := rows.Scan(&h.ProductID, &h.Metric, &h.ObjectKey, &h.Edition, &h.Customer, &h.Reportable, &h.First, &h.Last, &h.Hours, &h.Quantity, &h.Unit,
-			&h.State, &h.VM, &h.Folder, &h.ResourcePool, &h.Org); err != nil {
+	for b := range batches {
+		for i := 0; i < len(b.rows) && err == nil; i++ {
+			err = fn(&b.rows[i])
+		}
+		if err == nil {
+			err = b.err
+		}
+		if err != nil {
+			close(stop)
+			for range batches { // the reader has ended when it is closed
+			}
 			return err
 		}
-		st := states[h.State]
-		h.Host, h.Cluster, h.Datacenter, h.VCenter, h.VCD = st.host, st.cluster, st.datacenter, st.vcenter, st.vcd
-		if err := fn(&h); err != nil {
-			return err
+		select {
+		case free <- b.rows[:cap(b.rows)]:
+		default:
 		}
 	}
-	return rows.Err()
+	return nil
 }
 
 // stateName are the names a state gives its spans.

@@ -192,8 +192,8 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 // once:
 //
 //   - names (span_names: a span's own dims): namesLabel, the label of its
-//     org, folder or resource pool, with the joins namesLabelJoins and the
-//     CTE path_labels (customerLabels);
+//     org, folder or resource pool, with the joins namesLabelJoins to the
+//     table month_paths (customerLabels);
 //   - states (span_states: the dims of its host and product): stateLabels,
 //     the labels of its host, cluster, Cloud Director, datacenter and
 //     vCenter by name, with stateLabelJoins;
@@ -207,22 +207,27 @@ func (s *Store) RemoveCustomerRuleFor(ctx context.Context, objectType, objectNam
 // path; they are resolved once per distinct path of the month (far fewer
 // than spans) by joining every run of segments of the path to the rules,
 // the deepest match first (the run that ends at the deepest segment), then
-// the oldest rule. path_labels reads the CTE "names" (folder, pool_path:
-// resource_pool_path, else resource_pool).
+// the oldest rule. month_paths reads the dims of span_names (folder,
+// pool_path: resource_pool_path, else resource_pool).
 const customerLabels = `
-path_labels AS (
-	SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
-	  FROM (SELECT DISTINCT k.key, k.v
-	          FROM names u
-	         CROSS JOIN LATERAL (VALUES ('folder', u.folder), ('resource-pool', u.pool_path)) AS k(key, v)
-	         WHERE k.v <> ''
-	           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
-	 CROSS JOIN LATERAL (SELECT string_to_array(trim(both '/' from p.v), '/') AS seg) a
-	 CROSS JOIN LATERAL generate_series(1, cardinality(a.seg)) AS i
-	 CROSS JOIN LATERAL generate_series(i, cardinality(a.seg)) AS j
-	  JOIN customer_rules r ON r.object_type = p.key AND trim(both '/' from r.object_name) = array_to_string(a.seg[i:j], '/')
-	 ORDER BY p.key, p.v, j DESC, r.id
-)`
+SELECT DISTINCT ON (p.key, p.v) p.key, p.v, r.label
+  FROM (SELECT DISTINCT k.key, k.v
+          FROM (` + namesColumns + `) u
+         CROSS JOIN LATERAL (VALUES ('folder', u.folder), ('resource-pool', u.pool_path)) AS k(key, v)
+         WHERE k.v <> ''
+           AND EXISTS (SELECT 1 FROM customer_rules x WHERE x.object_type IN ('folder', 'resource-pool'))) p
+ CROSS JOIN LATERAL (SELECT string_to_array(trim(both '/' from p.v), '/') AS seg) a
+ CROSS JOIN LATERAL generate_series(1, cardinality(a.seg)) AS i
+ CROSS JOIN LATERAL generate_series(i, cardinality(a.seg)) AS j
+  JOIN customer_rules r ON r.object_type = p.key AND trim(both '/' from r.object_name) = array_to_string(a.seg[i:j], '/')
+ ORDER BY p.key, p.v, j DESC, r.id`
+
+// namesColumns are the dims of span_names as columns, for "names" below.
+const namesColumns = `
+	SELECT id, dims ->> 'vm' AS vm, dims ->> 'folder' AS folder, dims ->> 'resource_pool' AS resource_pool, dims ->> 'org' AS org, dims ->> 'org_id' AS org_id,
+	       coalesce(dims ->> 'resource_pool_path', dims ->> 'resource_pool') AS pool_path,
+	       dims ? 'vm_moref' AS has_moref, dims ->> 'vm_moref' AS vm_moref, dims ->> 'vram_mb' AS vram_mb
+	  FROM span_names`
 
 // namesLabel is the label of names "n" (org, folder, pool_path) by their
 // org, folder or resource pool.
@@ -237,8 +242,8 @@ const namesLabelJoins = `
 	  LEFT JOIN customer_rules orgi ON orgi.object_type = 'vcd-org' AND orgi.object_id <> '' AND orgi.object_id = n.org_id
 	  LEFT JOIN customer_rules org ON org.object_type = 'vcd-org' AND org.object_name = n.org
 	        AND (org.object_id = '' OR coalesce(n.org_id, '') = '')
-	  LEFT JOIN path_labels fo ON fo.key = 'folder' AND fo.v = n.folder
-	  LEFT JOIN path_labels rp ON rp.key = 'resource-pool' AND rp.v = n.pool_path`
+	  LEFT JOIN month_paths fo ON fo.key = 'folder' AND fo.v = n.folder
+	  LEFT JOIN month_paths rp ON rp.key = 'resource-pool' AND rp.v = n.pool_path`
 
 // stateLabels are the labels of state "st" by name: host_label,
 // cluster_label, vcd_label, datacenter_label, vcenter_label.

@@ -66,11 +66,20 @@ func New(o Options) http.Handler {
 			http.NotFound(w, r)
 		})
 	}
+	return Protect(o.TLS, o.MaxBody, "appliance", mux)
+}
+
+// Protect wraps a console's handler as New wraps the appliance's: every
+// response carries the security headers, request bodies are limited to
+// maxBody, and a state-changing request from another origin is refused
+// (403) before it reaches h. noun names the server in the refusal. The
+// receiver's console is served through it.
+func Protect(tls bool, maxBody int64, noun string, h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth.WriteError(w, http.StatusForbidden, "cross-origin request refused: a state-changing request must come from the appliance's own pages (or from a script without a browser's Origin header)")
+		auth.WriteError(w, http.StatusForbidden, "cross-origin request refused: a state-changing request must come from the "+noun+"'s own pages (or from a script without a browser's Origin header)")
 	}))
-	return securityHeaders(o.TLS, limitBody(o.MaxBody, cop.Handler(mux)))
+	return securityHeaders(tls, limitBody(maxBody, cop.Handler(h)))
 }
 
 // ContentSecurityPolicy is sent with every response: no inline script, no

@@ -387,21 +387,9 @@ func (d *DaaS) sessionList(w http.ResponseWriter, r *http.Request, f Faults) {
 		return
 	}
 	start, limit := 0, DefaultPageSize
-	if v := q.Get("start"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			respError(w, http.StatusBadRequest, "BAD_REQUEST", "Invalid start: "+v)
-			return
-		}
-		start = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			respError(w, http.StatusBadRequest, "BAD_REQUEST", "Invalid limit: "+v)
-			return
-		}
-		limit = n
+	if bad := simhttp.IntParams(q, simhttp.Int("start", 0, &start), simhttp.Int("limit", 1, &limit)); bad != "" {
+		respError(w, http.StatusBadRequest, "BAD_REQUEST", "Invalid "+bad+": "+q.Get(bad))
+		return
 	}
 	if f.IgnoreStart {
 		start = 0

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/usagemeter/usagemeter/collectors"
 	"github.com/usagemeter/usagemeter/collectors/internal/rest"
@@ -63,10 +62,7 @@ func Connect(t *collectors.Target, cfg Config, login func(context.Context) error
 	rc.Header = http.Header{"Accept": {"application/json"}}
 	rc.ErrorMessage = cfg.ErrorMessage
 	rc.Limits = cfg.Limits
-	rc.Throttle = maxThrottled
-	rc.Throttled = func(status int, wait time.Duration) {
-		c.Log.Debug(cfg.Product+" is busy, waiting", "status", status, "wait", wait)
-	}
+	rc.ThrottleLogged(maxThrottled, c.Log, cfg.Product+" is busy, waiting")
 	c.Sess = c.Tok.Session(cfg.Product, c.Log, login)
 	return c, nil
 }
@@ -95,12 +91,7 @@ func (c *Conn) Login(ctx context.Context, path string, body []byte, user string,
 // EnsureSession logs in when no token is held, so that a refused login
 // reads as one.
 func (c *Conn) EnsureSession(ctx context.Context) error {
-	if !c.Sess.Active() {
-		if err := c.Sess.Login(ctx); err != nil {
-			return fmt.Errorf("%s %s: %w", c.cfg.Kind, c.Host, err)
-		}
-	}
-	return nil
+	return c.RC.EnsureSession(ctx, &c.Sess)
 }
 
 func (c *Conn) auth() http.Header {
@@ -130,10 +121,5 @@ func (c *Conn) Logout(ctx context.Context, method, path string) error {
 	}
 	hdr := c.auth()
 	c.Tok.Value = ""
-	_, _, err := c.RC.Do(ctx, method, c.cfg.APIPath+path, nil, hdr)
-	var he *rest.HTTPError
-	if err != nil && !(errors.As(err, &he) && he.AuthFailed()) {
-		return fmt.Errorf("%s %s: logging out: %w", c.cfg.Kind, c.Host, err)
-	}
-	return nil
+	return c.RC.Logout(ctx, method, c.cfg.APIPath+path, hdr)
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // DefaultTimeout is the per-call deadline when Target.Timeout is not set.
-const DefaultTimeout = 60 * time.Second
+const DefaultTimeout = collectors.DefaultTimeout
 
 // maxErrorBody bounds what is read of a non-2xx answer (for its message).
 const maxErrorBody = 64 << 10
@@ -54,7 +54,7 @@ type Client struct {
 }
 
 // NewClient validates t (the endpoint, which must be https, and the user
-// name), fills in its defaults (a discarding Logger, DefaultTimeout) and
+// name), fills in its defaults (Target.SetDefaults) and
 // returns a client for it. trim is a path suffix the endpoint may carry that
 // is not part of the base URL (e.g. "/api"). t must outlive the client: the
 // collector's own Target, whose Timeout tests may change.
@@ -66,12 +66,7 @@ func NewClient(kind string, t *collectors.Target, trim string) (*Client, error) 
 	if t.Username == "" {
 		return nil, fmt.Errorf("%s %s: a user name is required", kind, base.Hostname())
 	}
-	if t.Logger == nil {
-		t.Logger = slog.New(slog.DiscardHandler)
-	}
-	if t.Timeout <= 0 {
-		t.Timeout = DefaultTimeout
-	}
+	t.SetDefaults()
 	return &Client{Kind: kind, Base: base, HTTP: NewHTTPClient(base.Hostname(), t.Thumbprint), Target: t}, nil
 }
 
@@ -108,6 +103,16 @@ func NewHTTPClient(host, thumbprint string) *http.Client {
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
 	}}
+}
+
+// ThrottleLogged makes each call wait out up to n refusals for load (see
+// Throttle), each wait logged at debug level to log as msg with the status
+// and the wait.
+func (c *Client) ThrottleLogged(n int, log *slog.Logger, msg string) {
+	c.Throttle = n
+	c.Throttled = func(status int, wait time.Duration) {
+		log.Debug(msg, "status", status, "wait", wait)
+	}
 }
 
 // Host is the product's host name.

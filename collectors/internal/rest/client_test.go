@@ -1,9 +1,11 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,5 +99,31 @@ func TestDoThrottled(t *testing.T) {
 	}
 	if tg.Timeout != DefaultTimeout || tg.Logger == nil {
 		t.Fatalf("defaults not filled in: %+v", tg)
+	}
+}
+
+func TestThrottleLogged(t *testing.T) {
+	var calls int
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls <= 2 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer ts.Close()
+	c, err := NewClient("srm", &collectors.Target{Endpoint: ts.URL, Username: "u", Thumbprint: tlsutil.Thumbprint(ts.Certificate().Raw)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	c.ThrottleLogged(2, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), "SRM is busy, waiting")
+	if b, _, err := c.Do(context.Background(), http.MethodGet, "/x", nil, nil); err != nil || string(b) != "ok" || c.Throttle != 2 {
+		t.Fatalf("%q %v, throttle %d", b, err, c.Throttle)
+	}
+	if n := strings.Count(buf.String(), `msg="SRM is busy, waiting" status=503 wait=0s`); n != 2 {
+		t.Fatalf("%d waits logged, want 2:\n%s", n, buf.String())
 	}
 }

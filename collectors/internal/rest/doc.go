@@ -11,13 +11,16 @@
 // *tlsutil.CertError) and returns a non-2xx answer as an *HTTPError
 // carrying the product's message. An error
 // reading one page of a list is a *PageError naming the list and the page.
-// A product with an API rate limit sets Client.Throttle: 429 and 503
-// answers are then waited out (Retry-After) a few times per call.
+// A product with an API rate limit sets Client.Throttle (or ThrottleLogged,
+// which logs each wait): 429 and 503 answers are then waited out
+// (Retry-After) a few times per call.
 //
 // Sessions: WithSession logs in once when no session is held and once more
 // when a kept session is refused (expired between or within hours); a
 // refused login, or a session refused right after logging in, is an error,
-// never a retry loop.
+// never a retry loop. Client.EnsureSession logs in first where a refused
+// login must read as one; Client.Logout ends a session, one already gone
+// being no error.
 //
 // Memory: answers are decoded as they arrive, never read whole first.
 // Client.DoJSON walks the top-level object and decodes each element of a

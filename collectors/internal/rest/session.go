@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"slices"
 )
 
 // Session is how a collector keeps a product session between calls (and
@@ -58,4 +60,28 @@ func StatusIs(err error, statuses ...int) bool {
 		}
 	}
 	return false
+}
+
+// EnsureSession logs in with s when it holds no session, so that a refused
+// login reads as one; its error then reads "<kind> <host>: <error>".
+func (c *Client) EnsureSession(ctx context.Context, s *Session) error {
+	if !s.Active() {
+		if err := s.Login(ctx); err != nil {
+			return fmt.Errorf("%s %s: %w", c.Kind, c.Host(), err)
+		}
+	}
+	return nil
+}
+
+// Logout sends the call that ends a session (method on path, hdr carrying
+// the session). An answer that refuses the session (401, 403) or has one of
+// the statuses gone says it is gone already; another error reads
+// "<kind> <host>: logging out: <error>".
+func (c *Client) Logout(ctx context.Context, method, path string, hdr http.Header, gone ...int) error {
+	_, _, err := c.Do(ctx, method, path, nil, hdr)
+	var he *HTTPError
+	if err != nil && !(errors.As(err, &he) && (he.AuthFailed() || slices.Contains(gone, he.Status))) {
+		return fmt.Errorf("%s %s: logging out: %w", c.Kind, c.Host(), err)
+	}
+	return nil
 }

@@ -4,9 +4,10 @@
 // only its product's API: the request count and fault switches every request
 // starts with (Core: the product's Faults, the Delay fault, Wait), the
 // logged-in sessions with the "expire after N calls" and "reject every
-// session" faults (Sessions), loading a state file strictly (LoadState), and
-// serving over TLS with a self-signed certificate whose thumbprint an admin
-// would accept (ServeTLS, StartTLS).
+// session" faults (Sessions), loading a state file strictly (LoadState),
+// reading a list's integer paging parameters (IntParams), and serving over
+// TLS with a self-signed certificate whose thumbprint an admin would accept
+// (ServeTLS, StartTLS).
 //
 // Each simulator is written from its product's public API reference, cited in
 // its package comment: the same login flow, headers, status codes, paging and

@@ -3,6 +3,7 @@ package simhttp
 import (
 	"context"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +63,31 @@ func TestLoadState(t *testing.T) {
 	}
 	if _, err := LoadState[state]("srm", []byte(`{"usr":"u"}`)); err == nil || !strings.HasPrefix(err.Error(), `srm simulator state: json: unknown field "usr"`) {
 		t.Fatal(err)
+	}
+}
+
+func TestIntParams(t *testing.T) {
+	for _, tc := range []struct {
+		query     string
+		skip, top int
+		bad       string
+	}{
+		{"", 0, 50, ""},
+		{"$skip=4&$top=2", 4, 2, ""},
+		{"$top=7", 0, 7, ""},
+		{"$skip=-1&$top=2", 0, 50, "$skip"},
+		{"$skip=0&$top=0", 0, 50, "$top"},
+		{"$skip=x", 0, 50, "$skip"},
+		{"$skip=3&$top=1.5", 3, 50, "$top"},
+	} {
+		q, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skip, top := 0, 50
+		bad := IntParams(q, Int("$skip", 0, &skip), Int("$top", 1, &top))
+		if bad != tc.bad || skip != tc.skip || top != tc.top {
+			t.Errorf("%q: skip %d, top %d, bad %q; want %d, %d, %q", tc.query, skip, top, bad, tc.skip, tc.top, tc.bad)
+		}
 	}
 }

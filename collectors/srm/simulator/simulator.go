@@ -401,21 +401,9 @@ func vmRecord(v VM, malform string) map[string]any {
 func (s *SRM) list(w http.ResponseWriter, r *http.Request, f Faults, vms bool, total int, item func(int) any) {
 	q := r.URL.Query()
 	offset, limit := 0, DefaultPageSize
-	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			respError(w, http.StatusBadRequest, "BadRequest", "Invalid offset: "+v)
-			return
-		}
-		offset = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			respError(w, http.StatusBadRequest, "BadRequest", "Invalid limit: "+v)
-			return
-		}
-		limit = n
+	if bad := simhttp.IntParams(q, simhttp.Int("offset", 0, &offset), simhttp.Int("limit", 1, &limit)); bad != "" {
+		respError(w, http.StatusBadRequest, "BadRequest", "Invalid "+bad+": "+q.Get(bad))
+		return
 	}
 	if vms && f.IgnoreOffset {
 		offset = 0

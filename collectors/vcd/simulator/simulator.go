@@ -616,22 +616,11 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, c call, f Faults)
 		return
 	}
 	page, pageSize := 1, DefaultPageSize
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.legacyError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Bad request: page "+v)
-			return
-		}
-		page = n
+	if bad := simhttp.IntParams(q, simhttp.Int("page", 1, &page), simhttp.Int("pageSize", 1, &pageSize)); bad != "" {
+		s.legacyError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Bad request: "+bad+" "+q.Get(bad))
+		return
 	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.legacyError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Bad request: pageSize "+v)
-			return
-		}
-		pageSize = min(n, MaxPageSize)
-	}
+	pageSize = min(pageSize, MaxPageSize)
 	flt, err := parseFilter(q.Get("filter"))
 	if err != nil {
 		s.legacyError(w, r, http.StatusBadRequest, "BAD_REQUEST", "Bad request: "+err.Error())

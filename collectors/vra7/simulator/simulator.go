@@ -49,7 +49,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -295,21 +294,9 @@ func (s *VRA) resource(res *Resource, extended bool, malform string) map[string]
 func (s *VRA) resources(w http.ResponseWriter, r *http.Request, f Faults) {
 	q := r.URL.Query()
 	page, limit := 1, DefaultLimit
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			respError(w, http.StatusBadRequest, 10101, "Invalid page: "+v)
-			return
-		}
-		page = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			respError(w, http.StatusBadRequest, 10101, "Invalid limit: "+v)
-			return
-		}
-		limit = n
+	if bad := simhttp.IntParams(q, simhttp.Int("page", 1, &page), simhttp.Int("limit", 1, &limit)); bad != "" {
+		respError(w, http.StatusBadRequest, 10101, "Invalid "+bad+": "+q.Get(bad))
+		return
 	}
 	onlyVMs := strings.ReplaceAll(q.Get("$filter"), " ", "") == "resourceType/ideq'"+VirtualMachine+"'"
 	type listed struct {

@@ -415,21 +415,9 @@ func cloudAccount(c *CloudAccount) map[string]any {
 func (s *VRA) list(w http.ResponseWriter, r *http.Request, f Faults, machines bool, total int, item func(int) any) {
 	q := r.URL.Query()
 	skip, top := 0, DefaultTop
-	if v := q.Get("$skip"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			respError(w, http.StatusBadRequest, "Invalid $skip: "+v)
-			return
-		}
-		skip = n
-	}
-	if v := q.Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			respError(w, http.StatusBadRequest, "Invalid $top: "+v)
-			return
-		}
-		top = n
+	if bad := simhttp.IntParams(q, simhttp.Int("$skip", 0, &skip), simhttp.Int("$top", 1, &top)); bad != "" {
+		respError(w, http.StatusBadRequest, "Invalid "+bad+": "+q.Get(bad))
+		return
 	}
 	if s.st.MaxTop > 0 {
 		top = min(top, s.st.MaxTop)

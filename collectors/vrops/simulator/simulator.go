@@ -312,21 +312,9 @@ func (s *Ops) resources(w http.ResponseWriter, r *http.Request, f Faults) {
 		return
 	}
 	page, size := 0, DefaultPageSize
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			apiError(w, http.StatusBadRequest, "Invalid page: "+v)
-			return
-		}
-		page = n
-	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			apiError(w, http.StatusBadRequest, "Invalid pageSize: "+v)
-			return
-		}
-		size = n
+	if bad := simhttp.IntParams(q, simhttp.Int("page", 0, &page), simhttp.Int("pageSize", 1, &size)); bad != "" {
+		apiError(w, http.StatusBadRequest, "Invalid "+bad+": "+q.Get(bad))
+		return
 	}
 	if f.IgnorePage {
 		page = 0

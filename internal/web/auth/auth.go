@@ -39,7 +39,12 @@ type Config struct {
 	// Insecure drops the Secure attribute and the __Host- prefix of the
 	// session cookie: only for plain HTTP, configured explicitly.
 	Insecure bool
-	Now      func() time.Time // nil = time.Now (tests inject a clock)
+	// CookieName names the session cookie (default usagemeter_session,
+	// with the __Host- prefix unless Insecure): a second console on the
+	// same host (the receiver's) takes its own, cookies not being kept
+	// apart by port.
+	CookieName string
+	Now        func() time.Time // nil = time.Now (tests inject a clock)
 }
 
 func (c *Config) defaults() {
@@ -61,14 +66,27 @@ func (c *Config) defaults() {
 	if c.ClientWindow <= 0 {
 		c.ClientWindow = 15 * time.Minute
 	}
+	if c.CookieName == "" {
+		c.CookieName = "usagemeter_session"
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 }
 
-// Manager authenticates requests against the appliance's accounts.
+// Backend is what a Manager works on: the store holding the accounts,
+// sessions and API tokens (the admin_users, admin_sessions and api_tokens
+// tables), and the audit log every login, logout, password and token
+// change is written to. The appliance's *service.Service is one; the
+// receiver (internal/receiver) is another, over its own database.
+type Backend interface {
+	Store() *store.Store
+	Record(ctx context.Context, a service.Actor, action, target, detail string, err error)
+}
+
+// Manager authenticates requests against the accounts of a Backend.
 type Manager struct {
-	svc *service.Service
+	svc Backend
 	st  *store.Store
 	cfg Config
 
@@ -76,8 +94,8 @@ type Manager struct {
 	failures map[string][]time.Time // client address -> recent failed logins
 }
 
-// New returns a Manager over the service's store.
-func New(svc *service.Service, cfg Config) *Manager {
+// New returns a Manager over the backend's store.
+func New(svc Backend, cfg Config) *Manager {
 	cfg.defaults()
 	return &Manager{svc: svc, st: svc.Store(), cfg: cfg, failures: map[string][]time.Time{}}
 }
@@ -154,9 +172,9 @@ func (e *ThrottledError) Error() string {
 // CookieName is the session cookie's name.
 func (m *Manager) CookieName() string {
 	if m.cfg.Insecure {
-		return "usagemeter_session"
+		return m.cfg.CookieName
 	}
-	return "__Host-usagemeter_session"
+	return "__Host-" + m.cfg.CookieName
 }
 
 func hash(v string) []byte {
@@ -371,7 +389,7 @@ func (m *Manager) RequirePage(h http.Handler) http.Handler {
 		u, err := m.Authenticate(r)
 		if err != nil {
 			if !isAuthError(err) {
-				http.Error(w, "the appliance's database is unavailable: "+err.Error(), http.StatusServiceUnavailable)
+				http.Error(w, "the database is unavailable: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)

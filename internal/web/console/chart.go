@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/usagemeter/usagemeter/internal/web/ui"
 )
 
 // Bar is one bar of a chart: a day and its figure. A bar with Missing set
@@ -44,11 +46,11 @@ func (c Chart) SVG() template.HTML {
 			continue
 		}
 		max, min, n = math.Max(max, bar.Value), math.Min(min, bar.Value), n+1
-		last = bar.Label + " " + Number(bar.Value)
+		last = bar.Label + " " + ui.Number(bar.Value)
 	}
 	title := c.Title
 	if n > 0 {
-		title += fmt.Sprintf(": %d days, from %s to %s %s, last %s", n, Number(min), Number(max), c.Unit, last)
+		title += fmt.Sprintf(": %d days, from %s to %s %s, last %s", n, ui.Number(min), ui.Number(max), c.Unit, last)
 	}
 	top := niceCeil(max)
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" preserveAspectRatio="xMinYMid meet">`,
@@ -120,29 +122,4 @@ func short(v float64) string {
 		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
-}
-
-// Number writes v for a person: thousands separated by commas, at most two
-// decimals, none for whole numbers.
-func Number(v float64) string {
-	neg := v < 0
-	v = math.Abs(v)
-	s := strconv.FormatFloat(math.Round(v*100)/100, 'f', 2, 64)
-	s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
-	whole, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	if neg && s != "0" {
-		b.WriteByte('-')
-	}
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if frac != "" {
-		b.WriteByte('.')
-		b.WriteString(frac)
-	}
-	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/web/auth"
 	"github.com/usagemeter/usagemeter/internal/web/service"
+	"github.com/usagemeter/usagemeter/internal/web/ui"
 )
 
 // pageSize is the journal's rows per page.
@@ -113,7 +114,7 @@ func (c *Console) showReports(w http.ResponseWriter, r *http.Request, v *service
 }
 
 func (c *Console) generateReport(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showReports(w, r, nil, err)
 		return
 	}
@@ -122,7 +123,7 @@ func (c *Console) generateReport(w http.ResponseWriter, r *http.Request) {
 		c.showReports(w, r, nil, err)
 		return
 	}
-	c.done(w, r, "/reports", fmt.Sprintf("The report of %s is generated: version %d (%s). It is delivered by Resend or at the monthly run.", rep.Month, rep.Version, rep.FileName))
+	ui.Done(w, r, "/reports", fmt.Sprintf("The report of %s is generated: version %d (%s). It is delivered by Resend or at the monthly run.", rep.Month, rep.Version, rep.FileName))
 }
 
 func (c *Console) download(plain bool) http.HandlerFunc {
@@ -160,7 +161,7 @@ func (c *Console) resendReport(w http.ResponseWriter, r *http.Request) {
 		c.showReports(w, r, nil, err)
 		return
 	}
-	c.done(w, r, "/reports", fmt.Sprintf("The report of %s (version %d) is queued for delivery again.", rep.Month, rep.Version))
+	ui.Done(w, r, "/reports", fmt.Sprintf("The report of %s (version %d) is queued for delivery again.", rep.Month, rep.Version))
 }
 
 func (c *Console) verifyReport(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +207,7 @@ func (c *Console) showCustomers(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (c *Console) addCustomer(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showCustomers(w, r, err)
 		return
 	}
@@ -225,7 +226,7 @@ func (c *Console) addCustomer(w http.ResponseWriter, r *http.Request) {
 		c.showCustomers(w, r, err)
 		return
 	}
-	c.done(w, r, "/customers", fmt.Sprintf("The usage of %s %q is now labelled %q.", rule.ObjectType, rule.ObjectName, rule.Label))
+	ui.Done(w, r, "/customers", fmt.Sprintf("The usage of %s %q is now labelled %q.", rule.ObjectType, rule.ObjectName, rule.Label))
 }
 
 func (c *Console) removeCustomer(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +238,7 @@ func (c *Console) removeCustomer(w http.ResponseWriter, r *http.Request) {
 		c.showCustomers(w, r, err)
 		return
 	}
-	c.done(w, r, "/customers", fmt.Sprintf("Rule %d removed.", id))
+	ui.Done(w, r, "/customers", fmt.Sprintf("Rule %d removed.", id))
 }
 
 type licencesData struct {
@@ -256,7 +257,7 @@ func (c *Console) showLicences(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (c *Console) setLicence(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showLicences(w, r, err)
 		return
 	}
@@ -275,7 +276,7 @@ func (c *Console) setLicence(w http.ResponseWriter, r *http.Request) {
 		c.showLicences(w, r, err)
 		return
 	}
-	c.done(w, r, "/licences", fmt.Sprintf("Licence %s is now in category %s.", key, cat))
+	ui.Done(w, r, "/licences", fmt.Sprintf("Licence %s is now in category %s.", key, cat))
 }
 
 type registrationData struct {
@@ -296,7 +297,7 @@ func (c *Console) showRegistration(w http.ResponseWriter, r *http.Request, err e
 // register records the contract and programme as `usagemeter register`
 // does.
 func (c *Console) register(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showRegistration(w, r, err)
 		return
 	}
@@ -305,7 +306,7 @@ func (c *Console) register(w http.ResponseWriter, r *http.Request) {
 		c.showRegistration(w, r, err)
 		return
 	}
-	c.done(w, r, "/registration", fmt.Sprintf("Registered: contract %s, programme %s.", contract, program))
+	ui.Done(w, r, "/registration", fmt.Sprintf("Registered: contract %s, programme %s.", contract, program))
 }
 
 func (c *Console) settings(w http.ResponseWriter, r *http.Request) {
@@ -362,7 +363,7 @@ func (c *Console) showAccount(w http.ResponseWriter, r *http.Request, nt *auth.N
 }
 
 func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
-	err := form(w, r)
+	err := ui.Form(w, r)
 	f := r.PostForm
 	if err == nil && f.Get("new") != f.Get("repeat") {
 		err = service.Invalid("the new password and its repetition differ")
@@ -376,11 +377,11 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.am.Logout(w, r)
-	c.done(w, r, "/login", "Password changed: every session of "+u.Username+" has ended. Log in with the new password.")
+	ui.Done(w, r, "/login", "Password changed: every session of "+u.Username+" has ended. Log in with the new password.")
 }
 
 func (c *Console) createToken(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showAccount(w, r, nil, err)
 		return
 	}
@@ -405,5 +406,5 @@ func (c *Console) revokeToken(w http.ResponseWriter, r *http.Request) {
 		c.showAccount(w, r, nil, err)
 		return
 	}
-	c.done(w, r, "/account", fmt.Sprintf("Token %d revoked: it is refused from now on.", id))
+	ui.Done(w, r, "/account", fmt.Sprintf("Token %d revoked: it is refused from now on.", id))
 }

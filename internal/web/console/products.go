@@ -13,6 +13,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/config"
 	"github.com/usagemeter/usagemeter/internal/store"
 	"github.com/usagemeter/usagemeter/internal/web/service"
+	"github.com/usagemeter/usagemeter/internal/web/ui"
 )
 
 // productName is how a product is named on every page: its kind's display
@@ -82,7 +83,7 @@ func (c *Console) showNewProduct(w http.ResponseWriter, r *http.Request, cert *s
 }
 
 func (c *Console) addProduct(w http.ResponseWriter, r *http.Request) {
-	if err := form(w, r); err != nil {
+	if err := ui.Form(w, r); err != nil {
 		c.showNewProduct(w, r, nil, err)
 		return
 	}
@@ -118,7 +119,7 @@ func (c *Console) addProduct(w http.ResponseWriter, r *http.Request) {
 	if res.Identity.Name != "" {
 		msg += " (" + res.Identity.Name + ")"
 	}
-	c.done(w, r, fmt.Sprintf("/products/%d", res.Product.ID), msg+". Its first hour is collected within the hour.")
+	ui.Done(w, r, fmt.Sprintf("/products/%d", res.Product.ID), msg+". Its first hour is collected within the hour.")
 }
 
 type productData struct {
@@ -171,7 +172,7 @@ func (c *Console) showProduct(w http.ResponseWriter, r *http.Request, d productD
 func (c *Console) editProduct(w http.ResponseWriter, r *http.Request) {
 	id, err := idOf(r)
 	if err == nil {
-		err = form(w, r)
+		err = ui.Form(w, r)
 	}
 	if err != nil {
 		c.showProduct(w, r, productData{}, err)
@@ -213,7 +214,7 @@ func (c *Console) editProduct(w http.ResponseWriter, r *http.Request) {
 		c.showProduct(w, r, d, err)
 		return
 	}
-	c.done(w, r, fmt.Sprintf("/products/%d", id), productName(res.Kind, res.Endpoint)+" saved.")
+	ui.Done(w, r, fmt.Sprintf("/products/%d", id), productName(res.Kind, res.Endpoint)+" saved.")
 }
 
 // sameJSON reports whether the text a holds the same JSON value as b.
@@ -260,14 +261,14 @@ func (c *Console) setActive(active bool) http.HandlerFunc {
 		if active {
 			what = "reactivated: its hours are collected again."
 		}
-		c.done(w, r, fmt.Sprintf("/products/%d", id), productName(p.Kind, p.Endpoint)+" "+what)
+		ui.Done(w, r, fmt.Sprintf("/products/%d", id), productName(p.Kind, p.Endpoint)+" "+what)
 	}
 }
 
 func (c *Console) removeProduct(w http.ResponseWriter, r *http.Request) {
 	id, err := idOf(r)
 	if err == nil {
-		err = form(w, r)
+		err = ui.Form(w, r)
 	}
 	if err == nil && r.PostForm.Get("confirm") != "remove" {
 		err = service.Invalid("to remove the product, tick the box that confirms it")
@@ -290,5 +291,5 @@ func (c *Console) removeProduct(w http.ResponseWriter, r *http.Request) {
 	if res.Deleted {
 		msg = productName(p.Kind, p.Endpoint) + " removed (it had no collected hours)."
 	}
-	c.done(w, r, "/products", msg)
+	ui.Done(w, r, "/products", msg)
 }

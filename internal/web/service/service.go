@@ -130,11 +130,17 @@ func notFound(what string, id any) error {
 	return &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("%s %v not found", what, id), Err: store.ErrNotFound}
 }
 
-// audit records a change by a; a failed change is recorded too (ok false,
-// with its error). An audit entry that cannot be written is logged: the
-// change itself stands.
+// audit records a change by a (see Audit).
 func (s *Service) audit(ctx context.Context, a Actor, action, target, detail string, err error) {
-	e := store.AuditEntry{At: s.now(), Actor: a.Username, Action: action, Target: target, Detail: detail, Remote: a.Remote, OK: err == nil}
+	Audit(ctx, s.app.Store, s.log, s.now(), a, action, target, detail, err)
+}
+
+// Audit records a change by a at at in st's audit log; a failed change is
+// recorded too (ok false, with its error). An audit entry that cannot be
+// written is logged: the change itself stands. The receiver's console
+// records through it as well.
+func Audit(ctx context.Context, st *store.Store, log *slog.Logger, at time.Time, a Actor, action, target, detail string, err error) {
+	e := store.AuditEntry{At: at, Actor: a.Username, Action: action, Target: target, Detail: detail, Remote: a.Remote, OK: err == nil}
 	if err != nil {
 		msg := err.Error()
 		if detail != "" {
@@ -145,8 +151,8 @@ func (s *Service) audit(ctx context.Context, a Actor, action, target, detail str
 	if e.Actor == "" {
 		e.Actor = "unknown"
 	}
-	if aerr := s.app.Store.AddAudit(context.WithoutCancel(ctx), e); aerr != nil {
-		s.log.Error("writing the audit log", "action", action, "actor", e.Actor, "err", aerr)
+	if aerr := st.AddAudit(context.WithoutCancel(ctx), e); aerr != nil {
+		log.Error("writing the audit log", "action", action, "actor", e.Actor, "err", aerr)
 	}
 }
 

@@ -1,12 +1,15 @@
-package console
+package ui
 
 import (
 	"fmt"
+	"math"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Times are shown in UTC, as the appliance counts its hours: the same on
+// Times are shown in UTC, as usagemeter counts its hours: the same on
 // every admin's screen, whatever their browser's zone.
 
 func when(t time.Time) string {
@@ -96,4 +99,56 @@ func query(kv ...any) string {
 		return "?"
 	}
 	return "?" + v.Encode()
+}
+
+// Number writes v for a person: thousands separated by commas, at most two
+// decimals, none for whole numbers.
+func Number(v float64) string {
+	neg := v < 0
+	v = math.Abs(v)
+	s := strconv.FormatFloat(math.Round(v*100)/100, 'f', 2, 64)
+	s = strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	if neg && s != "0" {
+		b.WriteByte('-')
+	}
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if frac != "" {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String()
+}
+
+// num writes any number (or a pointer to one) for a person; nil is "".
+func num(v any) string {
+	switch n := v.(type) {
+	case float64:
+		return Number(n)
+	case int:
+		return Number(float64(n))
+	case int64:
+		return Number(float64(n))
+	case *int:
+		if n != nil {
+			return Number(float64(*n))
+		}
+	case *int64:
+		if n != nil {
+			return Number(float64(*n))
+		}
+	case *float64:
+		if n != nil {
+			return Number(*n)
+		}
+	default:
+		return fmt.Sprint(v)
+	}
+	return ""
 }
