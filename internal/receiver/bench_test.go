@@ -56,8 +56,7 @@ import (
 // heap (peak-heap-MB: heap objects and unused heap spans sampled every 5 ms
 // through runtime/metrics; client and receiver are in this process, each
 // bundle read from disk at its upload; PostgreSQL's memory is not counted;
-// live-heap-MB: what is left after the merge and a GC, the benchmark's 2N
-// keys and N clients included),
+// live-heap-MB: what is left after the merge and a GC),
 // the CPU time of this process and of the PostgreSQL server over the timed
 // part (go-cpu-s, pg-cpu-s: the machine may be shared, wall time is what
 // the others leave), the database's size after (db-MB; db-MB-per-month:
@@ -100,13 +99,13 @@ func splitList(s string) []string {
 const fleetMonths = 4
 
 type benchBundle struct {
-	dir    string
-	id     string
-	signer *openpgp.Entity
-	d      report.Delivery // without Data: read from path at upload, as the appliance does
-	path   string
-	size   int
-	rows   int // of Monthly_Usage.tsv: the appliance's parts of the merged month
+	dir  string
+	id   string
+	pub  []byte          // the armored public signing key it enrols
+	d    report.Delivery // without Data: read from path at upload, as the appliance does
+	path string
+	size int
+	rows int // of Monthly_Usage.tsv: the appliance's parts of the merged month
 }
 
 // plainMonth is a generated month's plain bundle: its files and manifest,
@@ -186,8 +185,7 @@ func benchFleet(b *testing.B, n, vms int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pub, _ := report.ExportPublic(x.signer)
-			enr, err := protocol.Enrol(ctx, protocol.EnrolOptions{DataDir: x.dir, URL: url, Token: tok, ApplianceID: x.id, ReportKey: pub})
+			enr, err := protocol.Enrol(ctx, protocol.EnrolOptions{DataDir: x.dir, URL: url, Token: tok, ApplianceID: x.id, ReportKey: x.pub})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -211,8 +209,9 @@ func benchFleet(b *testing.B, n, vms int) {
 				b.Fatal(err)
 			}
 			// Each appliance is a process of its own, whose connection
-			// closes when idle: here, at once.
+			// closes when idle: here, at once, and the client is gone.
 			chans[i].Client.CloseIdleConnections()
+			chans[i] = nil
 			took[i] += time.Since(t0)
 		}
 		uploads += time.Since(start)
@@ -453,7 +452,11 @@ func deriveBundle(x *benchBundle, agg *openpgp.Entity, m *plainMonth, i int, now
 		return err
 	}
 	sum := sha256.Sum256(enc.Bytes())
-	*x = benchBundle{dir: dir, id: man.ApplianceID, signer: signer, path: path, size: enc.Len(), rows: m.rows, d: report.Delivery{ApplianceID: man.ApplianceID,
+	pub, err := report.ExportPublic(signer)
+	if err != nil {
+		return err
+	}
+	*x = benchBundle{dir: dir, id: man.ApplianceID, pub: pub, path: path, size: enc.Len(), rows: m.rows, d: report.Delivery{ApplianceID: man.ApplianceID,
 		Month: man.Month, Version: man.Version, FileName: name + ".gpg", SHA256: hex.EncodeToString(sum[:])}}
 	return nil
 }
@@ -529,7 +532,11 @@ func makeBundle(b *testing.B, agg *openpgp.Entity, i, vms int, now time.Time) (b
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchBundle{dir: dir, id: id, signer: signer, path: res.Report.Path, size: int(fi.Size()), d: report.Delivery{ApplianceID: id, Month: "2026-03",
+	pub, err := report.ExportPublic(signer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchBundle{dir: dir, id: id, pub: pub, path: res.Report.Path, size: int(fi.Size()), d: report.Delivery{ApplianceID: id, Month: "2026-03",
 		Version: res.Report.Version, FileName: filepath.Base(res.Report.Path), SHA256: res.Report.BundleSHA256}}, res.PlainPath
 }
 
