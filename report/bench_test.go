@@ -2,7 +2,6 @@ package report
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,16 +11,15 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/usagemeter/usagemeter/anonymize"
+	"github.com/usagemeter/usagemeter/internal/pgtest"
 )
 
 // BenchmarkMonth: aggregation and bundle of a full month (March, 744 hours)
@@ -134,7 +132,7 @@ func benchMonth(b *testing.B, f *fixture, spans int) {
 			}
 		}
 	}()
-	pgCPU0, goCPU0 := serverCPU(b, f), processCPU()
+	pgCPU0, goCPU0 := pgtest.ServerCPU(b, f.st.Pool()), pgtest.ProcessCPU()
 	b.ResetTimer()
 	var size int64
 	for i := 0; i < b.N; i++ {
@@ -160,8 +158,8 @@ func benchMonth(b *testing.B, f *fixture, spans int) {
 	b.StopTimer()
 	// CPU time of the database server and of this process per build: on a
 	// shared machine, wall time is what the others leave.
-	b.ReportMetric((serverCPU(b, f)-pgCPU0)/float64(b.N), "pg-cpu-s/op")
-	b.ReportMetric((processCPU()-goCPU0)/float64(b.N), "go-cpu-s/op")
+	b.ReportMetric((pgtest.ServerCPU(b, f.st.Pool())-pgCPU0)/float64(b.N), "pg-cpu-s/op")
+	b.ReportMetric((pgtest.ProcessCPU()-goCPU0)/float64(b.N), "go-cpu-s/op")
 	// One full Generate besides: bundle, encryption to one recipient,
 	// signature, reverse map (two names per VM), reports row.
 	f.keys = openpgp.EntityList{testSigner(b)}
@@ -176,50 +174,4 @@ func benchMonth(b *testing.B, f *fixture, spans int) {
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 	b.ReportMetric(float64(spans), "spans")
 	b.ReportMetric(float64(size)/(1<<20), "bundle-MB")
-}
-
-// serverCPU is the CPU time, in seconds, the PostgreSQL server of f has
-// used so far: its postmaster's children (backends, parallel workers),
-// live or ended (Linux /proc).
-func serverCPU(b *testing.B, f *fixture) float64 {
-	b.Helper()
-	pidFile := filepath.Join(filepath.Dir(f.st.Pool().Config().ConnConfig.Host), "postmaster.pid")
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	postmaster, _, _ := strings.Cut(string(data), "\n")
-	ticks := 0
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		stat, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:])) // f[0] is field 3 (state)
-		if len(f) < 15 {
-			continue
-		}
-		pid := strings.TrimSuffix(filepath.Base(filepath.Dir(p)), "/")
-		switch {
-		case pid == postmaster: // the children that ended
-			ticks += atoi(f[13]) + atoi(f[14])
-		case f[1] == postmaster:
-			ticks += atoi(f[11]) + atoi(f[12])
-		}
-	}
-	return float64(ticks) / 100 // USER_HZ
-}
-
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-// processCPU is the CPU time this process has used, in seconds.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -637,8 +637,42 @@ func (b *Bundle) WriteTarGz(w io.Writer, version int) error {
 	}
 	man := b.Manifest
 	man.Version = version
+	return writeBundle(w, man, b.files, b.Month.Start.UTC())
+}
+
+// PackBundle writes files, a bundle's data files (a manifest.json among
+// them is left out), under man as a bundle .tar.gz to w, laid out as
+// WriteTarGz lays out a built bundle: man's Files and FiguresSHA256 are
+// computed from the files, the time stamps are man's PeriodStart. It is for
+// re-packing the files of a bundle (as ReadTarGz returns them) under
+// another manifest: the fleet benchmark's appliances share a few months.
+func PackBundle(w io.Writer, man Manifest, files []File) error {
+	start, err := time.Parse(time.RFC3339, man.PeriodStart)
+	if err != nil {
+		return fmt.Errorf("the manifest's period_start: %w", err)
+	}
+	data := make([]bundleFile, 0, len(files))
+	seen := map[string]bool{}
+	for _, f := range files {
+		switch {
+		case f.Name == FileManifest:
+			continue
+		case seen[f.Name]:
+			return fmt.Errorf("%s given twice", f.Name)
+		}
+		seen[f.Name] = true
+		data = append(data, memFile(f.Name, f.Data))
+	}
+	sort.Slice(data, func(i, j int) bool { return data[i].name < data[j].name })
+	man.FiguresSHA256 = figuresHash(data)
+	return writeBundle(w, man, data, start.UTC())
+}
+
+// writeBundle writes the data files, sorted by name, and man listing them
+// as a .tar.gz.
+func writeBundle(w io.Writer, man Manifest, data []bundleFile, mtime time.Time) error {
 	man.Files = nil
-	for _, f := range b.files {
+	for _, f := range data {
 		man.Files = append(man.Files, ManifestFile{Name: f.name, SHA256: f.sum, Size: int(f.size)})
 	}
 	mj, err := json.MarshalIndent(man, "", "  ")
@@ -646,9 +680,9 @@ func (b *Bundle) WriteTarGz(w io.Writer, version int) error {
 		return err
 	}
 	mj = append(mj, '\n')
-	files := append(append([]bundleFile{}, b.files...), memFile(FileManifest, mj))
+	files := append(append([]bundleFile{}, data...), memFile(FileManifest, mj))
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
-	return writeTarGz(w, files, b.Month.Start.UTC())
+	return writeTarGz(w, files, mtime)
 }
 
 // writeTarGz writes the tar of files as gzip members: headers and small

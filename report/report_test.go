@@ -2,10 +2,12 @@ package report
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -302,6 +304,108 @@ func TestGoldenBundle(t *testing.T) {
 	golden(t, "clear_"+FileMonthly, clear[FileMonthly])
 	golden(t, "clear_"+FileManifest, clear[FileManifest])
 	golden(t, "clear_customers_Acme"+customerFile, clear[CustomersDir+"Acme"+customerFile])
+}
+
+// TestPackBundle: a bundle's files re-packed under its own manifest are the
+// same bytes; under another appliance's manifest, with a file changed, they
+// verify with the new checksums; a changed file under the old checksums
+// does not.
+func TestPackBundle(t *testing.T) {
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	b, _, err := f.generator(t, anonymize.ModeHashed, secretA).Build(context.Background(), march)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tgz, err := b.TarGz(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := VerifyBundle(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ReadTarGz(bytes.NewReader(tgz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var same bytes.Buffer
+	if err := PackBundle(&same, *man, files); err != nil {
+		t.Fatal(err)
+	}
+	// The built bundle's spooled files are gzip members of their own, the
+	// re-packed ones one stream: the tar inside is the same.
+	if !bytes.Equal(gunzip(t, same.Bytes()), gunzip(t, tgz)) {
+		t.Fatal("re-packed under its own manifest, the bundle's tar differs")
+	}
+
+	other := *man
+	other.ApplianceID = "other-appliance"
+	changed := make([]File, 0, len(files))
+	for _, fl := range files {
+		if fl.Name == FileMonthly {
+			fl.Data = bytes.ReplaceAll(fl.Data, []byte("\t1"), []byte("\t2"))
+		}
+		changed = append(changed, fl)
+	}
+	var out bytes.Buffer
+	if err := PackBundle(&out, other, changed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := VerifyBundle(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ApplianceID != "other-appliance" || got.Version != 3 || got.FiguresSHA256 == man.FiguresSHA256 {
+		t.Errorf("re-packed manifest: appliance %q, version %d, figures %s (was %s)", got.ApplianceID, got.Version, got.FiguresSHA256, man.FiguresSHA256)
+	}
+	if m := tarFiles(t, out.Bytes())[FileMonthly]; bytes.Equal(m, tarFiles(t, tgz)[FileMonthly]) {
+		t.Error("Monthly_Usage.tsv not changed in the re-packed bundle")
+	}
+
+	// The old manifest over the changed files: refused by verification.
+	var forged bytes.Buffer
+	if err := writeBundle(&forged, *man, asBundleFiles(changed), march.Start); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyBundle(forged.Bytes()); err == nil || !strings.Contains(err.Error(), "figures_sha256") {
+		t.Errorf("changed files under the old figures hash: %v", err)
+	}
+	if err := PackBundle(io.Discard, *man, append(files, files[0])); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a file twice: %v", err)
+	}
+	bad := *man
+	bad.PeriodStart = "March"
+	if err := PackBundle(io.Discard, bad, files); err == nil || !strings.Contains(err.Error(), "period_start") {
+		t.Errorf("a bad period_start: %v", err)
+	}
+}
+
+// gunzip is the tar of a .tar.gz, its gzip members read as one stream.
+func gunzip(t *testing.T, tgz []byte) []byte {
+	t.Helper()
+	zr, err := stdgzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// asBundleFiles is files as bundle files, the manifest left out.
+func asBundleFiles(files []File) []bundleFile {
+	var out []bundleFile
+	for _, f := range files {
+		if f.Name != FileManifest {
+			out = append(out, memFile(f.Name, f.Data))
+		}
+	}
+	return out
 }
 
 // TestFiguresOfTheGoldenMonth checks the golden figures by hand, from

@@ -189,14 +189,15 @@ func runReceiverReport(ctx context.Context, e *Env, args []string) error {
 	if _, err := time.Parse("2006-01", *month); err != nil {
 		return usagef("--month %q: want YYYY-MM", *month)
 	}
+	if !*asJSON {
+		_, err := o.WriteTSV(ctx, *month, e.Stdout)
+		return err
+	}
 	m, err := o.Merge(ctx, *month)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return writeJSON(e, m)
-	}
-	return m.WriteTSV(e.Stdout)
+	return writeJSON(e, m)
 }
 
 func runEnrol(ctx context.Context, e *Env, args []string) error {

@@ -146,7 +146,8 @@ func (r *Receiver) Check(ctx context.Context) error {
 		return err
 	}
 	for _, m := range months {
-		if _, err := r.Merge(ctx, m); err != nil {
+		// Merged to mark the bundles merged; the lines are not kept.
+		if _, err := r.MergeEach(ctx, m, func(Line) error { return nil }); err != nil {
 			return fmt.Errorf("merging %s: %w", m, err)
 		}
 	}

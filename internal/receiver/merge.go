@@ -1,11 +1,11 @@
 package receiver
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/big"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -64,8 +64,27 @@ type Shared struct {
 // verified bundle, and marks those bundles merged. A product instance
 // (same fleet fingerprint, or same Product Host hash when no fingerprint is
 // known) reported by several appliances is billed by the first enrolled of
-// them; the others' lines are listed, not billed, and flagged.
+// them; the others' lines are listed, not billed, and flagged. The month
+// is held whole: MergeEach passes its lines on instead.
 func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
+	var lines []Line
+	m, err := r.MergeEach(ctx, month, func(l Line) error {
+		lines = append(lines, l)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lines != nil {
+		m.Lines = lines
+	}
+	return m, nil
+}
+
+// MergeEach is Merge that passes each line of the month to each as it is
+// summed, in the month's order, and holds none: its memory does not grow
+// with the fleet. The month returned has no Lines.
+func (r *Receiver) MergeEach(ctx context.Context, month string, each func(Line) error) (*Month, error) {
 	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
 		return nil, err
@@ -91,15 +110,18 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 		billed                                                   bool
 		total                                                    *big.Rat
 	)
-	flush := func() {
-		if cur != nil {
-			cur.Quantity = total.FloatString(3)
-			m.Lines = append(m.Lines, *cur)
+	flush := func() error {
+		if cur == nil {
+			return nil
 		}
+		cur.Quantity = total.FloatString(3)
+		return each(*cur)
 	}
 	_, err = pgx.ForEachRow(rows, []any{&contract, &product, &edition, &metric, &unit, &customer, &appl, &host, &qty, &billed, &billedBy}, func() error {
 		if cur == nil || cur.Contract != contract || cur.Product != product || cur.Edition != edition || cur.Metric != metric || cur.Unit != unit || cur.Customer != customer {
-			flush()
+			if err := flush(); err != nil {
+				return err
+			}
 			cur = &Line{Contract: contract, Product: product, Edition: edition, Metric: metric, Unit: unit, Customer: customer}
 			total = new(big.Rat)
 		}
@@ -119,7 +141,9 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 	if err != nil {
 		return nil, err
 	}
-	flush()
+	if err := flush(); err != nil {
+		return nil, err
+	}
 	rows, err = tx.Query(ctx, sharedSQL, month)
 	if err != nil {
 		return nil, err
@@ -155,22 +179,46 @@ const sharedSQL = current + `SELECT o.identity, array_agg(DISTINCT a.appliance_i
   JOIN receiver_appliances oa ON oa.id = o.owner
  WHERE o.n > 1 GROUP BY o.identity ORDER BY o.identity`
 
+// tsvHeader is the header of Provider_Monthly_Usage.tsv.
+const tsvHeader = "Contract\tProduct\tEdition\tMetric\tUnit\tCustomer\tAppliance\tProduct Host\tQuantity\tBilled\n"
+
 // WriteTSV writes the provider report as Provider_Monthly_Usage.tsv: per
-// contract and figure, a line "ALL" with the billed sum, then a line per appliance and
-// product host, "no (billed by X)" when another appliance bills it.
+// contract and figure, a line "ALL" with the billed sum, then a line per
+// appliance and product host, "no (billed by X)" when another appliance
+// bills it.
 func (m *Month) WriteTSV(w io.Writer) error {
-	var b strings.Builder
-	b.WriteString("Contract\tProduct\tEdition\tMetric\tUnit\tCustomer\tAppliance\tProduct Host\tQuantity\tBilled\n")
+	bw := bufio.NewWriter(w)
+	bw.WriteString(tsvHeader)
 	for _, l := range m.Lines {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\tALL\t\t%s\tyes\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, l.Quantity)
-		for _, p := range l.Parts {
-			billed := "yes"
-			if !p.Billed {
-				billed = "no (billed by " + p.BilledBy + ")"
-			}
-			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, p.ApplianceID, p.ProductHost, p.Quantity, billed)
-		}
+		writeTSVLine(bw, l)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return bw.Flush()
+}
+
+// WriteTSV merges month (see MergeEach) and writes it to w as
+// Month.WriteTSV does, each line as it is summed: the month is not held.
+func (r *Receiver) WriteTSV(ctx context.Context, month string, w io.Writer) (*Month, error) {
+	bw := bufio.NewWriter(w)
+	bw.WriteString(tsvHeader)
+	m, err := r.MergeEach(ctx, month, func(l Line) error {
+		writeTSVLine(bw, l)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, bw.Flush()
+}
+
+// writeTSVLine writes a line of the provider report: "ALL" and its parts.
+// The writer's error is returned by its Flush.
+func writeTSVLine(w *bufio.Writer, l Line) {
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\tALL\t\t%s\tyes\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, l.Quantity)
+	for _, p := range l.Parts {
+		billed := "yes"
+		if !p.Billed {
+			billed = "no (billed by " + p.BilledBy + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Contract, l.Product, l.Edition, l.Metric, l.Unit, l.Customer, p.ApplianceID, p.ProductHost, p.Quantity, billed)
+	}
 }

@@ -85,8 +85,14 @@ func (r *Receiver) receiveOnce(ctx context.Context, s sender, month string, vers
 	}
 	manJSON, _ := json.Marshal(man)
 	var id int64
-	if err := tx.QueryRow(ctx, `INSERT INTO receiver_bundles (appliance, month, version, sha256, size, received_at, state, manifest, data, contract)
-		VALUES ($1, $2, $3, $4, $5, $6, 'verified', $7, $8, $9) RETURNING id`, s.ref, month, version, sha, len(body), now, manJSON, body, man.ContractID).Scan(&id); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('receiver_bundles', 'id'))`).Scan(&id); err != nil {
+		return ack, 0, err
+	}
+	// COPY, not INSERT: the bundle, up to MaxBundle, is encoded into one
+	// buffer instead of a parameter and then a message.
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"receiver_bundles"},
+		[]string{"id", "appliance", "month", "version", "sha256", "size", "received_at", "state", "manifest", "data", "contract"},
+		pgx.CopyFromRows([][]any{{id, s.ref, month, version, sha, len(body), now, stateVerified, manJSON, body, man.ContractID}})); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" && !retried {
 			// The same version arrived twice at once: the other one is

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -305,6 +306,11 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 	if n := f.count(t, `SELECT count(*) FROM receiver_bundles`); n != 2 {
 		t.Fatalf("%d bundles stored, want 2", n)
 	}
+	if n := f.count(t, `SELECT count(*) FROM receiver_bundles b JOIN receiver_appliances a ON a.id = b.appliance
+		WHERE a.appliance_id = $1 AND b.manifest->>'appliance_id' = $1 AND b.contract = 'C-42' AND b.data = $2 AND b.size = $3 AND b.sha256 = $4
+		  AND b.state = 'verified' AND b.month = '2026-03' AND b.version = 1`, a.id, dataA, len(dataA), resA.Report.BundleSHA256); n != 1 {
+		t.Fatal("appliance A's bundle not stored as received, with its manifest")
+	}
 
 	// The merged month equals the sum of the two decrypted reports (gpg),
 	// the shared vCenter once.
@@ -383,6 +389,26 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 	var tsv bytes.Buffer
 	if err := m.WriteTSV(&tsv); err != nil || !strings.Contains(tsv.String(), "no (billed by "+a.id+")") {
 		t.Fatalf("provider TSV: %v\n%s", err, tsv.String())
+	}
+	// Streamed, the same month: the same TSV, the same lines in order.
+	var streamed bytes.Buffer
+	sm, err := f.r.WriteTSV(ctx, "2026-03", &streamed)
+	if err != nil || streamed.String() != tsv.String() || len(sm.Lines) != 0 || len(sm.Shared) != 1 || len(sm.Bundles) != 2 {
+		t.Fatalf("streamed TSV (%v), month %+v:\n%s\nwant\n%s", err, sm, streamed.String(), tsv.String())
+	}
+	i := 0
+	if _, err := f.r.MergeEach(ctx, "2026-03", func(l receiver.Line) error {
+		if i >= len(m.Lines) || fmt.Sprint(l) != fmt.Sprint(m.Lines[i]) {
+			return fmt.Errorf("line %d: %+v", i, l)
+		}
+		i++
+		return nil
+	}); err != nil || i != len(m.Lines) {
+		t.Fatalf("MergeEach: %v after %d of %d lines", err, i, len(m.Lines))
+	}
+	stop := errors.New("stop")
+	if _, err := f.r.MergeEach(ctx, "2026-03", func(receiver.Line) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("MergeEach's callback error: %v", err)
 	}
 
 	// The same month from the API; the API wants the admin token.

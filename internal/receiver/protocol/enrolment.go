@@ -136,7 +136,9 @@ func Enrol(ctx context.Context, o EnrolOptions) (*Enrolment, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.Client().Do(req)
+	client := e.Client()
+	defer client.CloseIdleConnections() // a one-off request: no idle connection left
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
