@@ -160,7 +160,7 @@ func Serve(ctx context.Context, cfg *config.Config, version string, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("receiver.listen: %w", err)
 	}
-	srv := &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: o.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{o.Cert}, MinVersion: tls.VersionTLS12},
 		ErrorLog:  log.New(io.Discard, "", 0)}
 	done := make(chan error, 1)
