@@ -149,6 +149,11 @@ func (f *demoFleet) finish(ctx context.Context, out io.Writer, m store.Month, ap
 	if _, err := g.Send(ctx, m); err != nil {
 		return fmt.Errorf("appliance 2's report: %w", err)
 	}
+	// The receiver's minute job marks the month merged (reading it, as
+	// below, writes nothing).
+	if err := f.rcv.Check(ctx); err != nil {
+		return err
+	}
 	pm, err := f.rcv.Merge(ctx, m.String())
 	if err != nil {
 		return err

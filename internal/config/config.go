@@ -48,7 +48,7 @@ type Receiver struct {
 	// AggregatorKeys are armored OpenPGP private key files: bundles are
 	// decrypted with them.
 	AggregatorKeys []string `yaml:"aggregator_keys"`
-	AdminToken     Secret   `yaml:"admin_token"`  // bearer token of /api/v1/fleet; empty: closed
+	AdminToken     Secret   `yaml:"admin_token"`  // a bearer token of the fleet API besides the accounts' sessions and API tokens; empty: none
 	SilentAfter    Duration `yaml:"silent_after"` // without a heartbeat: alert
 	DueDay         int      `yaml:"due_day"`      // of the next month: a month's report missing is alerted
 	TokenTTL       Duration `yaml:"token_ttl"`    // of enrolment tokens

@@ -130,7 +130,8 @@ func (r *Receiver) resolveMonth(ctx context.Context, ref int64, appliance, month
 }
 
 // Check is the receiver's minute job: it merges every month a verified
-// bundle arrived for since its last merge, raises the periodic alerts (an
+// bundle arrived for since its last merge and marks those bundles merged
+// (the only writer of merged_at: reads of a month write nothing), raises the periodic alerts (an
 // appliance silent for SilentAfter, with no heartbeat nor enrolment that
 // recent; the previous month's report missing from DueDay of this month
 // on) and forgets nonces past the signature window.
@@ -146,8 +147,9 @@ func (r *Receiver) Check(ctx context.Context) error {
 		return err
 	}
 	for _, m := range months {
-		// Merged to mark the bundles merged; the lines are not kept.
-		if _, err := r.MergeEach(ctx, m, func(Line) error { return nil }); err != nil {
+		// Merged to mark the bundles merged (the only merge that writes);
+		// the lines are not kept.
+		if _, err := r.mergeEach(ctx, m, func(Line) error { return nil }, true); err != nil {
 			return fmt.Errorf("merging %s: %w", m, err)
 		}
 	}

@@ -48,8 +48,15 @@ func TestConsoleInChromium(t *testing.T) {
 	if *screenshots {
 		dir = filepath.Join("..", "..", "docs", "screenshots")
 	}
+	// An API token through the form: shown once, then listed.
+	b.Open(base + "/api-tokens")
+	b.Fill(map[string]string{"input[name=name]": "billing-export"})
+	b.Submit("#create-api-token")
+	if tok := b.Text("#api-token"); !strings.HasPrefix(tok, "umt_") || b.Count("tr[data-api-token]") != 1 {
+		t.Fatalf("API token through the form: %q", tok)
+	}
 	shots := map[string]string{"/": "fleet.png", "/months/2026-03": "fleet-month.png"}
-	for _, p := range []string{"/", "/months", "/months/2026-03", "/appliances/" + cf.a.id, "/audit"} {
+	for _, p := range []string{"/", "/months", "/months/2026-03", "/appliances/" + cf.a.id, "/api-tokens", "/audit"} {
 		b.Open(base + p)
 		if name, ok := shots[p]; ok {
 			b.Screenshot(filepath.Join(dir, name), 1280, false)

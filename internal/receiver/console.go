@@ -56,16 +56,23 @@ type console struct {
 var consoleNav = []ui.NavItem{
 	{Name: "Fleet", Path: "/"},
 	{Name: "Months", Path: "/months"},
+	{Name: "API tokens", Path: "/api-tokens"},
 	{Name: "Audit log", Path: "/audit"},
 }
 
-// console builds the console's handler, wrapped by web.Protect.
-func (r *Receiver) console() (http.Handler, error) {
+// authManager authenticates the console and the fleet API: the accounts,
+// sessions and API tokens of the receiver's database.
+func (r *Receiver) authManager() *auth.Manager {
 	cfg := r.Auth
 	if cfg.CookieName == "" {
 		cfg.CookieName = SessionCookie
 	}
-	c := &console{r: r, am: auth.New(webBackend{r}, cfg)}
+	return auth.New(webBackend{r}, cfg)
+}
+
+// console builds the console's handler, wrapped by web.Protect.
+func (r *Receiver) console(am *auth.Manager) (http.Handler, error) {
+	c := &console{r: r, am: am}
 	site, err := ui.New(ui.Options{Brand: "usagemeter receiver", Noun: "receiver", Version: r.Version, Nav: consoleNav,
 		Pages: consoleFS, Glob: "templates/*.html", Parts: []string{"templates/fleet_parts.html"}, Now: r.now, Log: r.Log,
 		Funcs: template.FuncMap{"kindName": collectors.DisplayName, "short": short}})
@@ -80,6 +87,9 @@ func (r *Receiver) console() (http.Handler, error) {
 	in.HandleFunc("GET /appliances/{id}", c.appliance)
 	in.HandleFunc("POST /appliances/{id}/revoke", c.revoke)
 	in.HandleFunc("POST /tokens", c.createToken)
+	in.HandleFunc("GET /api-tokens", c.apiTokens)
+	in.HandleFunc("POST /api-tokens", c.createAPIToken)
+	in.HandleFunc("POST /api-tokens/{id}/revoke", c.revokeAPIToken)
 	in.HandleFunc("GET /months", c.months)
 	in.HandleFunc("GET /months/{month}", c.month)
 	in.HandleFunc("GET /audit", c.audit)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
+	"github.com/usagemeter/usagemeter/internal/web/auth"
 )
 
 var (
@@ -252,19 +253,33 @@ func (r *Receiver) heartbeat(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// admin guards the fleet API with receiver.admin_token.
-func (r *Receiver) admin(h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
+// apiAuth guards the fleet API. It accepts the bearer
+// receiver.admin_token (when set), and an account of the console as the
+// appliance's /api/v1 does (auth.Manager): one of its API tokens (umt_, the
+// API tokens page) or its session cookie. Anything else is refused with 401
+// and a JSON error; a revoked token too. The API only reads: no request of
+// it changes state (see MergeEach).
+func (r *Receiver) apiAuth(am *auth.Manager, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		if r.AdminToken == "" {
-			r.refuse(w, req, http.StatusForbidden, "", "the fleet API is closed: set receiver.admin_token")
+		scheme, got, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+		if strings.EqualFold(scheme, "Bearer") && r.AdminToken != "" &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(r.AdminToken)) == 1 {
+			h(w, req.WithContext(auth.WithUser(req.Context(), auth.User{Username: "receiver.admin_token", Via: "admin_token", Remote: auth.ClientIP(req)})))
 			return
 		}
-		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(r.AdminToken)) != 1 {
-			r.refuse(w, req, http.StatusUnauthorized, "", "fleet API: bearer token missing or wrong (receiver.admin_token)")
+		u, err := am.Authenticate(req)
+		if err != nil {
+			if !errors.Is(err, auth.ErrUnauthenticated) && !errors.Is(err, auth.ErrSessionExpired) && !errors.Is(err, auth.ErrTokenRevoked) && !errors.Is(err, auth.ErrBadToken) {
+				r.Log.Error("fleet API: authenticating", "err", err)
+				auth.WriteError(w, http.StatusServiceUnavailable, "the database is unavailable: try again later")
+				return
+			}
+			r.Log.Warn("receiver refused a request", "path", req.URL.Path, "remote", req.RemoteAddr, "status", http.StatusUnauthorized, "reason", err.Error())
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usagemeter receiver"`)
+			auth.WriteError(w, http.StatusUnauthorized, "fleet API: "+err.Error())
 			return
 		}
-		h(w, req)
+		h(w, req.WithContext(auth.WithUser(req.Context(), u)))
 	}
 }
 
@@ -280,10 +295,10 @@ func (r *Receiver) fleetAPI(w http.ResponseWriter, req *http.Request) {
 func (r *Receiver) monthAPI(w http.ResponseWriter, req *http.Request) {
 	month := req.PathValue("month")
 	if !monthRE.MatchString(month) {
-		http.Error(w, "month: want YYYY-MM", http.StatusBadRequest)
+		auth.WriteError(w, http.StatusBadRequest, "month: want YYYY-MM")
 		return
 	}
-	m, err := r.Merge(req.Context(), month)
+	m, err := r.Merge(req.Context(), month) // a pure read
 	if err != nil {
 		r.fail(w, err)
 		return

@@ -61,7 +61,8 @@ type Shared struct {
 }
 
 // Merge computes the provider report of month from each appliance's latest
-// verified bundle, and marks those bundles merged. A product instance
+// verified bundle. It is a pure read (see MergeEach): the minute job
+// (Check) marks the bundles merged. A product instance
 // (same fleet fingerprint, or same Product Host hash when no fingerprint is
 // known) reported by several appliances is billed by the first enrolled of
 // them; the others' lines are listed, not billed, and flagged. The month
@@ -83,9 +84,21 @@ func (r *Receiver) Merge(ctx context.Context, month string) (*Month, error) {
 
 // MergeEach is Merge that passes each line of the month to each as it is
 // summed, in the month's order, and holds none: its memory does not grow
-// with the fleet. The month returned has no Lines.
+// with the fleet. The month returned has no Lines. It writes nothing: it
+// runs in a read-only transaction, so that a page or a GET of the API that
+// shows a month changes no state (the bundles are marked merged by Check).
 func (r *Receiver) MergeEach(ctx context.Context, month string, each func(Line) error) (*Month, error) {
-	tx, err := r.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	return r.mergeEach(ctx, month, each, false)
+}
+
+// mergeEach is MergeEach; mark also marks the bundles merged, in the same
+// transaction (so exactly the bundles merged): the minute job's merge.
+func (r *Receiver) mergeEach(ctx context.Context, month string, each func(Line) error, mark bool) (*Month, error) {
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	if mark {
+		opts.AccessMode = pgx.ReadWrite
+	}
+	tx, err := r.Pool.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -151,9 +164,11 @@ func (r *Receiver) MergeEach(ctx context.Context, month string, each func(Line) 
 	if m.Shared, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Shared]); err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE receiver_bundles SET merged_at = $2
-		WHERE month = $1 AND state = 'verified' AND replaced_by IS NULL AND merged_at IS NULL`, month, r.now()); err != nil {
-		return nil, err
+	if mark {
+		if _, err := tx.Exec(ctx, `UPDATE receiver_bundles SET merged_at = $2
+			WHERE month = $1 AND state = 'verified' AND replaced_by IS NULL AND merged_at IS NULL`, month, r.now()); err != nil {
+			return nil, err
+		}
 	}
 	return m, tx.Commit(ctx)
 }

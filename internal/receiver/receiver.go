@@ -29,6 +29,7 @@ import (
 	"github.com/usagemeter/usagemeter/internal/receiver/migrations"
 	"github.com/usagemeter/usagemeter/internal/receiver/protocol"
 	"github.com/usagemeter/usagemeter/internal/store"
+	"github.com/usagemeter/usagemeter/internal/web"
 	"github.com/usagemeter/usagemeter/internal/web/auth"
 )
 
@@ -48,7 +49,7 @@ type Receiver struct {
 	// them.
 	Keys       openpgp.EntityList
 	Thumbprint string // of the receiver's certificate, put into tokens
-	AdminToken string // bearer token of the fleet API; "" = the API is closed
+	AdminToken string // a bearer token of the fleet API besides the accounts' sessions and API tokens; "" = none
 	AlertTo    []string
 	// SilentAfter without a heartbeat an appliance is alerted silent.
 	SilentAfter time.Duration
@@ -185,16 +186,23 @@ func (r *Receiver) Revoke(ctx context.Context, applianceID string) error {
 // Handler serves the protocol endpoints, the fleet API and, at /, the
 // fleet console.
 func (r *Receiver) Handler() http.Handler {
-	c, err := r.console()
+	am := r.authManager()
+	c, err := r.console(am)
 	if err != nil {
 		panic(err) // the templates are embedded: a parse error is a build error, caught by the tests
+	}
+	// The fleet API answers to an account's session, like the console, so
+	// it has the console's protection too (web.Protect: security headers,
+	// no caching, a state-changing request from another origin refused).
+	api := func(h http.HandlerFunc) http.Handler {
+		return web.Protect(true, web.DefaultMaxBody, "receiver", r.apiAuth(am, h))
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+protocol.PathEnrol, r.enrol)
 	mux.HandleFunc("POST "+protocol.PathUpload, r.upload)
 	mux.HandleFunc("POST "+protocol.PathHeartbeat, r.heartbeat)
-	mux.HandleFunc("GET "+protocol.PathFleet, r.admin(r.fleetAPI))
-	mux.HandleFunc("GET "+protocol.PathMonths+"{month}", r.admin(r.monthAPI))
+	mux.Handle("GET "+protocol.PathFleet, api(r.fleetAPI))
+	mux.Handle("GET "+protocol.PathMonths+"{month}", api(r.monthAPI))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, req *http.Request) {
 		if err := r.Pool.Ping(req.Context()); err != nil {
 			http.Error(w, `{"status":"database unreachable"}`, http.StatusServiceUnavailable)

@@ -222,13 +222,20 @@ func (a *app) post(t *testing.T, f *fleet, month string, version int, data []byt
 
 func do(t *testing.T, c *http.Client, req *http.Request) (int, string) {
 	t.Helper()
+	code, body, _ := doHeader(t, c, req)
+	return code, body
+}
+
+// doHeader is do that returns the response's header too.
+func doHeader(t *testing.T, c *http.Client, req *http.Request) (int, string, http.Header) {
+	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 // fleetView reads GET /api/v1/fleet.
@@ -423,6 +430,16 @@ func TestEnrolUploadMergeTwoAppliances(t *testing.T) {
 		t.Fatalf("months API: %d %s", code, body)
 	}
 
+	// Every merge above (Merge, WriteTSV, MergeEach, the API) only read:
+	// March is verified, not merged, until the minute job marks it.
+	for id, ms := range monthStates(f.fleetView(t, a.enr.Client()), "2026-03") {
+		if ms.State != receiver.MonthVerified {
+			t.Fatalf("%s: March %+v before the minute job", id, ms)
+		}
+	}
+	if err := f.r.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// Fleet: both appliances, March merged.
 	v := f.fleetView(t, a.enr.Client())
 	if len(v.Appliances) != 2 {
