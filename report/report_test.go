@@ -222,6 +222,21 @@ func buildFiles(t testing.TB, g *Generator, m store.Month, version int) map[stri
 	return tarFiles(t, tgz)
 }
 
+// seededBundle builds March of the seeded fixture, hashed (closed when the
+// test ends).
+func seededBundle(t *testing.T) *Bundle {
+	t.Helper()
+	f := newFixture(t)
+	f.register(t)
+	f.seed(t)
+	b, _, err := f.generator(t, anonymize.ModeHashed, secretA).Build(context.Background(), march)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 // tarFiles is the files of a bundle's .tar.gz by name.
 func tarFiles(t testing.TB, tgz []byte) map[string][]byte {
 	t.Helper()
@@ -311,14 +326,7 @@ func TestGoldenBundle(t *testing.T) {
 // verify with the new checksums; a changed file under the old checksums
 // does not.
 func TestPackBundle(t *testing.T) {
-	f := newFixture(t)
-	f.register(t)
-	f.seed(t)
-	b, _, err := f.generator(t, anonymize.ModeHashed, secretA).Build(context.Background(), march)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := seededBundle(t)
 	tgz, err := b.TarGz(3)
 	if err != nil {
 		t.Fatal(err)

@@ -3,14 +3,11 @@ package report
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
-
-	"github.com/usagemeter/usagemeter/anonymize"
 )
 
 // TestTarGzOfSpooledFiles: the files spooled while the bundle was built
@@ -19,14 +16,7 @@ import (
 // byte archive/tar's for the same files, and GNU tar and gzip read the
 // archive (several members, one stream) to the same files.
 func TestTarGzOfSpooledFiles(t *testing.T) {
-	f := newFixture(t)
-	f.register(t)
-	f.seed(t)
-	b, _, err := f.generator(t, anonymize.ModeHashed, secretA).Build(context.Background(), march)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := seededBundle(t)
 	spooled := 0
 	for _, bf := range b.files {
 		if bf.gz != "" {
