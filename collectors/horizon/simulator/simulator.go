@@ -301,9 +301,7 @@ func token(prefix string) string {
 // ServeHTTP implements http.Handler.
 func (h *Horizon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := h.core.Begin()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("X-Rate-Limit-Retry-After-Seconds", strconv.Itoa(f.RetryAfter))
 		respError(w, http.StatusTooManyRequests, "common.api-throttle-limit.exceeded.error",

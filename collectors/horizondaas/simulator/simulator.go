@@ -214,9 +214,7 @@ func token() string {
 // ServeHTTP implements http.Handler.
 func (d *DaaS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := d.core.Begin()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "0")
 		if f.Throttle429 {

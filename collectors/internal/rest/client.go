@@ -263,6 +263,13 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 		}
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		// An answer read as the deadline passed is not taken for the
+		// product's: net/http hands over an answer that races its
+		// cancel, e.g. the empty "200 OK" of a server that returned
+		// when this client gave up.
+		return nil, Deadline(ctx, timeout, fmt.Errorf("reading the answer: %w", ctx.Err()))
+	}
 	// Read to the end (a trailing newline), so the connection is reused.
 	_, _ = io.CopyN(io.Discard, resp.Body, drainBody)
 	return resp, nil

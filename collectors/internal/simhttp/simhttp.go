@@ -66,18 +66,26 @@ func (c *Core[F]) Begin() (F, int) {
 	return c.faults, c.calls
 }
 
-// Wait holds the answer to r for d (a Delay fault; 0: not at all). It
-// returns false when the client gave up first: the handler then returns
-// without answering.
-func Wait(r *http.Request, d time.Duration) bool {
+// Wait holds the answer to r for d (a Delay fault; 0: not at all). When the
+// client gives up first, Wait aborts the handler (it panics with
+// http.ErrAbortHandler, which the server recovers without a log): the
+// server drops the connection (HTTP/1.1) or resets the stream (HTTP/2)
+// without an answer, as a product that never answered. A handler that
+// returned without writing would answer "200 OK" with an empty body, and
+// over HTTP/1.1 a client can take that answer for the product's: its
+// transport sends the TLS close_notify alert when its deadline passes, which
+// cancels r's context here, and uses an answer that comes in before it has
+// closed the socket.
+func Wait(r *http.Request, d time.Duration) {
 	if d <= 0 {
-		return true
+		return
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-time.After(d):
-		return true
+	case <-t.C:
 	case <-r.Context().Done():
-		return false
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -172,7 +180,8 @@ func LoadState[S any](kind string, b []byte) (S, error) {
 
 // Endless writes an answer that never ends, as a product gone wrong may (the
 // Endless fault): head, then item, sep, item, sep, ... until the client
-// stops reading or goes away. The status is 200 with contentType.
+// stops reading or goes away (then the handler is aborted, as in Wait). The
+// status is 200 with contentType.
 func Endless(w http.ResponseWriter, r *http.Request, contentType string, head, item, sep []byte) {
 	w.Header().Set("Content-Type", contentType)
 	if _, err := w.Write(head); err != nil {
@@ -194,4 +203,7 @@ func Endless(w http.ResponseWriter, r *http.Request, contentType string, head, i
 			chunk.Write(item)
 		}
 	}
+	// The client went away: abort rather than end the answer, whose
+	// last chunk would say it is whole (see Wait).
+	panic(http.ErrAbortHandler)
 }

@@ -2,11 +2,16 @@ package simhttp
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usagemeter/usagemeter/internal/tlsutil"
 )
 
 func TestCoreAndSessions(t *testing.T) {
@@ -46,11 +51,44 @@ func TestWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	if Wait(r, time.Hour) {
-		t.Fatal("waited for a client that gave up")
+	Wait(r, 0) // no delay: no wait, even for a client that gave up
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Fatalf("waiting for a client that gave up: panic %v, want http.ErrAbortHandler", p)
+		}
+	}()
+	Wait(r, time.Hour)
+	t.Fatal("waited for a client that gave up")
+}
+
+// TestWaitAnswersNothing: a client that gives up on a delayed answer gets
+// no answer at all, not an empty "200 OK". The client is the one the
+// transport of net/http is when its deadline passes: it sends the TLS
+// close_notify alert (CloseWrite), which cancels the request's context on
+// the server, and reads on until its socket is closed.
+func TestWaitAnswersNothing(t *testing.T) {
+	waiting := make(chan struct{})
+	u, thumb := StartTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(waiting)
+		Wait(r, time.Hour)
+		_, _ = w.Write([]byte("late"))
+	}))
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(u, "https://"), tlsutil.Config("127.0.0.1", thumb, nil))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !Wait(r, 0) {
-		t.Fatal("no delay")
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(conn)
+	if len(b) != 0 || err != nil {
+		t.Fatalf("the client gave up, and got %q (%v), want the connection closed without an answer", b, err)
 	}
 }
 

@@ -286,9 +286,7 @@ func token() string {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := s.core.Begin()
 	st := s.st
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	w.Header().Set("Server", "NSX")
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		// NSX's API rate limit (default 100 requests/s per client).

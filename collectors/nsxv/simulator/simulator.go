@@ -195,9 +195,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	st := s.st
 	s.mu.Unlock()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	w.Header().Set("Server", "")
 	u, p, ok := r.BasicAuth()
 	if !ok || f.RejectAll || u != st.User || p != st.Password {

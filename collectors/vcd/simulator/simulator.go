@@ -240,9 +240,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.url = "https://" + r.Host
 	}
 	s.mu.Unlock()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	switch {
 	case r.URL.Path == "/api/versions" && r.Method == http.MethodGet:
 		s.versions(w)

@@ -232,9 +232,7 @@ func version(accept string) string {
 // ServeHTTP implements http.Handler.
 func (s *VCDA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := s.core.Begin()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "0")
 		if f.Throttle429 {

@@ -246,9 +246,7 @@ func token() string {
 // ServeHTTP implements http.Handler.
 func (s *VRA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := s.core.Begin()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "0")
 		respError(w, http.StatusServiceUnavailable, "Service is temporarily unavailable.")

@@ -214,9 +214,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 // ServeHTTP implements http.Handler.
 func (s *NI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, n := s.core.Begin()
-	if !simhttp.Wait(r, f.Delay) {
-		return
-	}
+	simhttp.Wait(r, f.Delay)
 	if f.ThrottleEvery > 0 && n%f.ThrottleEvery == 0 {
 		w.Header().Set("Retry-After", "0")
 		apiError(w, http.StatusServiceUnavailable, "Service unavailable, try again later.")
