@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,13 +45,13 @@ func (a *api) routes(mux *http.ServeMux) []string {
 	authed("GET /me", a.me)
 	authed("POST /password", a.changePassword)
 
-	authed("GET /appliance", a.appliance)
+	authed("GET /appliance", get(a, a.svc.Appliance))
 	authed("POST /registration", a.register)
 	authed("GET /kinds", a.kinds)
-	authed("GET /products", a.products)
+	authed("GET /products", get(a, a.svc.Products))
 	authed("POST /products", a.addProduct)
 	authed("POST /certificate", a.previewCertificate)
-	authed("GET /products/{id}", a.product)
+	authed("GET /products/{id}", getByID(a, a.svc.Product))
 	authed("PATCH /products/{id}", a.updateProduct)
 	authed("DELETE /products/{id}", a.removeProduct)
 	authed("POST /products/{id}/test", a.testProduct)
@@ -60,24 +61,24 @@ func (a *api) routes(mux *http.ServeMux) []string {
 	authed("GET /journal", a.journal)
 	authed("GET /alerts", a.alerts)
 
-	authed("GET /reports", a.reports)
+	authed("GET /reports", get(a, a.svc.Reports))
 	authed("POST /reports", a.generateReport)
-	authed("GET /reports/{id}", a.report)
+	authed("GET /reports/{id}", getByID(a, a.svc.Report))
 	authed("GET /reports/{id}/bundle", a.download(false))
 	authed("GET /reports/{id}/plain", a.download(true))
 	authed("POST /reports/{id}/resend", a.resendReport)
-	authed("GET /reports/{id}/verify", a.verifyReport)
+	authed("GET /reports/{id}/verify", getByID(a, a.svc.VerifyReport))
 
-	authed("GET /customer-rules", a.customerRules)
+	authed("GET /customer-rules", get(a, a.svc.CustomerRules))
 	authed("POST /customer-rules", a.addCustomerRule)
 	authed("DELETE /customer-rules/{id}", a.removeCustomerRule)
 
-	authed("GET /licenses", a.licenses)
+	authed("GET /licenses", get(a, a.svc.LicenseCategories))
 	authed("PUT /licenses/{key}", a.setLicense)
 
-	authed("GET /month-to-date", a.monthToDate)
+	authed("GET /month-to-date", get(a, a.svc.MonthToDate))
 	authed("GET /month-to-date.csv", a.monthToDateCSV)
-	authed("GET /settings", a.settings)
+	authed("GET /settings", get(a, a.svc.Settings))
 	authed("GET /audit", a.audit)
 
 	authed("GET /tokens", a.tokens)
@@ -243,9 +244,24 @@ func reply[T any](a *api, w http.ResponseWriter, r *http.Request, status int, v 
 	writeJSON(w, status, v)
 }
 
-func (a *api) appliance(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.Appliance(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
+// get serves what fn reads: a GET with nothing to parse.
+func get[T any](a *api, fn func(context.Context) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r.Context())
+		reply(a, w, r, http.StatusOK, v, err)
+	}
+}
+
+// getByID serves what fn reads for the path's {id}.
+func getByID[T any](a *api, fn func(context.Context, int64) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		v, err := fn(r.Context(), id)
+		reply(a, w, r, http.StatusOK, v, err)
+	}
 }
 
 type registrationRequest struct {
@@ -268,20 +284,6 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) kinds(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.svc.Kinds())
-}
-
-func (a *api) products(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.Products(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
-func (a *api) product(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	v, err := a.svc.Product(r.Context(), id)
-	reply(a, w, r, http.StatusOK, v, err)
 }
 
 type certificateRequest struct {
@@ -393,20 +395,6 @@ func (a *api) alerts(w http.ResponseWriter, r *http.Request) {
 	reply(a, w, r, http.StatusOK, v, err)
 }
 
-func (a *api) reports(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.Reports(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
-func (a *api) report(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	v, err := a.svc.Report(r.Context(), id)
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
 type generateRequest struct {
 	Month string `json:"month"`
 }
@@ -426,15 +414,6 @@ func (a *api) resendReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := a.svc.ResendReport(r.Context(), auth.ActorFrom(r), id)
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
-func (a *api) verifyReport(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	v, err := a.svc.VerifyReport(r.Context(), id)
 	reply(a, w, r, http.StatusOK, v, err)
 }
 
@@ -466,11 +445,6 @@ func ServeDownload(w http.ResponseWriter, r *http.Request, d *service.Download) 
 	http.ServeContent(w, r, d.Name, d.ModTime, d.File)
 }
 
-func (a *api) customerRules(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.CustomerRules(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
 func (a *api) addCustomerRule(w http.ResponseWriter, r *http.Request) {
 	var in service.CustomerRuleInput
 	if !decode(w, r, &in) {
@@ -490,11 +464,6 @@ func (a *api) removeCustomerRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *api) licenses(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.LicenseCategories(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
 }
 
 type licenseRequest struct {
@@ -522,11 +491,6 @@ func (a *api) setLicense(w http.ResponseWriter, r *http.Request) {
 	reply(a, w, r, http.StatusOK, service.License{Key: key, Category: in.Category}, err)
 }
 
-func (a *api) monthToDate(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.MonthToDate(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
-}
-
 func (a *api) monthToDateCSV(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.MonthToDate(r.Context())
 	if err != nil {
@@ -536,11 +500,6 @@ func (a *api) monthToDateCSV(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="usage-`+v.Month+`-to-date.csv"`)
 	_ = service.WriteMonthToDateCSV(w, v)
-}
-
-func (a *api) settings(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.Settings(r.Context())
-	reply(a, w, r, http.StatusOK, v, err)
 }
 
 func (a *api) audit(w http.ResponseWriter, r *http.Request) {
